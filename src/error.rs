@@ -1,0 +1,173 @@
+//! The crate's errors: building a pool, handing it a job, and a job's fate.
+
+use std::any::Any;
+use std::error::Error;
+use std::fmt;
+use std::io;
+
+use crate::job::panic_message;
+
+/// Why [`Builder::build`](crate::Builder::build) refused to make a pool.
+///
+/// The message says what to change. The kind is private so that new causes
+/// can be added without breaking callers; [`Error::source`] gives the OS
+/// error when a worker thread could not be started.
+#[derive(Debug)]
+pub struct BuildError {
+    kind: BuildErrorKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum BuildErrorKind {
+    NoWorkers,
+    TooManyWorkers { asked: usize, max: usize },
+    NoLevels,
+    TooManyLevels { asked: usize, max: usize },
+    ThreadSpawn { index: usize, source: io::Error },
+}
+
+impl BuildError {
+    pub(crate) fn new(kind: BuildErrorKind) -> BuildError {
+        BuildError { kind }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            BuildErrorKind::NoWorkers => f.write_str("a pool needs at least one worker: pass workers(n) with n >= 1"),
+            BuildErrorKind::TooManyWorkers { asked, max } => {
+                write!(f, "{asked} workers is more than the {max} a pool supports: pass workers(n) with n <= {max}")
+            }
+            BuildErrorKind::NoLevels => {
+                f.write_str("a pool needs at least one priority level: pass levels(k) with k >= 1")
+            }
+            BuildErrorKind::TooManyLevels { asked, max } => {
+                write!(
+                    f,
+                    "{asked} priority levels is more than the {max} a pool supports: pass levels(k) with k <= {max}"
+                )
+            }
+            BuildErrorKind::ThreadSpawn { index, source } => {
+                write!(
+                    f,
+                    "the OS refused to start worker thread {index} ({source}): lower workers(n) or stack_size(bytes)"
+                )
+            }
+        }
+    }
+}
+
+impl Error for BuildError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match &self.kind {
+            BuildErrorKind::ThreadSpawn { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A job the pool did not accept, handed back to the caller.
+///
+/// The pool never drops a rejected closure: [`SpawnError::into_inner`]
+/// returns it, so the caller can run it elsewhere, retry, or drop it on
+/// purpose. [`SpawnError::kind`] says why it was refused.
+pub struct SpawnError<F> {
+    job: F,
+    kind: SpawnErrorKind,
+}
+
+/// Why a job was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnErrorKind {
+    /// The pool has begun shutting down and takes no new jobs from outside.
+    /// (Jobs spawned by the pool's own running jobs are still accepted
+    /// during the drain.)
+    Shutdown,
+    /// The priority names a level the pool does not have.
+    UnknownLevel {
+        /// The level asked for.
+        level: usize,
+        /// How many levels the pool has (valid levels are `0..levels`).
+        levels: usize,
+    },
+}
+
+impl<F> SpawnError<F> {
+    pub(crate) fn new(job: F, kind: SpawnErrorKind) -> SpawnError<F> {
+        SpawnError { job, kind }
+    }
+
+    /// Why the job was refused.
+    pub fn kind(&self) -> SpawnErrorKind {
+        self.kind
+    }
+
+    /// The refused closure, unrun.
+    pub fn into_inner(self) -> F {
+        self.job
+    }
+}
+
+impl<F> fmt::Debug for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnError").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl<F> fmt::Display for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            SpawnErrorKind::Shutdown => f.write_str("the pool is shutting down and accepts no new jobs"),
+            SpawnErrorKind::UnknownLevel { level, levels } => {
+                write!(f, "priority level {level} does not exist: this pool has levels 0..{levels}")
+            }
+        }
+    }
+}
+
+impl<F> Error for SpawnError<F> {}
+
+/// Why a submitted job produced no value.
+#[non_exhaustive]
+pub enum JobError {
+    /// The job panicked; this is the payload `panic!` was given (usually a
+    /// `&'static str` or a `String`), for [`std::panic::resume_unwind`] or
+    /// inspection.
+    Panicked(Box<dyn Any + Send + 'static>),
+    /// The job was dropped without being run, so it never will be.
+    Cancelled,
+}
+
+impl JobError {
+    /// Whether the job panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JobError::Panicked(_))
+    }
+
+    /// Whether the job was dropped without being run.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JobError::Cancelled)
+    }
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Panicked(payload) => f.debug_tuple("Panicked").field(&panic_message(payload.as_ref())).finish(),
+            JobError::Cancelled => f.write_str("Cancelled"),
+        }
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Panicked(payload) => write!(f, "the job panicked: {}", panic_message(payload.as_ref())),
+            JobError::Cancelled => f.write_str("the job was dropped without being run"),
+        }
+    }
+}
+
+impl Error for JobError {}

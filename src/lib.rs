@@ -1,0 +1,46 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The queues and the pick order
+//!
+//! ```text
+//!  spawn from outside         spawn from inside a job
+//!        │                            │
+//!        ▼                            ▼
+//!  ┌───────────┐            ┌───────────────────────┐
+//!  │ injector 0│──batch──▶  │ worker w: deque 0     │◀─steal── other workers
+//!  │ injector 1│──batch──▶  │           deque 1     │◀─steal──
+//!  │    ...    │            │           ...         │
+//!  └───────────┘            └───────────────────────┘
+//!
+//!  next job = for level in 0..k (most urgent first):
+//!                 skip the level if its queued count is 0
+//!                 local deque → injector → other workers' deques
+//! ```
+//!
+//! Modules, one concern each: `builder` (configuration), `priority` (levels,
+//! injectors and the pick rule), `worker` (the worker loop), `sleep` (the
+//! idle/wake protocol), `shutdown` (intake and drain), `handle`
+//! ([`JobHandle`]), `pool` ([`Pool`], [`Spawner`]). `docs/design.md` in the
+//! repository describes the design and its invariants.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod builder;
+mod deque;
+mod error;
+mod handle;
+mod job;
+mod pool;
+mod priority;
+mod registry;
+mod shutdown;
+mod sleep;
+mod sync;
+mod worker;
+mod workers;
+
+pub use builder::{Builder, MAX_LEVELS, MAX_WORKERS};
+pub use error::{BuildError, JobError, SpawnError, SpawnErrorKind};
+pub use handle::JobHandle;
+pub use pool::{Pool, Spawner};
+pub use priority::Priority;

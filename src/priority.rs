@@ -1,0 +1,282 @@
+//! Priority levels, the per-level injectors and the rule that picks the next
+//! job.
+//!
+//! # The pick rule
+//!
+//! Level 0 is the most urgent. Each time a worker looks for its next job it
+//! walks the levels from 0 upwards and, within a level, tries in turn
+//!
+//! 1. its own local deque for that level,
+//! 2. that level's [`Injector`] (`steal_batch_and_pop`, which moves a batch
+//!    into the local deque and pops one job of it),
+//! 3. the other workers' [`Stealer`]s for that level.
+//!
+//! It moves on to a less urgent level only when the level's *queued count*
+//! is zero. The count is raised before a job is pushed and lowered right
+//! after a worker pops it, so it also covers jobs that are briefly invisible
+//! to stealers: a job being pushed, or a batch in flight between the
+//! injector and a worker's deque. When the count says a job waits but no
+//! source yields it, the pick reports [`Pick::Contended`] and the worker
+//! retries from level 0 after a short backoff: it never falls through to a
+//! lower level past a waiting job.
+//!
+//! Skipping an empty level costs one atomic load, so a worker does not try
+//! `levels × workers` steals per job when most levels are empty.
+//!
+//! This module starts no threads: everything in it can be exercised from a
+//! single test thread.
+
+use std::fmt;
+
+use crossbeam_utils::CachePadded;
+
+use crate::deque::{Injector, Steal, Stealer, Worker};
+use crate::job::Job;
+use crate::sync::{AtomicUsize, Ordering};
+
+/// How urgent a job is: one of the pool's priority levels.
+///
+/// Level 0 ([`Priority::HIGH`]) is the most urgent; a pool built with
+/// `k` levels accepts levels `0..k`. [`Priority::LOW`] always names the
+/// pool's *least* urgent level (`k - 1`), whatever `k` is, so code written
+/// for a two-level pool keeps its meaning when levels are added.
+///
+/// A `Priority` is resolved against a pool when a job is spawned; a level
+/// the pool does not have is reported as [`SpawnError`](crate::SpawnError)
+/// with kind [`SpawnErrorKind::UnknownLevel`](crate::SpawnErrorKind::UnknownLevel).
+///
+/// ```
+/// use priopool::Priority;
+/// assert_eq!(Priority::HIGH, Priority::level(0));
+/// assert_eq!(Priority::level(3).to_string(), "level 3");
+/// assert_eq!(Priority::LOW.to_string(), "lowest level");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Priority(Repr);
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Repr {
+    Level(usize),
+    Lowest,
+}
+
+impl Priority {
+    /// The most urgent level, level 0.
+    pub const HIGH: Priority = Priority(Repr::Level(0));
+
+    /// The least urgent level of whichever pool the job is given to.
+    pub const LOW: Priority = Priority(Repr::Lowest);
+
+    /// Priority level `index`; 0 is the most urgent.
+    pub const fn level(index: usize) -> Priority {
+        Priority(Repr::Level(index))
+    }
+
+    /// The level index this priority names in a pool with `levels` levels,
+    /// or `None` if that pool has no such level.
+    pub(crate) fn resolve(self, levels: usize) -> Option<usize> {
+        match self.0 {
+            Repr::Level(i) if i < levels => Some(i),
+            Repr::Level(_) => None,
+            Repr::Lowest => levels.checked_sub(1),
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Repr::Level(i) => write!(f, "level {i}"),
+            Repr::Lowest => f.write_str("lowest level"),
+        }
+    }
+}
+
+/// What one pass of the pick rule found.
+pub(crate) enum Pick {
+    /// A job of the given level, already counted out of the queued count.
+    Found(usize, Job),
+    /// A job waits at some level but could not be taken this time (a
+    /// `Steal::Retry`, or a job still in flight): back off and pick again.
+    Contended,
+    /// Every level's queued count was zero.
+    Empty,
+}
+
+/// The shared, per-level half of the queues: one injector and one queued
+/// count per priority level.
+pub(crate) struct Levels {
+    injectors: Box<[Injector<Job>]>,
+    /// Jobs of each level that are queued anywhere (injector or any local
+    /// deque) or in flight between two queues. Never lower than the number
+    /// of jobs a stealer can see.
+    queued: Box<[CachePadded<AtomicUsize>]>,
+}
+
+impl Levels {
+    pub(crate) fn new(levels: usize) -> Levels {
+        Levels {
+            injectors: (0..levels).map(|_| Injector::new()).collect(),
+            queued: (0..levels).map(|_| CachePadded::new(AtomicUsize::new(0))).collect(),
+        }
+    }
+
+    /// The number of priority levels.
+    pub(crate) fn len(&self) -> usize {
+        self.injectors.len()
+    }
+
+    /// Counts a job in before it is pushed anywhere at `level`.
+    ///
+    /// `SeqCst`: this increment is one half of the store-buffering pair the
+    /// sleep protocol relies on (see `sleep.rs`); the other half is a sleeper
+    /// registering itself and then calling [`Levels::any_queued`].
+    pub(crate) fn count_in(&self, level: usize) {
+        self.queued[level].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Pushes a job that was counted in with [`Levels::count_in`] onto the
+    /// level's injector.
+    pub(crate) fn inject(&self, level: usize, job: Job) {
+        self.injectors[level].push(job);
+    }
+
+    /// Whether any level has a queued job. `SeqCst`: see [`Levels::count_in`].
+    pub(crate) fn any_queued(&self) -> bool {
+        self.queued.iter().any(|q| q.load(Ordering::SeqCst) > 0)
+    }
+
+    /// How many jobs are queued at `level` right now (a snapshot).
+    pub(crate) fn queued(&self, level: usize) -> usize {
+        self.queued[level].load(Ordering::Relaxed)
+    }
+
+    /// One pass of the pick rule for the worker owning `local` (one deque per
+    /// level). `peers` are every worker's stealers, one per level, the
+    /// caller's own included (stealing from oneself finds nothing and is
+    /// harmless); the scan of peers starts at `start` to spread contention.
+    pub(crate) fn pick<P: AsRef<[Stealer<Job>]>>(&self, local: &[Worker<Job>], peers: &[P], start: usize) -> Pick {
+        for (level, queued) in self.queued.iter().enumerate() {
+            if queued.load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            return match self.take(level, &local[level], peers, start) {
+                Some(job) => {
+                    queued.fetch_sub(1, Ordering::Release);
+                    Pick::Found(level, job)
+                }
+                // The level has a job (queued count > 0) that no source gave
+                // us: never fall through to a less urgent level past it.
+                None => Pick::Contended,
+            };
+        }
+        Pick::Empty
+    }
+
+    /// Tries the sources of one level in order: local deque, injector, peers.
+    fn take<P: AsRef<[Stealer<Job>]>>(
+        &self,
+        level: usize,
+        local: &Worker<Job>,
+        peers: &[P],
+        start: usize,
+    ) -> Option<Job> {
+        if let Some(job) = local.pop() {
+            return Some(job);
+        }
+        if let Some(job) = first_success(|| self.injectors[level].steal_batch_and_pop(local)) {
+            return Some(job);
+        }
+        let n = peers.len();
+        (0..n).find_map(|i| first_success(|| peers[(start + i) % n].as_ref()[level].steal_batch_and_pop(local)))
+    }
+
+    /// Moves every job left in `local` (one deque per level) to the
+    /// injectors, so that a worker that exits strands nothing. The queued
+    /// counts do not change: the jobs stay queued at the same level.
+    pub(crate) fn drain_into_injectors(&self, local: &[Worker<Job>]) {
+        for (level, deque) in local.iter().enumerate() {
+            while let Some(job) = deque.pop() {
+                self.injectors[level].push(job);
+            }
+        }
+    }
+}
+
+/// Runs `steal` until it stops answering `Retry` a few times in a row, and
+/// returns the job if one was stolen. A persistent `Retry` is reported as no
+/// job: the queued count keeps the caller from mistaking it for "empty".
+fn first_success(mut steal: impl FnMut() -> Steal<Job>) -> Option<Job> {
+    for _ in 0..4 {
+        match steal() {
+            Steal::Success(job) => return Some(job),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        Job::new(|| {})
+    }
+
+    #[test]
+    fn low_resolves_to_the_last_level() {
+        assert_eq!(Priority::LOW.resolve(2), Some(1));
+        assert_eq!(Priority::LOW.resolve(5), Some(4));
+        assert_eq!(Priority::HIGH.resolve(1), Some(0));
+        assert_eq!(Priority::level(2).resolve(2), None);
+        assert_eq!(Priority::LOW.resolve(0), None);
+    }
+
+    #[test]
+    fn picks_the_most_urgent_level_first() {
+        let levels = Levels::new(3);
+        let local: Vec<_> = (0..3).map(|_| Worker::new_fifo()).collect();
+        for level in [2, 1, 2, 0] {
+            levels.count_in(level);
+            levels.inject(level, job());
+        }
+        let mut order = Vec::new();
+        while let Pick::Found(level, _) = levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0) {
+            order.push(level);
+        }
+        assert_eq!(order, [0, 1, 2, 2]);
+        assert!(!levels.any_queued());
+    }
+
+    #[test]
+    fn a_counted_but_invisible_job_blocks_lower_levels() {
+        let levels = Levels::new(2);
+        let local: Vec<_> = (0..2).map(|_| Worker::new_fifo()).collect();
+        levels.count_in(1);
+        levels.inject(1, job());
+        levels.count_in(0); // a high job being pushed, not yet visible
+        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Contended));
+        levels.inject(0, job());
+        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(0, _)));
+        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(1, _)));
+    }
+
+    #[test]
+    fn steals_from_peers_and_drains_into_injectors() {
+        let levels = Levels::new(2);
+        let victim: Vec<_> = (0..2).map(|_| Worker::new_fifo()).collect();
+        let thief: Vec<_> = (0..2).map(|_| Worker::new_fifo()).collect();
+        levels.count_in(1);
+        victim[1].push(job());
+        let stealers: Vec<_> = victim.iter().map(Worker::stealer).collect();
+        assert!(matches!(levels.pick(&thief, &[stealers], 0), Pick::Found(1, _)));
+
+        levels.count_in(0);
+        victim[0].push(job());
+        levels.drain_into_injectors(&victim);
+        assert!(victim[0].is_empty());
+        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&thief, &[], 0), Pick::Found(0, _)));
+    }
+}
