@@ -1,0 +1,269 @@
+//! The priority rule, seen from outside the pool.
+//!
+//! * One worker: jobs queued while the worker is held by a gate job run in
+//!   priority order, and in submission order within a level (one producer).
+//! * W workers: with every worker held by a gate job, a batch is queued and
+//!   the gates released. A job of level `l` may start only when at most
+//!   `W - 1` jobs of more urgent levels have not yet started: those are jobs
+//!   other workers have already taken off the queues but not begun (each
+//!   worker holds at most one such job). Any more would mean a worker took a
+//!   less urgent job while a more urgent one was still queued.
+//!
+//! Every case runs under a watchdog, so a lost wake-up fails the test with a
+//! message instead of hanging it.
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Gate, watchdog};
+use priopool::{JobHandle, Pool, Priority};
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+const CASE_BOUND: Duration = Duration::from_secs(20);
+
+/// How one job of a batch is handed to the pool.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    Spawn,
+    Submit,
+}
+
+fn via() -> impl Strategy<Value = Via> {
+    prop_oneof![Just(Via::Spawn), Just(Via::Submit)]
+}
+
+/// Queues `job` at `level` the way `via` says; a submitted job's handle is
+/// kept in `handles` so the test can check it completed.
+fn queue(
+    spawner: &priopool::Spawner,
+    level: usize,
+    via: Via,
+    handles: &mut Vec<JobHandle<()>>,
+    job: impl FnOnce() + Send + 'static,
+) {
+    match via {
+        Via::Spawn => spawner.spawn(Priority::level(level), job).expect("spawn refused"),
+        Via::Submit => handles.push(spawner.submit(Priority::level(level), job).expect("submit refused")),
+    }
+}
+
+/// The expected run order on one worker: by level, then by submission.
+fn priority_order(batch: &[(usize, Via)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&i| batch[i].0); // stable: submission order within a level
+    order
+}
+
+/// One worker held by a gate; the batch is queued from the test thread.
+fn one_worker_from_outside(levels: usize, batch: Vec<(usize, Via)>) -> Result<(), TestCaseError> {
+    let pool = Pool::builder().workers(1).levels(levels).build().expect("build");
+    let spawner = pool.spawner();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut handles = Vec::new();
+
+    let gate = Gate::hold(&pool, 1);
+    for (i, &(level, via)) in batch.iter().enumerate() {
+        let log = Arc::clone(&log);
+        queue(&spawner, level, via, &mut handles, move || log.lock().unwrap().push(i));
+    }
+    gate.release();
+    pool.shutdown();
+
+    for handle in handles {
+        prop_assert!(handle.join().is_ok(), "a submitted job failed");
+    }
+    let ran = log.lock().unwrap().clone();
+    prop_assert_eq!(ran, priority_order(&batch), "run order (job indices) differs from priority order");
+    Ok(())
+}
+
+/// One worker; the batch is queued by a job running on that worker, so it
+/// goes to the worker's local deques instead of the injectors.
+fn one_worker_from_a_job(levels: usize, batch: Vec<(usize, Via)>) -> Result<(), TestCaseError> {
+    let pool = Pool::builder().workers(1).levels(levels).build().expect("build");
+    let spawner = pool.spawner();
+    let log = Arc::new(Mutex::new(Vec::new()));
+
+    let producer = {
+        let log = Arc::clone(&log);
+        let batch = batch.clone();
+        pool.submit(Priority::LOW, move || {
+            let mut handles = Vec::new();
+            for (i, &(level, via)) in batch.iter().enumerate() {
+                let log = Arc::clone(&log);
+                queue(&spawner, level, via, &mut handles, move || log.lock().unwrap().push(i));
+            }
+            handles
+        })
+        .expect("submit refused")
+    };
+    let handles = producer.join().expect("the producer job failed");
+    pool.shutdown();
+
+    for handle in handles {
+        prop_assert!(handle.join().is_ok(), "a submitted job failed");
+    }
+    let ran = log.lock().unwrap().clone();
+    prop_assert_eq!(ran, priority_order(&batch), "run order (job indices) differs from priority order");
+    Ok(())
+}
+
+/// A worker that took a batch of low jobs from the injector into its local
+/// deque still re-checks the more urgent levels before each of them: a high
+/// job that arrives while the first low job runs is the next job to start.
+#[test]
+fn a_stolen_batch_of_low_jobs_does_not_delay_a_later_high_job() {
+    watchdog("stolen low batch", CASE_BOUND, || {
+        const LOWS: usize = 16;
+        let pool = Pool::builder().workers(1).levels(2).build().expect("build");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (running_tx, running_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let go_rx = Arc::new(Mutex::new(go_rx));
+
+        let gate = Gate::hold(&pool, 1);
+        for i in 0..LOWS {
+            let (log, running_tx, go_rx) = (Arc::clone(&log), running_tx.clone(), Arc::clone(&go_rx));
+            pool.spawn(Priority::LOW, move || {
+                log.lock().unwrap().push(format!("low {i}"));
+                if i == 0 {
+                    // The rest of the batch sits in this worker's deque now.
+                    running_tx.send(()).expect("test gone");
+                    go_rx.lock().unwrap().recv().expect("test gone");
+                }
+            })
+            .expect("spawn refused");
+        }
+        gate.release();
+        running_rx.recv_timeout(CASE_BOUND).expect("the first low job did not start");
+        let high_log = Arc::clone(&log);
+        pool.spawn(Priority::HIGH, move || high_log.lock().unwrap().push("high".to_owned())).expect("spawn refused");
+        go_tx.send(()).expect("the first low job is gone");
+        pool.shutdown();
+
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), LOWS + 1);
+        assert_eq!(log[..2], ["low 0", "high"], "run order: {log:?}");
+    });
+}
+
+/// One job of a W-worker batch: its level and how long it busy-works once
+/// started (iterations of a trivial loop; only varies the interleavings).
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    level: usize,
+    spin: u16,
+    via: Via,
+}
+
+/// W workers held by gates, a random batch over `levels` levels, gates
+/// released: checks the `W - 1` bound at the start of every job.
+fn bounded_overtaking(workers: usize, levels: usize, batch: Vec<Item>) -> Result<(), TestCaseError> {
+    let pool = Pool::builder().workers(workers).levels(levels).build().expect("build");
+    let spawner = pool.spawner();
+    // not_started[l]: jobs of level l in the batch that have not started yet.
+    let not_started: Arc<Vec<AtomicUsize>> = Arc::new((0..levels).map(|_| AtomicUsize::new(0)).collect());
+    for item in &batch {
+        not_started[item.level].fetch_add(1, Ordering::SeqCst);
+    }
+    let violations = Arc::new(Mutex::new(Vec::<String>::new()));
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+
+    let gate = Gate::hold(&pool, workers);
+    for (job, &Item { level, spin, via }) in batch.iter().enumerate() {
+        let (not_started, violations, started) =
+            (Arc::clone(&not_started), Arc::clone(&violations), Arc::clone(&started));
+        queue(&spawner, level, via, &mut handles, move || {
+            // Counts only fall once the batch is queued, so this sum is
+            // never more than the true count at the first load.
+            let more_urgent_not_started: usize = not_started[..level].iter().map(|n| n.load(Ordering::SeqCst)).sum();
+            if more_urgent_not_started > workers - 1 {
+                violations.lock().unwrap().push(format!(
+                    "job {job} (level {level}) started with {more_urgent_not_started} more urgent jobs not started"
+                ));
+            }
+            not_started[level].fetch_sub(1, Ordering::SeqCst);
+            started.fetch_add(1, Ordering::SeqCst);
+            for i in 0..spin {
+                black_box(i);
+            }
+        });
+    }
+    gate.release();
+    pool.shutdown();
+
+    for handle in handles {
+        prop_assert!(handle.join().is_ok(), "a submitted job failed");
+    }
+    prop_assert_eq!(started.load(Ordering::SeqCst), batch.len(), "not every job of the batch ran");
+    let violations = violations.lock().unwrap();
+    prop_assert!(
+        violations.is_empty(),
+        "{workers} workers, at most {} more urgent jobs may be pending: {:#?}",
+        workers - 1,
+        *violations
+    );
+    Ok(())
+}
+
+/// A batch of 1..64 jobs over `levels` levels.
+fn batch(levels: usize) -> impl Strategy<Value = Vec<(usize, Via)>> {
+    prop::collection::vec((0..levels, via()), 1..64)
+}
+
+fn items(levels: usize) -> impl Strategy<Value = Vec<Item>> {
+    prop::collection::vec(
+        (0..levels, 0..2_000u16, via()).prop_map(|(level, spin, via)| Item { level, spin, via }),
+        1..64,
+    )
+}
+
+/// A level count and a batch over that many levels.
+fn levels_and_batch() -> impl Strategy<Value = (usize, Vec<(usize, Via)>)> {
+    (1..=4usize).prop_flat_map(|levels| (Just(levels), batch(levels)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn one_worker_runs_in_priority_then_submission_order((levels, batch) in levels_and_batch()) {
+        watchdog("one worker, from outside", CASE_BOUND, move || one_worker_from_outside(levels, batch))?;
+    }
+
+    #[test]
+    fn one_worker_runs_local_jobs_in_priority_then_submission_order((levels, batch) in levels_and_batch()) {
+        watchdog("one worker, from a job", CASE_BOUND, move || one_worker_from_a_job(levels, batch))?;
+    }
+
+    #[test]
+    fn high_overtakes_low_with_1_worker(batch in items(2)) {
+        watchdog("W=1, 2 levels", CASE_BOUND, move || bounded_overtaking(1, 2, batch))?;
+    }
+
+    #[test]
+    fn high_overtakes_low_with_2_workers(batch in items(2)) {
+        watchdog("W=2, 2 levels", CASE_BOUND, move || bounded_overtaking(2, 2, batch))?;
+    }
+
+    #[test]
+    fn high_overtakes_low_with_3_workers(batch in items(2)) {
+        watchdog("W=3, 2 levels", CASE_BOUND, move || bounded_overtaking(3, 2, batch))?;
+    }
+
+    #[test]
+    fn high_overtakes_low_with_4_workers(batch in items(2)) {
+        watchdog("W=4, 2 levels", CASE_BOUND, move || bounded_overtaking(4, 2, batch))?;
+    }
+
+    #[test]
+    fn four_levels_bounded_overtaking((workers, batch) in (1..=4usize, items(4))) {
+        watchdog("4 levels", CASE_BOUND, move || bounded_overtaking(workers, 4, batch))?;
+    }
+}
