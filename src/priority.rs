@@ -72,6 +72,15 @@ impl Priority {
         Priority(Repr::Level(index))
     }
 
+    /// The level index this priority asks for, whatever the pool (`None`
+    /// for [`Priority::LOW`], which every pool has).
+    pub(crate) fn asked(self) -> Option<usize> {
+        match self.0 {
+            Repr::Level(i) => Some(i),
+            Repr::Lowest => None,
+        }
+    }
+
     /// The level index this priority names in a pool with `levels` levels,
     /// or `None` if that pool has no such level.
     pub(crate) fn resolve(self, levels: usize) -> Option<usize> {

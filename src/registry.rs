@@ -64,7 +64,7 @@ impl Registry {
         let levels = self.levels.len();
         let level = priority
             .resolve(levels)
-            .ok_or(SpawnErrorKind::UnknownLevel { level: priority.resolve(usize::MAX).unwrap_or(levels), levels })?;
+            .ok_or(SpawnErrorKind::UnknownLevel { level: priority.asked().unwrap_or(levels), levels })?;
         let local = worker::current_local(self.id);
         if self.lifecycle.admit(local.is_some(), || self.sleep.wake_all()) {
             Ok(Admission { level, local })

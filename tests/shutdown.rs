@@ -181,7 +181,6 @@ fn a_level_out_of_range_hands_the_job_back() {
 }
 
 #[test]
-#[ignore = "bug: Priority::level(usize::MAX) is reported as UnknownLevel { level: <levels> } (registry.rs admit)"]
 fn the_largest_level_is_reported_as_asked() {
     let pool = Pool::builder().workers(1).levels(3).build().expect("build");
     let error = pool.spawn(Priority::level(usize::MAX), || {}).expect_err("an unknown level was accepted");
