@@ -464,3 +464,127 @@ mod tests {
         assert!(validate_limits(1, MAX_WORKERS + 1).is_err());
     }
 }
+
+/// Loom models of retirement racing the sleep protocol. They run under
+/// `RUSTFLAGS="--cfg loom"` with the loom stand-ins of `sync.rs` and
+/// `deque.rs` (threads, atomics, locks, parker, queues), and compose the
+/// same calls the worker loop and `Registry::notify` make.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use std::time::{Duration, Instant};
+
+    use super::Scaling;
+    use crate::deque::{Stealer, Worker};
+    use crate::job::Job;
+    use crate::priority::{Levels, Pick};
+    use crate::sleep::{Sleep, Wake};
+    use crate::sync::{Arc, Parker, thread};
+
+    /// What `Registry::notify` does, minus starting the thread: `true` if
+    /// it woke a sleeper or reserved a slot for a new worker.
+    fn notify(sleep: &Sleep, scaling: &Scaling, levels: &Levels) -> bool {
+        sleep.wake_one() || scaling.reserve_if_backlogged(levels)
+    }
+
+    /// How the modelled worker's sleep ended.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Fate {
+        /// Back to work without a timeout.
+        Woken,
+        /// Timed out, but stayed: at the minimum, or took its slot back.
+        Stayed,
+        /// Retired; `true` if it passed a wake-up on.
+        Retired(bool),
+    }
+
+    /// A pool whose one worker (min 0, max 1) is asleep with its keep-alive
+    /// run out, while a job is pushed and a wake-up aimed at it. Whatever
+    /// the interleaving, a wake-up that took the worker off the sleeper list
+    /// is honoured (the worker goes back to work without even trying to
+    /// retire), and the job is not stranded: the worker stays, or a
+    /// replacement is reserved, or the worker passed the wake-up on.
+    #[test]
+    fn keep_alive_timeout_races_a_push_and_its_wake_up() {
+        loom::model(|| {
+            let levels = Arc::new(Levels::new(1));
+            let sleep = Arc::new(Sleep::new());
+            let scaling = Arc::new(Scaling::new(0, 0, Duration::from_secs(1)));
+            scaling.set_limits(1, 1);
+            scaling.set_limits(0, 1);
+
+            let worker = {
+                let (levels, sleep, scaling) = (Arc::clone(&levels), Arc::clone(&sleep), Arc::clone(&scaling));
+                thread::spawn(move || {
+                    let parker = Parker::new();
+                    // A deadline already past: the keep-alive has run out.
+                    match sleep.sleep(0, &parker, Some(Instant::now()), || levels.any_queued()) {
+                        Wake::Work => Fate::Woken,
+                        Wake::TimedOut if !scaling.retire_idle(&levels) => Fate::Stayed,
+                        // As `Registry::retire_worker`: pass the wake-up on.
+                        Wake::TimedOut => Fate::Retired(levels.any_queued() && notify(&sleep, &scaling, &levels)),
+                    }
+                })
+            };
+
+            levels.count_in(0);
+            levels.inject(0, Job::new(|| {}));
+            let woke = sleep.wake_one();
+            let grew = !woke && scaling.reserve_if_backlogged(&levels);
+
+            let fate = worker.join().unwrap();
+            if woke {
+                assert_eq!(fate, Fate::Woken, "a wake-up was aimed at the worker, yet it tried to retire");
+            }
+            assert!(fate != Fate::Retired(false) || grew, "the job was left with no worker to run it");
+        });
+    }
+
+    /// A surplus worker whose last job pushed a child onto its own local
+    /// deque retires before picking it, while the other worker falls
+    /// asleep. The child must reach the other worker: moved to the injector
+    /// and the sleeper woken (or never asleep).
+    #[test]
+    fn surplus_worker_retires_with_a_job_in_its_local_deque() {
+        loom::model(|| {
+            let levels = Arc::new(Levels::new(1));
+            let sleep = Arc::new(Sleep::new());
+            let scaling = Arc::new(Scaling::new(0, 0, Duration::from_secs(1)));
+            scaling.set_limits(2, 2);
+            scaling.set_limits(1, 1);
+
+            // The other worker, holding the snapshot without the retiring
+            // worker's stealers.
+            let other = {
+                let (levels, sleep) = (Arc::clone(&levels), Arc::clone(&sleep));
+                thread::spawn(move || {
+                    let parker = Parker::new();
+                    let local = [Worker::new_fifo()];
+                    loop {
+                        match levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0) {
+                            Pick::Found(..) => return,
+                            Pick::Contended => thread::yield_now(),
+                            Pick::Empty => {
+                                sleep.sleep(1, &parker, None, || levels.any_queued());
+                            }
+                        }
+                    }
+                })
+            };
+
+            // The retiring worker: its job spawns a child (Registry::inject).
+            let local = [Worker::new_fifo()];
+            levels.count_in(0);
+            local[0].push(Job::new(|| {}));
+            notify(&sleep, &scaling, &levels);
+            // Back at the top of its loop: surplus, so it retires without
+            // picking, as `WorkerThread::run` and `Registry::retire_worker` do.
+            assert!(scaling.is_surplus() && scaling.retire_surplus());
+            levels.drain_into_injectors(&local);
+            if levels.any_queued() {
+                notify(&sleep, &scaling, &levels);
+            }
+
+            other.join().unwrap();
+        });
+    }
+}
