@@ -21,6 +21,9 @@ pub struct BuildError {
 pub(crate) enum BuildErrorKind {
     NoWorkers,
     TooManyWorkers { asked: usize, max: usize },
+    MinAboveMax { min: usize, max: usize },
+    FixedAndDynamic,
+    ZeroKeepAlive,
     NoLevels,
     TooManyLevels { asked: usize, max: usize },
     ThreadSpawn { index: usize, source: io::Error },
@@ -35,9 +38,21 @@ impl BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            BuildErrorKind::NoWorkers => f.write_str("a pool needs at least one worker: pass workers(n) with n >= 1"),
-            BuildErrorKind::TooManyWorkers { asked, max } => {
-                write!(f, "{asked} workers is more than the {max} a pool supports: pass workers(n) with n <= {max}")
+            BuildErrorKind::NoWorkers => {
+                f.write_str("a pool needs at least one worker: pass workers(n) or max_workers(n) with n >= 1")
+            }
+            BuildErrorKind::TooManyWorkers { asked, max } => write!(
+                f,
+                "{asked} workers is more than the {max} a pool supports: pass workers(n) or max_workers(n) with n <= {max}"
+            ),
+            BuildErrorKind::MinAboveMax { min, max } => {
+                write!(f, "min_workers({min}) is above max_workers({max}): lower min_workers or raise max_workers")
+            }
+            BuildErrorKind::FixedAndDynamic => f.write_str(
+                "workers(n) fixes the pool's size and min_workers/max_workers make it dynamic: call one or the other",
+            ),
+            BuildErrorKind::ZeroKeepAlive => {
+                f.write_str("keep_alive must be longer than zero: pass a positive Duration, such as 10 seconds")
             }
             BuildErrorKind::NoLevels => {
                 f.write_str("a pool needs at least one priority level: pass levels(k) with k >= 1")
@@ -62,6 +77,70 @@ impl Error for BuildError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match &self.kind {
             BuildErrorKind::ThreadSpawn { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Why [`Pool::set_workers`](crate::Pool::set_workers) or
+/// [`Pool::set_worker_limits`](crate::Pool::set_worker_limits) failed.
+///
+/// The message says what to change. Invalid limits leave the pool as it
+/// was. A refused thread start (the OS thread limit, or memory for the
+/// stacks) is different: the new limits are in force and the pool keeps
+/// running with the workers it has, growing again when work arrives;
+/// [`Error::source`] gives the OS error.
+#[derive(Debug)]
+pub struct ResizeError {
+    kind: ResizeErrorKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum ResizeErrorKind {
+    NoWorkers,
+    TooManyWorkers { asked: usize, max: usize },
+    MinAboveMax { min: usize, max: usize },
+    ThreadSpawn { running: usize, source: io::Error },
+}
+
+impl ResizeError {
+    pub(crate) fn new(kind: ResizeErrorKind) -> ResizeError {
+        ResizeError { kind }
+    }
+
+    /// Whether the limits were applied but a worker thread could not be
+    /// started, so that the pool runs with fewer workers than its minimum
+    /// for now.
+    pub fn is_thread_spawn(&self) -> bool {
+        matches!(self.kind, ResizeErrorKind::ThreadSpawn { .. })
+    }
+}
+
+impl fmt::Display for ResizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ResizeErrorKind::NoWorkers => f.write_str(
+                "a pool needs at least one worker: pass n >= 1 to set_workers, or max >= 1 to set_worker_limits",
+            ),
+            ResizeErrorKind::TooManyWorkers { asked, max } => {
+                write!(f, "{asked} workers is more than the {max} a pool supports: pass at most {max}")
+            }
+            ResizeErrorKind::MinAboveMax { min, max } => {
+                write!(f, "the minimum of {min} workers is above the maximum of {max}: pass min <= max")
+            }
+            ResizeErrorKind::ThreadSpawn { running, source } => write!(
+                f,
+                "the OS refused to start a worker thread ({source}); the new limits apply and the pool keeps running \
+                 with {running} workers: retry later, or lower the size or stack_size(bytes)"
+            ),
+        }
+    }
+}
+
+impl Error for ResizeError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match &self.kind {
+            ResizeErrorKind::ThreadSpawn { source, .. } => Some(source),
             _ => None,
         }
     }

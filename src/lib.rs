@@ -19,7 +19,8 @@
 //!
 //! Modules, one concern each: `builder` (configuration), `priority` (levels,
 //! injectors and the pick rule), `worker` (the worker loop), `sleep` (the
-//! idle/wake protocol), `shutdown` (intake and drain), `handle`
+//! idle/wake protocol), `scaling` (dynamic pools: growing, shrinking,
+//! resizing), `shutdown` (intake and drain), `handle`
 //! ([`JobHandle`]), `pool` ([`Pool`], [`Spawner`]). `docs/design.md` in the
 //! repository describes the design and its invariants.
 #![forbid(unsafe_code)]
@@ -33,14 +34,15 @@ mod job;
 mod pool;
 mod priority;
 mod registry;
+mod scaling;
 mod shutdown;
 mod sleep;
 mod sync;
 mod worker;
 mod workers;
 
-pub use builder::{Builder, MAX_LEVELS, MAX_WORKERS};
-pub use error::{BuildError, JobError, SpawnError, SpawnErrorKind};
+pub use builder::{Builder, DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
+pub use error::{BuildError, JobError, ResizeError, SpawnError, SpawnErrorKind};
 pub use handle::JobHandle;
 pub use pool::{Pool, Spawner};
 pub use priority::Priority;

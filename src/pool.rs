@@ -2,9 +2,10 @@
 //! handle that hands it jobs from anywhere.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 
 use crate::builder::{Builder, Config};
-use crate::error::{BuildError, SpawnError};
+use crate::error::{BuildError, ResizeError, SpawnError};
 use crate::handle::JobHandle;
 use crate::job::Job;
 use crate::priority::Priority;
@@ -95,9 +96,74 @@ impl Pool {
         self.spawner.clone()
     }
 
-    /// The number of worker threads.
+    /// The number of workers now (a snapshot): threads running or being
+    /// started, not counting workers that have been told to retire. After
+    /// a shrinking resize this falls as surplus workers finish their
+    /// current job and leave.
     pub fn workers(&self) -> usize {
-        self.spawner.registry.workers.len()
+        self.spawner.registry.scaling.counts().live
+    }
+
+    /// The worker limits `min..=max`. A fixed pool has `min == max`.
+    pub fn worker_limits(&self) -> RangeInclusive<usize> {
+        let counts = self.spawner.registry.scaling.counts();
+        counts.min..=counts.max
+    }
+
+    /// How many worker threads the pool has started since it was built,
+    /// retired ones included.
+    pub fn workers_started(&self) -> usize {
+        self.spawner.registry.scaling.started()
+    }
+
+    /// How many worker threads have retired since the pool was built
+    /// (surplus after a resize, or idle past keep-alive). Threads that exit
+    /// at shutdown are not counted.
+    pub fn workers_retired(&self) -> usize {
+        self.spawner.registry.scaling.retired()
+    }
+
+    /// Resizes the pool to exactly `n` workers, `1..=MAX_WORKERS`, at run
+    /// time: the same as `set_worker_limits(n, n)`.
+    ///
+    /// On a fixed pool this changes its fixed size. On a dynamic pool it
+    /// pins the size at `n` (the pool stops growing and shrinking on its
+    /// own) until [`Pool::set_worker_limits`] opens a range again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::set_worker_limits`].
+    pub fn set_workers(&self, n: usize) -> Result<(), ResizeError> {
+        Registry::set_worker_limits(&self.spawner.registry, n, n)
+    }
+
+    /// Sets the worker limits at run time to `min..=max` (`min` may be 0;
+    /// `max` is `1..=MAX_WORKERS`), as [`Builder::min_workers`] and
+    /// [`Builder::max_workers`] do at build time.
+    ///
+    /// - Growing: if fewer than `min` workers run, the missing ones are
+    ///   started before this returns.
+    /// - Shrinking: if more than `max` workers run, the surplus leaves
+    ///   without interrupting any job: each surplus worker finishes the job
+    ///   it is running and takes no new one. Jobs still in its local deques
+    ///   move to the shared injectors, to be run by the others. This call
+    ///   does not wait for them; [`Pool::workers`] falls as they leave. (A
+    ///   worker that was already in the middle of choosing its next job when
+    ///   the limits changed may still start that one job.)
+    /// - Between the limits, workers above `min` exit after idling for the
+    ///   keep-alive ([`Builder::keep_alive`]), and the pool grows while jobs
+    ///   wait and no worker is idle.
+    ///
+    /// Concurrent calls are allowed; the last one to apply its limits wins.
+    ///
+    /// # Errors
+    ///
+    /// A [`ResizeError`] when `max` is 0 or above [`MAX_WORKERS`](crate::MAX_WORKERS),
+    /// or `min > max` (the pool is left unchanged); or when the OS refused
+    /// to start a thread (the limits are in force, the pool keeps running
+    /// with the workers it has, see [`ResizeError::is_thread_spawn`]).
+    pub fn set_worker_limits(&self, min: usize, max: usize) -> Result<(), ResizeError> {
+        Registry::set_worker_limits(&self.spawner.registry, min, max)
     }
 
     /// The number of priority levels.
@@ -121,7 +187,12 @@ impl Pool {
 
     /// Shuts the pool down gracefully: stops intake, runs every job already
     /// accepted (and every job those jobs spawn), then joins every worker
-    /// thread. Dropping the pool does the same.
+    /// thread ever started (retired workers included). Dropping the pool
+    /// does the same.
+    ///
+    /// If jobs are queued and no worker thread exists (a pool with
+    /// [`Builder::min_workers`] 0 whose thread starts the OS refused), the
+    /// calling thread runs them itself.
     ///
     /// Called from inside one of the pool's own jobs (for instance by a job
     /// that owns the `Pool` and drops it), it cannot wait for the drain,
@@ -135,7 +206,7 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        self.spawner.registry.shutdown();
+        Registry::shutdown(&self.spawner.registry);
     }
 }
 
@@ -163,7 +234,7 @@ impl Spawner {
     {
         match self.registry.admit(priority) {
             Ok(admission) => {
-                self.registry.inject(admission, Job::new(job));
+                Registry::inject(&self.registry, admission, Job::new(job));
                 Ok(())
             }
             Err(kind) => Err(SpawnError::new(job, kind)),
@@ -184,7 +255,7 @@ impl Spawner {
         match self.registry.admit(priority) {
             Ok(admission) => {
                 let (job, handle) = JobHandle::wrap(job);
-                self.registry.inject(admission, job);
+                Registry::inject(&self.registry, admission, job);
                 Ok(handle)
             }
             Err(kind) => Err(SpawnError::new(job, kind)),

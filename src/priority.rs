@@ -155,6 +155,13 @@ impl Levels {
         self.queued.iter().any(|q| q.load(Ordering::SeqCst) > 0)
     }
 
+    /// How many jobs are queued at all levels together (the pool's backlog).
+    /// `SeqCst`: read by a pusher deciding whether to grow the pool, after
+    /// its own count-in (see `scaling.rs`).
+    pub(crate) fn backlog(&self) -> usize {
+        self.queued.iter().map(|q| q.load(Ordering::SeqCst)).sum()
+    }
+
     /// How many jobs are queued at `level` right now (a snapshot).
     pub(crate) fn queued(&self, level: usize) -> usize {
         self.queued[level].load(Ordering::Relaxed)

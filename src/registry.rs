@@ -8,6 +8,7 @@ use crate::builder::Config;
 use crate::error::{BuildError, BuildErrorKind, SpawnErrorKind};
 use crate::job::Job;
 use crate::priority::{Levels, Priority};
+use crate::scaling::Scaling;
 use crate::shutdown::Lifecycle;
 use crate::sleep::Sleep;
 use crate::sync::{Arc, AtomicUsize, Ordering};
@@ -24,6 +25,7 @@ pub(crate) struct Registry {
     pub(crate) sleep: Sleep,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) workers: WorkerSet,
+    pub(crate) scaling: Scaling,
     panics: AtomicUsize,
 }
 
@@ -35,8 +37,8 @@ pub(crate) struct Admission {
 }
 
 impl Registry {
-    /// Creates the registry and starts `config.workers` threads. On failure
-    /// the threads already started are stopped and joined.
+    /// Creates the registry and starts `config.min_workers` threads. On
+    /// failure the threads already started are stopped and joined.
     pub(crate) fn start(config: Config) -> Result<Arc<Registry>, BuildError> {
         static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let registry = Arc::new(Registry {
@@ -45,12 +47,14 @@ impl Registry {
             sleep: Sleep::new(),
             lifecycle: Lifecycle::new(),
             workers: WorkerSet::new(),
+            scaling: Scaling::new(config.min_workers, config.max_workers, config.keep_alive),
             panics: AtomicUsize::new(0),
             config,
         });
-        for index in 0..registry.config.workers {
-            if let Err(source) = worker::start(&registry, index) {
-                registry.shutdown();
+        let initial = registry.scaling.set_limits(registry.config.min_workers, registry.config.max_workers);
+        for index in 0..initial {
+            if let Err(source) = Registry::start_reserved(&registry, false) {
+                Registry::shutdown(&registry);
                 return Err(BuildError::new(BuildErrorKind::ThreadSpawn { index, source }));
             }
         }
@@ -74,15 +78,16 @@ impl Registry {
     }
 
     /// Queues an admitted job: on the spawning worker's own deque if there
-    /// is one, else on the level's injector; then wakes one sleeper.
-    pub(crate) fn inject(&self, admission: Admission, job: Job) {
+    /// is one, else on the level's injector; then wakes one sleeper, or
+    /// grows the pool if there is none (see [`Registry::notify`]).
+    pub(crate) fn inject(this: &Arc<Registry>, admission: Admission, job: Job) {
         let Admission { level, local } = admission;
-        self.levels.count_in(level);
+        this.levels.count_in(level);
         match local {
             Some(local) => local.push(level, job),
-            None => self.levels.inject(level, job),
+            None => this.levels.inject(level, job),
         }
-        self.sleep.wake_one();
+        Registry::notify(this);
     }
 
     /// Records the panic of a spawned job and hands it to the panic handler.
@@ -100,12 +105,26 @@ impl Registry {
         self.panics.load(Ordering::Relaxed)
     }
 
+    /// Called by a shutdown that finds jobs outstanding and no worker thread
+    /// left: tries to start one and, if the OS refuses, runs the jobs on the
+    /// calling thread, so that shutdown still runs every accepted job.
+    fn restart(this: &Arc<Registry>) {
+        Registry::notify(this);
+        if this.scaling.counts().live == 0 && !this.lifecycle.is_drained() {
+            eprintln!(
+                "priopool: no worker thread could be started; shutdown runs the remaining jobs on its own thread"
+            );
+            worker::run_here(this);
+        }
+    }
+
     /// Closes intake and, unless called from one of this pool's own worker
-    /// threads, waits for the drain and joins every worker thread.
-    pub(crate) fn shutdown(&self) {
-        self.lifecycle.close(|| self.sleep.wake_all());
-        if worker::current_local(self.id).is_none() {
-            self.workers.join_all();
+    /// threads, waits for the drain and joins every worker thread ever
+    /// started (retired ones included).
+    pub(crate) fn shutdown(this: &Arc<Registry>) {
+        this.lifecycle.close(|| this.sleep.wake_all());
+        if worker::current_local(this.id).is_none() {
+            this.workers.join_all(|| this.lifecycle.is_drained(), || Registry::restart(this));
         }
     }
 }

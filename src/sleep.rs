@@ -11,7 +11,9 @@
 //!
 //! A waker moves a worker from `sleepy`/`asleep` back to `active` by taking
 //! it off the list and unparking it. A `sleepy` worker that finds work on its
-//! re-check takes itself off the list.
+//! re-check takes itself off the list. An `asleep` worker with a keep-alive
+//! deadline (dynamic pools, `scaling.rs`) whose deadline passes takes itself
+//! off the list too, and may then retire.
 //!
 //! # The protocol
 //!
@@ -23,6 +25,14 @@
 //!    (if a waker has not already) and go back to work.
 //! 3. Park. After waking, take itself off the list if it is still on it
 //!    (a spurious wake-up) and go back to work.
+//!
+//! Falling asleep with a deadline (a worker above a dynamic pool's minimum,
+//! see `scaling.rs`): steps 1 and 2 as above, then
+//! 3. Park until woken or the deadline passes. Then, under the lock: if a
+//!    waker took the worker off the list, the wake-up is its to honour: go
+//!    back to work (report [`Wake::Work`]) even if the deadline has passed,
+//!    never retire. Else, if the deadline has passed, take itself off the
+//!    list and report [`Wake::TimedOut`]. Else (an early return) park again.
 //!
 //! Waking (after a push):
 //! 1. Count the job in (`Levels::count_in`, SeqCst) and push it.
@@ -54,7 +64,20 @@
 //! mutex-protected list of sleepers in place of rayon's packed counters: the
 //! lock is only taken when a worker is about to block or one must be woken.
 
-use crate::sync::{AtomicUsize, Mutex, Ordering, Parker, Unparker, lock};
+use std::time::Instant;
+
+use crate::sync::{AtomicUsize, Mutex, Ordering, Parker, Unparker, lock, park_until};
+
+/// How a [`Sleep::sleep`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Go back to work: there was work on the re-check, a waker took the
+    /// worker off the list, or the park ended without a deadline.
+    Work,
+    /// The deadline passed with the worker still on the list; it is off the
+    /// list now, and no waker counted on it.
+    TimedOut,
+}
 
 /// The registry of sleeping workers.
 pub(crate) struct Sleep {
@@ -71,17 +94,42 @@ impl Sleep {
     }
 
     /// Puts worker `id` to sleep on `parker` unless `has_work` says, after
-    /// the worker is registered, that there is something to do.
-    pub(crate) fn sleep(&self, id: usize, parker: &Parker, has_work: impl Fn() -> bool) {
+    /// the worker is registered, that there is something to do. With a
+    /// `deadline`, the sleep can end in [`Wake::TimedOut`]; without one it
+    /// always ends in [`Wake::Work`].
+    pub(crate) fn sleep(
+        &self,
+        id: usize,
+        parker: &Parker,
+        deadline: Option<Instant>,
+        has_work: impl Fn() -> bool,
+    ) -> Wake {
         {
             let mut sleepers = lock(&self.sleepers);
             sleepers.push((id, parker.unparker().clone()));
             self.sleeping.fetch_add(1, Ordering::SeqCst);
         }
-        if !has_work() {
-            parker.park();
+        if has_work() {
+            self.deregister(id);
+            return Wake::Work;
         }
-        self.deregister(id);
+        let Some(deadline) = deadline else {
+            parker.park();
+            self.deregister(id);
+            return Wake::Work;
+        };
+        loop {
+            park_until(parker, deadline);
+            let mut sleepers = lock(&self.sleepers);
+            let Some(pos) = sleepers.iter().position(|&(i, _)| i == id) else {
+                return Wake::Work;
+            };
+            if Instant::now() >= deadline {
+                sleepers.remove(pos);
+                self.sleeping.fetch_sub(1, Ordering::SeqCst);
+                return Wake::TimedOut;
+            }
+        }
     }
 
     /// Takes `id` off the list if no waker did. A waker that already took
@@ -95,11 +143,11 @@ impl Sleep {
         }
     }
 
-    /// Wakes one sleeping worker, if any. Call after counting in and pushing
-    /// a job.
-    pub(crate) fn wake_one(&self) {
+    /// Wakes one sleeping worker, if any, and says whether it did. Call
+    /// after counting in and pushing a job.
+    pub(crate) fn wake_one(&self) -> bool {
         if self.sleeping.load(Ordering::SeqCst) == 0 {
-            return;
+            return false;
         }
         let woken = {
             let mut sleepers = lock(&self.sleepers);
@@ -109,8 +157,12 @@ impl Sleep {
             }
             woken
         };
-        if let Some((_, unparker)) = woken {
-            unparker.unpark();
+        match woken {
+            Some((_, unparker)) => {
+                unparker.unpark();
+                true
+            }
+            None => false,
         }
     }
 

@@ -5,10 +5,18 @@
 //! directly, so that a model checker can later swap them for instrumented
 //! versions without touching the protocols themselves.
 
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use crossbeam_utils::sync::{Parker, Unparker};
+
+/// Parks on `parker` until it is unparked or `deadline` passes (a worker's
+/// keep-alive, see `scaling.rs`). It may also return early; callers check
+/// the deadline themselves. Under a model checker, where time does not
+/// pass, a stand-in may return at once.
+pub(crate) fn park_until(parker: &Parker, deadline: std::time::Instant) {
+    parker.park_deadline(deadline);
+}
 
 /// Locks `mutex`, ignoring poisoning.
 ///

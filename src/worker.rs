@@ -5,19 +5,27 @@
 //!
 //! ```text
 //! loop {
+//!     surplus (scaling.rs)? retire: exit before taking another job
 //!     pick (priority.rs):  Found   -> run the job (panics caught), finish it
 //!                          Contended -> back off briefly, pick again
 //!                          Empty   -> spin a few rounds (crossbeam Backoff,
 //!                                     a few µs), then: drained? exit
-//!                                                      else sleep (sleep.rs)
+//!                                                      else sleep (sleep.rs),
+//!                                     with a keep-alive deadline above the
+//!                                     pool's minimum: timed out? retire
 //! }
+//! on exit: move local jobs to the injectors; if retired, leave the worker
+//!          set and pass on any wake-up (scaling.rs)
 //! ```
 //!
 //! A running job is never preempted; priority is applied at every job
-//! boundary, because every pick starts again from level 0.
+//! boundary, because every pick starts again from level 0. The surplus
+//! check comes before every pick, so a worker told to leave by a resize
+//! takes no new job after its current one.
 
 use std::cell::RefCell;
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
 use crossbeam_utils::Backoff;
@@ -26,6 +34,7 @@ use crate::deque::Worker;
 use crate::job::{Job, Outcome};
 use crate::priority::Pick;
 use crate::registry::Registry;
+use crate::sleep::Wake;
 use crate::sync::{Arc, Parker};
 use crate::workers::{Peer, Peers};
 
@@ -53,23 +62,50 @@ pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
     CURRENT.with_borrow(|current| current.as_ref().filter(|l| l.registry_id == registry_id).cloned())
 }
 
-/// Starts worker thread `index` of `registry` and records it in the set.
-pub(crate) fn start(registry: &Arc<Registry>, index: usize) -> io::Result<()> {
-    let deques: Box<[Worker<Job>]> = (0..registry.levels.len()).map(|_| Worker::new_fifo()).collect();
-    let peer = Peer { stealers: deques.iter().map(Worker::stealer).collect() };
-    let local = Local { registry_id: registry.id, deques };
-
-    let mut thread = std::thread::Builder::new().name((registry.config.thread_name)(index));
+/// Starts a worker thread of `registry` with a fresh index and records it in
+/// the set; `searching`: it counts as searching until it finds a job or
+/// sleeps (see `scaling.rs`). Its slot in the worker count is already
+/// reserved. `Ok(false)`: not started, the pool has shut down.
+pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<bool> {
+    let (index, peer, local) = new_worker(registry);
+    // The name function is user code: a panic in it must not unwind into a
+    // spawn (the job is already queued) with a slot reserved.
+    let name = panic::catch_unwind(AssertUnwindSafe(|| (registry.config.thread_name)(index)))
+        .unwrap_or_else(|_| format!("priopool-{index}"));
+    let mut thread = std::thread::Builder::new().name(name);
     if let Some(bytes) = registry.config.stack_size {
         thread = thread.stack_size(bytes);
     }
-    // Publish the stealers before the thread runs; a peer that steals from
-    // them before the thread starts finds them empty, which is harmless.
-    registry.workers.add_peer(peer);
     let registry_for_thread = Arc::clone(registry);
-    let handle = thread.spawn(move || WorkerThread::new(registry_for_thread, index, local).run())?;
-    registry.workers.add_thread(handle);
-    Ok(())
+    registry.workers.start(peer, move || {
+        thread.spawn(move || WorkerThread::new(registry_for_thread, index, local, searching).run())
+    })
+}
+
+/// Runs a worker loop on the calling thread until the pool is drained: the
+/// last resort of a shutdown that finds jobs queued and no worker thread
+/// (a pool with a minimum of zero workers whose thread starts the OS
+/// refused).
+pub(crate) fn run_here(registry: &Arc<Registry>) {
+    let (index, peer, local) = new_worker(registry);
+    registry.workers.add_peer(peer);
+    WorkerThread::new(Arc::clone(registry), index, local, false).run();
+}
+
+/// A fresh worker index, its local deques and the stealers for its peers.
+fn new_worker(registry: &Registry) -> (usize, Peer, Local) {
+    let index = registry.workers.next_index();
+    let deques: Box<[Worker<Job>]> = (0..registry.levels.len()).map(|_| Worker::new_fifo()).collect();
+    let peer = Peer { id: index, stealers: deques.iter().map(Worker::stealer).collect() };
+    (index, peer, Local { registry_id: registry.id, deques })
+}
+
+/// Why a worker's loop ended.
+enum Exit {
+    /// The pool is drained for shutdown.
+    Drained,
+    /// The worker retired: surplus after a resize, or idle past keep-alive.
+    Retired,
 }
 
 struct WorkerThread {
@@ -81,10 +117,12 @@ struct WorkerThread {
     peers_generation: usize,
     /// Rotates the first peer tried, to spread steals over victims.
     tick: usize,
+    /// Counted in the pool's `searching` figure (`scaling.rs`).
+    searching: bool,
 }
 
 impl WorkerThread {
-    fn new(registry: Arc<Registry>, index: usize, local: Local) -> WorkerThread {
+    fn new(registry: Arc<Registry>, index: usize, local: Local, searching: bool) -> WorkerThread {
         let (peers_generation, peers) = registry.workers.snapshot();
         WorkerThread {
             registry,
@@ -94,38 +132,76 @@ impl WorkerThread {
             peers,
             peers_generation,
             tick: index,
+            searching,
         }
     }
 
     fn run(mut self) {
         CURRENT.set(Some(Rc::clone(&self.local)));
+        let registry = Arc::clone(&self.registry);
         let idle = Backoff::new();
         let contention = Backoff::new();
-        loop {
+        let exit = loop {
+            // Before every pick, so that a surplus worker never takes a job.
+            if registry.scaling.is_surplus() && registry.scaling.retire_surplus() {
+                break Exit::Retired;
+            }
             match self.pick() {
                 Pick::Found(_level, job) => {
+                    self.stop_searching(true);
                     self.execute(job);
                     idle.reset();
                     contention.reset();
                 }
                 Pick::Contended => contention.snooze(),
-                Pick::Empty if !idle.is_completed() => idle.snooze(),
+                Pick::Empty if !idle.is_completed() => {
+                    self.start_searching();
+                    idle.snooze();
+                }
                 Pick::Empty => {
-                    let registry = &*self.registry;
                     if registry.lifecycle.is_drained() {
-                        break;
+                        break Exit::Drained;
                     }
-                    registry.sleep.sleep(self.index, &self.parker, || {
-                        registry.levels.any_queued() || registry.lifecycle.is_drained()
+                    self.stop_searching(false);
+                    let deadline = registry.scaling.keep_alive_deadline();
+                    let wake = registry.sleep.sleep(self.index, &self.parker, deadline, || {
+                        registry.levels.any_queued() || registry.lifecycle.is_drained() || registry.scaling.is_surplus()
                     });
+                    if wake == Wake::TimedOut && registry.scaling.retire_idle(&registry.levels) {
+                        break Exit::Retired;
+                    }
                     idle.reset();
                 }
             }
-        }
+        };
         CURRENT.set(None);
-        // Nothing is queued once the pool is drained; this keeps the promise
-        // that an exiting worker strands no job even if that ever changes.
-        self.registry.levels.drain_into_injectors(&self.local.deques);
+        self.stop_searching(false);
+        // A retiring worker may hold jobs that its last job spawned, or the
+        // rest of a batch it stole; a drained pool has none. Either way no
+        // job is stranded, and the queued counts stay as they are.
+        registry.levels.drain_into_injectors(&self.local.deques);
+        if let Exit::Retired = exit {
+            Registry::retire_worker(&registry, self.index);
+        }
+    }
+
+    /// Counts this worker as searching, if the pool could grow (only then
+    /// does the figure matter).
+    fn start_searching(&mut self) {
+        if !self.searching && self.registry.scaling.may_grow() {
+            self.registry.scaling.enter_searching();
+            self.searching = true;
+        }
+    }
+
+    /// Stops counting this worker as searching; having found a job while
+    /// others still wait, it passes the baton (see `scaling.rs`).
+    fn stop_searching(&mut self, found_job: bool) {
+        if std::mem::take(&mut self.searching)
+            && self.registry.scaling.leave_searching(found_job, &self.registry.levels)
+        {
+            Registry::notify(&self.registry);
+        }
     }
 
     fn pick(&mut self) -> Pick {

@@ -1,13 +1,28 @@
 //! The set of workers: what peers need to steal from each other, and the
-//! threads to join at shutdown.
+//! threads to join.
 //!
 //! The set is published as an immutable snapshot plus a generation number.
 //! A worker keeps its snapshot and reloads it only when the generation has
-//! moved, so stealing costs no lock and no reference count. Adding a worker
-//! publishes a new snapshot; this is the seam through which a pool can grow
-//! and shrink at run time.
+//! moved, so stealing costs no lock and no reference count. Adding or
+//! removing a worker publishes a new snapshot. A worker that retires first
+//! moves its local jobs to the injectors and only then leaves the snapshot;
+//! a peer still holding an older snapshot may try to steal from its empty
+//! deques, which finds nothing and is harmless (the stealers keep the
+//! deques' buffers alive).
+//!
+//! # Threads
+//!
+//! Every thread started is recorded under one lock, and every one is joined:
+//! a retiring thread hands its own handle to the `exited` list and joins the
+//! ones already there (they have finished their work, so those joins end
+//! promptly; each thread joins only threads that retired before it, so the
+//! joins cannot wait on each other in a cycle); resizing reaps the list
+//! too; shutdown joins whatever is left. Starting a thread happens under
+//! the same lock, after checking that shutdown has not finished joining
+//! (`sealed`), so no thread can be started behind its back.
 
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::deque::Stealer;
 use crate::job::Job;
@@ -16,6 +31,8 @@ use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, lock};
 /// What other workers can reach of one worker: its stealers, one per level.
 #[derive(Clone)]
 pub(crate) struct Peer {
+    /// The worker's index, unique for the pool's lifetime.
+    pub(crate) id: usize,
     pub(crate) stealers: Box<[Stealer<Job>]>,
 }
 
@@ -31,7 +48,20 @@ pub(crate) type Peers = Arc<[Peer]>;
 pub(crate) struct WorkerSet {
     peers: Mutex<Peers>,
     generation: AtomicUsize,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: Mutex<Threads>,
+    /// The next worker index: indexes are never reused, so that the sleeper
+    /// list and thread names can key by them.
+    next_index: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Threads {
+    /// Threads of workers that have not retired, by worker index.
+    running: Vec<(usize, JoinHandle<()>)>,
+    /// Threads of retired workers, finishing or finished, not yet joined.
+    exited: Vec<JoinHandle<()>>,
+    /// Shutdown has joined every thread: no more may start.
+    sealed: bool,
 }
 
 impl WorkerSet {
@@ -39,23 +69,64 @@ impl WorkerSet {
         WorkerSet {
             peers: Mutex::new(Arc::from(Vec::new())),
             generation: AtomicUsize::new(0),
-            threads: Mutex::new(Vec::new()),
+            threads: Mutex::new(Threads::default()),
+            next_index: AtomicUsize::new(0),
         }
     }
 
-    /// Publishes a new worker's stealers.
+    /// A worker index never used before in this pool.
+    pub(crate) fn next_index(&self) -> usize {
+        self.next_index.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Publishes a new worker's stealers, starts its thread with `spawn` and
+    /// records the thread. Returns `Ok(false)`, starting nothing, if
+    /// shutdown has already joined every thread; on a spawn error the
+    /// stealers are withdrawn again.
+    pub(crate) fn start(
+        &self,
+        peer: Peer,
+        spawn: impl FnOnce() -> std::io::Result<JoinHandle<()>>,
+    ) -> std::io::Result<bool> {
+        let mut threads = lock(&self.threads);
+        if threads.sealed {
+            return Ok(false);
+        }
+        let id = peer.id;
+        // Publish the stealers before the thread runs; a peer that steals
+        // from them before the thread starts finds them empty, which is
+        // harmless.
+        self.add_peer(peer);
+        match spawn() {
+            Ok(thread) => {
+                threads.running.push((id, thread));
+                Ok(true)
+            }
+            Err(error) => {
+                self.remove_peer(id);
+                Err(error)
+            }
+        }
+    }
+
+    /// Publishes the stealers of a worker that has no thread of its own
+    /// (see `worker::run_here`).
     pub(crate) fn add_peer(&self, peer: Peer) {
+        self.publish(|peers| peers.push(peer));
+    }
+
+    /// Withdraws the stealers of worker `id` from the snapshot.
+    pub(crate) fn remove_peer(&self, id: usize) {
+        self.publish(|peers| peers.retain(|p| p.id != id));
+    }
+
+    fn publish(&self, change: impl FnOnce(&mut Vec<Peer>)) {
         let mut peers = lock(&self.peers);
         let mut next = peers.to_vec();
-        next.push(peer);
+        change(&mut next);
         *peers = Arc::from(next);
         // Release: a worker that sees the new generation sees the snapshot.
         self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// Records a started worker thread, to be joined at shutdown.
-    pub(crate) fn add_thread(&self, thread: JoinHandle<()>) {
-        lock(&self.threads).push(thread);
     }
 
     /// The generation of the current snapshot; changes whenever it does.
@@ -69,21 +140,67 @@ impl WorkerSet {
         (self.generation.load(Ordering::Acquire), Arc::clone(&peers))
     }
 
-    /// How many workers have been started.
-    pub(crate) fn len(&self) -> usize {
-        lock(&self.peers).len()
+    /// Called by retiring worker `id` as its last act: moves its own thread
+    /// to the exited list and joins the threads that retired before it.
+    pub(crate) fn retire_thread(&self, id: usize) {
+        let earlier = {
+            let mut threads = lock(&self.threads);
+            let earlier = std::mem::take(&mut threads.exited);
+            // Absent if shutdown has already taken it to join.
+            if let Some(pos) = threads.running.iter().position(|&(i, _)| i == id) {
+                let (_, thread) = threads.running.swap_remove(pos);
+                threads.exited.push(thread);
+            }
+            earlier
+        };
+        join(earlier);
     }
 
-    /// Joins every worker thread started so far. Worker threads never
-    /// unwind (jobs and handlers run under `catch_unwind`), so a join error
-    /// would be a bug in the pool; it is reported on stderr, not hidden.
-    pub(crate) fn join_all(&self) {
-        let threads = std::mem::take(&mut *lock(&self.threads));
-        for thread in threads {
-            let name = thread.thread().name().map(str::to_owned);
-            if thread.join().is_err() {
-                eprintln!("priopool: worker thread {name:?} panicked outside a job (a bug in priopool)");
+    /// Joins the threads of workers that have retired so far.
+    pub(crate) fn reap(&self) {
+        let exited = std::mem::take(&mut lock(&self.threads).exited);
+        join(exited);
+    }
+
+    /// Joins every worker thread, including threads started while it runs,
+    /// until none is left and `drained()` holds; then seals the set so that
+    /// no thread starts afterwards.
+    ///
+    /// If no thread is left but the pool is not drained (a pool with a
+    /// minimum of zero workers whose thread starts were refused), it calls
+    /// `restart` and tries again after a pause that doubles up to 100 ms.
+    pub(crate) fn join_all(&self, drained: impl Fn() -> bool, restart: impl Fn()) {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let batch = {
+                let mut threads = lock(&self.threads);
+                if threads.running.is_empty() && threads.exited.is_empty() && drained() {
+                    threads.sealed = true;
+                    return;
+                }
+                let mut batch = std::mem::take(&mut threads.exited);
+                batch.extend(threads.running.drain(..).map(|(_, thread)| thread));
+                batch
+            };
+            if batch.is_empty() {
+                restart();
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            } else {
+                join(batch);
             }
+        }
+    }
+}
+
+/// Joins `threads`. Worker threads never unwind (jobs and handlers run under
+/// `catch_unwind`), so a join error would be a bug in the pool; it is
+/// reported on stderr, not hidden.
+fn join(threads: Vec<JoinHandle<()>>) {
+    for thread in threads {
+        let name = thread.thread().name().map(str::to_owned);
+        if thread.join().is_err() {
+            eprintln!("priopool: worker thread {name:?} panicked outside a job (a bug in priopool)");
         }
     }
 }

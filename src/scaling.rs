@@ -1,0 +1,590 @@
+//! Dynamic pools: how many workers a pool runs, and the rules that grow and
+//! shrink that number while jobs are being stolen.
+//!
+//! # The figures
+//!
+//! One `AtomicU64` packs three numbers, so that every decision about them is
+//! a single compare-and-swap:
+//!
+//! | field  | meaning                                                              |
+//! |--------|----------------------------------------------------------------------|
+//! | `live` | workers counted in the pool's size: running, or reserved and being started, and not retiring |
+//! | `min`  | idleness never takes `live` below it                                 |
+//! | `max`  | growth never takes `live` above it; while `live > max` the pool has *surplus* workers |
+//!
+//! A fixed pool is the case `min == max`: it never grows on its own, and no
+//! worker of it ever parks with a timeout. A second counter, `searching`,
+//! counts the workers of a growable pool that are looking for work and have
+//! not found any: started by growth and not yet running a job, or spinning
+//! after a pick found every level empty.
+//!
+//! # Growing
+//!
+//! A push that finds no sleeper to wake
+//! ([`Sleep::wake_one`](crate::sleep::Sleep::wake_one) returns `false`)
+//! asks [`Registry::notify`] to grow. The pool grows by one worker
+//! when `live < max` and the backlog (the sum of the queued counts) is
+//! larger than `searching`: jobs wait and no idle worker is about to take
+//! them. A pool at its maximum (every fixed pool) pays one atomic load on this
+//! path; the backlog and `searching` are read only when growth is possible.
+//!
+//! `searching` can be stale: a worker counted as searching may have just
+//! found its job. So a searching worker that finds a job lowers `searching`
+//! and then re-checks the queued counts ([`Levels::any_queued`]); if jobs
+//! still wait it notifies in turn (the *baton*). This re-check pairs with
+//! the pusher's count-in exactly as a sleeper's re-check does in
+//! `sleep.rs`: either it sees the pushed job, or the pusher's later read of
+//! `searching` sees it lowered.
+//!
+//! Growth starts at most one worker per push (or baton), so a burst of `n`
+//! pushes into a busy pool starts up to `n` workers, bounded by `max`;
+//! workers that then find nothing retire after the keep-alive.
+//!
+//! # Shrinking
+//!
+//! *Surplus.* [`Registry::set_worker_limits`] may leave `live > max`. Every
+//! worker checks for surplus at the top of its loop, **before every pick**,
+//! so that a surplus worker takes no new job after its current one (the
+//! re-check before sleeping only reads the counts, it never pops). A worker
+//! that finds surplus retires with a compare-and-swap that lowers `live`
+//! only while `live > max`, so exactly `live - max` workers leave.
+//!
+//! *Idleness.* A worker of a pool with `live > min` parks with a deadline of
+//! `keep_alive`. If the deadline passes and it is still on the sleeper list,
+//! it takes itself off the list and tries to retire: `live -= 1` while
+//! `live > min`. If a waker took it off the list first, the wake-up is the
+//! worker's to honour: it goes back to work and does not retire.
+//!
+//! # Why no job is stranded
+//!
+//! The sleep protocol keeps the invariant *whenever a job is queued, some
+//! worker is active, spinning or sleepy, or a waker is about to unpark
+//! one*. Retirement could break it in two ways, and each is closed:
+//!
+//! 1. A sleeper times out just as a job is pushed. The retiring worker takes
+//!    itself off the list and lowers `live`, and *then* re-checks the queued
+//!    counts; the pusher counts the job in and then reads `sleeping` and
+//!    `live`. The re-check pairs with the count-in as a sleeper's re-check
+//!    does in `sleep.rs`: either the retiring worker sees the job, takes its
+//!    slot back (`live += 1` while `live < max`) and goes back to work; or
+//!    the pusher sees the worker gone from the list and from `live`, finds
+//!    `live < max`, and starts a replacement (or wakes another sleeper).
+//! 2. A surplus worker (or an idle one that could not take its slot back)
+//!    leaves with jobs around: a wake-up aimed at it, or jobs of its own
+//!    local deques. It moves its local jobs to the injectors (the queued
+//!    counts do not change, so the priority rule sees them throughout) and,
+//!    if any job is queued, passes the wake-up on with
+//!    [`Registry::notify`]: it wakes a sleeper, or grows the pool, or finds
+//!    every other worker awake, and awake workers find the job (they pick,
+//!    or register as sleepers and then re-check).
+//!
+//! A pool with `min == 0` can reach `live == 0`; a push then starts a worker
+//! (the backlog exceeds `searching == 0`). If the OS refuses the thread
+//! (reported once on stderr), the job waits for the next push to try again,
+//! or for shutdown: a shutdown that finds jobs and no thread tries to start
+//! one and, failing that, runs the jobs on its own thread.
+//!
+//! # Threads
+//!
+//! A retiring worker leaves the steal snapshot only after its deques are
+//! empty, and its thread is joined by the next worker to retire, by the
+//! next resize, or at shutdown (see `workers.rs`); shutdown joins every
+//! thread ever started. Worker indexes are never reused, so the sleeper
+//! list, which keys by index, never confuses two workers.
+//!
+//! The retirement rules follow the shape of `java.util.concurrent`'s
+//! `ThreadPoolExecutor` (core and maximum sizes, keep-alive for threads
+//! above the core size) and tokio's blocking pool (keep-alive on a timed
+//! park); the surplus check before every pick is the fix of tikv/yatp's
+//! PR #90, where a surplus worker still popped a job in its
+//! check-before-sleep path.
+
+use std::time::{Duration, Instant};
+
+use crate::builder::MAX_WORKERS;
+use crate::error::{ResizeError, ResizeErrorKind};
+use crate::priority::Levels;
+use crate::registry::Registry;
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
+use crate::worker;
+
+/// Bits per field of the packed state; `MAX_WORKERS` fits with room to
+/// spare.
+const FIELD_BITS: u32 = 20;
+const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
+const _: () = assert!(MAX_WORKERS as u64 <= FIELD_MASK);
+
+/// The three worker counts, unpacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) live: usize,
+    pub(crate) min: usize,
+    pub(crate) max: usize,
+}
+
+impl Counts {
+    fn pack(self) -> u64 {
+        self.live as u64 | (self.min as u64) << FIELD_BITS | (self.max as u64) << (2 * FIELD_BITS)
+    }
+
+    fn unpack(bits: u64) -> Counts {
+        let field = |i: u32| ((bits >> (i * FIELD_BITS)) & FIELD_MASK) as usize;
+        Counts { live: field(0), min: field(1), max: field(2) }
+    }
+}
+
+/// The worker counts of one pool and the rules that change them.
+pub(crate) struct Scaling {
+    /// `Counts`, packed.
+    state: AtomicU64,
+    /// Workers of a growable pool looking for work without having found any.
+    searching: AtomicUsize,
+    /// Worker threads started since the pool was built (a metric).
+    started: AtomicUsize,
+    /// Worker threads retired since the pool was built (a metric).
+    retired: AtomicUsize,
+    /// How long a worker above `min` stays parked before it retires.
+    keep_alive: Duration,
+    /// 1 after a failed thread start, 0 after a successful one, so that a
+    /// run of failures is reported once.
+    spawn_failing: AtomicUsize,
+}
+
+impl Scaling {
+    /// No workers yet, and limits `min..=max`; see [`Scaling::set_limits`].
+    pub(crate) fn new(min: usize, max: usize, keep_alive: Duration) -> Scaling {
+        Scaling {
+            state: AtomicU64::new(Counts { live: 0, min, max }.pack()),
+            searching: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+            retired: AtomicUsize::new(0),
+            keep_alive,
+            spawn_failing: AtomicUsize::new(0),
+        }
+    }
+
+    /// The counts now (a snapshot).
+    pub(crate) fn counts(&self) -> Counts {
+        Counts::unpack(self.state.load(Ordering::SeqCst))
+    }
+
+    /// Applies `change` atomically; `Err` with the counts seen if it
+    /// declined (returned `None`).
+    fn update(&self, mut change: impl FnMut(Counts) -> Option<Counts>) -> Result<Counts, Counts> {
+        self.state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |bits| change(Counts::unpack(bits)).map(Counts::pack))
+            .map(Counts::unpack)
+            .map_err(Counts::unpack)
+    }
+
+    /// Sets the limits to `min..=max` (already validated) and reserves the
+    /// slots of the workers needed to bring `live` up to `min`; returns how
+    /// many the caller must start. Workers above `max` become surplus and
+    /// retire on their own.
+    pub(crate) fn set_limits(&self, min: usize, max: usize) -> usize {
+        let mut reserved = 0;
+        let _ = self.update(|c| {
+            reserved = min.saturating_sub(c.live);
+            Some(Counts { live: c.live.max(min), min, max })
+        });
+        reserved
+    }
+
+    /// Whether the pool has more workers than its maximum. Checked by every
+    /// worker before every pick: one load.
+    pub(crate) fn is_surplus(&self) -> bool {
+        let c = Counts::unpack(self.state.load(Ordering::Acquire));
+        c.live > c.max
+    }
+
+    /// Whether the pool may start more workers right now.
+    pub(crate) fn may_grow(&self) -> bool {
+        let c = Counts::unpack(self.state.load(Ordering::Relaxed));
+        c.live < c.max
+    }
+
+    /// Retires the caller as a surplus worker if there still is a surplus.
+    pub(crate) fn retire_surplus(&self) -> bool {
+        self.update(|c| (c.live > c.max).then_some(Counts { live: c.live - 1, ..c })).is_ok()
+    }
+
+    /// The deadline for a worker about to park: `keep_alive` from now if the
+    /// pool is above its minimum, else `None` (park until woken).
+    pub(crate) fn keep_alive_deadline(&self) -> Option<Instant> {
+        let c = Counts::unpack(self.state.load(Ordering::Relaxed));
+        if c.live > c.min { Instant::now().checked_add(self.keep_alive) } else { None }
+    }
+
+    /// A worker whose keep-alive ran out, already off the sleeper list,
+    /// tries to retire. Returns `true` if it must leave; `false` if it must
+    /// go back to work (the pool is at its minimum, or a job was queued
+    /// meanwhile and its slot was still free to take back). See the module
+    /// docs, case 1.
+    pub(crate) fn retire_idle(&self, levels: &Levels) -> bool {
+        if self.update(|c| (c.live > c.min).then_some(Counts { live: c.live - 1, ..c })).is_err() {
+            return false;
+        }
+        // SeqCst loads after the SeqCst update: the store-buffering pair
+        // with a pusher's count-in followed by its reads of `sleeping`/`live`.
+        if levels.any_queued() && self.update(|c| (c.live < c.max).then_some(Counts { live: c.live + 1, ..c })).is_ok()
+        {
+            return false;
+        }
+        true
+    }
+
+    /// Reserves a slot for one more worker if jobs wait and no searching
+    /// worker is there to take them; the caller then starts it (counted as
+    /// searching) or calls [`Scaling::release`].
+    pub(crate) fn reserve_if_backlogged(&self, levels: &Levels) -> bool {
+        let c = self.counts();
+        if c.live >= c.max {
+            return false;
+        }
+        if levels.backlog() <= self.searching.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.searching.fetch_add(1, Ordering::SeqCst);
+        if self.update(|c| (c.live < c.max).then_some(Counts { live: c.live + 1, ..c })).is_ok() {
+            true
+        } else {
+            self.searching.fetch_sub(1, Ordering::SeqCst);
+            false
+        }
+    }
+
+    /// Gives back a reserved slot whose thread was not started.
+    pub(crate) fn release(&self, searching: bool) {
+        if searching {
+            self.searching.fetch_sub(1, Ordering::SeqCst);
+        }
+        let _ = self.update(|c| Some(Counts { live: c.live.saturating_sub(1), ..c }));
+    }
+
+    /// A worker of a growable pool starts searching.
+    pub(crate) fn enter_searching(&self) {
+        self.searching.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A searching worker stops searching; if it stops because it found a
+    /// job (`found_job`), returns whether jobs still wait, in which case the
+    /// caller passes the baton with [`Registry::notify`].
+    pub(crate) fn leave_searching(&self, found_job: bool, levels: &Levels) -> bool {
+        self.searching.fetch_sub(1, Ordering::SeqCst);
+        found_job && levels.any_queued()
+    }
+
+    /// Records a worker thread started.
+    pub(crate) fn started_one(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.spawn_failing.store(0, Ordering::Relaxed);
+    }
+
+    /// Records a worker thread retired.
+    pub(crate) fn retired_one(&self) {
+        self.retired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Worker threads started since the pool was built.
+    pub(crate) fn started(&self) -> usize {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// Worker threads retired since the pool was built.
+    pub(crate) fn retired(&self) -> usize {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Reports a refused thread start on stderr, once per run of failures.
+    fn report_spawn_failure(&self, error: &std::io::Error) {
+        if self.spawn_failing.swap(1, Ordering::Relaxed) == 0 {
+            eprintln!(
+                "priopool: the OS refused to start a worker thread ({error}); the pool keeps running with {} workers \
+                 and will try again when more work arrives",
+                self.counts().live
+            );
+        }
+    }
+}
+
+impl Registry {
+    /// Makes sure a job just queued (or left behind) will be taken: wakes one
+    /// sleeper, or if there is none, grows the pool when the rules allow.
+    pub(crate) fn notify(this: &Arc<Registry>) {
+        if !this.sleep.wake_one()
+            && this.scaling.reserve_if_backlogged(&this.levels)
+            && let Err(error) = Registry::start_reserved(this, true)
+        {
+            // Nobody waits for this start to report an error to: say it here.
+            this.scaling.report_spawn_failure(&error);
+        }
+    }
+
+    /// Starts a worker into a slot already reserved in `live`, or gives the
+    /// slot back. `searching`: the new worker is counted as searching.
+    pub(crate) fn start_reserved(this: &Arc<Registry>, searching: bool) -> std::io::Result<()> {
+        match worker::start(this, searching) {
+            Ok(true) => {
+                this.scaling.started_one();
+                Ok(())
+            }
+            // The pool has shut down and joined its threads: nothing needs
+            // a worker any more.
+            Ok(false) => {
+                this.scaling.release(searching);
+                Ok(())
+            }
+            Err(error) => {
+                this.scaling.release(searching);
+                Err(error)
+            }
+        }
+    }
+
+    /// Sets the worker limits at run time; see
+    /// [`Pool::set_worker_limits`](crate::Pool::set_worker_limits).
+    pub(crate) fn set_worker_limits(this: &Arc<Registry>, min: usize, max: usize) -> Result<(), ResizeError> {
+        validate_limits(min, max)?;
+        this.workers.reap();
+        let reserved = this.scaling.set_limits(min, max);
+        // Sleeping surplus workers must see the surplus, and workers parked
+        // without a deadline must re-arm one if the minimum went down.
+        this.sleep.wake_all();
+        for started in 0..reserved {
+            if let Err(source) = Registry::start_reserved(this, false) {
+                for _ in started + 1..reserved {
+                    this.scaling.release(false);
+                }
+                let running = this.scaling.counts().live;
+                return Err(ResizeError::new(ResizeErrorKind::ThreadSpawn { running, source }));
+            }
+        }
+        Ok(())
+    }
+
+    /// A worker leaves for good (retired as surplus or idle), after moving
+    /// its local jobs to the injectors: it stops being a steal target,
+    /// passes on any wake-up it might have swallowed (module docs, case 2)
+    /// and hands its thread to be joined.
+    pub(crate) fn retire_worker(this: &Arc<Registry>, index: usize) {
+        this.workers.remove_peer(index);
+        this.scaling.retired_one();
+        if this.levels.any_queued() {
+            Registry::notify(this);
+        }
+        this.workers.retire_thread(index);
+    }
+}
+
+/// Checks worker limits given at run time.
+fn validate_limits(min: usize, max: usize) -> Result<(), ResizeError> {
+    if max == 0 {
+        return Err(ResizeError::new(ResizeErrorKind::NoWorkers));
+    }
+    if max > MAX_WORKERS {
+        return Err(ResizeError::new(ResizeErrorKind::TooManyWorkers { asked: max, max: MAX_WORKERS }));
+    }
+    if min > max {
+        return Err(ResizeError::new(ResizeErrorKind::MinAboveMax { min, max }));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Job;
+
+    #[test]
+    fn counts_round_trip_through_the_packed_word() {
+        for counts in [
+            Counts { live: 0, min: 0, max: 1 },
+            Counts { live: 3, min: 1, max: 4 },
+            Counts { live: MAX_WORKERS, min: MAX_WORKERS, max: MAX_WORKERS },
+        ] {
+            assert_eq!(Counts::unpack(counts.pack()), counts);
+        }
+    }
+
+    #[test]
+    fn set_limits_reserves_up_to_min_and_leaves_surplus() {
+        let scaling = Scaling::new(0, 0, Duration::from_secs(1));
+        assert_eq!(scaling.set_limits(3, 5), 3);
+        assert_eq!(scaling.counts(), Counts { live: 3, min: 3, max: 5 });
+        assert_eq!(scaling.set_limits(1, 1), 0);
+        assert!(scaling.is_surplus());
+        assert!(scaling.retire_surplus());
+        assert!(scaling.retire_surplus());
+        assert!(!scaling.retire_surplus(), "exactly live - max workers retire");
+        assert_eq!(scaling.counts().live, 1);
+    }
+
+    #[test]
+    fn idle_retirement_stops_at_min_and_yields_to_queued_work() {
+        let levels = Levels::new(1);
+        let scaling = Scaling::new(0, 0, Duration::from_secs(1));
+        scaling.set_limits(2, 2);
+        scaling.set_limits(1, 3);
+        assert!(scaling.keep_alive_deadline().is_some());
+        assert!(scaling.retire_idle(&levels));
+        assert_eq!(scaling.counts().live, 1);
+        assert!(scaling.keep_alive_deadline().is_none());
+        assert!(!scaling.retire_idle(&levels), "never below min");
+
+        scaling.set_limits(0, 3);
+        levels.count_in(0);
+        levels.inject(0, Job::new(|| {}));
+        assert!(!scaling.retire_idle(&levels), "a queued job keeps the worker");
+        assert_eq!(scaling.counts().live, 1);
+    }
+
+    #[test]
+    fn growth_needs_a_backlog_larger_than_the_searchers() {
+        let levels = Levels::new(2);
+        let scaling = Scaling::new(0, 0, Duration::from_secs(1));
+        scaling.set_limits(0, 2);
+        assert!(!scaling.reserve_if_backlogged(&levels), "no backlog, no growth");
+        levels.count_in(1);
+        assert!(scaling.reserve_if_backlogged(&levels));
+        assert!(!scaling.reserve_if_backlogged(&levels), "the new worker is searching");
+        levels.count_in(0);
+        assert!(scaling.reserve_if_backlogged(&levels));
+        levels.count_in(0);
+        assert!(!scaling.reserve_if_backlogged(&levels), "at max");
+        assert_eq!(scaling.counts().live, 2);
+        scaling.release(true);
+        assert_eq!(scaling.counts().live, 1);
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        assert!(validate_limits(0, 1).is_ok());
+        assert!(validate_limits(0, 0).unwrap_err().to_string().contains("n >= 1"));
+        assert!(validate_limits(3, 2).unwrap_err().to_string().contains("min"));
+        assert!(validate_limits(1, MAX_WORKERS + 1).is_err());
+    }
+}
+
+/// Loom models of retirement racing the sleep protocol. They run under
+/// `RUSTFLAGS="--cfg loom"` with the loom stand-ins of `sync.rs` and
+/// `deque.rs` (threads, atomics, locks, parker, queues), and compose the
+/// same calls the worker loop and `Registry::notify` make.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use std::time::{Duration, Instant};
+
+    use super::Scaling;
+    use crate::deque::{Stealer, Worker};
+    use crate::job::Job;
+    use crate::priority::{Levels, Pick};
+    use crate::sleep::{Sleep, Wake};
+    use crate::sync::{Arc, Parker, thread};
+
+    /// What `Registry::notify` does, minus starting the thread: `true` if
+    /// it woke a sleeper or reserved a slot for a new worker.
+    fn notify(sleep: &Sleep, scaling: &Scaling, levels: &Levels) -> bool {
+        sleep.wake_one() || scaling.reserve_if_backlogged(levels)
+    }
+
+    /// How the modelled worker's sleep ended.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Fate {
+        /// Back to work without a timeout.
+        Woken,
+        /// Timed out, but stayed: at the minimum, or took its slot back.
+        Stayed,
+        /// Retired; `true` if it passed a wake-up on.
+        Retired(bool),
+    }
+
+    /// A pool whose one worker (min 0, max 1) is asleep with its keep-alive
+    /// run out, while a job is pushed and a wake-up aimed at it. Whatever
+    /// the interleaving, a wake-up that took the worker off the sleeper list
+    /// is honoured (the worker goes back to work without even trying to
+    /// retire), and the job is not stranded: the worker stays, or a
+    /// replacement is reserved, or the worker passed the wake-up on.
+    #[test]
+    fn keep_alive_timeout_races_a_push_and_its_wake_up() {
+        loom::model(|| {
+            let levels = Arc::new(Levels::new(1));
+            let sleep = Arc::new(Sleep::new());
+            let scaling = Arc::new(Scaling::new(0, 0, Duration::from_secs(1)));
+            scaling.set_limits(1, 1);
+            scaling.set_limits(0, 1);
+
+            let worker = {
+                let (levels, sleep, scaling) = (Arc::clone(&levels), Arc::clone(&sleep), Arc::clone(&scaling));
+                thread::spawn(move || {
+                    let parker = Parker::new();
+                    // A deadline already past: the keep-alive has run out.
+                    match sleep.sleep(0, &parker, Some(Instant::now()), || levels.any_queued()) {
+                        Wake::Work => Fate::Woken,
+                        Wake::TimedOut if !scaling.retire_idle(&levels) => Fate::Stayed,
+                        // As `Registry::retire_worker`: pass the wake-up on.
+                        Wake::TimedOut => Fate::Retired(levels.any_queued() && notify(&sleep, &scaling, &levels)),
+                    }
+                })
+            };
+
+            levels.count_in(0);
+            levels.inject(0, Job::new(|| {}));
+            let woke = sleep.wake_one();
+            let grew = !woke && scaling.reserve_if_backlogged(&levels);
+
+            let fate = worker.join().unwrap();
+            if woke {
+                assert_eq!(fate, Fate::Woken, "a wake-up was aimed at the worker, yet it tried to retire");
+            }
+            assert!(fate != Fate::Retired(false) || grew, "the job was left with no worker to run it");
+        });
+    }
+
+    /// A surplus worker whose last job pushed a child onto its own local
+    /// deque retires before picking it, while the other worker falls
+    /// asleep. The child must reach the other worker: moved to the injector
+    /// and the sleeper woken (or never asleep).
+    #[test]
+    fn surplus_worker_retires_with_a_job_in_its_local_deque() {
+        loom::model(|| {
+            let levels = Arc::new(Levels::new(1));
+            let sleep = Arc::new(Sleep::new());
+            let scaling = Arc::new(Scaling::new(0, 0, Duration::from_secs(1)));
+            scaling.set_limits(2, 2);
+            scaling.set_limits(1, 1);
+
+            // The other worker, holding the snapshot without the retiring
+            // worker's stealers.
+            let other = {
+                let (levels, sleep) = (Arc::clone(&levels), Arc::clone(&sleep));
+                thread::spawn(move || {
+                    let parker = Parker::new();
+                    let local = [Worker::new_fifo()];
+                    loop {
+                        match levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0) {
+                            Pick::Found(..) => return,
+                            Pick::Contended => thread::yield_now(),
+                            Pick::Empty => {
+                                sleep.sleep(1, &parker, None, || levels.any_queued());
+                            }
+                        }
+                    }
+                })
+            };
+
+            // The retiring worker: its job spawns a child (Registry::inject).
+            let local = [Worker::new_fifo()];
+            levels.count_in(0);
+            local[0].push(Job::new(|| {}));
+            notify(&sleep, &scaling, &levels);
+            // Back at the top of its loop: surplus, so it retires without
+            // picking, as `WorkerThread::run` and `Registry::retire_worker` do.
+            assert!(scaling.is_surplus() && scaling.retire_surplus());
+            levels.drain_into_injectors(&local);
+            if levels.any_queued() {
+                notify(&sleep, &scaling, &levels);
+            }
+
+            other.join().unwrap();
+        });
+    }
+}
