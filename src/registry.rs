@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
+use crate::abort::Abort;
 use crate::builder::Config;
 use crate::error::{BuildError, BuildErrorKind, SpawnErrorKind};
 use crate::job::Job;
@@ -11,6 +12,7 @@ use crate::priority::{Levels, Priority};
 use crate::shutdown::Lifecycle;
 use crate::sleep::Sleep;
 use crate::sync::{Arc, AtomicUsize, Ordering};
+use crate::timer::Timer;
 use crate::worker::{self, Local};
 use crate::workers::WorkerSet;
 
@@ -24,6 +26,10 @@ pub(crate) struct Registry {
     pub(crate) sleep: Sleep,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) workers: WorkerSet,
+    /// `shutdown_now` state and the drained latch (abort.rs).
+    pub(crate) abort: Abort,
+    /// Expires jobs at their deadlines; started lazily (timer.rs).
+    pub(crate) timer: Timer,
     panics: AtomicUsize,
 }
 
@@ -45,6 +51,8 @@ impl Registry {
             sleep: Sleep::new(),
             lifecycle: Lifecycle::new(),
             workers: WorkerSet::new(),
+            abort: Abort::new(config.levels),
+            timer: Timer::new(),
             panics: AtomicUsize::new(0),
             config,
         });
@@ -66,7 +74,7 @@ impl Registry {
             .resolve(levels)
             .ok_or(SpawnErrorKind::UnknownLevel { level: priority.resolve(usize::MAX).unwrap_or(levels), levels })?;
         let local = worker::current_local(self.id);
-        if self.lifecycle.admit(local.is_some(), || self.sleep.wake_all()) {
+        if self.lifecycle.admit(local.is_some(), || self.on_drained()) {
             Ok(Admission { level, local })
         } else {
             Err(SpawnErrorKind::Shutdown)
@@ -100,12 +108,24 @@ impl Registry {
         self.panics.load(Ordering::Relaxed)
     }
 
+    /// Runs when the last outstanding job of a closed pool finishes (and
+    /// possibly again later): wakes every sleeper so the workers exit, opens
+    /// the drained latch, and stops the deadline timer (nothing is queued
+    /// any more).
+    pub(crate) fn on_drained(&self) {
+        self.sleep.wake_all();
+        self.abort.set_drained();
+        self.timer.stop();
+    }
+
     /// Closes intake and, unless called from one of this pool's own worker
-    /// threads, waits for the drain and joins every worker thread.
+    /// threads, waits for the drain and joins every worker thread and the
+    /// deadline timer.
     pub(crate) fn shutdown(&self) {
-        self.lifecycle.close(|| self.sleep.wake_all());
+        self.lifecycle.close(|| self.on_drained());
         if worker::current_local(self.id).is_none() {
             self.workers.join_all();
+            self.timer.join();
         }
     }
 }

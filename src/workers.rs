@@ -86,4 +86,11 @@ impl WorkerSet {
             }
         }
     }
+
+    /// Forgets every worker thread started so far without joining it: the
+    /// threads run on and exit by themselves (used when a shutdown gives up
+    /// waiting for stuck jobs).
+    pub(crate) fn detach_all(&self) {
+        drop(std::mem::take(&mut *lock(&self.threads)));
+    }
 }
