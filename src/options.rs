@@ -66,9 +66,9 @@ impl<'a> JobBuilder<'a> {
 
     /// The longest the job may wait in the queue, measured from the call to
     /// `spawn`/`submit`: the same as a [`deadline`](JobBuilder::deadline) of
-    /// that instant plus `wait`. A zero `wait` means "now or never" (the job
-    /// expires unless a worker pops it before the timer fires). A `wait` too
-    /// large to add to `Instant::now()` sets no deadline.
+    /// that instant plus `wait`. A zero `wait` is a deadline already past:
+    /// the job expires at once and never runs. A `wait` too large to add to
+    /// `Instant::now()` sets no deadline.
     pub fn max_wait(mut self, wait: Duration) -> JobBuilder<'a> {
         self.max_wait = Some(self.max_wait.map_or(wait, |shorter| shorter.min(wait)));
         self

@@ -161,6 +161,11 @@ fn a_deadline_already_past_expires_the_job_even_on_an_idle_pool() {
                 .submit(move || ran.fetch_add(1, Ordering::SeqCst))
                 .unwrap()
         })
+        .chain((0..50).map(|_| {
+            let ran = Arc::clone(&ran);
+            // A zero queue wait is a deadline already past.
+            pool.job(Priority::LOW).max_wait(Duration::ZERO).submit(move || ran.fetch_add(1, Ordering::SeqCst)).unwrap()
+        }))
         .collect();
     for handle in handles {
         assert!(within("join", move || handle.join()).is_err_and(|e| e.is_expired()));
