@@ -5,6 +5,7 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
+use crate::handle::JobHandle;
 use crate::job::panic_message;
 
 /// Why [`Builder::build`](crate::Builder::build) refused to make a pool.
@@ -171,6 +172,11 @@ pub enum SpawnErrorKind {
         /// How many levels the pool has (valid levels are `0..levels`).
         levels: usize,
     },
+    /// The job has a deadline, and the pool's deadline timer thread (started
+    /// with the first such job) could not be started because the OS refused
+    /// a new thread. Retrying may succeed; a job without a deadline needs no
+    /// timer.
+    TimerUnavailable,
 }
 
 impl<F> SpawnError<F> {
@@ -202,6 +208,9 @@ impl<F> fmt::Display for SpawnError<F> {
             SpawnErrorKind::UnknownLevel { level, levels } => {
                 write!(f, "priority level {level} does not exist: this pool has levels 0..{levels}")
             }
+            SpawnErrorKind::TimerUnavailable => f.write_str(
+                "the OS refused to start the pool's deadline timer thread: retry, or submit the job without a deadline",
+            ),
         }
     }
 }
@@ -215,8 +224,14 @@ pub enum JobError {
     /// `&'static str` or a `String`), for [`std::panic::resume_unwind`] or
     /// inspection.
     Panicked(Box<dyn Any + Send + 'static>),
-    /// The job was dropped without being run, so it never will be.
+    /// The job was dropped without being run, so it never will be: it was
+    /// cancelled (through its handle, or by
+    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now)) before it started.
     Cancelled,
+    /// The job's deadline passed before a worker started it, so it never
+    /// ran; its closure was dropped when the deadline passed. See
+    /// [`JobBuilder::deadline`](crate::JobBuilder::deadline).
+    Expired,
 }
 
 impl JobError {
@@ -229,6 +244,11 @@ impl JobError {
     pub fn is_cancelled(&self) -> bool {
         matches!(self, JobError::Cancelled)
     }
+
+    /// Whether the job's deadline passed before it started.
+    pub fn is_expired(&self) -> bool {
+        matches!(self, JobError::Expired)
+    }
 }
 
 impl fmt::Debug for JobError {
@@ -236,6 +256,7 @@ impl fmt::Debug for JobError {
         match self {
             JobError::Panicked(payload) => f.debug_tuple("Panicked").field(&panic_message(payload.as_ref())).finish(),
             JobError::Cancelled => f.write_str("Cancelled"),
+            JobError::Expired => f.write_str("Expired"),
         }
     }
 }
@@ -244,9 +265,65 @@ impl fmt::Display for JobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JobError::Panicked(payload) => write!(f, "the job panicked: {}", panic_message(payload.as_ref())),
-            JobError::Cancelled => f.write_str("the job was dropped without being run"),
+            JobError::Cancelled => f.write_str("the job was cancelled before it started, so it never ran"),
+            JobError::Expired => f.write_str("the job's deadline passed before it started, so it never ran"),
         }
     }
 }
 
 impl Error for JobError {}
+
+/// What [`JobHandle::join_timeout`] returns when it has no value to give.
+///
+/// A timeout hands the handle back, still usable: join it again, wait
+/// longer, [cancel](JobHandle::cancel) the job, or drop the handle (which
+/// does not cancel the job).
+pub enum JoinTimeoutError<T> {
+    /// The job did not end within the timeout; here is its handle.
+    TimedOut(JobHandle<T>),
+    /// The job ended without a value (it panicked, was cancelled or
+    /// expired).
+    Job(JobError),
+}
+
+impl<T> JoinTimeoutError<T> {
+    /// Whether the wait timed out (the job had not ended).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, JoinTimeoutError::TimedOut(_))
+    }
+
+    /// The handle handed back by a timeout; `None` if the job ended.
+    pub fn into_handle(self) -> Option<JobHandle<T>> {
+        match self {
+            JoinTimeoutError::TimedOut(handle) => Some(handle),
+            JoinTimeoutError::Job(_) => None,
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::TimedOut(handle) => f.debug_tuple("TimedOut").field(handle).finish(),
+            JoinTimeoutError::Job(error) => f.debug_tuple("Job").field(error).finish(),
+        }
+    }
+}
+
+impl<T> fmt::Display for JoinTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::TimedOut(_) => f.write_str("the job did not end within the join timeout"),
+            JoinTimeoutError::Job(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+impl<T> Error for JoinTimeoutError<T> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            JoinTimeoutError::TimedOut(_) => None,
+            JoinTimeoutError::Job(error) => Some(error),
+        }
+    }
+}

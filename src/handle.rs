@@ -1,59 +1,274 @@
-//! [`JobHandle`]: the submitter's end of a job's result.
+//! [`JobHandle`]: the submitter's end of a job's result, and
+//! [`CancelHandle`], a shareable way to cancel a job.
 
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 
-use crate::error::JobError;
+use crate::context::JobContext;
+use crate::error::{JobError, JoinTimeoutError};
 use crate::job::Job;
+use crate::sync::Arc;
+use crate::task::{self, CancelOutcome, JobResult, Task, TaskCell};
 
-type Slot<T> = oneshot::Receiver<Result<T, JobError>>;
-
-/// The result of a job given to [`Pool::submit`](crate::Pool::submit), to be
-/// collected with [`JobHandle::join`].
+/// The result of a job given to [`Pool::submit`](crate::Pool::submit) or
+/// [`JobBuilder::submit`](crate::JobBuilder::submit): collect it by
+/// blocking ([`JobHandle::join`], [`JobHandle::join_timeout`]) or by
+/// awaiting the handle, which is a [`Future`] that works under any async
+/// runtime (it needs none).
 ///
 /// Dropping a handle neither cancels nor loses the job: it still runs, and
-/// its value is dropped on the worker thread.
+/// its value is dropped on the worker thread. To stop a job, call
+/// [`JobHandle::cancel`].
+///
+/// ```
+/// use std::time::Duration;
+/// use priopool::{JoinTimeoutError, Pool, Priority};
+///
+/// let pool = Pool::builder().workers(1).build()?;
+/// let handle = pool.submit(Priority::HIGH, || 6 * 7)?;
+/// let answer = match handle.join_timeout(Duration::from_secs(5)) {
+///     Ok(answer) => answer,
+///     Err(JoinTimeoutError::TimedOut(handle)) => handle.join()?, // still usable
+///     Err(JoinTimeoutError::Job(error)) => return Err(error.into()),
+/// };
+/// assert_eq!(answer, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "dropping a JobHandle discards the job's result (the job still runs)"]
 pub struct JobHandle<T> {
-    result: Slot<T>,
+    result: Receiving<T>,
+    task: Arc<dyn TaskCell>,
+}
+
+/// The oneshot receiver, in whichever form it was last used.
+enum Receiving<T> {
+    /// Not polled yet: blocking receives use the channel's own parking.
+    Blocking(oneshot::Receiver<JobResult<T>>),
+    /// Polled as a future at least once (the channel's receiver cannot go
+    /// back); blocking receives poll it with a waker that unparks the thread.
+    Async(oneshot::AsyncReceiver<JobResult<T>>),
+    /// The future returned `Ready`: the result was handed out.
+    Taken,
+}
+
+/// A cloneable, `Send + Sync` handle that can cancel one job from any
+/// thread, while another thread waits on its [`JobHandle`] (or when there
+/// is no `JobHandle`: [`JobBuilder::spawn`](crate::JobBuilder::spawn)
+/// returns one of these).
+#[derive(Clone)]
+pub struct CancelHandle {
+    task: Arc<dyn TaskCell>,
 }
 
 impl<T: Send + 'static> JobHandle<T> {
-    /// Wraps `f` into a job that catches its panic and sends the outcome to
-    /// the returned handle.
+    /// Wraps `f` into a cancellable job with no deadline, and its handle.
     pub(crate) fn wrap(f: impl FnOnce() -> T + Send + 'static) -> (Job, JobHandle<T>) {
-        let (tx, result) = oneshot::channel();
-        let job = Job::self_reporting(move || {
-            let outcome = panic::catch_unwind(AssertUnwindSafe(f)).map_err(JobError::Panicked);
-            let panicked = outcome.is_err();
-            // A dropped handle only means nobody wants the value.
-            let _ = tx.send(outcome);
-            panicked
-        });
-        (job, JobHandle { result })
+        JobHandle::with_context(move |_: &JobContext| f(), None)
+    }
+
+    /// Wraps `f`, which takes the job's context, into a job expiring at
+    /// `deadline`; returns its queue entry and its handle.
+    pub(crate) fn with_context(
+        f: impl FnOnce(&JobContext) -> T + Send + 'static,
+        deadline: Option<Instant>,
+    ) -> (Job, JobHandle<T>) {
+        let (task, receiver) = Task::submitted(f, deadline);
+        let handle = JobHandle { result: Receiving::Blocking(receiver), task: Arc::clone(&task) };
+        (Job::task(task), handle)
+    }
+
+    /// The task cell, for the deadline timer.
+    pub(crate) fn task(&self) -> &Arc<dyn TaskCell> {
+        &self.task
     }
 }
 
 impl<T> JobHandle<T> {
-    /// Blocks until the job has run and returns its value.
+    /// Blocks until the job has ended and returns its value.
     ///
     /// # Errors
     ///
     /// [`JobError::Panicked`] with the panic payload if the job panicked;
-    /// [`JobError::Cancelled`] if it was dropped without running.
+    /// [`JobError::Cancelled`] if it was cancelled before it started;
+    /// [`JobError::Expired`] if its deadline passed before it started.
+    ///
+    /// # Panics
+    ///
+    /// If the handle was awaited to completion before (its future returned
+    /// `Ready`), since the result was already handed out.
     pub fn join(self) -> Result<T, JobError> {
-        self.result.recv().unwrap_or(Err(JobError::Cancelled))
+        match self.result {
+            Receiving::Blocking(receiver) => receiver.recv().unwrap_or(Err(JobError::Cancelled)),
+            Receiving::Async(mut receiver) => match block_on(&mut receiver, None) {
+                Some(result) => result,
+                None => unreachable!("a wait without a deadline cannot time out"),
+            },
+            Receiving::Taken => panic!("JobHandle::join after the handle's future returned Ready"),
+        }
     }
 
-    /// Whether the job has ended, so that [`JobHandle::join`] will not
-    /// block. Never blocks.
+    /// Waits at most `timeout` for the job to end and returns its value. A
+    /// zero `timeout` checks once and returns at once; a `timeout` too large
+    /// to add to `Instant::now()` waits without bound.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinTimeoutError::TimedOut`] if the job had not ended by then: it
+    /// holds this handle, usable as before (join again, cancel, drop).
+    /// [`JoinTimeoutError::Job`] with the [`JobError`] if the job ended
+    /// without a value, as in [`JobHandle::join`].
+    ///
+    /// # Panics
+    ///
+    /// As [`JobHandle::join`].
+    pub fn join_timeout(mut self, timeout: Duration) -> Result<T, JoinTimeoutError<T>> {
+        let received = match &mut self.result {
+            Receiving::Blocking(receiver) if timeout.is_zero() => match receiver.try_recv() {
+                Ok(result) => Some(result),
+                Err(oneshot::TryRecvError::Empty) => None,
+                Err(oneshot::TryRecvError::Disconnected) => Some(Err(JobError::Cancelled)),
+            },
+            Receiving::Blocking(receiver) => match receiver.recv_timeout(timeout) {
+                Ok(result) => Some(result),
+                Err(oneshot::RecvTimeoutError::Timeout) => None,
+                Err(oneshot::RecvTimeoutError::Disconnected) => Some(Err(JobError::Cancelled)),
+            },
+            // No representable deadline (`None`) waits without bound.
+            Receiving::Async(receiver) => block_on(receiver, Instant::now().checked_add(timeout)),
+            Receiving::Taken => panic!("JobHandle::join_timeout after the handle's future returned Ready"),
+        };
+        match received {
+            Some(result) => result.map_err(JoinTimeoutError::Job),
+            None => Err(JoinTimeoutError::TimedOut(self)),
+        }
+    }
+
+    /// Whether the job has ended (returned, panicked, was cancelled or
+    /// expired), so that [`JobHandle::join`] will not block. Never blocks.
     pub fn is_finished(&self) -> bool {
-        self.result.has_message() || self.result.is_closed()
+        match &self.result {
+            Receiving::Blocking(receiver) => receiver.has_message() || receiver.is_closed(),
+            Receiving::Async(receiver) => receiver.has_message() || receiver.is_closed(),
+            Receiving::Taken => true,
+        }
+    }
+
+    /// Cancels the job: if it has not started, it never will (its closure
+    /// is dropped before this returns and the handle yields
+    /// [`JobError::Cancelled`]); if it is running, its [`JobContext`]
+    /// reports the request. See [`CancelOutcome`]. The handle stays usable.
+    ///
+    /// # Panics
+    ///
+    /// Resumes the panic of the closure's destructor if dropping it panicked
+    /// (the job is cancelled and the handle completed first).
+    pub fn cancel(&self) -> CancelOutcome {
+        task::cancel(&*self.task)
+    }
+
+    /// A [`CancelHandle`] for this job, to cancel it from another thread or
+    /// task.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle { task: Arc::clone(&self.task) }
+    }
+}
+
+/// Awaits the job's result. The output is what [`JobHandle::join`] returns.
+/// The future needs no particular runtime: it is woken by the worker that
+/// finishes the job (or by the canceller, or the deadline timer).
+///
+/// # Panics
+///
+/// If polled again after it returned `Ready`.
+impl<T> Future for JobHandle<T> {
+    type Output = Result<T, JobError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        // The first poll turns the receiver into its future form for good.
+        this.result = match std::mem::replace(&mut this.result, Receiving::Taken) {
+            Receiving::Blocking(receiver) => Receiving::Async(receiver.into_future()),
+            other => other,
+        };
+        let Receiving::Async(receiver) = &mut this.result else {
+            panic!("JobHandle polled after it returned Ready");
+        };
+        match Pin::new(receiver).poll(cx) {
+            Poll::Ready(result) => {
+                this.result = Receiving::Taken;
+                Poll::Ready(result.unwrap_or(Err(JobError::Cancelled)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
 impl<T> fmt::Debug for JobHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobHandle").field("finished", &self.is_finished()).finish()
+    }
+}
+
+impl CancelHandle {
+    pub(crate) fn new(task: Arc<dyn TaskCell>) -> CancelHandle {
+        CancelHandle { task }
+    }
+
+    /// Cancels the job, as [`JobHandle::cancel`].
+    ///
+    /// # Panics
+    ///
+    /// As [`JobHandle::cancel`].
+    pub fn cancel(&self) -> CancelOutcome {
+        task::cancel(&*self.task)
+    }
+
+    /// Whether the job has ended: returned, panicked, was cancelled or
+    /// expired. Never blocks.
+    pub fn is_finished(&self) -> bool {
+        self.task.state().has_ended()
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHandle").field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// Wakes a blocked thread.
+struct Unparker(Thread);
+
+impl Wake for Unparker {
+    fn wake(self: StdArc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &StdArc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Blocks the current thread on `receiver` until it is ready or `deadline`
+/// passes (`None` if it did; a missing deadline waits without bound).
+fn block_on<R>(receiver: &mut oneshot::AsyncReceiver<JobResult<R>>, deadline: Option<Instant>) -> Option<JobResult<R>> {
+    let waker = Waker::from(StdArc::new(Unparker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(result) = Pin::new(&mut *receiver).poll(&mut cx) {
+            return Some(result.unwrap_or(Err(JobError::Cancelled)));
+        }
+        match deadline {
+            None => thread::park(),
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => thread::park_timeout(left),
+                _ => return None,
+            },
+        }
     }
 }

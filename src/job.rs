@@ -3,46 +3,83 @@
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
+use crate::sync::Arc;
+use crate::task::{Abandoned, Payload, TaskCell, Unrun};
+
 /// How a job ended.
 pub(crate) enum Outcome {
     /// It returned normally.
     Completed,
-    /// It panicked. The payload is here if nobody else has it yet (a
-    /// spawned job); `None` if it was already handed to a
+    /// It panicked (or, for a job dropped unrun, its closure's destructor
+    /// did). The payload is here if nobody else has it yet (a spawned job);
+    /// `None` if it was already handed to a
     /// [`JobHandle`](crate::JobHandle).
     Panicked(Option<Box<dyn Any + Send>>),
+    /// It did not run: it had been cancelled or had expired before this
+    /// queue entry was popped, or it expired now (see `task.rs`).
+    NotRun,
 }
 
-/// A type-erased job: a boxed closure, run at most once. The closure returns
-/// `true` if it caught a panic of its own and delivered it elsewhere.
+/// A type-erased job, run at most once: either a boxed closure (a plain
+/// [`Pool::spawn`](crate::Pool::spawn)), or a thin entry pointing at a
+/// cancellable task cell (everything with a handle or options).
 ///
 /// A closure that captures nothing is zero-sized and boxing it does not
-/// allocate, so an empty job costs only the queue slot it sits in.
-pub(crate) struct Job(Box<dyn FnOnce() -> bool + Send + 'static>);
+/// allocate, so an empty spawned job costs only the queue slot it sits in.
+pub(crate) struct Job(Kind);
+
+enum Kind {
+    Closure(Box<dyn FnOnce() + Send + 'static>),
+    Task(Arc<dyn TaskCell>),
+}
+
+/// What [`Job::cancel`] did.
+pub(crate) enum Cancelled {
+    /// This call dropped the job unrun; the payload is its closure's
+    /// destructor's panic, if it panicked.
+    Now(Option<Payload>),
+    /// The job had already ended (cancelled or expired earlier); its entry
+    /// was discarded.
+    Before,
+}
 
 impl Job {
     /// A job whose panics reach the pool's panic handler.
     pub(crate) fn new(f: impl FnOnce() + Send + 'static) -> Job {
-        Job(Box::new(move || {
-            f();
-            false
-        }))
+        Job(Kind::Closure(Box::new(f)))
     }
 
-    /// A job that catches its own panics and delivers them itself; `f`
-    /// returns whether it did.
-    pub(crate) fn self_reporting(f: impl FnOnce() -> bool + Send + 'static) -> Job {
-        Job(Box::new(f))
+    /// The queue entry of a task cell.
+    pub(crate) fn task(task: Arc<dyn TaskCell>) -> Job {
+        Job(Kind::Task(task))
     }
 
     /// Runs the job, catching a panic instead of letting it unwind into the
     /// worker. The closure and everything it captured are dropped inside the
     /// guard too, so a panicking destructor is caught as well.
     pub(crate) fn run(self) -> Outcome {
-        match panic::catch_unwind(AssertUnwindSafe(self.0)) {
-            Ok(false) => Outcome::Completed,
-            Ok(true) => Outcome::Panicked(None),
-            Err(payload) => Outcome::Panicked(Some(payload)),
+        match self.0 {
+            Kind::Closure(f) => match panic::catch_unwind(AssertUnwindSafe(f)) {
+                Ok(()) => Outcome::Completed,
+                Err(payload) => Outcome::Panicked(Some(payload)),
+            },
+            // The task catches the job's panic itself; this guard catches a
+            // panic from dropping a value nobody took.
+            Kind::Task(task) => {
+                panic::catch_unwind(AssertUnwindSafe(|| task.run())).unwrap_or_else(|p| Outcome::Panicked(Some(p)))
+            }
+        }
+    }
+
+    /// Drops the job without running it; a task's handle yields
+    /// [`JobError::Cancelled`](crate::JobError::Cancelled).
+    pub(crate) fn cancel(self) -> Cancelled {
+        match self.0 {
+            Kind::Closure(f) => Cancelled::Now(panic::catch_unwind(AssertUnwindSafe(move || drop(f))).err()),
+            Kind::Task(task) => match task.abandon(Unrun::Cancelled) {
+                Abandoned::Dropped(panic) => Cancelled::Now(panic),
+                Abandoned::NotQueued => Cancelled::Before,
+            },
         }
     }
 }

@@ -20,17 +20,24 @@
 //! Modules, one concern each: `builder` (configuration), `priority` (levels,
 //! injectors and the pick rule), `worker` (the worker loop), `sleep` (the
 //! idle/wake protocol), `scaling` (dynamic pools: growing, shrinking,
-//! resizing), `shutdown` (intake and drain), `handle`
-//! ([`JobHandle`]), `pool` ([`Pool`], [`Spawner`]). `docs/design.md` in the
-//! repository describes the design and its invariants.
+//! resizing), `shutdown` (intake and drain), `handle` ([`JobHandle`],
+//! [`CancelHandle`]), `pool` ([`Pool`], [`Spawner`]), `options`
+//! ([`JobBuilder`]: deadlines and other per-job options), `task` (the
+//! cancellable job cell and its state machine), `context` ([`JobContext`]),
+//! `timer` (the deadline timer thread), `abort` ([`Pool::shutdown_now`],
+//! [`Pool::shutdown_timeout`]). `docs/design.md` in the repository describes
+//! the design and its invariants.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod abort;
 mod builder;
+mod context;
 mod deque;
 mod error;
 mod handle;
 mod job;
+mod options;
 mod pool;
 mod priority;
 mod registry;
@@ -38,11 +45,17 @@ mod scaling;
 mod shutdown;
 mod sleep;
 mod sync;
+mod task;
+mod timer;
 mod worker;
 mod workers;
 
+pub use abort::{CancelledJobs, ShutdownReport};
 pub use builder::{Builder, DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
-pub use error::{BuildError, JobError, ResizeError, SpawnError, SpawnErrorKind};
-pub use handle::JobHandle;
+pub use context::JobContext;
+pub use error::{BuildError, JobError, JoinTimeoutError, ResizeError, SpawnError, SpawnErrorKind};
+pub use handle::{CancelHandle, JobHandle};
+pub use options::JobBuilder;
 pub use pool::{Pool, Spawner};
 pub use priority::Priority;
+pub use task::CancelOutcome;

@@ -3,11 +3,14 @@
 
 use std::fmt;
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
+use crate::abort::{self, CancelledJobs, ShutdownReport};
 use crate::builder::{Builder, Config};
 use crate::error::{BuildError, ResizeError, SpawnError};
 use crate::handle::JobHandle;
 use crate::job::Job;
+use crate::options::JobBuilder;
 use crate::priority::Priority;
 use crate::registry::Registry;
 use crate::sync::Arc;
@@ -88,6 +91,12 @@ impl Pool {
         T: Send + 'static,
     {
         self.spawner.submit(priority, job)
+    }
+
+    /// Describes a job at `priority` with options (a deadline, a maximum
+    /// queue wait, a [`JobContext`](crate::JobContext)); see [`JobBuilder`].
+    pub fn job(&self, priority: Priority) -> JobBuilder<'_> {
+        self.spawner.job(priority)
     }
 
     /// A handle that can spawn onto this pool from other threads and from
@@ -202,6 +211,44 @@ impl Pool {
     pub fn shutdown(self) {
         // `Drop` does the work.
     }
+
+    /// Shuts the pool down without running its backlog: stops intake,
+    /// cancels every queued job (its closure is dropped and its handle
+    /// yields [`JobError::Cancelled`](crate::JobError::Cancelled) before
+    /// this returns), waits for the jobs already running, and joins every
+    /// worker thread. Returns how many jobs were cancelled at each level.
+    ///
+    /// Running jobs are not interrupted (a thread cannot be stopped from
+    /// outside); cancel their handles first if they watch their
+    /// [`JobContext`](crate::JobContext). A job that a running job spawns
+    /// once this call has begun is accepted and then cancelled, not run,
+    /// and counted.
+    ///
+    /// Called from inside one of the pool's own jobs, it cancels the queued
+    /// jobs as above but, as [`Pool::shutdown`] does, does not wait for the
+    /// running ones (the caller is one of them): the workers exit on their
+    /// own when those end, detached. The counts then cover the jobs
+    /// cancelled before it returned.
+    pub fn shutdown_now(self) -> CancelledJobs {
+        abort::shutdown_now(&self.spawner.registry)
+    }
+
+    /// Shuts the pool down gracefully, as [`Pool::shutdown`], but gives up
+    /// waiting after `timeout` (one overall bound for the whole call, not a
+    /// bound per thread): then it cancels every job still queued, as
+    /// [`Pool::shutdown_now`], and returns without waiting for the jobs
+    /// still running, whose worker threads finish them and exit on their
+    /// own, detached. The report says which happened and, on a timeout,
+    /// what was cancelled. The bound does not cover running the destructors
+    /// of the cancelled closures, which happens on the calling thread.
+    ///
+    /// Called from inside one of the pool's own jobs it cannot wait for the
+    /// drain (the caller is part of it): it closes intake, returns
+    /// [`ShutdownReport::Detached`] at once, and the workers finish every
+    /// accepted job on their own.
+    pub fn shutdown_timeout(self, timeout: Duration) -> ShutdownReport {
+        abort::shutdown_timeout(&self.spawner.registry, timeout)
+    }
 }
 
 impl Drop for Pool {
@@ -260,6 +307,11 @@ impl Spawner {
             }
             Err(kind) => Err(SpawnError::new(job, kind)),
         }
+    }
+
+    /// Describes a job at `priority` with options; see [`JobBuilder`].
+    pub fn job(&self, priority: Priority) -> JobBuilder<'_> {
+        JobBuilder::new(&self.registry, priority)
     }
 
     /// The number of priority levels of the pool.

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
+use crate::abort::Abort;
 use crate::builder::Config;
 use crate::error::{BuildError, BuildErrorKind, SpawnErrorKind};
 use crate::job::Job;
@@ -12,6 +13,7 @@ use crate::scaling::Scaling;
 use crate::shutdown::Lifecycle;
 use crate::sleep::Sleep;
 use crate::sync::{Arc, AtomicUsize, Ordering};
+use crate::timer::Timer;
 use crate::worker::{self, Local};
 use crate::workers::WorkerSet;
 
@@ -26,6 +28,10 @@ pub(crate) struct Registry {
     pub(crate) lifecycle: Lifecycle,
     pub(crate) workers: WorkerSet,
     pub(crate) scaling: Scaling,
+    /// `shutdown_now` state and the drained latch (abort.rs).
+    pub(crate) abort: Abort,
+    /// Expires jobs at their deadlines; started lazily (timer.rs).
+    pub(crate) timer: Timer,
     panics: AtomicUsize,
 }
 
@@ -48,6 +54,8 @@ impl Registry {
             lifecycle: Lifecycle::new(),
             workers: WorkerSet::new(),
             scaling: Scaling::new(config.min_workers, config.max_workers, config.keep_alive),
+            abort: Abort::new(config.levels),
+            timer: Timer::new(),
             panics: AtomicUsize::new(0),
             config,
         });
@@ -70,7 +78,7 @@ impl Registry {
             .resolve(levels)
             .ok_or(SpawnErrorKind::UnknownLevel { level: priority.asked().unwrap_or(levels), levels })?;
         let local = worker::current_local(self.id);
-        if self.lifecycle.admit(local.is_some(), || self.sleep.wake_all()) {
+        if self.lifecycle.admit(local.is_some(), || self.on_drained()) {
             Ok(Admission { level, local })
         } else {
             Err(SpawnErrorKind::Shutdown)
@@ -118,13 +126,24 @@ impl Registry {
         }
     }
 
+    /// Runs when the last outstanding job of a closed pool finishes (and
+    /// possibly again later): wakes every sleeper so the workers exit, opens
+    /// the drained latch, and stops the deadline timer (nothing is queued
+    /// any more).
+    pub(crate) fn on_drained(&self) {
+        self.sleep.wake_all();
+        self.abort.set_drained();
+        self.timer.stop();
+    }
+
     /// Closes intake and, unless called from one of this pool's own worker
     /// threads, waits for the drain and joins every worker thread ever
-    /// started (retired ones included).
+    /// started (retired ones included) and the deadline timer.
     pub(crate) fn shutdown(this: &Arc<Registry>) {
-        this.lifecycle.close(|| this.sleep.wake_all());
+        this.lifecycle.close(|| this.on_drained());
         if worker::current_local(this.id).is_none() {
             this.workers.join_all(|| this.lifecycle.is_drained(), || Registry::restart(this));
+            this.timer.join();
         }
     }
 }

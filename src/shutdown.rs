@@ -70,6 +70,12 @@ impl Lifecycle {
         }
     }
 
+    /// How many admitted jobs have not finished (queued or running); a
+    /// snapshot.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::SeqCst)
+    }
+
     /// Whether the pool is closed and every admitted job has finished:
     /// workers may exit.
     pub(crate) fn is_drained(&self) -> bool {

@@ -147,9 +147,9 @@ impl WorkerThread {
                 break Exit::Retired;
             }
             match self.pick() {
-                Pick::Found(_level, job) => {
+                Pick::Found(level, job) => {
                     self.stop_searching(true);
-                    self.execute(job);
+                    self.execute(level, job);
                     idle.reset();
                     contention.reset();
                 }
@@ -212,10 +212,16 @@ impl WorkerThread {
         self.registry.levels.pick(&self.local.deques, &self.peers, self.tick)
     }
 
-    fn execute(&self, job: Job) {
-        if let Outcome::Panicked(payload) = job.run() {
-            self.registry.job_panicked(payload);
+    fn execute(&self, level: usize, job: Job) {
+        let registry = &*self.registry;
+        // During `shutdown_now` a popped job is cancelled, not run (abort.rs).
+        if registry.abort.is_aborting() {
+            if let Some(payload) = registry.abort.cancel(level, job) {
+                registry.job_panicked(Some(payload));
+            }
+        } else if let Outcome::Panicked(payload) = job.run() {
+            registry.job_panicked(payload);
         }
-        self.registry.lifecycle.finish(|| self.registry.sleep.wake_all());
+        registry.lifecycle.finish(|| registry.on_drained());
     }
 }

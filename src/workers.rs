@@ -174,6 +174,10 @@ impl WorkerSet {
         loop {
             let batch = {
                 let mut threads = lock(&self.threads);
+                if threads.sealed {
+                    // Joined or detached already: nothing is left to wait for.
+                    return;
+                }
                 if threads.running.is_empty() && threads.exited.is_empty() && drained() {
                     threads.sealed = true;
                     return;
@@ -190,6 +194,14 @@ impl WorkerSet {
                 join(batch);
             }
         }
+    }
+
+    /// Forgets every worker thread started so far without joining it, and
+    /// seals the set: the threads run on and exit by themselves, and no new
+    /// one starts (used when a shutdown gives up waiting for stuck jobs).
+    pub(crate) fn detach_all(&self) {
+        let mut threads = lock(&self.threads);
+        *threads = Threads { sealed: true, ..Threads::default() };
     }
 }
 

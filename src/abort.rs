@@ -1,0 +1,265 @@
+//! Shutting down without running the backlog: [`Pool::shutdown_now`] and
+//! [`Pool::shutdown_timeout`].
+//!
+//! # `shutdown_now`, step by step
+//!
+//! 1. Set `aborting` (SeqCst). From then on every worker that pops a job
+//!    cancels it instead of running it (one SeqCst load per job in
+//!    `worker.rs`).
+//! 2. Close intake (`shutdown.rs` step 1): spawns from outside are refused.
+//! 3. Sweep: the calling thread takes every queued job with the pick rule
+//!    (`Levels::pick` over the injectors and every worker's stealers, into a
+//!    scratch deque) and cancels it: its closure is dropped, its handle
+//!    yields `JobError::Cancelled`, it is counted at its level and finished
+//!    for the drain accounting. The sweep stops when every level's queued
+//!    count is zero.
+//! 4. Wait for the drain and join the workers, as `Pool::shutdown` does
+//!    (only running jobs remain; each worker exits when it finds the pool
+//!    drained), then join the deadline timer.
+//!
+//! A job spawned by a running job after step 1 (in the SeqCst total order;
+//! in practice: once `shutdown_now` has begun) is accepted, since its parent
+//! is part of the drain, and then cancelled by the sweep or by the worker
+//! that pops it; it is counted too. Proof sketch: the child's admission
+//! raises `outstanding` (SeqCst) after the `aborting` store, and the worker's
+//! SeqCst load of `aborting` happens after it popped the child, hence after
+//! that admission; so the load comes later than the store in the total
+//! order and reads `true`.
+//!
+//! Running jobs are not interrupted: Rust cannot stop a thread. A job that
+//! should stop early needs its handle cancelled (see `JobContext`).
+//!
+//! Called from inside one of the pool's own jobs, steps 1 to 3 happen as
+//! above but step 4 does not (the caller is part of the drain, as with
+//! `Pool::shutdown`): every job queued when the sweep ran is cancelled before
+//! the call returns, later children are cancelled by the workers, and the
+//! worker threads exit on their own, detached.
+//!
+//! # `shutdown_timeout(d)`
+//!
+//! One deadline, `now + d`, bounds the whole call: close intake, wait on the
+//! drained latch (signalled by the drain's last `finish`) until the deadline;
+//! if the pool drained, join the workers and report
+//! [`ShutdownReport::Drained`]. Otherwise do steps 1 to 3 of `shutdown_now`
+//! and return [`ShutdownReport::TimedOut`] without waiting for the jobs
+//! still running: their workers finish them, find the pool drained and exit,
+//! detached. The only unbounded part is the sweep itself, which runs the
+//! cancelled closures' destructors on the calling thread.
+//!
+//! [`Pool::shutdown_now`]: crate::Pool::shutdown_now
+//! [`Pool::shutdown_timeout`]: crate::Pool::shutdown_timeout
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::Backoff;
+
+use crate::deque::Worker;
+use crate::job::{Cancelled, Job};
+use crate::priority::{Pick, Priority};
+use crate::registry::Registry;
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, lock, wait, wait_timeout};
+use crate::task::Payload;
+use crate::worker;
+
+/// How many queued jobs [`Pool::shutdown_now`](crate::Pool::shutdown_now)
+/// (or a timed-out [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout))
+/// cancelled, per priority level.
+///
+/// Spawned and submitted jobs alike are counted; a job that had already been
+/// cancelled through its handle, or had expired, is not.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CancelledJobs {
+    by_level: Box<[usize]>,
+}
+
+impl CancelledJobs {
+    /// How many jobs were cancelled at `priority`; 0 for a level the pool
+    /// does not have.
+    pub fn at(&self, priority: Priority) -> usize {
+        priority.resolve(self.by_level.len()).map_or(0, |level| self.by_level[level])
+    }
+
+    /// The counts, indexed by level (index 0 is the most urgent); one entry
+    /// per level of the pool.
+    pub fn by_level(&self) -> &[usize] {
+        &self.by_level
+    }
+
+    /// How many jobs were cancelled in all.
+    pub fn total(&self) -> usize {
+        self.by_level.iter().sum()
+    }
+}
+
+impl fmt::Debug for CancelledJobs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelledJobs").field("by_level", &self.by_level).field("total", &self.total()).finish()
+    }
+}
+
+/// What [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShutdownReport {
+    /// Every accepted job ran (or ended otherwise: cancelled through its
+    /// handle, expired) within the timeout, and every worker thread was
+    /// joined.
+    Drained,
+    /// The timeout passed first. Every job still queued was cancelled as by
+    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now), but the jobs still
+    /// running were not waited for: their worker threads finish them and
+    /// exit on their own, detached.
+    TimedOut {
+        /// The queued jobs cancelled, per level (those cancelled before the
+        /// call returned).
+        cancelled: CancelledJobs,
+        /// How many jobs were still running (or being handed over) when the
+        /// call returned; a snapshot.
+        still_running: usize,
+    },
+    /// It was called from inside one of the pool's own jobs, so it could
+    /// not wait for the drain, which includes the calling job: like
+    /// [`Pool::shutdown`](crate::Pool::shutdown) from inside a job, it
+    /// closed intake and returned at once; the workers run every accepted
+    /// job and exit on their own, detached. Nothing was cancelled.
+    Detached,
+}
+
+impl ShutdownReport {
+    /// Whether the pool drained within the timeout.
+    pub fn drained(&self) -> bool {
+        matches!(self, ShutdownReport::Drained)
+    }
+
+    /// Whether the timeout passed before the pool drained.
+    pub fn timed_out(&self) -> bool {
+        matches!(self, ShutdownReport::TimedOut { .. })
+    }
+}
+
+/// The abort flag, the per-level counts of cancelled jobs, and the drained
+/// latch. One per pool, in the registry.
+pub(crate) struct Abort {
+    aborting: AtomicBool,
+    cancelled: Box<[AtomicUsize]>,
+    drained: Mutex<bool>,
+    drained_signal: Condvar,
+}
+
+impl Abort {
+    pub(crate) fn new(levels: usize) -> Abort {
+        Abort {
+            aborting: AtomicBool::new(false),
+            cancelled: (0..levels).map(|_| AtomicUsize::new(0)).collect(),
+            drained: Mutex::new(false),
+            drained_signal: Condvar::new(),
+        }
+    }
+
+    /// Whether workers must cancel the jobs they pop. SeqCst: see the module
+    /// docs.
+    pub(crate) fn is_aborting(&self) -> bool {
+        self.aborting.load(Ordering::SeqCst)
+    }
+
+    /// Cancels a popped job of `level` and counts it; returns the panic of
+    /// its closure's destructor, if any. The caller finishes the job.
+    pub(crate) fn cancel(&self, level: usize, job: Job) -> Option<Payload> {
+        match job.cancel() {
+            Cancelled::Now(panic) => {
+                self.cancelled[level].fetch_add(1, Ordering::Relaxed);
+                panic
+            }
+            Cancelled::Before => None,
+        }
+    }
+
+    /// Records that the pool is drained (called by `Registry::on_drained`,
+    /// possibly more than once).
+    pub(crate) fn set_drained(&self) {
+        *lock(&self.drained) = true;
+        self.drained_signal.notify_all();
+    }
+
+    /// Waits until the pool is drained or `deadline` passes (`None`: no
+    /// deadline); returns whether it drained.
+    fn wait_drained(&self, deadline: Option<Instant>) -> bool {
+        let mut drained = lock(&self.drained);
+        while !*drained {
+            drained = match deadline {
+                None => wait(&self.drained_signal, drained),
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => wait_timeout(&self.drained_signal, drained, left),
+                    _ => break,
+                },
+            };
+        }
+        *drained
+    }
+
+    fn counts(&self) -> CancelledJobs {
+        CancelledJobs { by_level: self.cancelled.iter().map(|n| n.load(Ordering::Relaxed)).collect() }
+    }
+}
+
+/// Steps 1 to 3 of the module docs: abort, close, sweep.
+fn abort_and_sweep(registry: &Registry) {
+    registry.abort.aborting.store(true, Ordering::SeqCst);
+    registry.lifecycle.close(|| registry.on_drained());
+    let scratch: Vec<Worker<Job>> = (0..registry.levels.len()).map(|_| Worker::new_fifo()).collect();
+    let backoff = Backoff::new();
+    let (_, mut peers) = registry.workers.snapshot();
+    loop {
+        match registry.levels.pick(&scratch, &peers, 0) {
+            Pick::Found(level, job) => {
+                if let Some(payload) = registry.abort.cancel(level, job) {
+                    registry.job_panicked(Some(payload));
+                }
+                registry.lifecycle.finish(|| registry.on_drained());
+                backoff.reset();
+            }
+            // A job is being pushed or moved between queues: wait for it to
+            // become visible (the workers may also take it).
+            Pick::Contended => {
+                backoff.snooze();
+                (_, peers) = registry.workers.snapshot();
+            }
+            Pick::Empty => break,
+        }
+    }
+    // Empty means every queued count was zero, so the scratch deques, whose
+    // jobs are counted, are empty; this only keeps that promise explicit.
+    registry.levels.drain_into_injectors(&scratch);
+}
+
+/// [`Pool::shutdown_now`](crate::Pool::shutdown_now).
+pub(crate) fn shutdown_now(registry: &Arc<Registry>) -> CancelledJobs {
+    abort_and_sweep(registry);
+    Registry::shutdown(registry);
+    registry.abort.counts()
+}
+
+/// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout).
+pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> ShutdownReport {
+    let deadline = Instant::now().checked_add(timeout);
+    registry.lifecycle.close(|| registry.on_drained());
+    if worker::current_local(registry.id).is_some() {
+        return ShutdownReport::Detached;
+    }
+    if registry.abort.wait_drained(deadline) {
+        Registry::shutdown(registry);
+        return ShutdownReport::Drained;
+    }
+    abort_and_sweep(registry);
+    let cancelled = registry.abort.counts();
+    let still_running = registry.lifecycle.outstanding();
+    if still_running == 0 && registry.abort.wait_drained(Some(Instant::now())) {
+        // Nothing runs any more: the workers are exiting; join them.
+        Registry::shutdown(registry);
+    } else {
+        registry.workers.detach_all();
+        registry.timer.detach();
+    }
+    ShutdownReport::TimedOut { cancelled, still_running }
+}

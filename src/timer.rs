@@ -1,0 +1,254 @@
+//! The deadline timer: one thread per pool, started with the pool's first
+//! job that has a deadline, that expires queued jobs when their deadline
+//! passes.
+//!
+//! A job with a deadline is scheduled here after it is queued. The thread
+//! keeps a min-heap of `(deadline, weak pointer to the task)` and sleeps on
+//! a condition variable until the earliest deadline (or until a new, earlier
+//! one arrives). At a deadline it calls [`TaskCell::abandon`] with
+//! [`Unrun::Expired`]: if the job is still queued, the timer wins the
+//! `QUEUED → EXPIRED` transition (see `task.rs`), drops the closure on the
+//! timer thread and completes the handle with `JobError::Expired`; if a
+//! worker started it first, or it was cancelled, nothing happens. The
+//! job's queue entry stays in its queue until a worker pops and discards
+//! it. Workers also check the deadline when they pop a job, so a job is
+//! never started late even if the timer has not fired yet.
+//!
+//! Jobs without a deadline never touch the timer, and a pool whose jobs
+//! have no deadlines never starts the thread.
+//!
+//! Entries of jobs that started or were cancelled stay in the heap until
+//! their deadline. To keep a stream of long deadlines on short jobs from
+//! growing the heap without bound, a push that finds the heap twice as
+//! large as after the last clean-up drops every entry whose job is no
+//! longer queued (amortised O(1) per push).
+//!
+//! Lifetime: the thread stops when the pool is drained (nothing is queued
+//! then, so nothing can expire) or when the pool's registry is dropped, and
+//! is joined by `Pool::shutdown` after the workers.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BinaryHeap;
+use std::io;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use crate::registry::Registry;
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard, Weak, lock, wait, wait_timeout};
+use crate::task::{Abandoned, TaskCell, Unrun};
+
+/// Below this many entries the heap is never cleaned up.
+const MIN_CLEANUP: usize = 64;
+
+pub(crate) struct Timer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when the earliest deadline moves earlier, or on stop.
+    changed: Condvar,
+}
+
+struct State {
+    heap: BinaryHeap<Entry>,
+    /// Sequence numbers break ties between equal deadlines (FIFO).
+    next_seq: u64,
+    /// Clean up when the heap reaches this size.
+    cleanup_at: usize,
+    thread: Option<JoinHandle<()>>,
+    started: bool,
+    stopped: bool,
+}
+
+struct Entry {
+    at: Instant,
+    seq: u64,
+    task: Weak<dyn TaskCell>,
+}
+
+impl Entry {
+    fn key(&self) -> (Instant, u64) {
+        (self.at, self.seq)
+    }
+}
+
+// `BinaryHeap` is a max-heap: order entries by reversed key so the earliest
+// deadline is on top.
+impl Ord for Entry {
+    fn cmp(&self, other: &Entry) -> CmpOrdering {
+        other.key().cmp(&self.key())
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Entry {}
+
+impl Timer {
+    pub(crate) fn new() -> Timer {
+        Timer {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    heap: BinaryHeap::new(),
+                    next_seq: 0,
+                    cleanup_at: MIN_CLEANUP,
+                    thread: None,
+                    started: false,
+                    stopped: false,
+                }),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Starts the timer thread of `registry` if it is not running yet.
+    ///
+    /// # Errors
+    ///
+    /// The OS error if the thread could not be started (a later call tries
+    /// again).
+    pub(crate) fn start(&self, registry: &Arc<Registry>) -> io::Result<()> {
+        let mut state = lock(&self.shared.state);
+        if state.started || state.stopped {
+            return Ok(());
+        }
+        let shared = Arc::clone(&self.shared);
+        let pool = Arc::downgrade(registry);
+        let thread = thread::Builder::new().name("priopool-timer".to_owned()).spawn(move || run(&shared, &pool))?;
+        state.thread = Some(thread);
+        state.started = true;
+        Ok(())
+    }
+
+    /// Expires `task` at `at` unless it has left its queue by then. Call
+    /// after [`Timer::start`] succeeded.
+    pub(crate) fn schedule(&self, at: Instant, task: &Arc<dyn TaskCell>) {
+        let mut state = lock(&self.shared.state);
+        if state.stopped {
+            return;
+        }
+        if state.heap.len() >= state.cleanup_at {
+            state.heap.retain(|entry| entry.task.upgrade().is_some_and(|task| task.state().is_queued()));
+            state.cleanup_at = (state.heap.len() * 2).max(MIN_CLEANUP);
+        }
+        let earliest = state.heap.peek().is_none_or(|top| at < top.at);
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.heap.push(Entry { at, seq, task: Arc::downgrade(task) });
+        drop(state);
+        if earliest {
+            self.shared.changed.notify_one();
+        }
+    }
+
+    /// Tells the thread to exit; does not wait for it. Idempotent.
+    pub(crate) fn stop(&self) {
+        self.shared.stop();
+    }
+
+    /// Stops the thread and waits for it to exit, unless called on the
+    /// timer thread itself (a job's closure dropped there may own the pool).
+    pub(crate) fn join(&self) {
+        self.shared.stop();
+        let thread = lock(&self.shared.state).thread.take();
+        if let Some(thread) = thread
+            && thread.thread().id() != thread::current().id()
+            && thread.join().is_err()
+        {
+            eprintln!("priopool: the deadline timer thread panicked (a bug in priopool)");
+        }
+    }
+
+    /// Lets the thread run on unjoined: it exits on its own once the pool
+    /// is drained.
+    pub(crate) fn detach(&self) {
+        drop(lock(&self.shared.state).thread.take());
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.shared.stop();
+    }
+}
+
+impl Shared {
+    fn stop(&self) {
+        let mut state = lock(&self.state);
+        state.stopped = true;
+        state.heap.clear();
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    fn wait<'a>(&self, state: MutexGuard<'a, State>, until: Option<Instant>) -> MutexGuard<'a, State> {
+        match until {
+            None => wait(&self.changed, state),
+            Some(at) => wait_timeout(&self.changed, state, at.saturating_duration_since(Instant::now())),
+        }
+    }
+}
+
+/// The timer thread: expire what is due, then sleep until the next deadline.
+fn run(shared: &Shared, pool: &Weak<Registry>) {
+    let mut state = lock(&shared.state);
+    let mut due = Vec::new();
+    while !state.stopped {
+        let now = Instant::now();
+        while state.heap.peek().is_some_and(|top| top.at <= now) {
+            due.extend(state.heap.pop().map(|entry| entry.task));
+        }
+        if due.is_empty() {
+            let until = state.heap.peek().map(|top| top.at);
+            state = shared.wait(state, until);
+            continue;
+        }
+        // User code (the closures' destructors) runs without the lock.
+        drop(state);
+        for task in due.drain(..) {
+            let Some(task) = task.upgrade() else { continue };
+            if let Abandoned::Dropped(Some(payload)) = task.abandon(Unrun::Expired)
+                && let Some(registry) = pool.upgrade()
+            {
+                registry.job_panicked(Some(payload));
+            }
+        }
+        state = lock(&shared.state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::JobContext;
+    use crate::task::Task;
+
+    fn task() -> Arc<dyn TaskCell> {
+        Task::spawned(|_: &JobContext| {}, None)
+    }
+
+    #[test]
+    fn the_heap_yields_the_earliest_deadline_first_and_fifo_among_equals() {
+        let now = Instant::now();
+        let tasks: Vec<_> = (0..6).map(|_| task()).collect();
+        let offsets = [5u64, 1, 3, 1, 0, 4];
+        let mut heap = BinaryHeap::new();
+        for (seq, (offset, task)) in offsets.iter().zip(&tasks).enumerate() {
+            let at = now + std::time::Duration::from_millis(*offset);
+            heap.push(Entry { at, seq: seq as u64, task: Arc::downgrade(task) });
+        }
+        let order: Vec<u64> = std::iter::from_fn(|| heap.pop().map(|entry| entry.seq)).collect();
+        assert_eq!(order, [4, 1, 3, 2, 5, 0]);
+    }
+}

@@ -1,0 +1,343 @@
+//! Cancellation: through a handle before and while a job runs, through a
+//! `CancelHandle` from another thread, racing the workers, and by
+//! `Pool::shutdown_now`.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use priopool::{CancelOutcome, JobContext, JobError, JobHandle, Pool, Priority, SpawnErrorKind};
+use support::{DropGuard, Latch, recv, within};
+
+/// A one-worker pool whose worker is held by a job blocked on the returned
+/// latch; the job has started when this returns.
+fn held_pool(levels: usize) -> (Pool, Latch, JobHandle<&'static str>) {
+    let pool = Pool::builder().workers(1).levels(levels).build().unwrap();
+    let latch = Latch::new();
+    let (started_tx, started) = mpsc::channel();
+    let gate = latch.clone();
+    let holder = pool
+        .submit(Priority::HIGH, move || {
+            started_tx.send(()).unwrap();
+            gate.wait();
+            "holder"
+        })
+        .unwrap();
+    recv(&started, "start of the holding job");
+    (pool, latch, holder)
+}
+
+#[test]
+fn cancel_before_start_drops_the_closure_before_returning_and_the_job_never_runs() {
+    let (pool, latch, holder) = held_pool(2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicBool::new(false));
+    let guard = DropGuard::new(0, &drops);
+    let ran_in_job = Arc::clone(&ran);
+    let job = pool
+        .submit(Priority::HIGH, move || {
+            let _guard = guard;
+            ran_in_job.store(true, Ordering::SeqCst);
+        })
+        .unwrap();
+
+    assert_eq!(job.cancel(), CancelOutcome::Prevented);
+    // Structural: the only worker is held, so only `cancel` can have dropped it.
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "cancel() returned before dropping the closure");
+    assert!(job.is_finished());
+    assert_eq!(job.cancel(), CancelOutcome::Prevented, "a second cancel reports the same");
+
+    latch.open();
+    assert_eq!(holder.join().unwrap(), "holder");
+    assert!(matches!(job.join(), Err(JobError::Cancelled)));
+    pool.shutdown();
+    assert!(!ran.load(Ordering::SeqCst), "a cancelled job ran");
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "the closure was dropped twice");
+}
+
+#[test]
+fn cancel_after_the_job_ended_is_too_late() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let job = pool.submit(Priority::LOW, || 7).unwrap();
+    let canceller = job.cancel_handle();
+    let job = within("join", move || job.join().map_err(|e| e.to_string()));
+    assert_eq!(job, Ok(7));
+    assert_eq!(canceller.cancel(), CancelOutcome::TooLate);
+    assert!(canceller.is_finished());
+}
+
+#[test]
+fn a_running_job_sees_the_cancellation_through_its_context() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let (started_tx, started) = mpsc::channel();
+    let (woken_tx, woken) = mpsc::channel();
+    let latch = Latch::new();
+    let gate = latch.clone();
+    let job = pool
+        .job(Priority::HIGH)
+        .submit_with_context(move |ctx: &JobContext| {
+            started_tx.send(()).unwrap();
+            // Returns early only when cancelled; a lost wake-up fails the
+            // test (watchdog) instead of hanging it.
+            let cancelled = ctx.wait_for_cancel(support::JOB_BOUND);
+            woken_tx.send(cancelled).unwrap();
+            gate.wait(); // still running while the test cancels again
+            assert!(ctx.is_cancelled());
+            "stopped"
+        })
+        .unwrap();
+    recv(&started, "start of the job");
+    assert_eq!(job.cancel(), CancelOutcome::Requested);
+    assert!(recv(&woken, "wake-up of wait_for_cancel by cancel()"));
+    assert_eq!(job.cancel(), CancelOutcome::Requested, "a second request reports the same");
+    latch.open();
+    assert_eq!(within("join of the cancelled job", move || job.join().unwrap()), "stopped");
+}
+
+#[test]
+fn wait_for_cancel_returns_false_when_nobody_cancels() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let job =
+        pool.job(Priority::HIGH).submit_with_context(|ctx| ctx.wait_for_cancel(Duration::from_millis(1))).unwrap();
+    assert!(!within("join", move || job.join().unwrap()));
+    let zero = pool.job(Priority::HIGH).submit_with_context(|ctx| ctx.wait_for_cancel(Duration::ZERO)).unwrap();
+    assert!(!within("join", move || zero.join().unwrap()));
+}
+
+#[test]
+fn a_cancel_handle_cancels_from_another_thread_while_this_one_joins() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let (started_tx, started) = mpsc::channel();
+    let job = pool
+        .job(Priority::LOW)
+        .submit_with_context(move |ctx: &JobContext| {
+            started_tx.send(()).unwrap();
+            assert!(ctx.wait_for_cancel(support::JOB_BOUND), "wait_for_cancel was not woken by cancel()");
+            "cancelled while running"
+        })
+        .unwrap();
+    let canceller = job.cancel_handle();
+    let other = thread::spawn(move || {
+        recv(&started, "start of the job");
+        canceller.cancel()
+    });
+    assert_eq!(within("join", move || job.join().unwrap()), "cancelled while running");
+    assert_eq!(other.join().unwrap(), CancelOutcome::Requested);
+}
+
+#[test]
+fn a_spawned_job_with_options_can_be_cancelled_before_it_starts() {
+    let (pool, latch, holder) = held_pool(2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicBool::new(false));
+    let (guard, ran_in_job) = (DropGuard::new(0, &drops), Arc::clone(&ran));
+    let handle = pool
+        .job(Priority::LOW)
+        .spawn(move || {
+            let _guard = guard;
+            ran_in_job.store(true, Ordering::SeqCst);
+        })
+        .unwrap();
+    assert!(!handle.is_finished());
+    assert_eq!(handle.cancel(), CancelOutcome::Prevented);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(handle.is_finished());
+    latch.open();
+    holder.join().unwrap();
+    pool.shutdown();
+    assert!(!ran.load(Ordering::SeqCst));
+}
+
+#[test]
+fn cancelling_races_the_workers_and_exactly_one_side_wins_each_job() {
+    within("the race", || {
+        const JOBS: usize = 2_000;
+        let pool = Pool::builder().workers(2).build().unwrap();
+        let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..JOBS).map(|_| AtomicUsize::new(0)).collect());
+        let handles: Vec<_> = (0..JOBS)
+            .map(|i| {
+                let runs = Arc::clone(&runs);
+                pool.submit(Priority::HIGH, move || runs[i].fetch_add(1, Ordering::SeqCst)).unwrap()
+            })
+            .collect();
+        // Cancel from the back, where the workers have not arrived yet, while
+        // they run from the front.
+        let outcomes: Vec<_> =
+            handles.iter().rev().map(JobHandle::cancel).collect::<Vec<_>>().into_iter().rev().collect();
+        let mut prevented = 0;
+        for (i, (handle, outcome)) in handles.into_iter().zip(outcomes).enumerate() {
+            let result = handle.join();
+            let runs = runs[i].load(Ordering::SeqCst);
+            match outcome {
+                CancelOutcome::Prevented => {
+                    prevented += 1;
+                    assert!(matches!(result, Err(JobError::Cancelled)), "job {i}: {result:?}");
+                    assert_eq!(runs, 0, "job {i} ran after cancel() said it never would");
+                }
+                CancelOutcome::Requested | CancelOutcome::TooLate => {
+                    assert!(result.is_ok(), "job {i}: {result:?}");
+                    assert_eq!(runs, 1, "job {i}");
+                }
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+        pool.shutdown();
+        let total_runs: usize = runs.iter().map(|r| r.load(Ordering::SeqCst)).sum();
+        assert_eq!(total_runs + prevented, JOBS);
+    });
+}
+
+#[test]
+fn shutdown_now_cancels_every_queued_job_before_it_returns_and_counts_them_by_level() {
+    let (pool, latch, holder) = held_pool(2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (dropped_tx, dropped) = mpsc::channel();
+    let mut handles = Vec::new();
+    for (id, priority) in
+        [Priority::HIGH, Priority::HIGH, Priority::HIGH, Priority::LOW, Priority::LOW].into_iter().enumerate()
+    {
+        let (guard, runs) = (DropGuard::reporting(id, &drops, &dropped_tx), Arc::clone(&runs));
+        handles.push(
+            pool.submit(priority, move || {
+                let _guard = guard;
+                runs.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap(),
+        );
+    }
+    for id in 5..7 {
+        let (guard, runs) = (DropGuard::reporting(id, &drops, &dropped_tx), Arc::clone(&runs));
+        pool.spawn(Priority::LOW, move || {
+            let _guard = guard;
+            runs.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    let spawner = pool.spawner();
+    // The held worker is released only once all seven closures are dropped:
+    // the sweep must drop them while the worker is still busy.
+    let releaser = thread::spawn(move || {
+        for _ in 0..7 {
+            recv(&dropped, "drop of a queued closure");
+        }
+        latch.open();
+    });
+    let cancelled = within("shutdown_now", move || pool.shutdown_now());
+    releaser.join().unwrap();
+
+    assert_eq!(cancelled.at(Priority::HIGH), 3);
+    assert_eq!(cancelled.at(Priority::LOW), 4);
+    assert_eq!(cancelled.by_level(), &[3, 4]);
+    assert_eq!(cancelled.total(), 7);
+    assert_eq!(drops.load(Ordering::SeqCst), 7);
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    assert_eq!(holder.join().unwrap(), "holder", "the running job was waited for");
+    for handle in handles {
+        assert!(matches!(handle.join(), Err(JobError::Cancelled)));
+    }
+    let refused = spawner.submit(Priority::HIGH, || ()).unwrap_err();
+    assert_eq!(refused.kind(), SpawnErrorKind::Shutdown);
+}
+
+#[test]
+fn shutdown_now_on_an_idle_pool_cancels_nothing() {
+    let pool = Pool::builder().workers(2).levels(3).build().unwrap();
+    let cancelled = within("shutdown_now", move || pool.shutdown_now());
+    assert_eq!(cancelled.by_level(), &[0, 0, 0]);
+}
+
+#[test]
+fn shutdown_now_does_not_count_jobs_already_cancelled_through_their_handle() {
+    let (pool, latch, holder) = held_pool(2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (dropped_tx, dropped) = mpsc::channel();
+    let first = pool.submit(Priority::LOW, || ()).unwrap();
+    let guard = DropGuard::reporting(1, &drops, &dropped_tx);
+    let second = pool.submit(Priority::LOW, move || drop(guard)).unwrap();
+    assert_eq!(first.cancel(), CancelOutcome::Prevented);
+    // Release the held worker only once the sweep has dropped `second`.
+    let opener = thread::spawn(move || {
+        recv(&dropped, "drop of the queued closure");
+        latch.open();
+    });
+    let cancelled = within("shutdown_now", move || pool.shutdown_now());
+    opener.join().unwrap();
+    assert_eq!(cancelled.total(), 1);
+    assert!(matches!(first.join(), Err(JobError::Cancelled)));
+    assert!(matches!(second.join(), Err(JobError::Cancelled)));
+    holder.join().unwrap();
+}
+
+#[test]
+fn jobs_spawned_by_a_running_job_during_shutdown_now_are_cancelled_too() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let spawner = pool.spawner();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (dropped_tx, dropped) = mpsc::channel();
+    let (started_tx, started) = mpsc::channel();
+    let (children_tx, children) = mpsc::channel();
+    let parent_runs = Arc::clone(&runs);
+    let parent = pool
+        .submit(Priority::HIGH, move || {
+            started_tx.send(()).unwrap();
+            // The queued job's closure is dropped by shutdown_now's sweep,
+            // so shutdown_now has begun when this returns.
+            recv(&dropped, "drop of the queued job");
+            let runs = Arc::clone(&parent_runs);
+            spawner
+                .spawn(Priority::LOW, move || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap();
+            let runs = Arc::clone(&parent_runs);
+            let child = spawner
+                .submit(Priority::HIGH, move || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap();
+            children_tx.send(child).unwrap();
+        })
+        .unwrap();
+    recv(&started, "start of the parent");
+    let (guard, queued_runs) = (DropGuard::reporting(0, &drops, &dropped_tx), Arc::clone(&runs));
+    pool.spawn(Priority::LOW, move || {
+        let _guard = guard;
+        queued_runs.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap();
+
+    let cancelled = within("shutdown_now", move || pool.shutdown_now());
+    assert_eq!(cancelled.total(), 3, "{cancelled:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    parent.join().unwrap();
+    let child = recv(&children, "the child's handle");
+    assert!(matches!(child.join(), Err(JobError::Cancelled)));
+}
+
+#[test]
+fn shutdown_now_from_inside_a_job_cancels_the_queue_without_waiting_for_itself() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let owner = Arc::new(Mutex::new(None::<Pool>));
+    let owner_in_job = Arc::clone(&owner);
+    let latch = Latch::new();
+    let gate = latch.clone();
+    let stopper = pool
+        .submit(Priority::HIGH, move || {
+            gate.wait();
+            let pool = owner_in_job.lock().unwrap().take().expect("the test hands over the pool");
+            pool.shutdown_now().total()
+        })
+        .unwrap();
+    let queued: Vec<_> = (0..3).map(|i| pool.submit(Priority::LOW, move || i).unwrap()).collect();
+    *owner.lock().unwrap() = Some(pool);
+    latch.open();
+    assert_eq!(within("join of the stopping job", move || stopper.join().unwrap()), 3);
+    for handle in queued {
+        assert!(matches!(handle.join(), Err(JobError::Cancelled)));
+    }
+}
