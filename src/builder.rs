@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{BuildError, BuildErrorKind};
+use crate::hooks::Monitoring;
 use crate::job::panic_message;
 use crate::pool::Pool;
 
@@ -39,6 +40,8 @@ pub struct Builder {
     thread_name: Option<ThreadNameFn>,
     stack_size: Option<usize>,
     panic_handler: Option<PanicHandler>,
+    /// Hooks and wait metrics; set by the methods in hooks.rs.
+    pub(crate) monitoring: Monitoring,
 }
 
 /// A validated configuration (crate-internal).
@@ -48,11 +51,19 @@ pub(crate) struct Config {
     pub(crate) thread_name: ThreadNameFn,
     pub(crate) stack_size: Option<usize>,
     pub(crate) panic_handler: PanicHandler,
+    pub(crate) monitoring: Monitoring,
 }
 
 impl Builder {
     pub(crate) fn new() -> Builder {
-        Builder { workers: None, levels: 2, thread_name: None, stack_size: None, panic_handler: None }
+        Builder {
+            workers: None,
+            levels: 2,
+            thread_name: None,
+            stack_size: None,
+            panic_handler: None,
+            monitoring: Monitoring::default(),
+        }
     }
 
     /// The number of worker threads, `1..=MAX_WORKERS`. Default: the number
@@ -127,6 +138,7 @@ impl Builder {
             thread_name: self.thread_name.unwrap_or_else(|| Arc::new(|i| format!("priopool-{i}"))),
             stack_size: self.stack_size,
             panic_handler: self.panic_handler.unwrap_or_else(|| Arc::new(print_panic)),
+            monitoring: self.monitoring,
         })
     }
 }
@@ -143,6 +155,7 @@ impl fmt::Debug for Builder {
             .field("workers", &self.workers)
             .field("levels", &self.levels)
             .field("stack_size", &self.stack_size)
+            .field("monitoring", &self.monitoring)
             .finish_non_exhaustive()
     }
 }

@@ -20,7 +20,9 @@
 //! Modules, one concern each: `builder` (configuration), `priority` (levels,
 //! injectors and the pick rule), `worker` (the worker loop), `sleep` (the
 //! idle/wake protocol), `shutdown` (intake and drain), `handle`
-//! ([`JobHandle`]), `pool` ([`Pool`], [`Spawner`]). `docs/design.md` in the
+//! ([`JobHandle`]), `pool` ([`Pool`], [`Spawner`]), `metrics` ([`Metrics`]:
+//! counters per worker, summed on read) and `hooks` (user hooks, `log`
+//! events). `docs/design.md` in the
 //! repository describes the design and its invariants.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,7 +31,9 @@ mod builder;
 mod deque;
 mod error;
 mod handle;
+mod hooks;
 mod job;
+mod metrics;
 mod pool;
 mod priority;
 mod registry;
@@ -42,5 +46,7 @@ mod workers;
 pub use builder::{Builder, MAX_LEVELS, MAX_WORKERS};
 pub use error::{BuildError, JobError, SpawnError, SpawnErrorKind};
 pub use handle::JobHandle;
+pub use hooks::{JobInfo, JobOutcome};
+pub use metrics::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
 pub use pool::{Pool, Spawner};
 pub use priority::Priority;

@@ -6,7 +6,9 @@ use std::panic::{self, AssertUnwindSafe};
 
 use crate::builder::Config;
 use crate::error::{BuildError, BuildErrorKind, SpawnErrorKind};
+use crate::hooks::log_event;
 use crate::job::Job;
+use crate::metrics::{Metrics, MetricsCore};
 use crate::priority::{Levels, Priority};
 use crate::shutdown::Lifecycle;
 use crate::sleep::Sleep;
@@ -24,6 +26,7 @@ pub(crate) struct Registry {
     pub(crate) sleep: Sleep,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) workers: WorkerSet,
+    pub(crate) metrics: MetricsCore,
     panics: AtomicUsize,
 }
 
@@ -45,6 +48,7 @@ impl Registry {
             sleep: Sleep::new(),
             lifecycle: Lifecycle::new(),
             workers: WorkerSet::new(),
+            metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
             panics: AtomicUsize::new(0),
             config,
         });
@@ -69,6 +73,7 @@ impl Registry {
         if self.lifecycle.admit(local.is_some(), || self.sleep.wake_all()) {
             Ok(Admission { level, local })
         } else {
+            self.metrics.rejected(level);
             Err(SpawnErrorKind::Shutdown)
         }
     }
@@ -77,6 +82,7 @@ impl Registry {
     /// is one, else on the level's injector; then wakes one sleeper.
     pub(crate) fn inject(&self, admission: Admission, job: Job) {
         let Admission { level, local } = admission;
+        let job = job.stamped(self.metrics.stamp_queued(&self.levels, level));
         self.levels.count_in(level);
         match local {
             Some(local) => local.push(level, job),
@@ -100,9 +106,15 @@ impl Registry {
         self.panics.load(Ordering::Relaxed)
     }
 
+    /// A snapshot of the pool's metrics.
+    pub(crate) fn metrics(&self) -> Metrics {
+        self.metrics.snapshot(&self.levels)
+    }
+
     /// Closes intake and, unless called from one of this pool's own worker
     /// threads, waits for the drain and joins every worker thread.
     pub(crate) fn shutdown(&self) {
+        log_event!(info, "shutdown begun: intake closed, draining the accepted jobs");
         self.lifecycle.close(|| self.sleep.wake_all());
         if worker::current_local(self.id).is_none() {
             self.workers.join_all();

@@ -5,7 +5,7 @@
 //! directly, so that a model checker can later swap them for instrumented
 //! versions without touching the protocols themselves.
 
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use crossbeam_utils::sync::{Parker, Unparker};

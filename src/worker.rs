@@ -24,7 +24,8 @@ use crossbeam_utils::Backoff;
 
 use crate::deque::Worker;
 use crate::job::{Job, Outcome};
-use crate::priority::Pick;
+use crate::metrics::WorkerProbe;
+use crate::priority::{Pick, Source};
 use crate::registry::Registry;
 use crate::sync::{Arc, Parker};
 use crate::workers::{Peer, Peers};
@@ -81,12 +82,15 @@ struct WorkerThread {
     peers_generation: usize,
     /// Rotates the first peer tried, to spread steals over victims.
     tick: usize,
+    /// Counters, hooks and log events (metrics.rs).
+    probe: WorkerProbe,
 }
 
 impl WorkerThread {
     fn new(registry: Arc<Registry>, index: usize, local: Local) -> WorkerThread {
         let (peers_generation, peers) = registry.workers.snapshot();
         WorkerThread {
+            probe: WorkerProbe::attach(&registry, index),
             registry,
             index,
             local: Rc::new(local),
@@ -98,13 +102,17 @@ impl WorkerThread {
     }
 
     fn run(mut self) {
+        // The thread start and stop hooks run outside the window in which
+        // CURRENT is set: a spawn from them is not "from a running job",
+        // which keeps the drain proof of shutdown.rs valid.
+        self.probe.thread_started(&self.registry);
         CURRENT.set(Some(Rc::clone(&self.local)));
         let idle = Backoff::new();
         let contention = Backoff::new();
         loop {
             match self.pick() {
-                Pick::Found(_level, job) => {
-                    self.execute(job);
+                Pick::Found(level, job, source) => {
+                    self.execute(level, source, job);
                     idle.reset();
                     contention.reset();
                 }
@@ -115,9 +123,11 @@ impl WorkerThread {
                     if registry.lifecycle.is_drained() {
                         break;
                     }
+                    self.probe.set_idle(true);
                     registry.sleep.sleep(self.index, &self.parker, || {
                         registry.levels.any_queued() || registry.lifecycle.is_drained()
                     });
+                    self.probe.set_idle(false);
                     idle.reset();
                 }
             }
@@ -126,6 +136,7 @@ impl WorkerThread {
         // Nothing is queued once the pool is drained; this keeps the promise
         // that an exiting worker strands no job even if that ever changes.
         self.registry.levels.drain_into_injectors(&self.local.deques);
+        self.probe.thread_stopping(&self.registry);
     }
 
     fn pick(&mut self) -> Pick {
@@ -136,8 +147,11 @@ impl WorkerThread {
         self.registry.levels.pick(&self.local.deques, &self.peers, self.tick)
     }
 
-    fn execute(&self, job: Job) {
-        if let Outcome::Panicked(payload) = job.run() {
+    fn execute(&self, level: usize, source: Source, job: Job) {
+        let running = self.probe.job_starting(&self.registry, level, source, &job);
+        let outcome = job.run();
+        self.probe.job_ended(&self.registry, running, &outcome);
+        if let Outcome::Panicked(payload) = outcome {
             self.registry.job_panicked(payload);
         }
         self.registry.lifecycle.finish(|| self.registry.sleep.wake_all());
