@@ -377,7 +377,9 @@ struct Totals {
 /// One worker's counters. Every field is written by that worker only.
 pub(crate) struct WorkerCounters {
     hot: CachePadded<Hot>,
-    levels: Box<[CachePadded<LevelCounters>]>,
+    /// Shared with the worker's probe, which reaches them with one load
+    /// less than through this struct.
+    levels: Arc<[CachePadded<LevelCounters>]>,
     /// Queue waits in µs, one histogram per level, when wait metrics are on.
     /// Only the worker and a snapshot lock it.
     waits: Option<Mutex<Vec<Histogram<u64>>>>,
@@ -403,6 +405,7 @@ struct LevelCounters {
 
 /// Adds one to a counter that only the calling thread writes: a plain load
 /// and a `Release` store, no read-modify-write.
+#[inline]
 fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
@@ -581,6 +584,8 @@ impl MetricsCore {
 pub(crate) struct WorkerProbe {
     index: usize,
     counters: Arc<WorkerCounters>,
+    /// `counters.levels`, one pointer closer.
+    levels: Arc<[CachePadded<LevelCounters>]>,
     /// Whether a job needs more than its counters: a queue wait to measure
     /// or a job hook to call. When not, the per-job work is two counter
     /// bumps on a line this worker owns, inlined into the worker loop.
@@ -608,7 +613,9 @@ impl WorkerProbe {
     pub(crate) fn attach(registry: &Registry, index: usize) -> WorkerProbe {
         let monitoring = &registry.config.monitoring;
         let detailed = monitoring.wait_metrics || monitoring.before_job.is_some() || monitoring.after_job.is_some();
-        WorkerProbe { index, counters: registry.metrics.attach(), detailed, detail: Cell::new(None) }
+        let counters = registry.metrics.attach();
+        let levels = Arc::clone(&counters.levels);
+        WorkerProbe { index, counters, levels, detailed, detail: Cell::new(None) }
     }
 
     /// Logs the start and runs the `on_thread_start` hook. Call before the
@@ -652,7 +659,7 @@ impl WorkerProbe {
         if source == Source::Peer {
             bump(&self.counters.hot.steals);
         }
-        let counters = &self.counters.levels[level];
+        let counters = &self.levels[level];
         bump(&counters.started);
         if self.detailed {
             self.detail.set(Some(self.start_detail(registry, level, job)));
@@ -664,7 +671,7 @@ impl WorkerProbe {
     fn start_detail(&self, registry: &Registry, level: usize, job: &Job) -> Detail {
         let queue_wait = job.queued_at().map(|queued| {
             let now = registry.metrics.now();
-            self.counters.levels[level].last_start.store(now.raw(), Ordering::Release);
+            self.levels[level].last_start.store(now.raw(), Ordering::Release);
             let waited = Duration::from_nanos(now.raw().saturating_sub(queued.raw()));
             if let Some(waits) = &self.counters.waits {
                 let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
