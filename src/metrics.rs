@@ -273,7 +273,8 @@ impl fmt::Debug for WaitTimes {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerMetrics {
-    /// Worker threads running now (started their loop and not exited).
+    /// Worker threads of the pool now: started (or being started) and not
+    /// yet exited.
     pub total: usize,
     /// Workers running a job (or its `before_job`/`after_job` hooks): those
     /// not parked that have started more jobs than they have finished.
@@ -582,6 +583,8 @@ impl MetricsCore {
 /// A worker thread's side of monitoring: its counters, its hooks and its
 /// log events. Owned by the worker thread.
 pub(crate) struct WorkerProbe {
+    /// The pool, for taking the worker off the roster when the probe drops.
+    registry: Arc<Registry>,
     index: usize,
     counters: Arc<WorkerCounters>,
     /// `counters.levels`, one pointer closer.
@@ -609,13 +612,17 @@ struct Detail {
 }
 
 impl WorkerProbe {
-    /// Puts worker `index` on the roster.
-    pub(crate) fn attach(registry: &Registry, index: usize) -> WorkerProbe {
+    /// Puts worker `index` on the roster. Call before its thread is
+    /// spawned, so that the roster never misses a worker that is about to
+    /// run (which would let another worker believe it was the last); the
+    /// worker leaves the roster when the probe is dropped, at the end of its
+    /// thread or with the thread's closure if the thread could not start.
+    pub(crate) fn attach(registry: &Arc<Registry>, index: usize) -> WorkerProbe {
         let monitoring = &registry.config.monitoring;
         let detailed = monitoring.wait_metrics || monitoring.before_job.is_some() || monitoring.after_job.is_some();
         let counters = registry.metrics.attach();
         let levels = Arc::clone(&counters.levels);
-        WorkerProbe { index, counters, levels, detailed, detail: Cell::new(None) }
+        WorkerProbe { registry: Arc::clone(registry), index, counters, levels, detailed, detail: Cell::new(None) }
     }
 
     /// Logs the start and runs the `on_thread_start` hook. Call before the
@@ -632,19 +639,13 @@ impl WorkerProbe {
         }
     }
 
-    /// Runs the `on_thread_stop` hook, takes the worker off the roster and
-    /// logs its exit (and, for the last worker of a drained pool, the end
-    /// of the shutdown). Call after the thread stopped being a worker for
-    /// spawns.
+    /// Runs the `on_thread_stop` hook and logs the worker's exit. Call
+    /// after the thread stopped being a worker for spawns.
     pub(crate) fn thread_stopping(&self, registry: &Registry) {
         if let Some(hook) = &registry.config.monitoring.on_thread_stop {
             hooks::guarded(registry, "on_thread_stop", || hook(self.index));
         }
-        let remaining = registry.metrics.detach(&self.counters);
         log_event!(debug, "worker {} exited", self.index);
-        if remaining == 0 && registry.lifecycle.is_drained() {
-            log_event!(info, "shutdown done: every accepted job has run and every worker has exited");
-        }
     }
 
     /// Marks the worker parked (`true`) or searching again (`false`).
@@ -713,6 +714,19 @@ impl WorkerProbe {
         if let Some(hook) = &registry.config.monitoring.after_job {
             let outcome = if panicked { JobOutcome::Panicked } else { JobOutcome::Completed };
             hooks::guarded(registry, "after_job", || hook(detail.info, outcome, run_time));
+        }
+    }
+}
+
+impl Drop for WorkerProbe {
+    /// Takes the worker off the roster, folding its counts into the retired
+    /// totals; the last worker of a drained pool logs the end of the
+    /// shutdown.
+    fn drop(&mut self) {
+        let registry = &*self.registry;
+        let remaining = registry.metrics.detach(&self.counters);
+        if remaining == 0 && registry.lifecycle.is_drained() {
+            log_event!(info, "shutdown done: every accepted job has run and every worker has exited");
         }
     }
 }

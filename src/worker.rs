@@ -59,6 +59,7 @@ pub(crate) fn start(registry: &Arc<Registry>, index: usize) -> io::Result<()> {
     let deques: Box<[Worker<Job>]> = (0..registry.levels.len()).map(|_| Worker::new_fifo()).collect();
     let peer = Peer { stealers: deques.iter().map(Worker::stealer).collect() };
     let local = Local { registry_id: registry.id, deques };
+    let probe = WorkerProbe::attach(registry, index);
 
     let mut thread = std::thread::Builder::new().name((registry.config.thread_name)(index));
     if let Some(bytes) = registry.config.stack_size {
@@ -68,7 +69,7 @@ pub(crate) fn start(registry: &Arc<Registry>, index: usize) -> io::Result<()> {
     // them before the thread starts finds them empty, which is harmless.
     registry.workers.add_peer(peer);
     let registry_for_thread = Arc::clone(registry);
-    let handle = thread.spawn(move || WorkerThread::new(registry_for_thread, index, local).run())?;
+    let handle = thread.spawn(move || WorkerThread::new(registry_for_thread, index, local, probe).run())?;
     registry.workers.add_thread(handle);
     Ok(())
 }
@@ -87,10 +88,10 @@ struct WorkerThread {
 }
 
 impl WorkerThread {
-    fn new(registry: Arc<Registry>, index: usize, local: Local) -> WorkerThread {
+    fn new(registry: Arc<Registry>, index: usize, local: Local, probe: WorkerProbe) -> WorkerThread {
         let (peers_generation, peers) = registry.workers.snapshot();
         WorkerThread {
-            probe: WorkerProbe::attach(&registry, index),
+            probe,
             registry,
             index,
             local: Rc::new(local),
