@@ -212,7 +212,7 @@ fn abort_and_sweep(registry: &Registry) {
     let (_, mut peers) = registry.workers.snapshot();
     loop {
         match registry.levels.pick(&scratch, &peers, 0) {
-            Pick::Found(level, job) => {
+            Pick::Found(level, job, _) => {
                 if let Some(payload) = registry.abort.cancel(level, job) {
                     registry.job_panicked(Some(payload));
                 }

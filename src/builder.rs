@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{BuildError, BuildErrorKind};
+use crate::hooks::Monitoring;
 use crate::job::panic_message;
 use crate::pool::Pool;
 
@@ -63,6 +64,8 @@ pub struct Builder {
     thread_name: Option<ThreadNameFn>,
     stack_size: Option<usize>,
     panic_handler: Option<PanicHandler>,
+    /// Hooks and wait metrics; set by the methods in hooks.rs.
+    pub(crate) monitoring: Monitoring,
 }
 
 /// A validated configuration (crate-internal).
@@ -77,6 +80,7 @@ pub(crate) struct Config {
     pub(crate) thread_name: ThreadNameFn,
     pub(crate) stack_size: Option<usize>,
     pub(crate) panic_handler: PanicHandler,
+    pub(crate) monitoring: Monitoring,
 }
 
 impl Builder {
@@ -90,6 +94,7 @@ impl Builder {
             thread_name: None,
             stack_size: None,
             panic_handler: None,
+            monitoring: Monitoring::default(),
         }
     }
 
@@ -223,6 +228,7 @@ impl Builder {
             thread_name: self.thread_name.unwrap_or_else(|| Arc::new(|i| format!("priopool-{i}"))),
             stack_size: self.stack_size,
             panic_handler: self.panic_handler.unwrap_or_else(|| Arc::new(print_panic)),
+            monitoring: self.monitoring,
         })
     }
 }
@@ -242,6 +248,7 @@ impl fmt::Debug for Builder {
             .field("keep_alive", &self.keep_alive)
             .field("levels", &self.levels)
             .field("stack_size", &self.stack_size)
+            .field("monitoring", &self.monitoring)
             .finish_non_exhaustive()
     }
 }

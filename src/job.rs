@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
+use crate::metrics::Stamp;
 use crate::sync::Arc;
 use crate::task::{Abandoned, Payload, TaskCell, Unrun};
 
@@ -26,11 +27,14 @@ pub(crate) enum Outcome {
 ///
 /// A closure that captures nothing is zero-sized and boxing it does not
 /// allocate, so an empty spawned job costs only the queue slot it sits in.
+/// When the pool measures queue waits, the job is wrapped with the time it
+/// was queued ([`Job::stamped`]); otherwise it carries nothing more.
 pub(crate) struct Job(Kind);
 
 enum Kind {
     Closure(Box<dyn FnOnce() + Send + 'static>),
     Task(Arc<dyn TaskCell>),
+    Stamped(Box<(Kind, Stamp)>),
 }
 
 /// What [`Job::cancel`] did.
@@ -54,11 +58,33 @@ impl Job {
         Job(Kind::Task(task))
     }
 
+    /// The job, stamped with the time `at` it is queued, if there is one.
+    /// Stamping costs an allocation, which is why only pools that measure
+    /// queue waits do it.
+    pub(crate) fn stamped(self, at: Option<Stamp>) -> Job {
+        match at {
+            Some(at) => Job(Kind::Stamped(Box::new((self.0, at)))),
+            None => self,
+        }
+    }
+
+    /// When the job was queued, if it was [stamped](Job::stamped).
+    pub(crate) fn queued_at(&self) -> Option<Stamp> {
+        match &self.0 {
+            Kind::Stamped(stamped) => Some(stamped.1),
+            _ => None,
+        }
+    }
+
     /// Runs the job, catching a panic instead of letting it unwind into the
     /// worker. The closure and everything it captured are dropped inside the
     /// guard too, so a panicking destructor is caught as well.
     pub(crate) fn run(self) -> Outcome {
-        match self.0 {
+        Job::run_kind(self.0)
+    }
+
+    fn run_kind(kind: Kind) -> Outcome {
+        match kind {
             Kind::Closure(f) => match panic::catch_unwind(AssertUnwindSafe(f)) {
                 Ok(()) => Outcome::Completed,
                 Err(payload) => Outcome::Panicked(Some(payload)),
@@ -68,18 +94,24 @@ impl Job {
             Kind::Task(task) => {
                 panic::catch_unwind(AssertUnwindSafe(|| task.run())).unwrap_or_else(|p| Outcome::Panicked(Some(p)))
             }
+            Kind::Stamped(stamped) => Job::run_kind(stamped.0),
         }
     }
 
     /// Drops the job without running it; a task's handle yields
     /// [`JobError::Cancelled`](crate::JobError::Cancelled).
     pub(crate) fn cancel(self) -> Cancelled {
-        match self.0 {
+        Job::cancel_kind(self.0)
+    }
+
+    fn cancel_kind(kind: Kind) -> Cancelled {
+        match kind {
             Kind::Closure(f) => Cancelled::Now(panic::catch_unwind(AssertUnwindSafe(move || drop(f))).err()),
             Kind::Task(task) => match task.abandon(Unrun::Cancelled) {
                 Abandoned::Dropped(panic) => Cancelled::Now(panic),
                 Abandoned::NotQueued => Cancelled::Before,
             },
+            Kind::Stamped(stamped) => Job::cancel_kind(stamped.0),
         }
     }
 }

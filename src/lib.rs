@@ -25,7 +25,8 @@
 //! ([`JobBuilder`]: deadlines and other per-job options), `task` (the
 //! cancellable job cell and its state machine), `context` ([`JobContext`]),
 //! `timer` (the deadline timer thread), `abort` ([`Pool::shutdown_now`],
-//! [`Pool::shutdown_timeout`]). `docs/design.md` in the repository describes
+//! [`Pool::shutdown_timeout`]), `metrics` ([`Metrics`]: counters per worker,
+//! summed on read) and `hooks` (user hooks, `log` events). `docs/design.md` in the repository describes
 //! the design and its invariants.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -36,7 +37,9 @@ mod context;
 mod deque;
 mod error;
 mod handle;
+mod hooks;
 mod job;
+mod metrics;
 mod options;
 mod pool;
 mod priority;
@@ -55,6 +58,8 @@ pub use builder::{Builder, DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
 pub use context::JobContext;
 pub use error::{BuildError, JobError, JoinTimeoutError, ResizeError, SpawnError, SpawnErrorKind};
 pub use handle::{CancelHandle, JobHandle};
+pub use hooks::{JobInfo, JobOutcome};
+pub use metrics::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
 pub use options::JobBuilder;
 pub use pool::{Pool, Spawner};
 pub use priority::Priority;

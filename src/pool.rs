@@ -10,6 +10,7 @@ use crate::builder::{Builder, Config};
 use crate::error::{BuildError, ResizeError, SpawnError};
 use crate::handle::JobHandle;
 use crate::job::Job;
+use crate::metrics::Metrics;
 use crate::options::JobBuilder;
 use crate::priority::Priority;
 use crate::registry::Registry;
@@ -194,6 +195,18 @@ impl Pool {
         self.spawner.registry.panics()
     }
 
+    /// A snapshot of the pool's counters: per level backlog, submitted,
+    /// started, completed, panicked, rejected and (with
+    /// [`Builder::wait_metrics`]) queue waits; workers busy and idle;
+    /// steals; uptime. See [`Metrics`] for the bounds a snapshot keeps.
+    ///
+    /// Cost: one short lock and a read of a few counters per worker and per
+    /// level; with wait metrics, a merge of the workers' histograms. Meant
+    /// for monitoring (say, every 100 ms), not for every job.
+    pub fn metrics(&self) -> Metrics {
+        self.spawner.metrics()
+    }
+
     /// Shuts the pool down gracefully: stops intake, runs every job already
     /// accepted (and every job those jobs spawn), then joins every worker
     /// thread ever started (retired workers included). Dropping the pool
@@ -317,6 +330,12 @@ impl Spawner {
     /// The number of priority levels of the pool.
     pub fn levels(&self) -> usize {
         self.registry.levels.len()
+    }
+
+    /// A snapshot of the pool's counters, as [`Pool::metrics`]. It works
+    /// after the pool has shut down too: then it gives the final counts.
+    pub fn metrics(&self) -> Metrics {
+        self.registry.metrics()
     }
 }
 

@@ -101,10 +101,22 @@ impl fmt::Display for Priority {
     }
 }
 
+/// Where the pick rule found a job.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Source {
+    /// The worker's own deque.
+    Local,
+    /// The level's injector.
+    Injector,
+    /// Another worker's deque: a steal.
+    Peer,
+}
+
 /// What one pass of the pick rule found.
 pub(crate) enum Pick {
-    /// A job of the given level, already counted out of the queued count.
-    Found(usize, Job),
+    /// A job of the given level, already counted out of the queued count,
+    /// and where it came from.
+    Found(usize, Job, Source),
     /// A job waits at some level but could not be taken this time (a
     /// `Steal::Retry`, or a job still in flight): back off and pick again.
     Contended,
@@ -163,8 +175,13 @@ impl Levels {
     }
 
     /// How many jobs are queued at `level` right now (a snapshot).
+    ///
+    /// `Acquire`: every change to the count is a read-modify-write, and the
+    /// increments are releases, so a reader sees everything a submitter did
+    /// before counting in any job this value includes (the metrics rely on
+    /// it: a job's `submitted` count precedes its count-in).
     pub(crate) fn queued(&self, level: usize) -> usize {
-        self.queued[level].load(Ordering::Relaxed)
+        self.queued[level].load(Ordering::Acquire)
     }
 
     /// One pass of the pick rule for the worker owning `local` (one deque per
@@ -177,9 +194,9 @@ impl Levels {
                 continue;
             }
             return match self.take(level, &local[level], peers, start) {
-                Some(job) => {
+                Some((job, source)) => {
                     queued.fetch_sub(1, Ordering::Release);
-                    Pick::Found(level, job)
+                    Pick::Found(level, job, source)
                 }
                 // The level has a job (queued count > 0) that no source gave
                 // us: never fall through to a less urgent level past it.
@@ -196,15 +213,17 @@ impl Levels {
         local: &Worker<Job>,
         peers: &[P],
         start: usize,
-    ) -> Option<Job> {
+    ) -> Option<(Job, Source)> {
         if let Some(job) = local.pop() {
-            return Some(job);
+            return Some((job, Source::Local));
         }
         if let Some(job) = first_success(|| self.injectors[level].steal_batch_and_pop(local)) {
-            return Some(job);
+            return Some((job, Source::Injector));
         }
         let n = peers.len();
-        (0..n).find_map(|i| first_success(|| peers[(start + i) % n].as_ref()[level].steal_batch_and_pop(local)))
+        (0..n)
+            .find_map(|i| first_success(|| peers[(start + i) % n].as_ref()[level].steal_batch_and_pop(local)))
+            .map(|job| (job, Source::Peer))
     }
 
     /// Moves every job left in `local` (one deque per level) to the
@@ -259,7 +278,7 @@ mod tests {
             levels.inject(level, job());
         }
         let mut order = Vec::new();
-        while let Pick::Found(level, _) = levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0) {
+        while let Pick::Found(level, _, _) = levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0) {
             order.push(level);
         }
         assert_eq!(order, [0, 1, 2, 2]);
@@ -275,8 +294,8 @@ mod tests {
         levels.count_in(0); // a high job being pushed, not yet visible
         assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Contended));
         levels.inject(0, job());
-        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(0, _)));
-        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(1, _)));
+        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(0, _, _)));
+        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(1, _, _)));
     }
 
     #[test]
@@ -287,12 +306,12 @@ mod tests {
         levels.count_in(1);
         victim[1].push(job());
         let stealers: Vec<_> = victim.iter().map(Worker::stealer).collect();
-        assert!(matches!(levels.pick(&thief, &[stealers], 0), Pick::Found(1, _)));
+        assert!(matches!(levels.pick(&thief, &[stealers], 0), Pick::Found(1, _, Source::Peer)));
 
         levels.count_in(0);
         victim[0].push(job());
         levels.drain_into_injectors(&victim);
         assert!(victim[0].is_empty());
-        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&thief, &[], 0), Pick::Found(0, _)));
+        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&thief, &[], 0), Pick::Found(0, _, Source::Injector)));
     }
 }

@@ -7,7 +7,9 @@ use std::panic::{self, AssertUnwindSafe};
 use crate::abort::Abort;
 use crate::builder::Config;
 use crate::error::{BuildError, BuildErrorKind, SpawnErrorKind};
+use crate::hooks::log_event;
 use crate::job::Job;
+use crate::metrics::{Metrics, MetricsCore};
 use crate::priority::{Levels, Priority};
 use crate::scaling::Scaling;
 use crate::shutdown::Lifecycle;
@@ -32,6 +34,7 @@ pub(crate) struct Registry {
     pub(crate) abort: Abort,
     /// Expires jobs at their deadlines; started lazily (timer.rs).
     pub(crate) timer: Timer,
+    pub(crate) metrics: MetricsCore,
     panics: AtomicUsize,
 }
 
@@ -56,6 +59,7 @@ impl Registry {
             scaling: Scaling::new(config.min_workers, config.max_workers, config.keep_alive),
             abort: Abort::new(config.levels),
             timer: Timer::new(),
+            metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
             panics: AtomicUsize::new(0),
             config,
         });
@@ -81,6 +85,7 @@ impl Registry {
         if self.lifecycle.admit(local.is_some(), || self.on_drained()) {
             Ok(Admission { level, local })
         } else {
+            self.metrics.rejected(level);
             Err(SpawnErrorKind::Shutdown)
         }
     }
@@ -90,6 +95,7 @@ impl Registry {
     /// grows the pool if there is none (see [`Registry::notify`]).
     pub(crate) fn inject(this: &Arc<Registry>, admission: Admission, job: Job) {
         let Admission { level, local } = admission;
+        let job = job.stamped(this.metrics.stamp_queued(&this.levels, level));
         this.levels.count_in(level);
         match local {
             Some(local) => local.push(level, job),
@@ -111,6 +117,11 @@ impl Registry {
     /// How many jobs have panicked so far.
     pub(crate) fn panics(&self) -> usize {
         self.panics.load(Ordering::Relaxed)
+    }
+
+    /// A snapshot of the pool's metrics.
+    pub(crate) fn metrics(&self) -> Metrics {
+        self.metrics.snapshot(&self.levels)
     }
 
     /// Called by a shutdown that finds jobs outstanding and no worker thread
@@ -140,6 +151,7 @@ impl Registry {
     /// threads, waits for the drain and joins every worker thread ever
     /// started (retired ones included) and the deadline timer.
     pub(crate) fn shutdown(this: &Arc<Registry>) {
+        log_event!(info, "shutdown begun: intake closed, draining the accepted jobs");
         this.lifecycle.close(|| this.on_drained());
         if worker::current_local(this.id).is_none() {
             this.workers.join_all(|| this.lifecycle.is_drained(), || Registry::restart(this));

@@ -32,7 +32,8 @@ use crossbeam_utils::Backoff;
 
 use crate::deque::Worker;
 use crate::job::{Job, Outcome};
-use crate::priority::Pick;
+use crate::metrics::WorkerProbe;
+use crate::priority::{Pick, Source};
 use crate::registry::Registry;
 use crate::sleep::Wake;
 use crate::sync::{Arc, Parker};
@@ -77,8 +78,10 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
         thread = thread.stack_size(bytes);
     }
     let registry_for_thread = Arc::clone(registry);
+    // On the roster before the thread runs (see `WorkerProbe::attach`).
+    let probe = WorkerProbe::attach(registry, index);
     registry.workers.start(peer, move || {
-        thread.spawn(move || WorkerThread::new(registry_for_thread, index, local, searching).run())
+        thread.spawn(move || WorkerThread::new(registry_for_thread, index, local, searching, probe).run())
     })
 }
 
@@ -89,7 +92,8 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
 pub(crate) fn run_here(registry: &Arc<Registry>) {
     let (index, peer, local) = new_worker(registry);
     registry.workers.add_peer(peer);
-    WorkerThread::new(Arc::clone(registry), index, local, false).run();
+    let probe = WorkerProbe::attach(registry, index);
+    WorkerThread::new(Arc::clone(registry), index, local, false, probe).run();
 }
 
 /// A fresh worker index, its local deques and the stealers for its peers.
@@ -119,12 +123,15 @@ struct WorkerThread {
     tick: usize,
     /// Counted in the pool's `searching` figure (`scaling.rs`).
     searching: bool,
+    /// Counters, hooks and log events (metrics.rs).
+    probe: WorkerProbe,
 }
 
 impl WorkerThread {
-    fn new(registry: Arc<Registry>, index: usize, local: Local, searching: bool) -> WorkerThread {
+    fn new(registry: Arc<Registry>, index: usize, local: Local, searching: bool, probe: WorkerProbe) -> WorkerThread {
         let (peers_generation, peers) = registry.workers.snapshot();
         WorkerThread {
+            probe,
             registry,
             index,
             local: Rc::new(local),
@@ -137,6 +144,10 @@ impl WorkerThread {
     }
 
     fn run(mut self) {
+        // The thread start and stop hooks run outside the window in which
+        // CURRENT is set: a spawn from them is not "from a running job",
+        // which keeps the drain proof of shutdown.rs valid.
+        self.probe.thread_started(&self.registry);
         CURRENT.set(Some(Rc::clone(&self.local)));
         let registry = Arc::clone(&self.registry);
         let idle = Backoff::new();
@@ -147,9 +158,9 @@ impl WorkerThread {
                 break Exit::Retired;
             }
             match self.pick() {
-                Pick::Found(level, job) => {
+                Pick::Found(level, job, source) => {
                     self.stop_searching(true);
-                    self.execute(level, job);
+                    self.execute(level, source, job);
                     idle.reset();
                     contention.reset();
                 }
@@ -164,9 +175,11 @@ impl WorkerThread {
                     }
                     self.stop_searching(false);
                     let deadline = registry.scaling.keep_alive_deadline();
+                    self.probe.set_idle(true);
                     let wake = registry.sleep.sleep(self.index, &self.parker, deadline, || {
                         registry.levels.any_queued() || registry.lifecycle.is_drained() || registry.scaling.is_surplus()
                     });
+                    self.probe.set_idle(false);
                     if wake == Wake::TimedOut && registry.scaling.retire_idle(&registry.levels) {
                         break Exit::Retired;
                     }
@@ -180,6 +193,7 @@ impl WorkerThread {
         // rest of a batch it stole; a drained pool has none. Either way no
         // job is stranded, and the queued counts stay as they are.
         registry.levels.drain_into_injectors(&self.local.deques);
+        self.probe.thread_stopping(&registry);
         if let Exit::Retired = exit {
             Registry::retire_worker(&registry, self.index);
         }
@@ -212,15 +226,20 @@ impl WorkerThread {
         self.registry.levels.pick(&self.local.deques, &self.peers, self.tick)
     }
 
-    fn execute(&self, level: usize, job: Job) {
+    fn execute(&self, level: usize, source: Source, job: Job) {
         let registry = &*self.registry;
         // During `shutdown_now` a popped job is cancelled, not run (abort.rs).
         if registry.abort.is_aborting() {
             if let Some(payload) = registry.abort.cancel(level, job) {
                 registry.job_panicked(Some(payload));
             }
-        } else if let Outcome::Panicked(payload) = job.run() {
-            registry.job_panicked(payload);
+        } else {
+            let running = self.probe.job_starting(registry, level, source, &job);
+            let outcome = job.run();
+            self.probe.job_ended(registry, running, &outcome);
+            if let Outcome::Panicked(payload) = outcome {
+                registry.job_panicked(payload);
+            }
         }
         registry.lifecycle.finish(|| registry.on_drained());
     }

@@ -1,0 +1,290 @@
+//! Builder hooks: each runs once per thread or per job, on the right
+//! thread; a panicking hook kills no worker; spawns from hooks obey the
+//! shutdown rules.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use priopool::{JobOutcome, Pool, Priority, SpawnErrorKind, Spawner};
+
+const DELIBERATE: &str = "deliberate panic (tests/hooks.rs)";
+
+/// Keeps the deliberate panics of these tests off stderr; every other panic
+/// (a failing assertion) is reported as usual.
+fn quiet_deliberate_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Runs `body` on its own thread and fails with `what` if it has not
+/// finished after `secs` seconds, instead of hanging the suite.
+fn watchdog<T: Send + 'static>(secs: u64, what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let runner = thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(value) => value,
+        Err(RecvTimeoutError::Timeout) => panic!("{what}: not done after {secs} s; the pool looks stuck"),
+        Err(RecvTimeoutError::Disconnected) => match runner.join() {
+            Err(payload) => std::panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the body returned without sending"),
+        },
+    }
+}
+
+fn this_thread_name() -> String {
+    thread::current().name().unwrap_or("<unnamed>").to_owned()
+}
+
+#[test]
+fn thread_hooks_run_once_per_worker_on_that_worker() {
+    watchdog(60, "thread hooks", || {
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let stops = Arc::new(Mutex::new(Vec::new()));
+        let pool = Pool::builder()
+            .workers(4)
+            .thread_name(|i| format!("hooked-{i}"))
+            .on_thread_start({
+                let starts = Arc::clone(&starts);
+                move |i| starts.lock().expect("lock").push((i, this_thread_name()))
+            })
+            .on_thread_stop({
+                let stops = Arc::clone(&stops);
+                move |i| stops.lock().expect("lock").push((i, this_thread_name()))
+            })
+            .build()
+            .expect("build");
+        for _ in 0..100 {
+            pool.spawn(Priority::LOW, || {}).expect("spawn");
+        }
+        pool.shutdown();
+        let expected: Vec<_> = (0..4).map(|i| (i, format!("hooked-{i}"))).collect();
+        for (what, calls) in [("start", starts), ("stop", stops)] {
+            let mut calls = calls.lock().expect("lock").clone();
+            calls.sort();
+            assert_eq!(calls, expected, "on_thread_{what}: once per worker, on that worker");
+        }
+    });
+}
+
+thread_local! {
+    /// Per thread: before_job calls, after_job calls, and the level and run
+    /// time the last job on this thread recorded for itself.
+    static BEFORE: Cell<usize> = const { Cell::new(0) };
+    static AFTER: Cell<usize> = const { Cell::new(0) };
+    static RAN: Cell<Option<(usize, Duration)>> = const { Cell::new(None) };
+}
+
+#[test]
+fn job_hooks_run_once_per_job_on_the_running_thread() {
+    quiet_deliberate_panics();
+    watchdog(60, "job hooks", || {
+        const JOBS: usize = 2_000;
+        let befores = Arc::new(AtomicUsize::new(0));
+        let afters = Arc::new(AtomicUsize::new(0));
+        let panicked = Arc::new(AtomicUsize::new(0));
+        // Any disagreement between a hook and what the job saw on its own
+        // thread; asserting inside a hook would only count a hook panic.
+        let mismatches = Arc::new(Mutex::new(Vec::<String>::new()));
+        let pool = Pool::builder()
+            .workers(3)
+            .levels(4)
+            .wait_metrics(true)
+            .thread_name(|i| format!("job-hooks-{i}"))
+            .panic_handler(|_| {})
+            .before_job({
+                let (befores, mismatches) = (Arc::clone(&befores), Arc::clone(&mismatches));
+                move |info| {
+                    befores.fetch_add(1, Ordering::Relaxed);
+                    if BEFORE.get() != AFTER.get() || this_thread_name() != format!("job-hooks-{}", info.worker) {
+                        mismatches.lock().expect("lock").push(format!("before {info:?} on {}", this_thread_name()));
+                    }
+                    if info.queue_wait.is_none() {
+                        mismatches.lock().expect("lock").push(format!("no queue wait in {info:?}"));
+                    }
+                    BEFORE.set(BEFORE.get() + 1);
+                }
+            })
+            .after_job({
+                let (afters, panicked, mismatches) =
+                    (Arc::clone(&afters), Arc::clone(&panicked), Arc::clone(&mismatches));
+                move |info, outcome, run_time| {
+                    afters.fetch_add(1, Ordering::Relaxed);
+                    AFTER.set(AFTER.get() + 1);
+                    let ran = RAN.take();
+                    let ok = BEFORE.get() == AFTER.get()
+                        && this_thread_name() == format!("job-hooks-{}", info.worker)
+                        && ran.is_some_and(|(level, ran_for)| level == info.level && run_time >= ran_for);
+                    if !ok {
+                        let name = this_thread_name();
+                        mismatches.lock().expect("lock").push(format!("after {info:?} {run_time:?} {ran:?} on {name}"));
+                    }
+                    if outcome == JobOutcome::Panicked {
+                        panicked.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+            .build()
+            .expect("build");
+        let mut handles = Vec::new();
+        for i in 0..JOBS {
+            let level = i % 4;
+            let job = move || {
+                let began = Instant::now();
+                // Exactly one before_job call, and no after_job yet, for
+                // this job on this thread.
+                assert_eq!(BEFORE.get(), AFTER.get() + 1, "before_job ran once before the job");
+                RAN.set(Some((level, began.elapsed())));
+                if i % 100 == 0 {
+                    std::panic::panic_any(DELIBERATE);
+                }
+            };
+            if i % 2 == 0 {
+                pool.spawn(Priority::level(level), job).expect("spawn");
+            } else {
+                handles.push(pool.submit(Priority::level(level), job).expect("submit"));
+            }
+        }
+        for handle in handles {
+            handle.join().expect("no submitted job panics: i % 100 == 0 is even");
+        }
+        let spawner = pool.spawner();
+        pool.shutdown();
+        assert_eq!(mismatches.lock().expect("lock").as_slice(), &[] as &[String]);
+        assert_eq!(befores.load(Ordering::Relaxed), JOBS);
+        assert_eq!(afters.load(Ordering::Relaxed), JOBS);
+        assert_eq!(panicked.load(Ordering::Relaxed), JOBS / 100);
+        let m = spawner.metrics();
+        assert_eq!(m.hook_panics, 0);
+        assert_eq!(m.levels.iter().map(|l| l.panicked).sum::<u64>(), (JOBS / 100) as u64);
+    });
+}
+
+#[test]
+fn a_panicking_hook_does_not_kill_a_worker() {
+    quiet_deliberate_panics();
+    watchdog(60, "panicking hooks", || {
+        let jobs_run = Arc::new(AtomicUsize::new(0));
+        let pool = Pool::builder()
+            .workers(1)
+            .on_thread_start(|_| std::panic::panic_any(DELIBERATE))
+            .on_thread_stop(|_| std::panic::panic_any(DELIBERATE))
+            .before_job(|_| std::panic::panic_any(DELIBERATE))
+            .after_job(|_, _, _| std::panic::panic_any(DELIBERATE))
+            .build()
+            .expect("build");
+        for _ in 0..100 {
+            let jobs_run = Arc::clone(&jobs_run);
+            pool.spawn(Priority::LOW, move || {
+                jobs_run.fetch_add(1, Ordering::Relaxed);
+            })
+            .expect("spawn");
+        }
+        // The one worker survived 200 hook panics and still answers.
+        assert_eq!(pool.submit(Priority::HIGH, || 42).expect("submit").join().expect("join"), 42);
+        let spawner = pool.spawner();
+        pool.shutdown();
+        assert_eq!(jobs_run.load(Ordering::Relaxed), 100);
+        let m = spawner.metrics();
+        assert_eq!(m.hook_panics, 1 + 101 + 101 + 1, "start, before and after each job, stop");
+        assert_eq!(m.levels.iter().map(|l| l.completed).sum::<u64>(), 101, "the hooks did not change outcomes");
+        assert_eq!(m.levels.iter().map(|l| l.panicked).sum::<u64>(), 0);
+    });
+}
+
+#[test]
+fn a_spawn_from_a_thread_hook_is_not_from_a_running_job() {
+    watchdog(60, "spawns from thread hooks", || {
+        let spawner_cell: Arc<OnceLock<Spawner>> = Arc::new(OnceLock::new());
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let go_rx = Mutex::new(go_rx);
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let pool = Pool::builder()
+            .workers(1)
+            .on_thread_start({
+                let (cell, results) = (Arc::clone(&spawner_cell), Arc::clone(&results));
+                move |_| {
+                    // Wait until the test has begun the shutdown, then spawn.
+                    let _ = go_rx.lock().expect("lock").recv();
+                    let refused = cell.wait().spawn(Priority::HIGH, || {}).map_err(|e| e.kind());
+                    results.lock().expect("lock").push(("start", refused));
+                }
+            })
+            .on_thread_stop({
+                let (cell, results) = (Arc::clone(&spawner_cell), Arc::clone(&results));
+                move |_| {
+                    let refused = cell.wait().spawn(Priority::HIGH, || {}).map_err(|e| e.kind());
+                    results.lock().expect("lock").push(("stop", refused));
+                }
+            })
+            .build()
+            .expect("build");
+        let spawner = pool.spawner();
+        assert!(spawner_cell.set(spawner.clone()).is_ok(), "set once");
+        let shutting_down = thread::spawn(move || pool.shutdown());
+        // Intake is closed once a spawn from this (outside) thread is refused.
+        while spawner.spawn(Priority::HIGH, || {}).is_ok() {
+            thread::yield_now();
+        }
+        go_tx.send(()).expect("hook alive");
+        shutting_down.join().expect("shutdown");
+        let results = results.lock().expect("lock").clone();
+        assert_eq!(
+            results,
+            [("start", Err(SpawnErrorKind::Shutdown)), ("stop", Err(SpawnErrorKind::Shutdown))],
+            "thread hooks spawn as outsiders: refused once shutdown has begun"
+        );
+        let m = spawner.metrics();
+        assert_eq!(m.levels[0].submitted, m.levels[0].completed + m.levels[0].rejected);
+    });
+}
+
+#[test]
+fn a_spawn_from_a_job_hook_is_part_of_the_drain() {
+    watchdog(60, "spawns from job hooks", || {
+        let spawner_cell: Arc<OnceLock<Spawner>> = Arc::new(OnceLock::new());
+        let follow_ups = Arc::new(AtomicUsize::new(0));
+        let pool = Pool::builder()
+            .workers(1)
+            .after_job({
+                let (cell, follow_ups) = (Arc::clone(&spawner_cell), Arc::clone(&follow_ups));
+                move |info, _, _| {
+                    if info.level == 0 {
+                        // The HIGH job is still outstanding here, so this spawn
+                        // is accepted during the drain, and runs.
+                        let follow_ups = Arc::clone(&follow_ups);
+                        cell.wait()
+                            .spawn(Priority::LOW, move || {
+                                follow_ups.fetch_add(1, Ordering::Relaxed);
+                            })
+                            .expect("a spawn from a running job's hook is accepted during the drain");
+                    }
+                }
+            })
+            .build()
+            .expect("build");
+        let spawner = pool.spawner();
+        assert!(spawner_cell.set(spawner.clone()).is_ok(), "set once");
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        pool.spawn(Priority::HIGH, move || release_rx.recv().expect("test alive")).expect("spawn");
+        let shutting_down = thread::spawn(move || pool.shutdown());
+        while spawner.spawn(Priority::LOW, || {}).is_ok() {
+            thread::yield_now();
+        }
+        release_tx.send(()).expect("job alive");
+        shutting_down.join().expect("shutdown");
+        assert_eq!(follow_ups.load(Ordering::Relaxed), 1);
+    });
+}

@@ -1,0 +1,67 @@
+//! The `log` events (feature `log`): worker start and exit at debug, job
+//! panics at warn with level and message, shutdown begun and done at info.
+//! Run with `cargo test --features log`.
+#![cfg(feature = "log")]
+
+use std::sync::{Mutex, Once};
+
+use priopool::{Pool, Priority};
+
+const DELIBERATE: &str = "deliberate panic (tests/logging.rs)";
+
+/// Collects every record of target "priopool".
+struct Collector(Mutex<Vec<(log::Level, String)>>);
+
+impl log::Log for Collector {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.target() == "priopool"
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            self.0.lock().expect("lock").push((record.level(), record.args().to_string()));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static COLLECTOR: Collector = Collector(Mutex::new(Vec::new()));
+
+#[test]
+fn the_pool_logs_its_lifecycle_and_job_panics() {
+    static QUIET: Once = Once::new();
+    QUIET.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE) {
+                default(info);
+            }
+        }));
+    });
+    log::set_logger(&COLLECTOR).expect("the only logger of this test binary");
+    log::set_max_level(log::LevelFilter::Trace);
+
+    let pool = Pool::builder().workers(2).levels(3).panic_handler(|_| {}).build().expect("build");
+    pool.spawn(Priority::level(1), || std::panic::panic_any(DELIBERATE)).expect("spawn");
+    let handle = pool.submit(Priority::level(2), || -> () { std::panic::panic_any(DELIBERATE) }).expect("submit");
+    assert!(handle.join().is_err());
+    pool.spawn(Priority::HIGH, || {}).expect("spawn");
+    pool.shutdown();
+
+    let records = COLLECTOR.0.lock().expect("lock").clone();
+    let count = |level: log::Level, needle: &str| {
+        records.iter().filter(|(l, message)| *l == level && message.contains(needle)).count()
+    };
+    assert_eq!(count(log::Level::Debug, "started on thread"), 2, "{records:#?}");
+    assert_eq!(count(log::Level::Debug, "exited"), 2, "{records:#?}");
+    assert_eq!(count(log::Level::Warn, "a job at level 1 panicked on worker"), 1, "{records:#?}");
+    assert_eq!(count(log::Level::Warn, DELIBERATE), 1, "the spawned job's message: {records:#?}");
+    assert_eq!(count(log::Level::Warn, "a job at level 2 panicked"), 1, "{records:#?}");
+    assert_eq!(count(log::Level::Info, "shutdown begun"), 1, "{records:#?}");
+    assert_eq!(count(log::Level::Info, "shutdown done"), 1, "{records:#?}");
+    let begun = records.iter().position(|(_, m)| m.contains("shutdown begun"));
+    let done = records.iter().position(|(_, m)| m.contains("shutdown done"));
+    assert!(begun < done, "{records:#?}");
+    assert_eq!(records.len(), 2 + 2 + 2 + 2, "nothing else, and nothing per job: {records:#?}");
+}
