@@ -652,44 +652,51 @@ proptest! {
 /// shuts down, and each keeps spawning until it is refused.
 #[test]
 fn shutdown_racing_producers_loses_nothing() {
-    watchdog("shutdown racing producers", Duration::from_secs(30), || {
-        for round in 0..100 {
-            let ledger = Arc::new(Ledger::default());
-            // Calling a boxed job copies it to the worker's stack.
-            let pool = Pool::builder().workers(1 + round % 3).levels(2).stack_size(32 << 20).build().expect("build");
-            let ctx = Ctx { ledger: Arc::clone(&ledger), spawner: pool.spawner(), levels: 2 };
-            let (running_tx, running_rx) = mpsc::channel();
-            let producers: Vec<_> = (0..3)
-                .map(|thread| {
-                    let (ctx, running_tx) = (ctx.clone(), running_tx.clone());
-                    let producer = thread::Builder::new().name(format!("producer {thread}")).stack_size(32 << 20);
-                    producer
-                        .spawn(move || {
-                            // Ends at the first refusal, or at the first job
-                            // accepted after the shutdown returned (a rule
-                            // break the ledger notes).
-                            for n in 0.. {
-                                let origin = Origin::Producer { step: round, thread, n };
-                                let after_shutdown = ctx.ledger.shutdown_done.load(Ordering::SeqCst);
-                                if !ctx.produce::<BALLAST>(origin, (thread + n) % 2, n) || after_shutdown {
-                                    return;
-                                }
-                                if n == 0 {
-                                    running_tx.send(()).expect("the test thread is gone");
-                                }
-                            }
-                        })
-                        .expect("the OS refused to start a producer thread")
+    const ROUNDS: usize = 100;
+    for round in 0..ROUNDS {
+        // One bound per round: a round takes milliseconds, but a loaded
+        // machine may take long over all of them.
+        watchdog(&format!("shutdown racing producers, round {round}"), CASE_BOUND, move || race_round(round));
+    }
+}
+
+/// One round of [`shutdown_racing_producers_loses_nothing`].
+fn race_round(round: usize) {
+    const PRODUCERS: usize = 3;
+    let ledger = Arc::new(Ledger::default());
+    // Calling a boxed job copies it to the worker's stack.
+    let pool = Pool::builder().workers(1 + round % 3).levels(2).stack_size(32 << 20).build().expect("build");
+    let ctx = Ctx { ledger: Arc::clone(&ledger), spawner: pool.spawner(), levels: 2 };
+    let (running_tx, running_rx) = mpsc::channel();
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|thread| {
+            let (ctx, running_tx) = (ctx.clone(), running_tx.clone());
+            let producer = thread::Builder::new().name(format!("producer {thread}")).stack_size(32 << 20);
+            producer
+                .spawn(move || {
+                    // Ends at the first refusal, or at the first job accepted
+                    // after the shutdown returned (a rule break the ledger
+                    // notes).
+                    for n in 0.. {
+                        let origin = Origin::Producer { step: round, thread, n };
+                        let after_shutdown = ctx.ledger.shutdown_done.load(Ordering::SeqCst);
+                        if !ctx.produce::<BALLAST>(origin, (thread + n) % 2, n) || after_shutdown {
+                            return;
+                        }
+                        if n == 0 {
+                            running_tx.send(()).expect("the test thread is gone");
+                        }
+                    }
                 })
-                .collect();
-            for _ in 0..3 {
-                running_rx.recv().expect("a producer died before its first job");
-            }
-            shut_down(&ctx, pool, round % 2 == 1);
-            for producer in producers {
-                producer.join().expect("a producer panicked");
-            }
-            check(&ledger).unwrap_or_else(|e| panic!("round {round}: {e}"));
-        }
-    });
+                .expect("the OS refused to start a producer thread")
+        })
+        .collect();
+    for _ in 0..PRODUCERS {
+        running_rx.recv().expect("a producer died before its first job");
+    }
+    shut_down(&ctx, pool, round % 2 == 1);
+    for producer in producers {
+        producer.join().expect("a producer panicked");
+    }
+    check(&ledger).unwrap_or_else(|e| panic!("round {round}: {e}"));
 }
