@@ -1,55 +1,76 @@
 //! No job lost, none run twice.
 //!
 //! proptest generates random *programs*: sequences of steps (spawns and
-//! submits at random levels, trees of jobs that spawn jobs from inside the
-//! pool, panicking jobs, producer threads that keep spawning while later
-//! steps run, out-of-range levels, and a shutdown at a random point). Every
-//! job carries a [`Ticket`] that records in a [`Ledger`] whether it ran and
-//! whether it was dropped without running. After the program the test checks
-//! that
+//! submits at random levels, submits whose handle is dropped at once, trees
+//! of jobs that spawn jobs from inside the pool, trees that only grow once
+//! the shutdown has begun, panicking jobs, producer threads that keep
+//! spawning through `Spawner` clones while later steps run, out-of-range
+//! levels, and a shutdown or drop at a random point). Every shutdown runs
+//! beside a probe thread that spawns from outside until it is refused.
+//!
+//! Every job carries a [`Ticket`] that records in a [`Ledger`] whether it
+//! ran and whether it was dropped without running. After the program the
+//! test checks that
 //!
 //! * every accepted job ran exactly once and was never dropped unrun;
 //! * every refused job came back in its `SpawnError`, unrun and not yet
 //!   dropped (the test takes it out with `into_inner` and drops it, which the
 //!   ticket records), with the expected `SpawnErrorKind`;
-//! * spawns from outside after shutdown are refused with `Shutdown`, spawns
-//!   from inside running jobs never are, and a producer racing the shutdown
-//!   is never accepted again once refused;
+//! * spawns from outside after the shutdown are refused with `Shutdown`,
+//!   spawns from inside running jobs never are; a producer racing the
+//!   shutdown is refused only once it has begun, is never accepted again once
+//!   refused, and never accepted after it returned;
 //! * submit handles give the job's value, or `JobError::Panicked` with the
 //!   job's own panic for a panicking job; the panic handler got exactly the
 //!   payloads of the accepted panicking spawns.
 //!
 //! A failing case shrinks to a short program printed one step per line.
+//! [`shutdown_racing_producers_loses_nothing`] makes the race with the
+//! shutdown certain rather than likely, with heavy jobs that widen the
+//! window between a job's admission and its queueing.
 
 mod common;
 
 use std::fmt;
+use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use common::{MARKER, message, quiet_intentional_panics, watchdog};
+use common::{Latch, MARKER, message, quiet_intentional_panics, watchdog};
 use priopool::{JobError, JobHandle, Pool, Priority, SpawnError, SpawnErrorKind, Spawner};
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 
-const CASE_BOUND: Duration = Duration::from_secs(30);
+/// A case takes milliseconds; a case that hangs fails after this bound.
+const CASE_BOUND: Duration = Duration::from_secs(10);
+
+/// Bytes of ballast the racing producers' jobs capture by value. The pool
+/// copies a job into its box between admitting it and queueing it, so a
+/// heavy job widens exactly the window in which a racing shutdown could
+/// strand an admitted job.
+const BALLAST: usize = 1 << 20;
 
 /// One step of a generated program, run by the test thread in order.
 #[derive(Clone)]
 enum Step {
     /// `spawn` a job at `level`.
     Spawn { level: usize },
-    /// `submit` a job at `level`; its handle is joined at the end.
-    Submit { level: usize },
+    /// `submit` a job at `level`; its handle is joined at the end, or
+    /// dropped at once (which must not cancel the job).
+    Submit { level: usize, drop_handle: bool },
     /// A job that panics, spawned or submitted.
     Panic { level: usize, submit: bool },
     /// A job that spawns `fanout` children from inside the pool (at the
     /// following levels, alternating spawn and submit), which do the same,
     /// down to `depth` generations.
     Nested { level: usize, depth: u32, fanout: usize },
+    /// As `Nested`, but the root job first waits until the shutdown has
+    /// begun (intake closed), so the whole tree is spawned during the
+    /// drain. (A shutdown always comes: at the end if not before.)
+    DrainTree { level: usize, depth: u32, fanout: usize },
     /// Starts `threads` producer threads that each spawn or submit `jobs`
     /// jobs through a `Spawner` clone, and goes on without waiting for
     /// them: they race the steps that follow, including a shutdown.
@@ -72,12 +93,23 @@ impl fmt::Debug for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Step::Spawn { level } => write!(f, "spawn a job at level {level}"),
-            Step::Submit { level } => write!(f, "submit a job at level {level}"),
+            Step::Submit { level, drop_handle: false } => write!(f, "submit a job at level {level}"),
+            Step::Submit { level, drop_handle: true } => {
+                write!(f, "submit a job at level {level} and drop its handle at once")
+            }
             Step::Panic { level, submit: false } => write!(f, "spawn a panicking job at level {level}"),
             Step::Panic { level, submit: true } => write!(f, "submit a panicking job at level {level}"),
             Step::Nested { level, depth, fanout } => {
                 let jobs: usize = (0..=depth).map(|d| fanout.pow(d)).sum();
                 write!(f, "spawn a job tree at level {level}: depth {depth}, fanout {fanout} ({jobs} jobs)")
+            }
+            Step::DrainTree { level, depth, fanout } => {
+                let jobs: usize = (0..=depth).map(|d| fanout.pow(d)).sum();
+                write!(
+                    f,
+                    "spawn a job tree at level {level} that grows once the shutdown begins: depth {depth}, fanout \
+                     {fanout} ({jobs} jobs)"
+                )
             }
             Step::Producers { threads, jobs } => {
                 write!(f, "start {threads} producer threads × {jobs} jobs (spawn/submit), left running")
@@ -105,6 +137,7 @@ enum Origin {
     Step(usize),
     Producer { step: usize, thread: usize, n: usize },
     Child { step: usize, parent: usize },
+    Probe { n: usize },
     AfterProgram,
 }
 
@@ -114,6 +147,7 @@ impl fmt::Debug for Origin {
             Origin::Step(step) => write!(f, "step {step}"),
             Origin::Producer { step, thread, n } => write!(f, "step {step}, producer {thread}, job {n}"),
             Origin::Child { step, parent } => write!(f, "step {step}, child of job #{parent}"),
+            Origin::Probe { n } => write!(f, "shutdown probe {n}"),
             Origin::AfterProgram => f.write_str("the spawn after the program"),
         }
     }
@@ -150,6 +184,10 @@ struct Ledger {
     records: Mutex<Vec<Record>>,
     /// Set by the test thread just before it shuts the pool down.
     shutdown_began: AtomicBool,
+    /// Set by the test thread once the shutdown has returned.
+    shutdown_done: AtomicBool,
+    /// Opened once intake has closed: a probe's spawn was refused.
+    closed: Arc<Latch>,
     /// Handles of every accepted submit, with the job's id.
     handles: Mutex<Vec<(usize, JobHandle<usize>)>>,
     /// Messages of the payloads the panic handler received.
@@ -243,20 +281,44 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn spawn_plain(&self, origin: Origin, expect: Expect, level: usize) -> bool {
+    /// Spawns a job that captures `N` bytes of ballast; true if accepted.
+    fn spawn_plain<const N: usize>(&self, origin: Origin, expect: Expect, level: usize) -> bool {
         let ticket = self.ledger.register(origin, expect, false, false);
         let id = ticket.id;
+        let ballast = [0u8; N];
         let answer = self.spawner.spawn(Priority::level(level), move || {
+            black_box(&ballast);
             ticket.punch();
         });
         self.ledger.settle(id, answer).is_some()
     }
 
-    fn submit_plain(&self, origin: Origin, expect: Expect, level: usize) -> bool {
+    /// Submits a job that captures `N` bytes of ballast; true if accepted.
+    fn submit_plain<const N: usize>(&self, origin: Origin, expect: Expect, level: usize) -> bool {
         let ticket = self.ledger.register(origin, expect, false, true);
         let id = ticket.id;
-        let answer = self.spawner.submit(Priority::level(level), move || ticket.punch());
+        let ballast = [0u8; N];
+        let answer = self.spawner.submit(Priority::level(level), move || {
+            black_box(&ballast);
+            ticket.punch()
+        });
         self.keep_handle(id, answer)
+    }
+
+    /// Job `n` of a producer thread that may race the shutdown: a spawn
+    /// when `n` is even, a submit when odd. Notes a rule break if the job
+    /// is accepted although the shutdown had already returned.
+    fn produce<const N: usize>(&self, origin: Origin, level: usize, n: usize) -> bool {
+        let after_shutdown = self.ledger.shutdown_done.load(Ordering::SeqCst);
+        let accepted = if n.is_multiple_of(2) {
+            self.spawn_plain::<N>(origin, Expect::AcceptOrShutdown, level)
+        } else {
+            self.submit_plain::<N>(origin, Expect::AcceptOrShutdown, level)
+        };
+        if accepted && after_shutdown {
+            self.ledger.note(format!("{origin:?}: accepted after the shutdown had returned"));
+        }
+        accepted
     }
 
     fn keep_handle<F>(&self, id: usize, answer: Result<JobHandle<usize>, SpawnError<F>>) -> bool {
@@ -316,11 +378,7 @@ fn producer(ctx: Ctx, start: Arc<Barrier>, step: usize, thread: usize, jobs: usi
     for n in 0..jobs {
         let origin = Origin::Producer { step, thread, n };
         let level = (thread + n) % ctx.levels;
-        let accepted = if n % 2 == 0 {
-            ctx.spawn_plain(origin, Expect::AcceptOrShutdown, level)
-        } else {
-            ctx.submit_plain(origin, Expect::AcceptOrShutdown, level)
-        };
+        let accepted = ctx.produce::<0>(origin, level, n);
         match (accepted, refused_at) {
             (true, Some(earlier)) => ctx
                 .ledger
@@ -331,12 +389,34 @@ fn producer(ctx: Ctx, start: Arc<Barrier>, step: usize, thread: usize, jobs: usi
     }
 }
 
-fn shut_down(ledger: &Ledger, pool: Pool, by_drop: bool) {
-    ledger.shutdown_began.store(true, Ordering::SeqCst);
+/// Shuts `pool` down (or drops it) while a probe thread spawns from outside
+/// until it is refused, then opens `ledger.closed` so that the waiting
+/// `DrainTree` roots grow their trees during the drain.
+fn shut_down(ctx: &Ctx, pool: Pool, by_drop: bool) {
+    ctx.ledger.shutdown_began.store(true, Ordering::SeqCst);
+    let probe = {
+        let ctx = ctx.clone();
+        thread::Builder::new()
+            .name("shutdown probe".into())
+            .spawn(move || {
+                for n in 0.. {
+                    if !ctx.produce::<0>(Origin::Probe { n }, ctx.levels - 1, n) {
+                        break;
+                    }
+                    thread::yield_now();
+                }
+                ctx.ledger.closed.open();
+            })
+            .expect("the OS refused to start the probe thread")
+    };
     if by_drop {
         drop(pool);
     } else {
         pool.shutdown();
+    }
+    ctx.ledger.shutdown_done.store(true, Ordering::SeqCst);
+    if let Err(payload) = probe.join() {
+        std::panic::resume_unwind(payload);
     }
 }
 
@@ -366,10 +446,16 @@ fn run(program: Program) -> Result<(), TestCaseError> {
         let expect = if pool.is_some() { Expect::Accept } else { Expect::Refuse(SpawnErrorKind::Shutdown) };
         match *action {
             Step::Spawn { level } => {
-                ctx.spawn_plain(origin, expect, level);
+                ctx.spawn_plain::<0>(origin, expect, level);
             }
-            Step::Submit { level } => {
-                ctx.submit_plain(origin, expect, level);
+            Step::Submit { level, drop_handle: false } => {
+                ctx.submit_plain::<0>(origin, expect, level);
+            }
+            Step::Submit { level, drop_handle: true } => {
+                let ticket = ledger.register(origin, expect, false, true);
+                let id = ticket.id;
+                let answer = ctx.spawner.submit(Priority::level(level), move || ticket.punch());
+                drop(ledger.settle(id, answer));
             }
             Step::Panic { level, submit } => {
                 let ticket = ledger.register(origin, expect, true, submit);
@@ -395,6 +481,17 @@ fn run(program: Program) -> Result<(), TestCaseError> {
                 let job = tree_job(ctx.clone(), ticket, step, level, depth, fanout);
                 ledger.settle(id, ctx.spawner.spawn(Priority::level(level), job));
             }
+            Step::DrainTree { level, depth, fanout } => {
+                let ticket = ledger.register(origin, expect, false, false);
+                let id = ticket.id;
+                let tree = tree_job(ctx.clone(), ticket, step, level, depth, fanout);
+                let closed = Arc::clone(&ledger.closed);
+                let job = move || {
+                    closed.wait();
+                    tree();
+                };
+                ledger.settle(id, ctx.spawner.spawn(Priority::level(level), job));
+            }
             Step::Producers { threads, jobs } => {
                 // The test thread waits at the start line too, so the
                 // producers are spawning while the next steps run.
@@ -412,17 +509,17 @@ fn run(program: Program) -> Result<(), TestCaseError> {
             }
             Step::BadLevel { level } => {
                 let expect = Expect::Refuse(SpawnErrorKind::UnknownLevel { level, levels });
-                ctx.spawn_plain(origin, expect, level);
+                ctx.spawn_plain::<0>(origin, expect, level);
             }
             Step::Shutdown { by_drop } => {
                 if let Some(pool) = pool.take() {
-                    shut_down(&ledger, pool, by_drop);
+                    shut_down(&ctx, pool, by_drop);
                 }
             }
         }
     }
     if let Some(pool) = pool.take() {
-        shut_down(&ledger, pool, false);
+        shut_down(&ctx, pool, false);
     }
     for producer in producers {
         if let Err(payload) = producer.join() {
@@ -431,7 +528,7 @@ fn run(program: Program) -> Result<(), TestCaseError> {
     }
     // However the program went, the pool is shut down now: a spawn from
     // outside must be refused and handed back.
-    ctx.spawn_plain(Origin::AfterProgram, Expect::Refuse(SpawnErrorKind::Shutdown), levels - 1);
+    ctx.spawn_plain::<0>(Origin::AfterProgram, Expect::Refuse(SpawnErrorKind::Shutdown), levels - 1);
 
     check(&ledger)
 }
@@ -519,9 +616,10 @@ fn check(ledger: &Ledger) -> Result<(), TestCaseError> {
 fn step(levels: usize) -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (0..levels).prop_map(|level| Step::Spawn { level }),
-        3 => (0..levels).prop_map(|level| Step::Submit { level }),
+        3 => (0..levels, any::<bool>()).prop_map(|(level, drop_handle)| Step::Submit { level, drop_handle }),
         2 => (0..levels, any::<bool>()).prop_map(|(level, submit)| Step::Panic { level, submit }),
         2 => (0..levels, 0..=3u32, 1..=3usize).prop_map(|(level, depth, fanout)| Step::Nested { level, depth, fanout }),
+        1 => (0..levels, 0..=3u32, 1..=3usize).prop_map(|(level, depth, fanout)| Step::DrainTree { level, depth, fanout }),
         2 => (1..=4usize, 1..=48usize).prop_map(|(threads, jobs)| Step::Producers { threads, jobs }),
         1 => (levels..levels + 3).prop_map(|level| Step::BadLevel { level }),
         1 => any::<bool>().prop_map(|by_drop| Step::Shutdown { by_drop }),
@@ -535,7 +633,13 @@ fn program() -> impl Strategy<Value = Program> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        // A hanging case costs CASE_BOUND; bound the shrinking too.
+        max_shrink_time: 60_000,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn every_accepted_job_runs_once_and_every_refused_job_comes_back(program in program()) {
@@ -548,42 +652,51 @@ proptest! {
 /// shuts down, and each keeps spawning until it is refused.
 #[test]
 fn shutdown_racing_producers_loses_nothing() {
-    watchdog("shutdown racing producers", CASE_BOUND, || {
-        for round in 0..40 {
-            let ledger = Arc::new(Ledger::default());
-            let pool = Pool::builder().workers(1 + round % 3).levels(2).build().expect("build");
-            let ctx = Ctx { ledger: Arc::clone(&ledger), spawner: pool.spawner(), levels: 2 };
-            let (running_tx, running_rx) = mpsc::channel();
-            let producers: Vec<_> = (0..3)
-                .map(|thread| {
-                    let (ctx, running_tx) = (ctx.clone(), running_tx.clone());
-                    thread::spawn(move || {
-                        for n in 0.. {
-                            let origin = Origin::Producer { step: round, thread, n };
-                            let accepted = if n % 2 == 0 {
-                                ctx.spawn_plain(origin, Expect::AcceptOrShutdown, n % 2)
-                            } else {
-                                ctx.submit_plain(origin, Expect::AcceptOrShutdown, n % 2)
-                            };
-                            if !accepted {
-                                return n;
-                            }
-                            if n == 0 {
-                                running_tx.send(()).expect("the test thread is gone");
-                            }
+    const ROUNDS: usize = 100;
+    for round in 0..ROUNDS {
+        // One bound per round: a round takes milliseconds, but a loaded
+        // machine may take long over all of them.
+        watchdog(&format!("shutdown racing producers, round {round}"), CASE_BOUND, move || race_round(round));
+    }
+}
+
+/// One round of [`shutdown_racing_producers_loses_nothing`].
+fn race_round(round: usize) {
+    const PRODUCERS: usize = 3;
+    let ledger = Arc::new(Ledger::default());
+    // Calling a boxed job copies it to the worker's stack.
+    let pool = Pool::builder().workers(1 + round % 3).levels(2).stack_size(32 << 20).build().expect("build");
+    let ctx = Ctx { ledger: Arc::clone(&ledger), spawner: pool.spawner(), levels: 2 };
+    let (running_tx, running_rx) = mpsc::channel();
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|thread| {
+            let (ctx, running_tx) = (ctx.clone(), running_tx.clone());
+            let producer = thread::Builder::new().name(format!("producer {thread}")).stack_size(32 << 20);
+            producer
+                .spawn(move || {
+                    // Ends at the first refusal, or at the first job accepted
+                    // after the shutdown returned (a rule break the ledger
+                    // notes).
+                    for n in 0.. {
+                        let origin = Origin::Producer { step: round, thread, n };
+                        let after_shutdown = ctx.ledger.shutdown_done.load(Ordering::SeqCst);
+                        if !ctx.produce::<BALLAST>(origin, (thread + n) % 2, n) || after_shutdown {
+                            return;
                         }
-                        unreachable!()
-                    })
+                        if n == 0 {
+                            running_tx.send(()).expect("the test thread is gone");
+                        }
+                    }
                 })
-                .collect();
-            for _ in 0..3 {
-                running_rx.recv().expect("a producer died before its first job");
-            }
-            shut_down(&ledger, pool, round % 2 == 1);
-            for producer in producers {
-                producer.join().expect("a producer panicked");
-            }
-            check(&ledger).unwrap_or_else(|e| panic!("round {round}: {e}"));
-        }
-    });
+                .expect("the OS refused to start a producer thread")
+        })
+        .collect();
+    for _ in 0..PRODUCERS {
+        running_rx.recv().expect("a producer died before its first job");
+    }
+    shut_down(&ctx, pool, round % 2 == 1);
+    for producer in producers {
+        producer.join().expect("a producer panicked");
+    }
+    check(&ledger).unwrap_or_else(|e| panic!("round {round}: {e}"));
 }

@@ -22,9 +22,10 @@ use std::time::Duration;
 use common::{Gate, watchdog};
 use priopool::{JobHandle, Pool, Priority};
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 
-const CASE_BOUND: Duration = Duration::from_secs(20);
+/// A case takes milliseconds; a case that hangs fails after this bound.
+const CASE_BOUND: Duration = Duration::from_secs(10);
 
 /// How one job of a batch is handed to the pool.
 #[derive(Clone, Copy, Debug)]
@@ -154,11 +155,17 @@ fn a_stolen_batch_of_low_jobs_does_not_delay_a_later_high_job() {
 
 /// One job of a W-worker batch: its level and how long it busy-works once
 /// started (iterations of a trivial loop; only varies the interleavings).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 struct Item {
     level: usize,
     spin: u16,
     via: Via,
+}
+
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} at level {} (spin {})", self.via, self.level, self.spin)
+    }
 }
 
 /// W workers held by gates, a random batch over `levels` levels, gates
@@ -230,7 +237,13 @@ fn levels_and_batch() -> impl Strategy<Value = (usize, Vec<(usize, Via)>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        // A hanging case costs CASE_BOUND; bound the shrinking too.
+        max_shrink_time: 60_000,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn one_worker_runs_in_priority_then_submission_order((levels, batch) in levels_and_batch()) {

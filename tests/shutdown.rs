@@ -208,6 +208,21 @@ fn bad_configurations_are_build_errors() {
     pool.shutdown();
 }
 
+/// A thread the OS will not start (a 64 TiB stack) is a `BuildError` with
+/// the OS error as its source, not a panic. Should some OS grant such a
+/// stack anyway, the pool is simply shut down again.
+#[test]
+fn an_os_refusal_to_start_a_thread_is_a_build_error() {
+    watchdog("OS refusal", BOUND, || match Pool::builder().workers(2).stack_size(1 << 46).build() {
+        Err(error) => {
+            let text = error.to_string();
+            assert!(text.contains("stack_size"), "the message should say what to change: {text}");
+            assert!(std::error::Error::source(&error).is_some(), "the OS error should be the source");
+        }
+        Ok(pool) => pool.shutdown(),
+    });
+}
+
 /// What the jobs of [`shutdown_from_inside`] report.
 #[derive(Debug, PartialEq, Eq)]
 enum Event {
