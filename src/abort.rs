@@ -52,13 +52,11 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::Backoff;
-
 use crate::deque::Worker;
 use crate::job::{Cancelled, Job};
 use crate::priority::{Pick, Priority};
 use crate::registry::Registry;
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, lock, wait, wait_timeout};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Backoff, Condvar, Mutex, Ordering, lock, wait, wait_timeout};
 use crate::task::Payload;
 use crate::worker;
 

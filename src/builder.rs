@@ -3,13 +3,13 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{BuildError, BuildErrorKind};
 use crate::hooks::Monitoring;
 use crate::job::panic_message;
 use crate::pool::Pool;
+use crate::sync::plain::Arc;
 
 /// The most priority levels a pool may have.
 pub const MAX_LEVELS: usize = 64;
@@ -254,7 +254,7 @@ impl fmt::Debug for Builder {
 }
 
 fn print_panic(payload: Box<dyn Any + Send>) {
-    let thread = std::thread::current();
+    let thread = crate::sync::plain::thread::current();
     let name = thread.name().unwrap_or("<unnamed>");
     eprintln!("priopool: a job panicked on thread '{name}': {}", panic_message(payload.as_ref()));
 }

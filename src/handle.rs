@@ -4,15 +4,14 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::context::JobContext;
 use crate::error::{JobError, JoinTimeoutError};
 use crate::job::Job;
-use crate::sync::Arc;
+use crate::sync::plain::Arc;
+use crate::sync::plain::thread::{self, Thread};
 use crate::task::{self, CancelOutcome, JobResult, Task, TaskCell};
 
 /// The result of a job given to [`Pool::submit`](crate::Pool::submit) or
@@ -245,11 +244,11 @@ impl fmt::Debug for CancelHandle {
 struct Unparker(Thread);
 
 impl Wake for Unparker {
-    fn wake(self: StdArc<Self>) {
+    fn wake(self: Arc<Self>) {
         self.0.unpark();
     }
 
-    fn wake_by_ref(self: &StdArc<Self>) {
+    fn wake_by_ref(self: &Arc<Self>) {
         self.0.unpark();
     }
 }
@@ -257,7 +256,7 @@ impl Wake for Unparker {
 /// Blocks the current thread on `receiver` until it is ready or `deadline`
 /// passes (`None` if it did; a missing deadline waits without bound).
 fn block_on<R>(receiver: &mut oneshot::AsyncReceiver<JobResult<R>>, deadline: Option<Instant>) -> Option<JobResult<R>> {
-    let waker = Waker::from(StdArc::new(Unparker(thread::current())));
+    let waker = Waker::from(Arc::new(Unparker(thread::current())));
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(result) = Pin::new(&mut *receiver).poll(&mut cx) {

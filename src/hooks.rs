@@ -36,11 +36,11 @@
 use std::any::Any;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::builder::Builder;
 use crate::registry::Registry;
+use crate::sync::plain::Arc;
 
 /// Sends an event to the `log` facade when the `log` feature is on, and
 /// compiles to nothing otherwise (its arguments are not even evaluated).

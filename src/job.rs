@@ -4,7 +4,7 @@ use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::metrics::Stamp;
-use crate::sync::Arc;
+use crate::sync::plain::Arc;
 use crate::task::{Abandoned, Payload, TaskCell, Unrun};
 
 /// How a job ended.

@@ -113,7 +113,6 @@
 use std::cell::Cell;
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -123,7 +122,11 @@ use crate::hooks::{self, JobInfo, JobOutcome, log_event};
 use crate::job::{Job, Outcome};
 use crate::priority::{Levels, Source};
 use crate::registry::Registry;
-use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering, lock};
+// The counters are plain std atomics even under loom: one writer each, read
+// only by snapshots, which no model takes. The roster lock is modelled, since
+// a snapshot reads the queued counts under it (see `sync.rs`).
+use crate::sync::plain::{Arc, AtomicBool, AtomicU64};
+use crate::sync::{self, Mutex, Ordering, lock};
 
 /// A snapshot of a pool's counters, from [`Pool::metrics`](crate::Pool::metrics)
 /// or [`Spawner::metrics`](crate::Spawner::metrics).
@@ -584,7 +587,7 @@ impl MetricsCore {
 /// log events. Owned by the worker thread.
 pub(crate) struct WorkerProbe {
     /// The pool, for taking the worker off the roster when the probe drops.
-    registry: Arc<Registry>,
+    registry: sync::Arc<Registry>,
     index: usize,
     counters: Arc<WorkerCounters>,
     /// `counters.levels`, one pointer closer.
@@ -617,12 +620,12 @@ impl WorkerProbe {
     /// run (which would let another worker believe it was the last); the
     /// worker leaves the roster when the probe is dropped, at the end of its
     /// thread or with the thread's closure if the thread could not start.
-    pub(crate) fn attach(registry: &Arc<Registry>, index: usize) -> WorkerProbe {
+    pub(crate) fn attach(registry: &sync::Arc<Registry>, index: usize) -> WorkerProbe {
         let monitoring = &registry.config.monitoring;
         let detailed = monitoring.wait_metrics || monitoring.before_job.is_some() || monitoring.after_job.is_some();
         let counters = registry.metrics.attach();
         let levels = Arc::clone(&counters.levels);
-        WorkerProbe { registry: Arc::clone(registry), index, counters, levels, detailed, detail: Cell::new(None) }
+        WorkerProbe { registry: sync::Arc::clone(registry), index, counters, levels, detailed, detail: Cell::new(None) }
     }
 
     /// Logs the start and runs the `on_thread_start` hook. Call before the
@@ -743,7 +746,7 @@ fn log_panic(worker: usize, level: usize, payload: Option<&(dyn std::any::Any + 
     );
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -11,7 +11,7 @@ use crate::handle::{CancelHandle, JobHandle};
 use crate::job::Job;
 use crate::priority::Priority;
 use crate::registry::Registry;
-use crate::sync::Arc;
+use crate::sync::{Arc, plain};
 use crate::task::{Task, TaskCell};
 
 /// A job being described before it is handed to the pool: its priority
@@ -142,7 +142,7 @@ impl JobBuilder<'_> {
     {
         self.queue(job, |job, deadline| {
             let task = Task::spawned(wrap(job), deadline);
-            (Job::task(Arc::clone(&task)), task.clone(), CancelHandle::new(task))
+            (Job::task(plain::Arc::clone(&task)), task.clone(), CancelHandle::new(task))
         })
     }
 
@@ -153,7 +153,7 @@ impl JobBuilder<'_> {
     {
         self.queue(job, |job, deadline| {
             let (entry, handle) = JobHandle::with_context(wrap(job), deadline);
-            let task = Arc::clone(handle.task());
+            let task = plain::Arc::clone(handle.task());
             (entry, task, handle)
         })
     }
@@ -163,7 +163,7 @@ impl JobBuilder<'_> {
     fn queue<F, H>(
         self,
         job: F,
-        make: impl FnOnce(F, Option<Instant>) -> (Job, Arc<dyn TaskCell>, H),
+        make: impl FnOnce(F, Option<Instant>) -> (Job, plain::Arc<dyn TaskCell>, H),
     ) -> Result<H, SpawnError<F>> {
         let registry = self.registry;
         let deadline = self.effective_deadline();

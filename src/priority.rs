@@ -32,7 +32,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::deque::{Injector, Steal, Stealer, Worker};
 use crate::job::Job;
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Ordering, spin_loop};
 
 /// How urgent a job is: one of the pool's priority levels.
 ///
@@ -246,13 +246,13 @@ fn first_success(mut steal: impl FnMut() -> Steal<Job>) -> Option<Job> {
         match steal() {
             Steal::Success(job) => return Some(job),
             Steal::Empty => return None,
-            Steal::Retry => std::hint::spin_loop(),
+            Steal::Retry => spin_loop(),
         }
     }
     None
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

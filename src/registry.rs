@@ -14,7 +14,7 @@ use crate::priority::{Levels, Priority};
 use crate::scaling::Scaling;
 use crate::shutdown::Lifecycle;
 use crate::sleep::Sleep;
-use crate::sync::{Arc, AtomicUsize, Ordering};
+use crate::sync::{Arc, AtomicUsize, Ordering, plain};
 use crate::timer::Timer;
 use crate::worker::{self, Local};
 use crate::workers::WorkerSet;
@@ -49,9 +49,9 @@ impl Registry {
     /// Creates the registry and starts `config.min_workers` threads. On
     /// failure the threads already started are stopped and joined.
     pub(crate) fn start(config: Config) -> Result<Arc<Registry>, BuildError> {
-        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        static NEXT_ID: plain::AtomicUsize = plain::AtomicUsize::new(0);
         let registry = Arc::new(Registry {
-            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             levels: Levels::new(config.levels),
             sleep: Sleep::new(),
             lifecycle: Lifecycle::new(),

@@ -390,7 +390,7 @@ fn validate_limits(min: usize, max: usize) -> Result<(), ResizeError> {
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::job::Job;

@@ -66,7 +66,7 @@
 
 use std::time::Instant;
 
-use crate::sync::{AtomicUsize, Mutex, Ordering, Parker, Unparker, lock, park_until};
+use crate::sync::{AtomicUsize, Mutex, Ordering, Parker, Unparker, has_passed, lock, park_until};
 
 /// How a [`Sleep::sleep`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl Sleep {
             let Some(pos) = sleepers.iter().position(|&(i, _)| i == id) else {
                 return Wake::Work;
             };
-            if Instant::now() >= deadline {
+            if has_passed(deadline) {
                 sleepers.remove(pos);
                 self.sleeping.fetch_sub(1, Ordering::SeqCst);
                 return Wake::TimedOut;

@@ -1,44 +1,259 @@
 //! The one place the crate takes its synchronisation primitives from.
 //!
-//! Every atomic, lock and parker that the sleep/wake protocol and the
-//! shutdown state machine use is imported from here, never from `std`
-//! directly, so that a model checker can later swap them for instrumented
-//! versions without touching the protocols themselves.
+//! No other module imports `std::sync`, `std::thread` or crossbeam-utils'
+//! parker and backoff directly. There are two kinds of primitives here:
+//!
+//! * **Modelled** (the items at the top level of this module): every atomic,
+//!   lock, condition variable, thread, thread-local and parker of the
+//!   protocols the loom models explore, namely the pick rule's queued counts
+//!   (`priority.rs`), the sleep protocol (`sleep.rs`), the lifecycle word
+//!   (`shutdown.rs`), the worker counts of dynamic pools (`scaling.rs`), the
+//!   worker set (`workers.rs`), the worker loop (`worker.rs`), the registry
+//!   (`registry.rs`, including the `Arc` every worker and spawner holds),
+//!   `shutdown_now`'s flag and drained latch (`abort.rs`) and the metrics
+//!   roster lock (`metrics.rs`). Normally these are the standard library's
+//!   (and crossbeam-utils' `Parker` and `Backoff`). Built with
+//!   `RUSTFLAGS="--cfg loom"` they are the [loom] model checker's
+//!   instrumented versions, so the models (`src/loom_tests.rs` and
+//!   `scaling::loom_models`) explore every interleaving of the *real*
+//!   protocol code, not a copy of it.
+//! * **Plain** ([`plain`]): always the standard library's, also under loom.
+//!   They serve the modules outside the modelled protocols: the per-worker
+//!   metrics counters (`metrics.rs`: one writer each, read only by
+//!   snapshots, which no model takes), the task cells of cancellable jobs
+//!   and their handles (`task.rs`, `job.rs`, `handle.rs`, `options.rs`:
+//!   `Arc<dyn TaskCell>` needs std's unsized coercion, which loom's `Arc`
+//!   lacks, and the models spawn plain closures only), the deadline timer
+//!   (`timer.rs`: it holds a `Weak` pointer to the registry, and loom has
+//!   no `Weak`), and the user's hooks and handlers (`builder.rs`,
+//!   `hooks.rs`). Modelling them would only add interleavings that no
+//!   invariant of the protocols depends on. A plain lock inside a model is
+//!   safe only while nothing modelled happens under it (loom runs a model's
+//!   threads on one OS thread and switches between them only at modelled
+//!   operations); the plain locks above hold no modelled operation.
+//!
+//! What else differs under loom:
+//!
+//! * `Parker`/`Unparker` are a stand-in with the same API, built on loom's
+//!   `Mutex<bool>` and `Condvar` (crossbeam's parker is not loom-aware). It
+//!   keeps the same promise: an `unpark` before `park` is not lost.
+//! * Time does not pass in a model. [`park_until`] returns at once, and
+//!   [`has_passed`] says every deadline has passed: a worker that parks with
+//!   a keep-alive deadline (dynamic pools) times out unless a waker took it
+//!   off the sleeper list first, and the models explore both orders. A
+//!   modelled `Condvar::wait_timeout` never times out (loom's does not), so
+//!   `Pool::shutdown_timeout` behaves like `shutdown` there; no model calls
+//!   it.
+//! * `Backoff` is a stand-in whose `snooze` yields to the model's scheduler
+//!   (a loom thread that spins without yielding never lets the others run)
+//!   and which is "completed" at once, so an idle worker goes straight to the
+//!   sleep protocol: the spin phase only shortens latency, and skipping it
+//!   keeps the state space small without removing any interleaving the
+//!   protocol's correctness depends on. (It also means a pool-level model
+//!   never counts a spinning worker as *searching*; `scaling::loom_models`
+//!   drives that figure directly.)
+//! * `thread` and `thread_local!` are loom's, so that each modelled worker
+//!   has its own thread-local state.
+//! * The deadline timer refuses to start (`timer.rs`), so a spawn with a
+//!   deadline fails with `TimerUnavailable`; no model uses deadlines.
+//!
+//! [loom]: https://docs.rs/loom/0.7
 
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Condvar, Mutex};
+#[cfg(not(loom))]
+pub(crate) use std::{thread, thread_local};
 
+#[cfg(not(loom))]
+pub(crate) use crossbeam_utils::Backoff;
+#[cfg(not(loom))]
 pub(crate) use crossbeam_utils::sync::{Parker, Unparker};
+
+#[cfg(not(loom))]
+pub(crate) use self::plain::{lock, wait, wait_timeout};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Condvar, Mutex};
+#[cfg(loom)]
+pub(crate) use loom::{thread, thread_local};
+
+#[cfg(loom)]
+pub(crate) use self::model::{Backoff, Parker, Unparker, lock, wait, wait_timeout};
+
+/// The standard library's primitives, never loom's: for the modules outside
+/// the modelled protocols (see the module docs for which, and why).
+pub(crate) mod plain {
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+    pub(crate) use std::thread;
+
+    /// Locks `mutex`, ignoring poisoning.
+    ///
+    /// The crate never runs user code while holding one of its own locks, so
+    /// a poisoned lock can only mean a bug in a panic-free critical section
+    /// of ours; the data behind it is still consistent, and refusing it would
+    /// turn one failure into many.
+    pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits on `condvar`, ignoring poisoning (see [`lock`]).
+    pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits on `condvar` for at most `timeout`, ignoring poisoning (see
+    /// [`lock`]). Spurious and timed-out wake-ups look alike: callers
+    /// re-check.
+    pub(crate) fn wait_timeout<'a, T>(
+        condvar: &Condvar,
+        guard: MutexGuard<'a, T>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, T> {
+        condvar.wait_timeout(guard, timeout).unwrap_or_else(std::sync::PoisonError::into_inner).0
+    }
+}
 
 /// Parks on `parker` until it is unparked or `deadline` passes (a worker's
 /// keep-alive, see `scaling.rs`). It may also return early; callers check
-/// the deadline themselves. Under a model checker, where time does not
-/// pass, a stand-in may return at once.
+/// the deadline with [`has_passed`]. Under loom, where time does not pass,
+/// it returns at once and leaves any token in the parker (as a real park
+/// that times out just before an `unpark` does).
 pub(crate) fn park_until(parker: &Parker, deadline: std::time::Instant) {
+    #[cfg(not(loom))]
     parker.park_deadline(deadline);
+    #[cfg(loom)]
+    let _ = (parker, deadline);
 }
 
-/// Locks `mutex`, ignoring poisoning.
-///
-/// The crate never runs user code while holding one of its own locks, so a
-/// poisoned lock can only mean a bug in a panic-free critical section of
-/// ours; the data behind it is still consistent, and refusing it would turn
-/// one failure into many.
-pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Whether `deadline` has passed. Under loom every deadline has: see the
+/// module docs.
+pub(crate) fn has_passed(deadline: std::time::Instant) -> bool {
+    #[cfg(not(loom))]
+    return std::time::Instant::now() >= deadline;
+    #[cfg(loom)]
+    {
+        let _ = deadline;
+        true
+    }
 }
 
-/// Waits on `condvar`, ignoring poisoning (see [`lock`]).
-pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-    condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Sleeps for `pause` (a back-off between retries). Under loom, where time
+/// does not pass, it yields to the model's scheduler instead.
+pub(crate) fn sleep_for(pause: std::time::Duration) {
+    #[cfg(not(loom))]
+    std::thread::sleep(pause);
+    #[cfg(loom)]
+    {
+        let _ = pause;
+        loom::thread::yield_now();
+    }
 }
 
-/// Waits on `condvar` for at most `timeout`, ignoring poisoning (see
-/// [`lock`]). Spurious and timed-out wake-ups look alike: callers re-check.
-pub(crate) fn wait_timeout<'a, T>(
-    condvar: &Condvar,
-    guard: MutexGuard<'a, T>,
-    timeout: std::time::Duration,
-) -> MutexGuard<'a, T> {
-    condvar.wait_timeout(guard, timeout).unwrap_or_else(std::sync::PoisonError::into_inner).0
+/// An `Arc<[T]>` holding `items` (loom's `Arc` has no `From<Vec<T>>`).
+pub(crate) fn arc_slice<T>(items: Vec<T>) -> Arc<[T]> {
+    #[cfg(not(loom))]
+    return Arc::from(items);
+    #[cfg(loom)]
+    return Arc::from_std(std::sync::Arc::from(items));
+}
+
+/// Tells the CPU (or, under loom, the model's scheduler) that the caller is
+/// spinning on another thread's progress.
+pub(crate) fn spin_loop() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::hint::spin_loop();
+}
+
+/// Stand-ins for the primitives loom does not provide, and the lock helpers
+/// for loom's mutex and condition variable.
+#[cfg(loom)]
+mod model {
+    use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+    /// Locks `mutex`, ignoring poisoning (see [`super::plain::lock`]).
+    pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits on `condvar`, ignoring poisoning.
+    pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits on `condvar`; loom's `wait_timeout` never times out, so this
+    /// is a plain wait that callers treat as possibly spurious.
+    pub(crate) fn wait_timeout<'a, T>(
+        condvar: &Condvar,
+        guard: MutexGuard<'a, T>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, T> {
+        condvar.wait_timeout(guard, timeout).unwrap_or_else(std::sync::PoisonError::into_inner).0
+    }
+
+    /// Blocks a thread until its [`Unparker`] is called; a token left by an
+    /// `unpark` that came first makes the next `park` return at once.
+    pub(crate) struct Parker {
+        unparker: Unparker,
+    }
+
+    /// Wakes the thread that owns the matching [`Parker`].
+    #[derive(Clone)]
+    pub(crate) struct Unparker {
+        inner: Arc<(Mutex<bool>, Condvar)>,
+    }
+
+    impl Parker {
+        pub(crate) fn new() -> Parker {
+            Parker { unparker: Unparker { inner: Arc::new((Mutex::new(false), Condvar::new())) } }
+        }
+
+        /// Blocks until the token is set, then consumes it.
+        pub(crate) fn park(&self) {
+            let (token, condvar) = &*self.unparker.inner;
+            let mut token = lock(token);
+            while !*token {
+                token = wait(condvar, token);
+            }
+            *token = false;
+        }
+
+        pub(crate) fn unparker(&self) -> &Unparker {
+            &self.unparker
+        }
+    }
+
+    impl Unparker {
+        /// Sets the token and wakes the parked thread, if it is parked.
+        pub(crate) fn unpark(&self) {
+            let (token, condvar) = &*self.inner;
+            *lock(token) = true;
+            condvar.notify_one();
+        }
+    }
+
+    /// Backoff for a model: no spinning, every snooze is a yield.
+    pub(crate) struct Backoff;
+
+    impl Backoff {
+        pub(crate) fn new() -> Backoff {
+            Backoff
+        }
+
+        pub(crate) fn reset(&self) {}
+
+        pub(crate) fn snooze(&self) {
+            loom::thread::yield_now();
+        }
+
+        pub(crate) fn is_completed(&self) -> bool {
+            true
+        }
+    }
 }

@@ -57,7 +57,8 @@ use std::time::{Duration, Instant};
 use crate::context::JobContext;
 use crate::error::JobError;
 use crate::job::Outcome;
-use crate::sync::{Arc, AtomicU8, Condvar, Mutex, Ordering, lock, wait, wait_timeout};
+use crate::sync::Ordering;
+use crate::sync::plain::{Arc, AtomicU8, Condvar, Mutex, lock, wait, wait_timeout};
 
 /// A panic payload.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;

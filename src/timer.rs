@@ -26,15 +26,25 @@
 //! Lifetime: the thread stops when the pool is drained (nothing is queued
 //! then, so nothing can expire) or when the pool's registry is dropped, and
 //! is joined by `Pool::shutdown` after the workers.
+//!
+//! The timer is not part of the loom models: its thread would be an
+//! unmodelled OS thread inside a model, and it holds a `Weak` pointer to the
+//! registry, which loom's `Arc` cannot give. Under `cfg(loom)`
+//! [`Timer::start`] refuses, so a spawn with a deadline is handed back with
+//! `TimerUnavailable` (see `sync.rs`).
+
+// Under loom the thread never starts, so its loop is compiled out and what
+// only it uses is unused there.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::io;
-use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use crate::registry::Registry;
-use crate::sync::{Arc, Condvar, Mutex, MutexGuard, Weak, lock, wait, wait_timeout};
+use crate::sync::plain::thread::{self, JoinHandle};
+use crate::sync::plain::{Arc, Condvar, Mutex, MutexGuard, Weak, lock, wait, wait_timeout};
 use crate::task::{Abandoned, TaskCell, Unrun};
 
 /// Below this many entries the heap is never cleaned up.
@@ -118,7 +128,8 @@ impl Timer {
     ///
     /// The OS error if the thread could not be started (a later call tries
     /// again).
-    pub(crate) fn start(&self, registry: &Arc<Registry>) -> io::Result<()> {
+    #[cfg(not(loom))]
+    pub(crate) fn start(&self, registry: &crate::sync::Arc<Registry>) -> io::Result<()> {
         let mut state = lock(&self.shared.state);
         if state.started || state.stopped {
             return Ok(());
@@ -129,6 +140,16 @@ impl Timer {
         state.thread = Some(thread);
         state.started = true;
         Ok(())
+    }
+
+    /// Under loom the timer thread does not run (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// Always: `ErrorKind::Unsupported`.
+    #[cfg(loom)]
+    pub(crate) fn start(&self, _registry: &crate::sync::Arc<Registry>) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "the deadline timer does not run under loom"))
     }
 
     /// Expires `task` at `at` unless it has left its queue by then. Call
@@ -201,6 +222,7 @@ impl Shared {
 }
 
 /// The timer thread: expire what is due, then sleep until the next deadline.
+#[cfg(not(loom))]
 fn run(shared: &Shared, pool: &Weak<Registry>) {
     let mut state = lock(&shared.state);
     let mut due = Vec::new();

@@ -28,15 +28,13 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
-use crossbeam_utils::Backoff;
-
 use crate::deque::Worker;
 use crate::job::{Job, Outcome};
 use crate::metrics::WorkerProbe;
 use crate::priority::{Pick, Source};
 use crate::registry::Registry;
 use crate::sleep::Wake;
-use crate::sync::{Arc, Parker};
+use crate::sync::{Arc, Backoff, Parker, thread, thread_local};
 use crate::workers::{Peer, Peers};
 
 /// A worker's own deques, one per level, reachable from the jobs it runs.
@@ -52,15 +50,22 @@ impl Local {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     /// The deques of the pool worker running on this thread, if any.
     static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
 }
 
+// loom's `thread_local!` takes no `const` initialiser.
+#[cfg(loom)]
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Local>>> = RefCell::new(None);
+}
+
 /// The local deques of the current thread if it is a worker of registry
 /// `registry_id`.
 pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
-    CURRENT.with_borrow(|current| current.as_ref().filter(|l| l.registry_id == registry_id).cloned())
+    CURRENT.with(|current| current.borrow().as_ref().filter(|l| l.registry_id == registry_id).cloned())
 }
 
 /// Starts a worker thread of `registry` with a fresh index and records it in
@@ -73,7 +78,7 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
     // spawn (the job is already queued) with a slot reserved.
     let name = panic::catch_unwind(AssertUnwindSafe(|| (registry.config.thread_name)(index)))
         .unwrap_or_else(|_| format!("priopool-{index}"));
-    let mut thread = std::thread::Builder::new().name(name);
+    let mut thread = thread::Builder::new().name(name);
     if let Some(bytes) = registry.config.stack_size {
         thread = thread.stack_size(bytes);
     }
@@ -148,7 +153,7 @@ impl WorkerThread {
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of shutdown.rs valid.
         self.probe.thread_started(&self.registry);
-        CURRENT.set(Some(Rc::clone(&self.local)));
+        CURRENT.with(|current| *current.borrow_mut() = Some(Rc::clone(&self.local)));
         let registry = Arc::clone(&self.registry);
         let idle = Backoff::new();
         let contention = Backoff::new();
@@ -187,7 +192,7 @@ impl WorkerThread {
                 }
             }
         };
-        CURRENT.set(None);
+        CURRENT.with(|current| *current.borrow_mut() = None);
         self.stop_searching(false);
         // A retiring worker may hold jobs that its last job spawned, or the
         // rest of a batch it stole; a drained pool has none. Either way no

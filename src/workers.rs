@@ -21,12 +21,12 @@
 //! the same lock, after checking that shutdown has not finished joining
 //! (`sealed`), so no thread can be started behind its back.
 
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::deque::Stealer;
 use crate::job::Job;
-use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, lock};
+use crate::sync::thread::JoinHandle;
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, arc_slice, lock, sleep_for};
 
 /// What other workers can reach of one worker: its stealers, one per level.
 #[derive(Clone)]
@@ -67,7 +67,7 @@ struct Threads {
 impl WorkerSet {
     pub(crate) fn new() -> WorkerSet {
         WorkerSet {
-            peers: Mutex::new(Arc::from(Vec::new())),
+            peers: Mutex::new(arc_slice(Vec::new())),
             generation: AtomicUsize::new(0),
             threads: Mutex::new(Threads::default()),
             next_index: AtomicUsize::new(0),
@@ -124,7 +124,7 @@ impl WorkerSet {
         let mut peers = lock(&self.peers);
         let mut next = peers.to_vec();
         change(&mut next);
-        *peers = Arc::from(next);
+        *peers = arc_slice(next);
         // Release: a worker that sees the new generation sees the snapshot.
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -188,7 +188,7 @@ impl WorkerSet {
             };
             if batch.is_empty() {
                 restart();
-                std::thread::sleep(pause);
+                sleep_for(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
             } else {
                 join(batch);

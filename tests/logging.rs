@@ -2,6 +2,7 @@
 //! panics at warn with level and message, shutdown begun and done at info.
 //! Run with `cargo test --features log`.
 #![cfg(feature = "log")]
+#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 use std::sync::{Mutex, Once};
 
