@@ -3,8 +3,8 @@
 //!
 //! # `shutdown_now`, step by step
 //!
-//! 1. Set `aborting` (SeqCst). From then on every worker that pops a job
-//!    cancels it instead of running it (one SeqCst load per job in
+//! 1. Set `aborting`. From then on every worker that pops a job and sees
+//!    the flag cancels it instead of running it (one load per job in
 //!    `worker.rs`).
 //! 2. Close intake (`shutdown.rs` step 1): spawns from outside are refused.
 //! 3. Sweep: the calling thread takes every queued job with the pick rule
@@ -17,14 +17,17 @@
 //!    (only running jobs remain; each worker exits when it finds the pool
 //!    drained), then join the deadline timer.
 //!
-//! A job spawned by a running job after step 1 (in the SeqCst total order;
-//! in practice: once `shutdown_now` has begun) is accepted, since its parent
-//! is part of the drain, and then cancelled by the sweep or by the worker
-//! that pops it; it is counted too. Proof sketch: the child's admission
-//! raises `outstanding` (SeqCst) after the `aborting` store, and the worker's
-//! SeqCst load of `aborting` happens after it popped the child, hence after
-//! that admission; so the load comes later than the store in the total
-//! order and reads `true`.
+//! A job spawned by a running job after step 2 (its admission comes after
+//! the close in the lifecycle word's modification order; in practice: once
+//! `shutdown_now` has closed intake) is accepted, since its parent is part
+//! of the drain, and then cancelled by the sweep or by the worker that pops
+//! it; it is counted too. Proof sketch: the child's admission is an `AcqRel`
+//! read-modify-write of the lifecycle word that reads the close's `AcqRel`
+//! `fetch_or` (or a later read-modify-write of the word), so the `aborting`
+//! store, sequenced before the close, happens before the admission, hence
+//! before the push, the pop and the worker's load of `aborting`, which
+//! therefore reads `true`. A child admitted between steps 1 and 2 may run
+//! or be cancelled; either way it is counted exactly once.
 //!
 //! Running jobs are not interrupted: Rust cannot stop a thread. A job that
 //! should stop early needs its handle cancelled (see `JobContext`).
@@ -155,8 +158,10 @@ impl Abort {
         }
     }
 
-    /// Whether workers must cancel the jobs they pop. SeqCst: see the module
-    /// docs.
+    /// Whether workers must cancel the jobs they pop. The proof in the module
+    /// docs rests on the lifecycle word's release/acquire pair and on
+    /// coherence, so any ordering would do here; a `SeqCst` load costs no
+    /// more than an `Acquire` one on x86-64 and AArch64.
     pub(crate) fn is_aborting(&self) -> bool {
         self.aborting.load(Ordering::SeqCst)
     }

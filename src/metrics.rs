@@ -452,7 +452,7 @@ impl MetricsCore {
     }
 
     /// The stamp for a job about to be counted in at `level`, when wait
-    /// metrics are on. Call just before `Levels::count_in`, whose `SeqCst`
+    /// metrics are on. Call just before `Levels::count_in`, whose `AcqRel`
     /// increment publishes the `rose_at` write made here.
     pub(crate) fn stamp_queued(&self, levels: &Levels, level: usize) -> Option<Stamp> {
         if !self.wait_metrics {

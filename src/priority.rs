@@ -149,11 +149,12 @@ impl Levels {
 
     /// Counts a job in before it is pushed anywhere at `level`.
     ///
-    /// `SeqCst`: this increment is one half of the store-buffering pair the
-    /// sleep protocol relies on (see `sleep.rs`); the other half is a sleeper
-    /// registering itself and then calling [`Levels::any_queued`].
+    /// A read-modify-write (`AcqRel`): it is the pusher's half of the sleep
+    /// protocol (see `sleep.rs`) and of the retirement and searching
+    /// re-checks (see `scaling.rs`); the other half is
+    /// [`Levels::any_queued`] on the same count.
     pub(crate) fn count_in(&self, level: usize) {
-        self.queued[level].fetch_add(1, Ordering::SeqCst);
+        self.queued[level].fetch_add(1, Ordering::AcqRel);
     }
 
     /// Pushes a job that was counted in with [`Levels::count_in`] onto the
@@ -162,16 +163,28 @@ impl Levels {
         self.injectors[level].push(job);
     }
 
-    /// Whether any level has a queued job. `SeqCst`: see [`Levels::count_in`].
+    /// Whether any level has a queued job: the re-check of a worker that has
+    /// announced itself (registered as a sleeper, retired, or stopped
+    /// searching) and must not miss a job pushed meanwhile.
+    ///
+    /// Each count is read with a read-modify-write that adds zero, not with
+    /// a load: an RMW reads the latest value in the count's modification
+    /// order and, being `AcqRel`, makes the caller's announcement *happen
+    /// before* anything a later [`Levels::count_in`] of that level is
+    /// followed by. That is the whole argument for "no lost wake-up" (see
+    /// `sleep.rs`) and "no stranded job" on retirement (see `scaling.rs`),
+    /// and it needs only one location's modification order, which loom
+    /// models exactly. It costs one RMW per level, only on those cold paths.
     pub(crate) fn any_queued(&self) -> bool {
-        self.queued.iter().any(|q| q.load(Ordering::SeqCst) > 0)
+        self.queued.iter().any(|q| q.fetch_add(0, Ordering::AcqRel) > 0)
     }
 
     /// How many jobs are queued at all levels together (the pool's backlog).
-    /// `SeqCst`: read by a pusher deciding whether to grow the pool, after
-    /// its own count-in (see `scaling.rs`).
+    /// Read by a pusher deciding whether to grow the pool, after its own
+    /// count-in (see `scaling.rs`). `Acquire`: every change to a count is a
+    /// read-modify-write.
     pub(crate) fn backlog(&self) -> usize {
-        self.queued.iter().map(|q| q.load(Ordering::SeqCst)).sum()
+        self.queued.iter().map(|q| q.load(Ordering::Acquire)).sum()
     }
 
     /// How many jobs are queued at `level` right now (a snapshot).

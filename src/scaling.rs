@@ -224,8 +224,10 @@ impl Scaling {
         if self.update(|c| (c.live > c.min).then_some(Counts { live: c.live - 1, ..c })).is_err() {
             return false;
         }
-        // SeqCst loads after the SeqCst update: the store-buffering pair
-        // with a pusher's count-in followed by its reads of `sleeping`/`live`.
+        // The re-check reads the queued counts with read-modify-writes: if
+        // it comes before a pusher's count-in in a count's modification
+        // order, the lowered `live` (and the worker's leaving the sleeper
+        // list) happens before the pusher's reads of `sleeping` and `live`.
         if levels.any_queued() && self.update(|c| (c.live < c.max).then_some(Counts { live: c.live + 1, ..c })).is_ok()
         {
             return false;

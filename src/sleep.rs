@@ -18,11 +18,12 @@
 //! # The protocol
 //!
 //! Falling asleep (worker):
-//! 1. Lock `sleepers`, push `(id, unparker)`, increment `sleeping` (SeqCst),
-//!    unlock.
+//! 1. Lock `sleepers`, push `(id, unparker)`, increment `sleeping`, unlock.
 //! 2. Re-check: is any level's queued count non-zero, or is the pool
-//!    drained for shutdown? (SeqCst loads.) If so, take itself off the list
-//!    (if a waker has not already) and go back to work.
+//!    drained for shutdown, or (dynamic pools) is the worker surplus? The
+//!    counts are read with a read-modify-write (`Levels::any_queued`), not a
+//!    load. If there is something to do, take itself off the list (if a
+//!    waker has not already) and go back to work.
 //! 3. Park. After waking, take itself off the list if it is still on it
 //!    (a spurious wake-up) and go back to work.
 //!
@@ -35,29 +36,52 @@
 //!    list and report [`Wake::TimedOut`]. Else (an early return) park again.
 //!
 //! Waking (after a push):
-//! 1. Count the job in (`Levels::count_in`, SeqCst) and push it.
-//! 2. Load `sleeping` (SeqCst). If zero, done: no lock on the fast path.
+//! 1. Count the job in (`Levels::count_in`, a read-modify-write) and push it.
+//! 2. Load `sleeping`. If zero, done: no lock on the fast path.
 //! 3. Otherwise lock `sleepers`, pop the most recently registered worker
 //!    (its cache is warmest), decrement `sleeping`, unlock, unpark it.
 //!
 //! # Why no wake-up is lost
 //!
-//! Step 1 of each side is a SeqCst write and step 2 a SeqCst read of the
-//! other side's location (the store-buffering, or Dekker, pattern): in the
-//! single total order of SeqCst operations, either the sleeper's re-check
-//! comes after the job was counted in, and the sleeper does not sleep; or
-//! the waker's load comes after the sleeper registered, and the waker finds
-//! it on the list (it was pushed under the lock before `sleeping` was
-//! raised) and unparks it. A `Parker` keeps the token of an `unpark` that
-//! arrives before `park`, so the window between step 2 and step 3 is safe.
+//! Sleeper step 2 and waker step 1 are both read-modify-writes (`AcqRel`)
+//! of the same queued count, so one of them comes first in that count's
+//! modification order. If the waker's comes first, the sleeper's re-check
+//! reads the job and the sleeper does not park. If the sleeper's comes
+//! first, the waker's increment reads from it (through any increments and
+//! decrements in between, which are read-modify-writes too and so carry the
+//! release sequence on), so the sleeper's registration in step 1 *happens
+//! before* the waker's load of `sleeping`: the waker sees the sleeper
+//! counted and finds it on the list (pushed under the lock before
+//! `sleeping` was raised), unless somebody already took it off, which only
+//! happens when it is being unparked or is already awake (and an awake
+//! worker parks again only after a new registration and a new re-check, to
+//! which the same argument applies). A `Parker` keeps the token of an
+//! `unpark` that arrives before `park`, so the window between step 2 and
+//! step 3 is safe. A worker that times out takes itself off the list under
+//! the lock, so a waker either took it off first (and the worker honours
+//! the wake-up) or does not find it; what then keeps the job from being
+//! stranded is the retiring worker's own re-check (`scaling.rs`, case 1),
+//! by the same argument.
+//!
+//! This is deliberately not the usual store-buffering (Dekker) argument over
+//! `SeqCst` loads: the proof rests only on the modification order of one
+//! location, which is what the loom models can check exactly (loom treats
+//! `SeqCst` loads and stores as acquire/release, so it reports false lost
+//! wake-ups for a Dekker pair). The price is paid on the cold path: a worker
+//! about to park does one read-modify-write per level instead of one load;
+//! the waker's fast path is unchanged.
 //!
 //! Invariant: *whenever a job is queued, at least one worker is active,
 //! spinning or sleepy, or a waker is about to unpark one.* A woken worker
 //! searches until the pick rule reports every level empty, so one wake-up
 //! per push is enough; waking only one avoids a thundering herd.
 //!
-//! Shutdown uses the same argument with the drained flag in place of the
-//! queued counts ([`Sleep::wake_all`] after the last job finishes).
+//! Shutdown and resizing rely on the `sleepers` lock instead: the thread
+//! that completes the drain changes the lifecycle word (or a resize changes
+//! the worker limits) and *then* takes the lock to wake everyone
+//! ([`Sleep::wake_all`]). If it takes the lock after a sleeper registered,
+//! it finds and unparks the sleeper; if before, its change happens before
+//! the sleeper's re-check, which then sees the drain (or the surplus).
 //!
 //! The design follows the shape of rayon-core's sleep module (an idle
 //! thread announces itself, then re-checks before blocking) with a plain
@@ -82,7 +106,9 @@ pub(crate) enum Wake {
 /// The registry of sleeping workers.
 pub(crate) struct Sleep {
     /// How many workers are on `sleepers`; changed only under its lock, read
-    /// without it by wakers as the fast-path check.
+    /// without it by wakers as the fast-path check. `Relaxed` throughout:
+    /// the lock orders the changes, and the fast-path load is ordered after
+    /// a sleeper's registration by the queued count (see the module docs).
     sleeping: AtomicUsize,
     /// Registered sleepers: worker id and how to wake it. LIFO.
     sleepers: Mutex<Vec<(usize, Unparker)>>,
@@ -107,7 +133,7 @@ impl Sleep {
         {
             let mut sleepers = lock(&self.sleepers);
             sleepers.push((id, parker.unparker().clone()));
-            self.sleeping.fetch_add(1, Ordering::SeqCst);
+            self.sleeping.fetch_add(1, Ordering::Relaxed);
         }
         if has_work() {
             self.deregister(id);
@@ -126,7 +152,7 @@ impl Sleep {
             };
             if has_passed(deadline) {
                 sleepers.remove(pos);
-                self.sleeping.fetch_sub(1, Ordering::SeqCst);
+                self.sleeping.fetch_sub(1, Ordering::Relaxed);
                 return Wake::TimedOut;
             }
         }
@@ -139,21 +165,21 @@ impl Sleep {
         let mut sleepers = lock(&self.sleepers);
         if let Some(pos) = sleepers.iter().position(|&(i, _)| i == id) {
             sleepers.remove(pos);
-            self.sleeping.fetch_sub(1, Ordering::SeqCst);
+            self.sleeping.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Wakes one sleeping worker, if any, and says whether it did. Call
     /// after counting in and pushing a job.
     pub(crate) fn wake_one(&self) -> bool {
-        if self.sleeping.load(Ordering::SeqCst) == 0 {
+        if self.sleeping.load(Ordering::Relaxed) == 0 {
             return false;
         }
         let woken = {
             let mut sleepers = lock(&self.sleepers);
             let woken = sleepers.pop();
             if woken.is_some() {
-                self.sleeping.fetch_sub(1, Ordering::SeqCst);
+                self.sleeping.fetch_sub(1, Ordering::Relaxed);
             }
             woken
         };
@@ -170,7 +196,7 @@ impl Sleep {
     pub(crate) fn wake_all(&self) {
         let woken = {
             let mut sleepers = lock(&self.sleepers);
-            self.sleeping.fetch_sub(sleepers.len(), Ordering::SeqCst);
+            self.sleeping.fetch_sub(sleepers.len(), Ordering::Relaxed);
             std::mem::take(&mut *sleepers)
         };
         for (_, unparker) in woken {
