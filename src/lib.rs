@@ -39,6 +39,8 @@ mod error;
 mod handle;
 mod hooks;
 mod job;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod metrics;
 mod options;
 mod pool;

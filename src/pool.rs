@@ -68,6 +68,12 @@ impl Pool {
         Ok(Pool { spawner: Spawner { registry: Registry::start(config)? } })
     }
 
+    /// The shared state, for the loom models' oracles.
+    #[cfg(all(test, loom))]
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.spawner.registry
+    }
+
     /// Queues `job` at `priority`; see [`Spawner::spawn`].
     ///
     /// # Errors

@@ -197,6 +197,12 @@ impl Levels {
         self.queued[level].load(Ordering::Acquire)
     }
 
+    /// Whether `level`'s injector is empty (the loom models' oracle).
+    #[cfg(all(test, loom))]
+    pub(crate) fn injector_is_empty(&self, level: usize) -> bool {
+        self.injectors[level].is_empty()
+    }
+
     /// One pass of the pick rule for the worker owning `local` (one deque per
     /// level). `peers` are every worker's stealers, one per level, the
     /// caller's own included (stealing from oneself finds nothing and is

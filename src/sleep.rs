@@ -169,6 +169,13 @@ impl Sleep {
         }
     }
 
+    /// How many workers are registered as sleepers (the loom models'
+    /// oracle).
+    #[cfg(all(test, loom))]
+    pub(crate) fn sleepers(&self) -> usize {
+        lock(&self.sleepers).len()
+    }
+
     /// Wakes one sleeping worker, if any, and says whether it did. Call
     /// after counting in and pushing a job.
     pub(crate) fn wake_one(&self) -> bool {

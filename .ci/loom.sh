@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Model-checks the pool's protocols with loom: the models in
+# src/loom_tests.rs and scaling::loom_models (src/scaling.rs), run against
+# the real sleep/wake, shutdown, pick-rule and dynamic-pool code built with
+# `--cfg loom` (see src/sync.rs and src/deque.rs).
+#
+#   bash .ci/loom.sh                        # every model
+#   bash .ci/loom.sh model_2 --nocapture    # the models named *model_2*,
+#                                           # with their interleaving counts
+#
+# Arguments go to the test harness (default: the two filters below).
+#
+# LOOM_MAX_PREEMPTIONS bounds how many times loom may preempt a thread in one
+# interleaving (default 4 here). Some models cap it lower themselves: those
+# with two workers and another thread at 1, the pool-level dynamic-pool
+# model at 3 (see the constants in src/loom_tests.rs and docs/design.md).
+# On 2 cores the models take about 45 s, plus about 2 minutes for a cold
+# build.
+#
+# Its own target directory (LOOM_TARGET_DIR, default target/loom) keeps the
+# cfg(loom) build from invalidating the normal one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export RUSTFLAGS="--cfg loom"
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-4}"
+if [ "$#" -eq 0 ]; then
+    set -- loom_tests:: scaling::loom_models::
+fi
+exec cargo test --release --lib --target-dir "${LOOM_TARGET_DIR:-target/loom}" -- "$@"
