@@ -1,16 +1,20 @@
-//! Helpers shared by the integration tests: a watchdog that turns a hang into
-//! a failure with a message, a latch, gate jobs that hold workers, and a
-//! panic hook that keeps intentional panics out of the test output.
+//! Helpers shared by the integration tests: watchdogs that turn a hang into
+//! a failure with a message (one with a single bound, one that also fails a
+//! long test that stops making progress), a latch, a countable tally, gate
+//! jobs that hold workers, a panic hook that keeps intentional panics out of
+//! the test output, and readers of the process's threads in `/proc`
+//! (Linux).
 //!
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
 use std::any::Any;
 use std::panic;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Barrier, Condvar, Mutex, Once};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use priopool::{Pool, Priority, Spawner};
 
@@ -183,4 +187,136 @@ pub fn quiet_intentional_panics() {
             }
         }));
     });
+}
+
+/// The overall bound of [`soak_watchdog`]: a long test fails after it
+/// instead of hanging CI.
+pub const SOAK_BOUND: Duration = Duration::from_secs(60);
+
+/// How long a [`soak_watchdog`] test may make no progress at all before it
+/// is declared hung.
+pub const STALL: Duration = Duration::from_secs(20);
+
+/// Panics with [`MARKER`], which [`quiet_intentional_panics`] keeps quiet.
+pub fn intentional_panic() -> ! {
+    panic::panic_any(MARKER)
+}
+
+/// A counter that can be waited on: jobs `add` to it, the test blocks in
+/// `wait_for` until it reaches a value (no polling, no sleeping).
+#[derive(Default)]
+pub struct Tally {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Tally {
+    pub fn add(&self) {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.changed.notify_all();
+    }
+
+    pub fn get(&self) -> usize {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn wait_for(&self, n: usize) {
+        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *count < n {
+            count = self.changed.wait(count).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// A counter the body of a [`soak_watchdog`] raises as it makes progress.
+#[derive(Clone, Default)]
+pub struct Progress(Arc<AtomicUsize>);
+
+impl Progress {
+    pub fn step(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `body` on its own thread and returns its result. Fails the test
+/// with a message naming `what` if the body does not finish within
+/// [`SOAK_BOUND`], or if `progress` does not move for [`STALL`]; a panic in
+/// the body is passed on unchanged. The watchdog only bounds a hang: no
+/// assertion depends on how fast anything runs.
+pub fn soak_watchdog<T: Send + 'static>(what: &str, body: impl FnOnce(Progress) -> T + Send + 'static) -> T {
+    let progress = Progress::default();
+    let (done_tx, done_rx) = mpsc::channel();
+    let body_progress = progress.clone();
+    let worker = thread::Builder::new()
+        .name(format!("watched: {what}"))
+        .spawn(move || {
+            let value = body(body_progress);
+            let _ = done_tx.send(());
+            value
+        })
+        .expect("the OS refused to start a test thread");
+    let start = Instant::now();
+    let mut last = (progress.get(), Instant::now());
+    loop {
+        match done_rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let now = progress.get();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        assert!(
+            last.1.elapsed() < STALL,
+            "{what}: no progress for {STALL:?} (stuck at step {now}): hung (a lost wake-up or a stuck shutdown?)"
+        );
+        assert!(start.elapsed() < SOAK_BOUND, "{what}: not finished after {SOAK_BOUND:?} (at step {now}): hung");
+    }
+    match worker.join() {
+        Ok(value) => value,
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
+
+/// A thread of this process, as `/proc/self/task/<tid>` describes it.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub struct Task {
+    pub tid: u32,
+    /// The thread's name (`comm`, at most 15 bytes).
+    pub name: String,
+    /// The scheduler state letter: `R` running, `S` asleep (interruptible,
+    /// e.g. blocked on a futex), `D`, `T`, `Z`, ...
+    pub state: char,
+}
+
+/// Every thread of this process; threads that end while being read are
+/// skipped.
+#[cfg(target_os = "linux")]
+pub fn tasks() -> Vec<Task> {
+    let mut tasks = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc/self/task") else {
+        return tasks;
+    };
+    for entry in entries.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "tid (comm) S ...": comm may itself hold spaces or parentheses, so
+        // the state is the first field after the *last* ')'.
+        let Some(close) = stat.rfind(')') else { continue };
+        let Some(state) = stat[close + 1..].trim_start().chars().next() else { continue };
+        let Some(open) = stat.find('(') else { continue };
+        tasks.push(Task { tid, name: stat[open + 1..close].to_owned(), state });
+    }
+    tasks
+}
+
+/// How many threads this process has.
+#[cfg(target_os = "linux")]
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|entries| entries.count()).unwrap_or(0)
 }
