@@ -6,7 +6,10 @@
 //! ```text
 //! loop {
 //!     surplus (scaling.rs)? retire: exit before taking another job
-//!     pick (priority.rs):  Found   -> run the job (panics caught), finish it
+//!     pick (priority.rs):  Found   -> claim the job (task.rs) and run it
+//!                                     (panics caught), or discard it unrun
+//!                                     if it was cancelled or has expired
+//!                                     (or the pool is aborting); finish it
 //!                          Contended -> back off briefly, pick again
 //!                          Empty   -> spin a few rounds (crossbeam Backoff,
 //!                                     a few µs), then: drained? exit
@@ -226,20 +229,32 @@ impl WorkerThread {
         self.registry.levels.pick(&self.local.deques, &self.peers, self.tick)
     }
 
+    /// Runs a popped job, or discards it unrun: while `shutdown_now` aborts
+    /// the pool (abort.rs), or when its claim fails because it was cancelled
+    /// or has expired (task.rs). Only a job whose closure begins is counted
+    /// as started and gets the job hooks.
     fn execute(&self, level: usize, source: Source, job: Job) {
         let registry = &*self.registry;
-        // During `shutdown_now` a popped job is cancelled, not run (abort.rs).
-        if registry.abort.is_aborting() {
-            if let Some(payload) = registry.abort.cancel(level, job) {
-                registry.job_panicked(Some(payload));
-            }
+        let discarded = if registry.abort.is_aborting() {
+            registry.abort.cancel(level, job)
         } else {
-            let running = self.probe.job_starting(registry, level, source, &job);
-            let outcome = job.run();
-            self.probe.job_ended(registry, running, &outcome);
-            if let Outcome::Panicked(payload) = outcome {
-                registry.job_panicked(payload);
+            match job.claim() {
+                Ok(()) => {
+                    let running = self.probe.job_starting(registry, level, source, &job);
+                    let outcome = job.run();
+                    self.probe.job_ended(registry, running, &outcome);
+                    if let Outcome::Panicked(payload) = outcome {
+                        registry.job_panicked(payload);
+                    }
+                    registry.lifecycle.finish(|| registry.on_drained());
+                    return;
+                }
+                Err(discarded) => discarded,
             }
+        };
+        self.probe.job_discarded(registry, level, source, discarded.fate);
+        if let Some(payload) = discarded.panic {
+            registry.job_panicked(Some(payload));
         }
         registry.lifecycle.finish(|| registry.on_drained());
     }
