@@ -334,22 +334,55 @@ impl fmt::Debug for WaitTimes {
 
 /// The worker threads' figures; see [`Metrics`].
 ///
+/// `total`, `busy` and `idle` describe the worker threads present now and
+/// are read together (`busy + idle <= total`). `current` is the pool's size
+/// as [`Pool::workers`](crate::Pool::workers) reports it; it leads `total`
+/// while the pool resizes: a worker told to retire leaves `current` at once
+/// but stays in `total` (and may be busy) until it has finished its job and
+/// exited, and a worker being started is in `current` a little before it is
+/// in `total`. `started` and `retired` are read together
+/// (`retired <= started`). At rest (no resize under way, every retiring
+/// worker gone) `total == current == started - retired`; after shutdown
+/// `total == current == 0`.
+///
 /// Non-exhaustive: figures may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerMetrics {
     /// Worker threads of the pool now: started (or being started) and not
-    /// yet exited.
+    /// yet exited, retiring ones included.
     pub total: usize,
     /// Workers running a job (or its `before_job`/`after_job` hooks): those
     /// not parked that have started more jobs than they have finished.
     pub busy: usize,
     /// Workers parked for lack of work (asleep, or registering to sleep).
-    /// The rest, `total - busy - idle`, are looking for a job.
+    /// The rest, `total - busy - idle`, are looking for a job (or retiring).
     pub idle: usize,
+    /// The pool's size now, as [`Pool::workers`](crate::Pool::workers):
+    /// workers running or being started, not counting those told to retire
+    /// (and, after shutdown, not those that exited).
+    pub current: usize,
+    /// Worker threads started since the pool was built, as
+    /// [`Pool::workers_started`](crate::Pool::workers_started).
+    pub started: u64,
+    /// Worker threads retired since the pool was built (surplus after a
+    /// resize, or idle past the keep-alive; not those that exit at
+    /// shutdown), as [`Pool::workers_retired`](crate::Pool::workers_retired).
+    pub retired: u64,
     /// Jobs a worker took from another worker's deque, since the pool
     /// started.
     pub steals: u64,
+}
+
+/// The pool's worker counts kept outside the metrics (scaling.rs,
+/// workers.rs), read by the registry for a snapshot.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ThreadCounts {
+    /// `Scaling::current`.
+    pub(crate) current: usize,
+    /// Worker threads started, and retired: read together.
+    pub(crate) started: usize,
+    pub(crate) retired: usize,
 }
 
 impl Metrics {
@@ -384,6 +417,8 @@ impl Metrics {
         Metrics {
             levels,
             workers: WorkerMetrics {
+                started: self.workers.started.saturating_sub(earlier.workers.started),
+                retired: self.workers.retired.saturating_sub(earlier.workers.retired),
                 steals: self.workers.steals.saturating_sub(earlier.workers.steals),
                 ..self.workers
             },
@@ -603,7 +638,10 @@ impl MetricsCore {
     }
 
     /// Reads every figure; see the module docs for the order and why.
-    pub(crate) fn snapshot(&self, queues: &Levels) -> Metrics {
+    /// `threads` are the worker counts kept elsewhere, read by the caller
+    /// (before this takes the roster lock: a thread start takes the worker
+    /// set's lock and then, if the start fails, the roster's).
+    pub(crate) fn snapshot(&self, queues: &Levels, threads: ThreadCounts) -> Metrics {
         let roster = lock(&self.roster);
         let live = &roster.live;
         let sum = |level: usize, retired: u64, field: fn(&LevelCounters) -> &AtomicU64| {
@@ -670,7 +708,15 @@ impl MetricsCore {
         let steals = live.iter().fold(roster.retired.steals, |sum, w| sum + w.hot.steals.load(Ordering::Relaxed));
         Metrics {
             levels,
-            workers: WorkerMetrics { total: live.len(), busy, idle, steals },
+            workers: WorkerMetrics {
+                total: live.len(),
+                busy,
+                idle,
+                current: threads.current,
+                started: threads.started as u64,
+                retired: threads.retired as u64,
+                steals,
+            },
             uptime: self.epoch.elapsed(),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),
         }
@@ -886,11 +932,11 @@ mod tests {
         bump(&b.levels[1].started);
         lock(a.waits.as_ref().unwrap())[1].record(5).unwrap();
         assert_eq!(core.detach(&a), 1);
-        let m = core.snapshot(&queues);
+        let m = core.snapshot(&queues, ThreadCounts::default());
         assert_eq!((m.levels[1].started, m.levels[1].completed, m.workers.total), (2, 1, 1));
         assert_eq!(m.levels[1].wait.as_ref().map(|w| (w.count, w.max_us)), Some((1, 5)));
         assert_eq!(core.detach(&b), 0);
-        let m = core.snapshot(&queues);
+        let m = core.snapshot(&queues, ThreadCounts::default());
         assert_eq!((m.levels[1].started, m.workers.total), (2, 0));
     }
 
@@ -901,27 +947,27 @@ mod tests {
         let w = core.attach();
         bump(&w.levels[0].started);
         lock(w.waits.as_ref().unwrap())[0].record(1000).unwrap();
-        let first = core.snapshot(&queues);
+        let first = core.snapshot(&queues, ThreadCounts::default());
         bump(&w.levels[0].started);
         lock(w.waits.as_ref().unwrap())[0].record(10).unwrap();
-        let window = core.snapshot(&queues).since(&first);
+        let window = core.snapshot(&queues, ThreadCounts::default()).since(&first);
         assert_eq!((window.levels[0].submitted, window.levels[0].started), (1, 1));
         let wait = window.levels[0].wait.as_ref().unwrap();
         assert_eq!((wait.count, wait.max_us), (1, 10));
         // Reversed, the histograms do not subtract.
-        assert!(first.since(&core.snapshot(&queues)).levels[0].wait.is_none());
+        assert!(first.since(&core.snapshot(&queues, ThreadCounts::default())).levels[0].wait.is_none());
     }
 
     #[test]
     fn oldest_wait_is_zero_without_backlog_and_grows_with_it() {
         let core = MetricsCore::new(1, true);
         let queues = Levels::new(1);
-        assert_eq!(core.snapshot(&queues).levels[0].oldest_wait, Some(Duration::ZERO));
+        assert_eq!(core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait, Some(Duration::ZERO));
         let stamp = core.stamp_queued(&queues, 0).unwrap();
         queues.count_in(0);
         assert_eq!(core.rose_at[0].load(Ordering::Relaxed), stamp.raw());
-        let a = core.snapshot(&queues).levels[0].oldest_wait.unwrap();
-        let b = core.snapshot(&queues).levels[0].oldest_wait.unwrap();
+        let a = core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait.unwrap();
+        let b = core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait.unwrap();
         assert!(b >= a);
         // A second job on a non-empty level leaves the mark alone.
         core.stamp_queued(&queues, 0);

@@ -84,7 +84,7 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
     // On the roster before the thread runs (see `WorkerProbe::attach`).
     let probe = WorkerProbe::attach(registry, index);
     registry.workers.start(peer, move || {
-        thread.spawn(move || WorkerThread::new(registry_for_thread, index, local, searching, probe).run())
+        thread.spawn(move || WorkerThread::new(registry_for_thread, index, local, searching, probe).run(true))
     })
 }
 
@@ -96,7 +96,7 @@ pub(crate) fn run_here(registry: &Arc<Registry>) {
     let (index, peer, local) = new_worker(registry);
     registry.workers.add_peer(peer);
     let probe = WorkerProbe::attach(registry, index);
-    WorkerThread::new(Arc::clone(registry), index, local, false, probe).run();
+    WorkerThread::new(Arc::clone(registry), index, local, false, probe).run(false);
 }
 
 /// A fresh worker index, its local deques and the stealers for its peers.
@@ -146,7 +146,10 @@ impl WorkerThread {
         }
     }
 
-    fn run(mut self) {
+    /// The loop; `own_thread`: the worker was started by [`start`], on a
+    /// thread of its own and into a slot of the pool's size (not by
+    /// [`run_here`]).
+    fn run(mut self, own_thread: bool) {
         // The thread start and stop hooks run outside the window in which
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of shutdown.rs valid.
@@ -197,8 +200,10 @@ impl WorkerThread {
         // job is stranded, and the queued counts stay as they are.
         registry.levels.drain_into_injectors(&self.local.deques);
         self.probe.thread_stopping(&registry);
-        if let Exit::Retired = exit {
-            Registry::retire_worker(&registry, self.index);
+        match exit {
+            Exit::Retired => Registry::retire_worker(&registry, self.index, own_thread),
+            Exit::Drained if own_thread => registry.scaling.left_at_shutdown(),
+            Exit::Drained => {}
         }
     }
 
