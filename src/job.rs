@@ -78,9 +78,14 @@ impl Job {
     /// Only the worker that popped the entry calls this, once.
     #[inline]
     pub(crate) fn claim(&self) -> Result<(), Discarded> {
+        // A plain spawned job (the hot path) pays one branch here.
+        if let Kind::Closure(_) = self.0 {
+            return Ok(());
+        }
         Job::claim_kind(&self.0)
     }
 
+    #[inline(never)]
     fn claim_kind(kind: &Kind) -> Result<(), Discarded> {
         match kind {
             Kind::Closure(_) => Ok(()),

@@ -40,6 +40,7 @@ use crate::priority::{Pick, Source};
 use crate::registry::Registry;
 use crate::sleep::Wake;
 use crate::sync::{Arc, Parker};
+use crate::task::Discarded;
 use crate::workers::{Peer, Peers};
 
 /// A worker's own deques, one per level, reachable from the jobs it runs.
@@ -257,6 +258,14 @@ impl WorkerThread {
                 Err(discarded) => discarded,
             }
         };
+        self.discard(level, source, discarded);
+    }
+
+    /// Counts a popped job that will not run and finishes it. Off the hot
+    /// path: only cancelled and expired jobs, and jobs popped while aborting.
+    #[cold]
+    fn discard(&self, level: usize, source: Source, discarded: Discarded) {
+        let registry = &*self.registry;
         self.probe.job_discarded(registry, level, source, discarded.fate);
         if let Some(payload) = discarded.panic {
             registry.job_panicked(Some(payload));
