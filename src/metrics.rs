@@ -389,8 +389,10 @@ impl Metrics {
     /// The figures of the interval between `earlier` and `self`, two
     /// snapshots of the same pool: counts, steals, hook panics and uptime
     /// become differences (saturating at zero), queue waits cover only the
-    /// jobs started in between; backlog, oldest wait and worker states are
-    /// `self`'s, being "now" figures. Given a snapshot of another pool the
+    /// jobs started in between; backlog, oldest wait, the workers present,
+    /// busy and idle and the pool's size (`current`) are `self`'s, being
+    /// "now" figures (worker threads `started` and `retired` are counts,
+    /// and become differences). Given a snapshot of another pool the
     /// result is meaningless (but this does not panic; `wait` is then
     /// `None` where the histograms do not subtract).
     pub fn since(&self, earlier: &Metrics) -> Metrics {
