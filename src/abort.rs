@@ -10,9 +10,11 @@
 //! 3. Sweep: the calling thread takes every queued job with the pick rule
 //!    (`Levels::pick` over the injectors and every worker's stealers, into a
 //!    scratch deque) and cancels it: its closure is dropped, its handle
-//!    yields `JobError::Cancelled`, it is counted at its level and finished
-//!    for the drain accounting. The sweep stops when every level's queued
-//!    count is zero.
+//!    yields `JobError::Cancelled`, it is counted at its level (for the
+//!    report and in the metrics) and finished for the drain accounting. The
+//!    entry of a job cancelled or expired earlier is discarded and counted
+//!    in the metrics by its earlier fate. The sweep stops when every
+//!    level's queued count is zero.
 //! 4. Wait for the drain and join the workers, as `Pool::shutdown` does
 //!    (only running jobs remain; each worker exits when it finds the pool
 //!    drained), then join the deadline timer.
@@ -60,7 +62,7 @@ use crate::job::{Cancelled, Job};
 use crate::priority::{Pick, Priority};
 use crate::registry::Registry;
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Backoff, Condvar, Mutex, Ordering, lock, wait, wait_timeout};
-use crate::task::Payload;
+use crate::task::{Discarded, Unrun};
 use crate::worker;
 
 /// How many queued jobs [`Pool::shutdown_now`](crate::Pool::shutdown_now)
@@ -166,15 +168,18 @@ impl Abort {
         self.aborting.load(Ordering::SeqCst)
     }
 
-    /// Cancels a popped job of `level` and counts it; returns the panic of
-    /// its closure's destructor, if any. The caller finishes the job.
-    pub(crate) fn cancel(&self, level: usize, job: Job) -> Option<Payload> {
+    /// Cancels a popped job of `level` and counts it for the report, if
+    /// this call cancelled it; returns how the job ended (cancelled now, or
+    /// cancelled or expired before) and the panic of its closure's
+    /// destructor, if any. The caller counts the job in the metrics and
+    /// finishes it.
+    pub(crate) fn cancel(&self, level: usize, job: Job) -> Discarded {
         match job.cancel() {
             Cancelled::Now(panic) => {
                 self.cancelled[level].fetch_add(1, Ordering::Relaxed);
-                panic
+                Discarded { fate: Unrun::Cancelled, panic }
             }
-            Cancelled::Before => None,
+            Cancelled::Before(fate) => Discarded { fate, panic: None },
         }
     }
 
@@ -216,7 +221,9 @@ fn abort_and_sweep(registry: &Registry) {
     loop {
         match registry.levels.pick(&scratch, &peers, 0) {
             Pick::Found(level, job, _) => {
-                if let Some(payload) = registry.abort.cancel(level, job) {
+                let Discarded { fate, panic } = registry.abort.cancel(level, job);
+                registry.metrics.discarded(level, fate);
+                if let Some(payload) = panic {
                     registry.job_panicked(Some(payload));
                 }
                 registry.lifecycle.finish(|| registry.on_drained());

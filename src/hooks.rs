@@ -14,6 +14,17 @@
 //! loop ends (drained)  ─▶ on_thread_stop(index)       (outside the job window)
 //! ```
 //!
+//! The job hooks frame a job that *runs*: `before_job` fires only once the
+//! worker has claimed the job (task.rs) and is about to call its closure,
+//! and `after_job` then always follows. A job that never starts gets
+//! neither: one cancelled (through its handle, or by `shutdown_now`) or
+//! expired before a worker claimed it, whose queue entry the worker (or the
+//! sweep of `shutdown_now`) discards. Such jobs are counted in
+//! [`LevelMetrics::cancelled`](crate::LevelMetrics::cancelled) and
+//! [`LevelMetrics::expired`](crate::LevelMetrics::expired) instead; so
+//! `after_job` calls = `completed + panicked` and never report a job that
+//! did not run as [`JobOutcome::Completed`].
+//!
 //! The thread start and stop hooks run while the thread is *not* registered
 //! as a worker of the pool (the thread-local `CURRENT` of `worker.rs` is
 //! unset), so a job they spawn is admitted like one from any outside thread:
@@ -94,7 +105,8 @@ pub struct JobInfo {
     pub queue_wait: Option<Duration>,
 }
 
-/// How a job ended, as told to the [`after_job`](Builder::after_job) hook.
+/// How a job that ran ended, as told to the [`after_job`](Builder::after_job)
+/// hook. (Jobs that never started, cancelled or expired, get no hook.)
 ///
 /// Non-exhaustive: more outcomes may be added.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -144,7 +156,9 @@ impl Builder {
     }
 
     /// Calls `hook(info)` on the worker thread just before each job runs. A
-    /// panic in the hook is caught and counted; the job runs anyway.
+    /// panic in the hook is caught and counted; the job runs anyway. A job
+    /// that never runs (cancelled, or expired, before it started) gets no
+    /// call.
     ///
     /// The hook is on the path of every job: keep it short.
     pub fn before_job(mut self, hook: impl Fn(JobInfo) + Send + Sync + 'static) -> Builder {
@@ -156,7 +170,10 @@ impl Builder {
     /// each job ends; `run_time` is the job's own running time (not its
     /// queue wait and not the hooks'), measured with [`std::time::Instant`]
     /// only when this hook is set. A panic in the hook is caught and
-    /// counted; the job keeps the outcome it had.
+    /// counted; the job keeps the outcome it had. It is called exactly once
+    /// for each job that ran (the jobs [`before_job`](Builder::before_job)
+    /// is called for), and for no other: a job that never runs (cancelled,
+    /// or expired, before it started) gets no call.
     ///
     /// The hook is on the path of every job: keep it short.
     pub fn after_job(mut self, hook: impl Fn(JobInfo, JobOutcome, Duration) + Send + Sync + 'static) -> Builder {

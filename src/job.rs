@@ -5,20 +5,16 @@ use std::panic::{self, AssertUnwindSafe};
 
 use crate::metrics::Stamp;
 use crate::sync::plain::Arc;
-use crate::task::{Abandoned, Payload, TaskCell, Unrun};
+use crate::task::{Abandoned, Discarded, Payload, TaskCell, Unrun};
 
-/// How a job ended.
+/// How a job that ran ended.
 pub(crate) enum Outcome {
     /// It returned normally.
     Completed,
-    /// It panicked (or, for a job dropped unrun, its closure's destructor
-    /// did). The payload is here if nobody else has it yet (a spawned job);
-    /// `None` if it was already handed to a
+    /// It panicked. The payload is here if nobody else has it yet (a
+    /// spawned job); `None` if it was already handed to a
     /// [`JobHandle`](crate::JobHandle).
     Panicked(Option<Box<dyn Any + Send>>),
-    /// It did not run: it had been cancelled or had expired before this
-    /// queue entry was popped, or it expired now (see `task.rs`).
-    NotRun,
 }
 
 /// A type-erased job, run at most once: either a boxed closure (a plain
@@ -42,9 +38,9 @@ pub(crate) enum Cancelled {
     /// This call dropped the job unrun; the payload is its closure's
     /// destructor's panic, if it panicked.
     Now(Option<Payload>),
-    /// The job had already ended (cancelled or expired earlier); its entry
-    /// was discarded.
-    Before,
+    /// The job had already ended, as said (cancelled or expired earlier);
+    /// its entry was discarded.
+    Before(Unrun),
 }
 
 impl Job {
@@ -76,9 +72,32 @@ impl Job {
         }
     }
 
-    /// Runs the job, catching a panic instead of letting it unwind into the
-    /// worker. The closure and everything it captured are dropped inside the
-    /// guard too, so a panicking destructor is caught as well.
+    /// Claims a popped job for running, before it is counted as started: a
+    /// closure always can be; a task cannot if it was cancelled or has
+    /// expired (see [`TaskCell::claim`]), and is then discarded, unrun.
+    /// Only the worker that popped the entry calls this, once.
+    #[inline]
+    pub(crate) fn claim(&self) -> Result<(), Discarded> {
+        // A plain spawned job (the hot path) pays one branch here.
+        if let Kind::Closure(_) = self.0 {
+            return Ok(());
+        }
+        Job::claim_kind(&self.0)
+    }
+
+    #[inline(never)]
+    fn claim_kind(kind: &Kind) -> Result<(), Discarded> {
+        match kind {
+            Kind::Closure(_) => Ok(()),
+            Kind::Task(task) => task.claim(),
+            Kind::Stamped(stamped) => Job::claim_kind(&stamped.0),
+        }
+    }
+
+    /// Runs a [claimed](Job::claim) job, catching a panic instead of letting
+    /// it unwind into the worker. The closure and everything it captured are
+    /// dropped inside the guard too, so a panicking destructor is caught as
+    /// well.
     pub(crate) fn run(self) -> Outcome {
         Job::run_kind(self.0)
     }
@@ -109,7 +128,7 @@ impl Job {
             Kind::Closure(f) => Cancelled::Now(panic::catch_unwind(AssertUnwindSafe(move || drop(f))).err()),
             Kind::Task(task) => match task.abandon(Unrun::Cancelled) {
                 Abandoned::Dropped(panic) => Cancelled::Now(panic),
-                Abandoned::NotQueued => Cancelled::Before,
+                Abandoned::NotQueued => Cancelled::Before(task.state().unrun_fate()),
             },
             Kind::Stamped(stamped) => Job::cancel_kind(stamped.0),
         }

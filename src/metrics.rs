@@ -6,11 +6,12 @@
 //! | figure (per level)           | written by                  | where                                      |
 //! |------------------------------|-----------------------------|--------------------------------------------|
 //! | started, completed, panicked | the worker running the job  | its own `WorkerCounters`, cache-padded     |
+//! | cancelled, expired           | whoever takes the dead entry off a queue: a worker, or the `shutdown_now` sweep | the worker's own counters; shared atomics for the sweep |
 //! | backlog                      | spawner and worker          | the pick rule's queued count (priority.rs) |
 //! | rejected                     | the refused spawner (rare)  | one cache-padded atomic per level          |
-//! | submitted                    | nobody: derived on read     | `started + backlog + rejected`             |
+//! | submitted                    | nobody: derived on read     | `started + cancelled + expired + backlog + rejected` |
 //! | queue-wait histogram         | the worker running the job  | its own histograms, behind its own mutex   |
-//! | oldest-wait marks            | spawner (rare) and worker   | `rose_at` per level; per-worker last start |
+//! | oldest-wait marks            | spawner (rare) and worker   | `rose_at` per level; per-worker last taken |
 //!
 //! A worker's counters have one writer, so a count is bumped with a plain
 //! load and store (no read-modify-write, no lock); readers sum over the
@@ -21,10 +22,38 @@
 //! two contended read-modify-writes (the lifecycle's outstanding count and
 //! the level's queued count). Rather than add a third, `submitted` is not
 //! written at all: every accepted job is counted in the queued count before
-//! it can be picked, and every picked job is counted by its worker as
-//! started, so `started + backlog + rejected` counts every job offered at
-//! the level, exactly when nothing is in between two of those counts. Only
-//! refusals, which happen during shutdown, touch a shared counter.
+//! it can be picked, and every picked job is counted by whoever took it as
+//! started, cancelled or expired, so `started + cancelled + expired +
+//! backlog + rejected` counts every job offered at the level, exactly when
+//! nothing is in between two of those counts. Only refusals, which happen
+//! during shutdown, and the shutdown sweep touch shared counters.
+//!
+//! # Where a cancelled or expired job is counted
+//!
+//! A job is cancelled (by a handle, or by `shutdown_now`) or expires (by the
+//! timer thread, or found expired by the worker that pops it) while its
+//! queue entry may still sit in a queue: the entry stays there, counted in
+//! the level's queued count, until a worker or the sweep pops it (task.rs).
+//! The job is counted as cancelled or expired *there*, by the thread that
+//! pops the dead entry, and not where the cancellation happened:
+//!
+//! - every job is then in exactly one of backlog, started, cancelled,
+//!   expired (or rejected) at any moment, so the derivation of `submitted`
+//!   above stays a plain sum that never counts a job twice. Counting at the
+//!   cancellation would count the job in `cancelled` and, through its dead
+//!   entry, in `backlog` at once, and a high-water mark of that sum would
+//!   never come back down to the exact figure;
+//! - the worker that pops a dead entry counts it on its own counters, like
+//!   a start; a handle's `cancel` and the timer touch no shared counter (and
+//!   need not reach the pool at all).
+//!
+//! The price is a lag: while every worker is busy, a job cancelled or
+//! expired since stays in `backlog` (as it does in `Pool::queued`) and is
+//! not yet in `cancelled`/`expired`. Workers pop dead entries as soon as they
+//! look for work, and the sweep of `shutdown_now` pops all of them, so at
+//! rest the figures are exact. A worker claims a popped job (task.rs) before
+//! counting it as started, so a dead entry is never counted as started, and
+//! no job hook runs for it.
 //!
 //! Workers can come and go: each worker's counters live in an `Arc` on the
 //! roster while it runs, and when it exits they are folded into the
@@ -34,40 +63,49 @@
 //! # The bounds a snapshot keeps, and why
 //!
 //! An accepted job moves through counted in the backlog → picked (counted
-//! out of the backlog) → `started` → `completed` or `panicked`, and each
-//! step happens-before the next: the job reaches its worker through a
-//! queue (a release push, an acquire pop) and the worker's writes are in
-//! program order. Counts are written with `Release` and read with
-//! `Acquire`. A snapshot reads each level's figures *against* that flow:
-//! finished (`completed`, `panicked`), then `started`, then `backlog`, then
-//! `rejected`. Whatever a read sees, everything before it in a job's life is
-//! visible to the later reads:
+//! out of the backlog) → either `started` → `completed` or `panicked`, or
+//! `cancelled` or `expired` (discarded); each step happens-before the next:
+//! the job reaches its worker (or the sweep) through a queue (a release
+//! push, an acquire pop) and the popping thread's writes are in program
+//! order. Counts are written with `Release` and read with `Acquire`. A
+//! snapshot reads each level's figures *against* that flow: finished
+//! (`completed`, `panicked`), then `started`, then discarded (`cancelled`,
+//! `expired`), then `backlog`, then `rejected`. Whatever a read sees,
+//! everything before it in a job's life is visible to the later reads:
 //!
 //! - a job counted as finished is counted as started, so
 //!   `completed + panicked <= started`;
-//! - a job counted as started was picked before the backlog is read, so it
-//!   is not in the backlog too: `started + backlog` never counts a job
-//!   twice (a job picked between the two reads is missed by both, so the
-//!   sum may lag). Every change to the queued count is a read-modify-write,
-//!   so the acquire load sees every pick that happened-before it.
+//! - a job counted as started or discarded was picked before the backlog
+//!   is read, so it is not in the backlog too: `started + cancelled +
+//!   expired + backlog` never counts a job twice (a job picked between two
+//!   reads is missed by both, so the sum may lag). `started`, `cancelled`
+//!   and `expired` never count one job twice among themselves: the thread
+//!   that popped the entry counts it once, in one of them. Every change to
+//!   the queued count is a read-modify-write, so the acquire load sees
+//!   every pick that happened-before it.
 //!
-//! `submitted` is then `started + backlog + rejected` as read, raised to the
-//! largest value any earlier snapshot reported (a per-level `fetch_max` by
-//! the readers, which keeps it from going back when a sum lags). Every
-//! value it takes is at most the true number of jobs offered, so at rest it
-//! is exact. So in every snapshot, at every level,
+//! `submitted` is then `started + cancelled + expired + backlog + rejected`
+//! as read, raised to the largest value any earlier snapshot reported (a
+//! per-level `fetch_max` by the readers, which keeps it from going back when
+//! a sum lags). Every value it takes is at most the true number of jobs
+//! offered, so at rest it is exact. So in every snapshot, at every level,
 //!
 //! - `completed + panicked <= started`,
-//! - `started + backlog + rejected <= submitted` (hence `backlog <= submitted`),
-//! - `busy + idle <= total` (each worker is classified once: idle if it
-//!   says it is parked, else busy if it has started more jobs than it has
-//!   finished),
+//! - `started + cancelled + expired + backlog + rejected <= submitted`
+//!   (hence `backlog <= submitted`, and `completed + panicked + cancelled +
+//!   expired + rejected <= submitted`),
+//! - `busy + idle <= total` (each worker is classified once, from the same
+//!   roster that gives `total`: idle if it says it is parked, else busy if
+//!   it has started more jobs than it has finished; a worker that is
+//!   attached but whose thread has not run yet, or one that is retiring,
+//!   is on the roster and counted in `total` like any other),
+//! - `retired <= started` for the worker threads (both are read under the
+//!   worker set's lock, and a thread retires only after its start was
+//!   counted under that lock),
 //!
 //! and no count ever decreases or wraps (they are `u64`). When the pool is
 //! at rest (nothing queued or running, e.g. after shutdown), `submitted =
-//! completed + panicked + rejected`. (Jobs that leave a queue without
-//! running, such as expired or cancelled ones, will join the sum the same
-//! way: counted by the worker that discards them.)
+//! completed + panicked + cancelled + expired + rejected`.
 //!
 //! # Queue waits and the oldest job's wait
 //!
@@ -80,26 +118,30 @@
 //! The age of the oldest queued job cannot be read from lock-free queues
 //! without taking the jobs out. Instead the pool keeps two marks per level:
 //! `rose_at`, the stamp of a spawn that found the level's backlog at zero,
-//! and each worker's *last start* at the level. The snapshot reports
+//! and the *last taken* at the level: when a job was last taken off its
+//! queue, to start or to be discarded as cancelled or expired (each worker
+//! keeps its own; the sweep of `shutdown_now` a shared one). The snapshot
+//! reports
 //!
 //! ```text
 //! oldest_wait = 0                                         if backlog == 0
-//!             = now - max(rose_at, latest last start)     otherwise
+//!             = now - max(rose_at, latest last taken)     otherwise
 //! ```
 //!
-//! the time the level has gone with jobs queued and none started. It is a
+//! the time the level has gone with jobs queued and none taken. It is a
 //! *lower bound* on the wait of the oldest job queued at the level: that job
 //! was stamped before the later of the two marks. (By induction over
 //! count-ins: the spawn of the oldest queued job either saw a zero backlog
 //! and raised `rose_at` to at least its own stamp, or saw an unpicked job
-//! counted in before it, which is now either started — after that look, so
-//! the last start is later — or still queued, hence stamped no earlier than
-//! the oldest, and the same argument applies to it.) It is
-//! exact while a level starves outright (nothing started since its backlog
-//! rose from zero) and stays small while the level is served, so it does
-//! not raise a false starvation alarm under a steady load. One caveat: the
-//! last start is recorded a few nanoseconds after the job is picked, so a
-//! sample taken in that window may overstate the figure once.
+//! counted in before it, which is now either taken — after that look, so
+//! the last taken is later — or still queued, hence stamped no earlier than
+//! the oldest, and the same argument applies to it. This is why a discard
+//! must record the mark too: a discarded job is a taken one.) It is exact
+//! while a level starves outright (nothing taken since its backlog rose
+//! from zero) and stays small while the level is served, so it does not
+//! raise a false starvation alarm under a steady load. One caveat: the last
+//! taken is recorded a few nanoseconds after the job is picked, so a sample
+//! taken in that window may overstate the figure once.
 //!
 //! Costs of wait metrics, per job: two `Instant::now()`, a small allocation
 //! (the stamp travels in a wrapper around the job, so that a pool without
@@ -122,11 +164,12 @@ use crate::hooks::{self, JobInfo, JobOutcome, log_event};
 use crate::job::{Job, Outcome};
 use crate::priority::{Levels, Source};
 use crate::registry::Registry;
-// The counters are plain std atomics even under loom: one writer each, read
-// only by snapshots, which no model takes. The roster lock is modelled, since
+// The counters are plain std atomics even under loom: they order nothing but
+// their own figures and are read only by snapshots, which no model takes. The roster lock is modelled, since
 // a snapshot reads the queued counts under it (see `sync.rs`).
 use crate::sync::plain::{Arc, AtomicBool, AtomicU64};
 use crate::sync::{self, Mutex, Ordering, lock};
+use crate::task::Unrun;
 
 /// A snapshot of a pool's counters, from [`Pool::metrics`](crate::Pool::metrics)
 /// or [`Spawner::metrics`](crate::Spawner::metrics).
@@ -134,13 +177,15 @@ use crate::sync::{self, Mutex, Ordering, lock};
 /// Counts are totals since the pool started; [`Metrics::since`] turns two
 /// snapshots into the figures for the interval between them. Every snapshot,
 /// even one taken while jobs race it, keeps these bounds at every level:
-/// `completed + panicked <= started`, `started + backlog + rejected <=
-/// submitted`, and `busy + idle <= total` for the workers. When the pool is
-/// at rest (for instance after [`Pool::shutdown`](crate::Pool::shutdown)),
-/// `submitted = completed + panicked + rejected` at every level.
+/// `completed + panicked <= started` and `started + cancelled + expired +
+/// backlog + rejected <= submitted`; for the workers, `busy + idle <= total`
+/// and `retired <= started`. No count ever goes back from one snapshot to a
+/// later one. When the pool is at rest (nothing queued or running, for
+/// instance after [`Pool::shutdown`](crate::Pool::shutdown)), `submitted =
+/// completed + panicked + cancelled + expired + rejected` at every level.
 ///
-/// Non-exhaustive: figures may be added (counts of cancelled and expired
-/// jobs, for instance); read the fields, do not build the struct.
+/// Non-exhaustive: figures may be added; read the fields, do not build the
+/// struct.
 ///
 /// ```
 /// use priopool::{Pool, Priority};
@@ -180,14 +225,16 @@ pub struct LevelMetrics {
     /// Jobs queued at this level right now, not yet started: the level's
     /// backlog (the same figure as [`Pool::queued`](crate::Pool::queued)).
     pub backlog: u64,
-    /// Jobs offered at this level through `spawn` or `submit`, accepted or
-    /// not, counted once they are queued or refused. (A spawn at a level the
-    /// pool does not have is counted nowhere.) Derived on read as
-    /// `started + backlog + rejected`, so that spawning writes no extra
-    /// counter; it may lag by the jobs picked while the snapshot is taken,
-    /// never goes back, and is exact at rest.
+    /// Jobs offered at this level through `spawn` or `submit` (or a
+    /// [`JobBuilder`](crate::JobBuilder)), accepted or not, counted once they
+    /// are queued or refused. (A spawn at a level the pool does not have is
+    /// counted nowhere.) Derived on read as `started + cancelled + expired +
+    /// backlog + rejected`, so that spawning writes no extra counter; it may
+    /// lag by the jobs taken off a queue while the snapshot is taken, never
+    /// goes back, and is exact at rest.
     pub submitted: u64,
-    /// Jobs that have begun running.
+    /// Jobs whose closure has begun running. A job cancelled or expired
+    /// before that is never counted here.
     pub started: u64,
     /// Jobs that returned.
     pub completed: u64,
@@ -195,12 +242,30 @@ pub struct LevelMetrics {
     pub panicked: u64,
     /// Jobs refused and handed back because the pool was shutting down.
     pub rejected: u64,
+    /// Jobs that never started because they were cancelled: through
+    /// [`JobHandle::cancel`](crate::JobHandle::cancel) or a
+    /// [`CancelHandle`](crate::CancelHandle) before they started, or by
+    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now) (or a timed-out
+    /// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout)).
+    ///
+    /// A cancelled job's queue entry stays in its queue (and in `backlog`)
+    /// until a worker or the shutdown's sweep takes it out; the job is
+    /// counted here at that moment, when it leaves the backlog, so that
+    /// every job is in exactly one figure at a time. The count may so lag
+    /// the cancellation while every worker is busy; it is exact at rest.
+    pub cancelled: u64,
+    /// Jobs that never started because their deadline (see
+    /// [`JobBuilder::deadline`](crate::JobBuilder::deadline) and
+    /// [`max_wait`](crate::JobBuilder::max_wait)) passed first. Counted,
+    /// like `cancelled`, when the expired job's entry leaves the backlog.
+    pub expired: u64,
     /// How long started jobs waited in the queue; `None` unless the pool
     /// was built with [`wait_metrics(true)`](crate::Builder::wait_metrics).
     pub wait: Option<WaitTimes>,
     /// The starvation signal: how long this level has had jobs queued
-    /// without starting any (zero when its backlog is zero). A lower bound
-    /// on how long its oldest queued job has waited, exact while the level
+    /// without starting any (or taking the entry of a cancelled or expired
+    /// one off its queue); zero when its backlog is zero. A lower bound on
+    /// how long its oldest queued job has waited, exact while the level
     /// starts nothing at all; `None` unless the pool was built with
     /// [`wait_metrics(true)`](crate::Builder::wait_metrics). The module
     /// `metrics.rs` gives the exact definition.
@@ -272,30 +337,65 @@ impl fmt::Debug for WaitTimes {
 
 /// The worker threads' figures; see [`Metrics`].
 ///
+/// `total`, `busy` and `idle` describe the worker threads present now and
+/// are read together (`busy + idle <= total`). `current` is the pool's size
+/// as [`Pool::workers`](crate::Pool::workers) reports it; it leads `total`
+/// while the pool resizes: a worker told to retire leaves `current` at once
+/// but stays in `total` (and may be busy) until it has finished its job and
+/// exited, and a worker being started is in `current` a little before it is
+/// in `total`. `started` and `retired` are read together
+/// (`retired <= started`). At rest (no resize under way, every retiring
+/// worker gone) `total == current == started - retired`; after shutdown
+/// `total == current == 0`.
+///
 /// Non-exhaustive: figures may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerMetrics {
     /// Worker threads of the pool now: started (or being started) and not
-    /// yet exited.
+    /// yet exited, retiring ones included.
     pub total: usize,
     /// Workers running a job (or its `before_job`/`after_job` hooks): those
     /// not parked that have started more jobs than they have finished.
     pub busy: usize,
     /// Workers parked for lack of work (asleep, or registering to sleep).
-    /// The rest, `total - busy - idle`, are looking for a job.
+    /// The rest, `total - busy - idle`, are looking for a job (or retiring).
     pub idle: usize,
+    /// The pool's size now, as [`Pool::workers`](crate::Pool::workers):
+    /// workers running or being started, not counting those told to retire
+    /// (and, after shutdown, not those that exited).
+    pub current: usize,
+    /// Worker threads started since the pool was built, as
+    /// [`Pool::workers_started`](crate::Pool::workers_started).
+    pub started: u64,
+    /// Worker threads retired since the pool was built (surplus after a
+    /// resize, or idle past the keep-alive; not those that exit at
+    /// shutdown), as [`Pool::workers_retired`](crate::Pool::workers_retired).
+    pub retired: u64,
     /// Jobs a worker took from another worker's deque, since the pool
     /// started.
     pub steals: u64,
+}
+
+/// The pool's worker counts kept outside the metrics (scaling.rs,
+/// workers.rs), read by the registry for a snapshot.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ThreadCounts {
+    /// `Scaling::current`.
+    pub(crate) current: usize,
+    /// Worker threads started, and retired: read together.
+    pub(crate) started: usize,
+    pub(crate) retired: usize,
 }
 
 impl Metrics {
     /// The figures of the interval between `earlier` and `self`, two
     /// snapshots of the same pool: counts, steals, hook panics and uptime
     /// become differences (saturating at zero), queue waits cover only the
-    /// jobs started in between; backlog, oldest wait and worker states are
-    /// `self`'s, being "now" figures. Given a snapshot of another pool the
+    /// jobs started in between; backlog, oldest wait, the workers present,
+    /// busy and idle and the pool's size (`current`) are `self`'s, being
+    /// "now" figures (worker threads `started` and `retired` are counts,
+    /// and become differences). Given a snapshot of another pool the
     /// result is meaningless (but this does not panic; `wait` is then
     /// `None` where the histograms do not subtract).
     pub fn since(&self, earlier: &Metrics) -> Metrics {
@@ -310,6 +410,8 @@ impl Metrics {
                 completed: now.completed.saturating_sub(then.completed),
                 panicked: now.panicked.saturating_sub(then.panicked),
                 rejected: now.rejected.saturating_sub(then.rejected),
+                cancelled: now.cancelled.saturating_sub(then.cancelled),
+                expired: now.expired.saturating_sub(then.expired),
                 wait: match (&now.wait, &then.wait) {
                     (Some(now), Some(then)) => now.since(then),
                     _ => None,
@@ -320,6 +422,8 @@ impl Metrics {
         Metrics {
             levels,
             workers: WorkerMetrics {
+                started: self.workers.started.saturating_sub(earlier.workers.started),
+                retired: self.workers.retired.saturating_sub(earlier.workers.retired),
                 steals: self.workers.steals.saturating_sub(earlier.workers.steals),
                 ..self.workers
             },
@@ -349,6 +453,8 @@ pub(crate) struct MetricsCore {
     rejected: Box<[CachePadded<AtomicU64>]>,
     /// Per level: the largest `submitted` any snapshot has reported.
     submitted_seen: Box<[CachePadded<AtomicU64>]>,
+    /// Per level: jobs discarded off the workers (the sweep).
+    swept: Box<[CachePadded<Discards>]>,
     /// Per level: the latest stamp of a spawn that found the level's backlog
     /// at zero (0: none yet). Written only when the level was empty.
     rose_at: Box<[CachePadded<AtomicU64>]>,
@@ -375,7 +481,9 @@ struct Totals {
     started: u64,
     completed: u64,
     panicked: u64,
-    last_start: u64,
+    cancelled: u64,
+    expired: u64,
+    last_taken: u64,
 }
 
 /// One worker's counters. Every field is written by that worker only.
@@ -402,9 +510,24 @@ struct LevelCounters {
     started: AtomicU64,
     completed: AtomicU64,
     panicked: AtomicU64,
-    /// The stamp of the latest start at this level (0: none), with wait
-    /// metrics on.
-    last_start: AtomicU64,
+    /// Entries of cancelled jobs taken off a queue (see `Discards`).
+    cancelled: AtomicU64,
+    /// Entries of expired jobs taken off a queue.
+    expired: AtomicU64,
+    /// With wait metrics on, the stamp of the latest job taken off the
+    /// level's queue, to start or to discard (0: none).
+    last_taken: AtomicU64,
+}
+
+/// Per level, the entries of cancelled and expired jobs discarded by a
+/// thread that is not a worker: the calling thread of a `shutdown_now`
+/// sweep. Rare, so shared atomics with read-modify-writes do.
+#[derive(Default)]
+struct Discards {
+    cancelled: AtomicU64,
+    expired: AtomicU64,
+    /// As `LevelCounters::last_taken`.
+    last_taken: AtomicU64,
 }
 
 /// Adds one to a counter that only the calling thread writes: a plain load
@@ -428,6 +551,7 @@ impl MetricsCore {
             levels,
             rejected: (0..levels).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
             submitted_seen: (0..levels).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
+            swept: (0..levels).map(|_| CachePadded::new(Discards::default())).collect(),
             rose_at: (0..levels).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
             roster: Mutex::new(Roster {
                 live: Vec::new(),
@@ -465,6 +589,20 @@ impl MetricsCore {
         Some(stamp)
     }
 
+    /// Counts a job of `level`, cancelled or expired, whose entry a thread
+    /// other than a worker (the `shutdown_now` sweep) took off its queue.
+    pub(crate) fn discarded(&self, level: usize, fate: Unrun) {
+        let swept = &self.swept[level];
+        if self.wait_metrics {
+            swept.last_taken.fetch_max(self.now().raw(), Ordering::Relaxed);
+        }
+        let counter = match fate {
+            Unrun::Cancelled => &swept.cancelled,
+            Unrun::Expired => &swept.expired,
+        };
+        counter.fetch_add(1, Ordering::Release);
+    }
+
     pub(crate) fn hook_panicked(&self) {
         self.hook_panics.fetch_add(1, Ordering::Relaxed);
     }
@@ -489,7 +627,9 @@ impl MetricsCore {
             total.started += level.started.load(Ordering::Acquire);
             total.completed += level.completed.load(Ordering::Acquire);
             total.panicked += level.panicked.load(Ordering::Acquire);
-            total.last_start = total.last_start.max(level.last_start.load(Ordering::Acquire));
+            total.cancelled += level.cancelled.load(Ordering::Acquire);
+            total.expired += level.expired.load(Ordering::Acquire);
+            total.last_taken = total.last_taken.max(level.last_taken.load(Ordering::Acquire));
         }
         retired.steals += counters.hot.steals.load(Ordering::Acquire);
         if let Some(waits) = &counters.waits {
@@ -503,7 +643,10 @@ impl MetricsCore {
     }
 
     /// Reads every figure; see the module docs for the order and why.
-    pub(crate) fn snapshot(&self, queues: &Levels) -> Metrics {
+    /// `threads` are the worker counts kept elsewhere, read by the caller
+    /// (before this takes the roster lock: a thread start takes the worker
+    /// set's lock and then, if the start fails, the roster's).
+    pub(crate) fn snapshot(&self, queues: &Levels, threads: ThreadCounts) -> Metrics {
         let roster = lock(&self.roster);
         let live = &roster.live;
         let sum = |level: usize, retired: u64, field: fn(&LevelCounters) -> &AtomicU64| {
@@ -513,24 +656,28 @@ impl MetricsCore {
         let levels = (0..self.levels)
             .map(|level| {
                 let retired = roster.retired.levels[level];
-                // Against the flow of a job: finished, started, queued,
-                // rejected.
+                let swept = &self.swept[level];
+                // Against the flow of a job: finished, started or
+                // discarded, queued, rejected.
                 let completed = sum(level, retired.completed, |l| &l.completed);
                 let panicked = sum(level, retired.panicked, |l| &l.panicked);
                 let started = sum(level, retired.started, |l| &l.started);
+                let cancelled =
+                    sum(level, retired.cancelled, |l| &l.cancelled) + swept.cancelled.load(Ordering::Acquire);
+                let expired = sum(level, retired.expired, |l| &l.expired) + swept.expired.load(Ordering::Acquire);
                 let backlog = queues.queued(level) as u64;
                 let rejected = self.rejected[level].load(Ordering::Acquire);
-                let offered = started + backlog + rejected;
+                let offered = started + cancelled + expired + backlog + rejected;
                 let submitted = offered.max(self.submitted_seen[level].fetch_max(offered, Ordering::Relaxed));
                 let oldest_wait = self.wait_metrics.then(|| {
                     if backlog == 0 {
                         return Duration::ZERO;
                     }
-                    let last_start = live
+                    let last_taken = live
                         .iter()
-                        .map(|w| w.levels[level].last_start.load(Ordering::Acquire))
-                        .fold(retired.last_start, u64::max);
-                    let mark = last_start.max(self.rose_at[level].load(Ordering::Acquire));
+                        .map(|w| w.levels[level].last_taken.load(Ordering::Acquire))
+                        .fold(retired.last_taken.max(swept.last_taken.load(Ordering::Relaxed)), u64::max);
+                    let mark = last_taken.max(self.rose_at[level].load(Ordering::Acquire));
                     Duration::from_nanos(self.now().raw().saturating_sub(mark))
                 });
                 LevelMetrics {
@@ -540,6 +687,8 @@ impl MetricsCore {
                     completed,
                     panicked,
                     rejected,
+                    cancelled,
+                    expired,
                     wait: waits.as_ref().map(|waits| WaitTimes::new(waits[level].clone())),
                     oldest_wait,
                 }
@@ -564,7 +713,15 @@ impl MetricsCore {
         let steals = live.iter().fold(roster.retired.steals, |sum, w| sum + w.hot.steals.load(Ordering::Relaxed));
         Metrics {
             levels,
-            workers: WorkerMetrics { total: live.len(), busy, idle, steals },
+            workers: WorkerMetrics {
+                total: live.len(),
+                busy,
+                idle,
+                current: threads.current,
+                started: threads.started as u64,
+                retired: threads.retired as u64,
+                steals,
+            },
             uptime: self.epoch.elapsed(),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),
         }
@@ -675,7 +832,7 @@ impl WorkerProbe {
     fn start_detail(&self, registry: &Registry, level: usize, job: &Job) -> Detail {
         let queue_wait = job.queued_at().map(|queued| {
             let now = registry.metrics.now();
-            self.levels[level].last_start.store(now.raw(), Ordering::Release);
+            self.levels[level].last_taken.store(now.raw(), Ordering::Release);
             let waited = Duration::from_nanos(now.raw().saturating_sub(queued.raw()));
             if let Some(waits) = &self.counters.waits {
                 let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
@@ -692,6 +849,25 @@ impl WorkerProbe {
             hooks::guarded(registry, "before_job", || hook(info));
         }
         Detail { info, began: monitoring.after_job.as_ref().map(|_| Instant::now()) }
+    }
+
+    /// Counts a job of `level`, found at `source`, that this worker took off
+    /// a queue and discarded unrun (`fate`: cancelled or expired). No hook
+    /// runs for it: it never started.
+    #[inline]
+    pub(crate) fn job_discarded(&self, registry: &Registry, level: usize, source: Source, fate: Unrun) {
+        if source == Source::Peer {
+            bump(&self.counters.hot.steals);
+        }
+        let counters = &self.levels[level];
+        if registry.metrics.wait_metrics {
+            // Progress of the level's queue, for `oldest_wait`.
+            counters.last_taken.store(registry.metrics.now().raw(), Ordering::Release);
+        }
+        bump(match fate {
+            Unrun::Cancelled => &counters.cancelled,
+            Unrun::Expired => &counters.expired,
+        });
     }
 
     /// Runs the `after_job` hook, logs a panic and counts the end of a job
@@ -761,11 +937,11 @@ mod tests {
         bump(&b.levels[1].started);
         lock(a.waits.as_ref().unwrap())[1].record(5).unwrap();
         assert_eq!(core.detach(&a), 1);
-        let m = core.snapshot(&queues);
+        let m = core.snapshot(&queues, ThreadCounts::default());
         assert_eq!((m.levels[1].started, m.levels[1].completed, m.workers.total), (2, 1, 1));
         assert_eq!(m.levels[1].wait.as_ref().map(|w| (w.count, w.max_us)), Some((1, 5)));
         assert_eq!(core.detach(&b), 0);
-        let m = core.snapshot(&queues);
+        let m = core.snapshot(&queues, ThreadCounts::default());
         assert_eq!((m.levels[1].started, m.workers.total), (2, 0));
     }
 
@@ -776,27 +952,27 @@ mod tests {
         let w = core.attach();
         bump(&w.levels[0].started);
         lock(w.waits.as_ref().unwrap())[0].record(1000).unwrap();
-        let first = core.snapshot(&queues);
+        let first = core.snapshot(&queues, ThreadCounts::default());
         bump(&w.levels[0].started);
         lock(w.waits.as_ref().unwrap())[0].record(10).unwrap();
-        let window = core.snapshot(&queues).since(&first);
+        let window = core.snapshot(&queues, ThreadCounts::default()).since(&first);
         assert_eq!((window.levels[0].submitted, window.levels[0].started), (1, 1));
         let wait = window.levels[0].wait.as_ref().unwrap();
         assert_eq!((wait.count, wait.max_us), (1, 10));
         // Reversed, the histograms do not subtract.
-        assert!(first.since(&core.snapshot(&queues)).levels[0].wait.is_none());
+        assert!(first.since(&core.snapshot(&queues, ThreadCounts::default())).levels[0].wait.is_none());
     }
 
     #[test]
     fn oldest_wait_is_zero_without_backlog_and_grows_with_it() {
         let core = MetricsCore::new(1, true);
         let queues = Levels::new(1);
-        assert_eq!(core.snapshot(&queues).levels[0].oldest_wait, Some(Duration::ZERO));
+        assert_eq!(core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait, Some(Duration::ZERO));
         let stamp = core.stamp_queued(&queues, 0).unwrap();
         queues.count_in(0);
         assert_eq!(core.rose_at[0].load(Ordering::Relaxed), stamp.raw());
-        let a = core.snapshot(&queues).levels[0].oldest_wait.unwrap();
-        let b = core.snapshot(&queues).levels[0].oldest_wait.unwrap();
+        let a = core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait.unwrap();
+        let b = core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait.unwrap();
         assert!(b >= a);
         // A second job on a non-empty level leaves the mark alone.
         core.stamp_queued(&queues, 0);

@@ -117,7 +117,7 @@ impl Pool {
     /// a shrinking resize this falls as surplus workers finish their
     /// current job and leave.
     pub fn workers(&self) -> usize {
-        self.spawner.registry.scaling.counts().live
+        self.spawner.registry.scaling.current()
     }
 
     /// The worker limits `min..=max`. A fixed pool has `min == max`.
@@ -129,14 +129,16 @@ impl Pool {
     /// How many worker threads the pool has started since it was built,
     /// retired ones included.
     pub fn workers_started(&self) -> usize {
-        self.spawner.registry.scaling.started()
+        self.spawner.registry.workers.thread_counts().0
     }
 
     /// How many worker threads have retired since the pool was built
     /// (surplus after a resize, or idle past keep-alive). Threads that exit
-    /// at shutdown are not counted.
+    /// at shutdown are not counted. A thread is counted as it leaves, after
+    /// its last job and its `on_thread_stop` hook: a little after
+    /// [`Pool::workers`] stopped counting it.
     pub fn workers_retired(&self) -> usize {
-        self.spawner.registry.scaling.retired()
+        self.spawner.registry.workers.thread_counts().1
     }
 
     /// Resizes the pool to exactly `n` workers, `1..=MAX_WORKERS`, at run
@@ -202,9 +204,10 @@ impl Pool {
     }
 
     /// A snapshot of the pool's counters: per level backlog, submitted,
-    /// started, completed, panicked, rejected and (with
-    /// [`Builder::wait_metrics`]) queue waits; workers busy and idle;
-    /// steals; uptime. See [`Metrics`] for the bounds a snapshot keeps.
+    /// started, completed, panicked, rejected, cancelled, expired and (with
+    /// [`Builder::wait_metrics`]) queue waits; workers present, busy and
+    /// idle, the pool's size, threads started and retired; steals; uptime.
+    /// See [`Metrics`] for the bounds a snapshot keeps.
     ///
     /// Cost: one short lock and a read of a few counters per worker and per
     /// level; with wait metrics, a merge of the workers' histograms. Meant

@@ -9,7 +9,7 @@ use crate::builder::Config;
 use crate::error::{BuildError, BuildErrorKind, SpawnErrorKind};
 use crate::hooks::log_event;
 use crate::job::Job;
-use crate::metrics::{Metrics, MetricsCore};
+use crate::metrics::{Metrics, MetricsCore, ThreadCounts};
 use crate::priority::{Levels, Priority};
 use crate::scaling::Scaling;
 use crate::shutdown::Lifecycle;
@@ -121,7 +121,9 @@ impl Registry {
 
     /// A snapshot of the pool's metrics.
     pub(crate) fn metrics(&self) -> Metrics {
-        self.metrics.snapshot(&self.levels)
+        let (started, retired) = self.workers.thread_counts();
+        let threads = ThreadCounts { current: self.scaling.current(), started, retired };
+        self.metrics.snapshot(&self.levels, threads)
     }
 
     /// Called by a shutdown that finds jobs outstanding and no worker thread

@@ -139,10 +139,10 @@ pub(crate) struct Scaling {
     state: AtomicU64,
     /// Workers of a growable pool looking for work without having found any.
     searching: AtomicUsize,
-    /// Worker threads started since the pool was built (a metric).
-    started: AtomicUsize,
-    /// Worker threads retired since the pool was built (a metric).
-    retired: AtomicUsize,
+    /// Workers that left without retiring, because the pool was drained
+    /// for shutdown: they keep their slot in `live` (nothing decides
+    /// anything on it any more), and [`Scaling::current`] subtracts them.
+    left_at_shutdown: AtomicUsize,
     /// How long a worker above `min` stays parked before it retires.
     keep_alive: Duration,
     /// 1 after a failed thread start, 0 after a successful one, so that a
@@ -156,8 +156,7 @@ impl Scaling {
         Scaling {
             state: AtomicU64::new(Counts { live: 0, min, max }.pack()),
             searching: AtomicUsize::new(0),
-            started: AtomicUsize::new(0),
-            retired: AtomicUsize::new(0),
+            left_at_shutdown: AtomicUsize::new(0),
             keep_alive,
             spawn_failing: AtomicUsize::new(0),
         }
@@ -276,25 +275,26 @@ impl Scaling {
         found_job && levels.any_queued()
     }
 
-    /// Records a worker thread started.
-    pub(crate) fn started_one(&self) {
-        self.started.fetch_add(1, Ordering::Relaxed);
+    /// Records a successful thread start: the next failure is reported
+    /// again. (The count of threads started is kept by `workers.rs`.)
+    pub(crate) fn spawn_succeeded(&self) {
         self.spawn_failing.store(0, Ordering::Relaxed);
     }
 
-    /// Records a worker thread retired.
-    pub(crate) fn retired_one(&self) {
-        self.retired.fetch_add(1, Ordering::Relaxed);
+    /// Records a worker holding a slot that exits because the pool is
+    /// drained for shutdown (not a retirement).
+    pub(crate) fn left_at_shutdown(&self) {
+        self.left_at_shutdown.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Worker threads started since the pool was built.
-    pub(crate) fn started(&self) -> usize {
-        self.started.load(Ordering::Relaxed)
-    }
-
-    /// Worker threads retired since the pool was built.
-    pub(crate) fn retired(&self) -> usize {
-        self.retired.load(Ordering::Relaxed)
+    /// The pool's size now, as [`Pool::workers`](crate::Pool::workers)
+    /// and the metrics report it: `live`, less the workers that have
+    /// exited at shutdown, so that it falls to 0 once the pool has shut
+    /// down. (Workers exit at shutdown only once the pool is drained, and
+    /// from then on no worker starts, so the difference cannot go below the
+    /// workers still running; it saturates all the same.)
+    pub(crate) fn current(&self) -> usize {
+        self.counts().live.saturating_sub(self.left_at_shutdown.load(Ordering::Relaxed))
     }
 
     /// Reports a refused thread start on stderr, once per run of failures.
@@ -327,7 +327,7 @@ impl Registry {
     pub(crate) fn start_reserved(this: &Arc<Registry>, searching: bool) -> std::io::Result<()> {
         match worker::start(this, searching) {
             Ok(true) => {
-                this.scaling.started_one();
+                this.scaling.spawn_succeeded();
                 Ok(())
             }
             // The pool has shut down and joined its threads: nothing needs
@@ -367,14 +367,17 @@ impl Registry {
     /// A worker leaves for good (retired as surplus or idle), after moving
     /// its local jobs to the injectors: it stops being a steal target,
     /// passes on any wake-up it might have swallowed (module docs, case 2)
-    /// and hands its thread to be joined.
-    pub(crate) fn retire_worker(this: &Arc<Registry>, index: usize) {
+    /// and, if it runs on a thread of its own (`own_thread`; not the
+    /// shutdown's last resort of `worker::run_here`), hands its thread to
+    /// be joined, which counts it as retired.
+    pub(crate) fn retire_worker(this: &Arc<Registry>, index: usize, own_thread: bool) {
         this.workers.remove_peer(index);
-        this.scaling.retired_one();
         if this.levels.any_queued() {
             Registry::notify(this);
         }
-        this.workers.retire_thread(index);
+        if own_thread {
+            this.workers.retire_thread(index);
+        }
     }
 }
 

@@ -18,9 +18,9 @@
 //!   `scaling::loom_models`) explore every interleaving of the *real*
 //!   protocol code, not a copy of it.
 //! * **Plain** ([`plain`]): always the standard library's, also under loom.
-//!   They serve the modules outside the modelled protocols: the per-worker
-//!   metrics counters (`metrics.rs`: one writer each, read only by
-//!   snapshots, which no model takes), the task cells of cancellable jobs
+//!   They serve the modules outside the modelled protocols: the metrics
+//!   counters (`metrics.rs`: they order nothing but their own figures and
+//!   are read only by snapshots, which no model takes), the task cells of cancellable jobs
 //!   and their handles (`task.rs`, `job.rs`, `handle.rs`, `options.rs`:
 //!   `Arc<dyn TaskCell>` needs std's unsized coercion, which loom's `Arc`
 //!   lacks, and the models spawn plain closures only), the deadline timer

@@ -13,7 +13,13 @@
 //! where it is; the worker that later pops it finds the job already ended,
 //! discards the entry and counts the job finished (the drain accounting of
 //! `shutdown.rs` is unchanged: a cancelled or expired job is outstanding
-//! until its entry is popped).
+//! until its entry is popped). The metrics count the job as cancelled or
+//! expired at that pop too, when it leaves the backlog (see `metrics.rs`).
+//!
+//! A worker that pops an entry first *claims* the job ([`TaskCell::claim`]:
+//! the deadline check and `QUEUED → RUNNING`) and only then counts it as
+//! started and runs it ([`TaskCell::run`]), so a job that never began is
+//! never counted as started, and gets no job hooks.
 //!
 //! # States
 //!
@@ -121,6 +127,24 @@ impl TaskState {
         matches!(self.state.load(Ordering::Acquire), DONE | CANCELLED | EXPIRED)
     }
 
+    /// How a job that ended without running ended: `None` unless it is
+    /// `CANCELLED` or `EXPIRED`.
+    fn unrun(&self) -> Option<Unrun> {
+        match self.state.load(Ordering::Acquire) {
+            CANCELLED => Some(Unrun::Cancelled),
+            EXPIRED => Some(Unrun::Expired),
+            _ => None,
+        }
+    }
+
+    /// The fate of a job whose popped entry found it out of `QUEUED`: only
+    /// the popper moves it to `RUNNING`, so it was cancelled or expired.
+    pub(crate) fn unrun_fate(&self) -> Unrun {
+        let fate = self.unrun();
+        debug_assert!(fate.is_some(), "a popped entry found its job neither queued nor ended unrun");
+        fate.unwrap_or(Unrun::Cancelled)
+    }
+
     /// Whether a running job was asked to stop.
     pub(crate) fn is_cancel_requested(&self) -> bool {
         self.state.load(Ordering::Acquire) == CANCEL_REQUESTED
@@ -162,8 +186,18 @@ impl TaskState {
 /// How a job can end without running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Unrun {
+    /// By a handle's `cancel`, or by `shutdown_now` (its sweep, or a worker
+    /// while aborting).
     Cancelled,
+    /// Its deadline passed before a worker claimed it.
     Expired,
+}
+
+/// A popped job that will not run: how it ended, and the panic of its
+/// closure's destructor if that panicked when the job was dropped now.
+pub(crate) struct Discarded {
+    pub(crate) fate: Unrun,
+    pub(crate) panic: Option<Payload>,
 }
 
 impl Unrun {
@@ -196,9 +230,13 @@ pub(crate) trait TaskCell: Send + Sync {
     /// The job's state (also reachable as its [`JobContext`]).
     fn state(&self) -> &TaskState;
 
-    /// Called by the worker that popped the job's queue entry: runs the job
-    /// if it is still queued and its deadline has not passed, expires it if
-    /// the deadline has passed, and does nothing if it already ended.
+    /// Called by the worker that popped the job's queue entry: moves the job
+    /// to `RUNNING` if it is still queued and its deadline has not passed.
+    /// Otherwise the job will not run: it expires now if the deadline has
+    /// passed, or it had already ended (cancelled or expired).
+    fn claim(&self) -> Result<(), Discarded>;
+
+    /// Runs a job this worker [claimed](TaskCell::claim).
     fn run(&self) -> Outcome;
 
     /// Drops the job unrun if it is still queued, and completes its handle
@@ -257,20 +295,27 @@ where
         self.context.state()
     }
 
-    fn run(&self) -> Outcome {
+    fn claim(&self) -> Result<(), Discarded> {
         let state = self.state();
         if state.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-            return match self.abandon(Unrun::Expired) {
-                Abandoned::Dropped(Some(payload)) => Outcome::Panicked(Some(payload)),
-                Abandoned::Dropped(None) | Abandoned::NotQueued => Outcome::NotRun,
-            };
+            return Err(match self.abandon(Unrun::Expired) {
+                Abandoned::Dropped(panic) => Discarded { fate: Unrun::Expired, panic },
+                Abandoned::NotQueued => Discarded { fate: state.unrun_fate(), panic: None },
+            });
         }
-        if !state.transition(QUEUED, RUNNING) {
-            return Outcome::NotRun;
+        if state.transition(QUEUED, RUNNING) {
+            Ok(())
+        } else {
+            Err(Discarded { fate: state.unrun_fate(), panic: None })
         }
+    }
+
+    fn run(&self) -> Outcome {
+        let state = self.state();
         let Some(Body { job, result }) = self.take() else {
-            debug_assert!(false, "the winner of QUEUED -> RUNNING found no closure");
-            return Outcome::NotRun;
+            // Unreachable: only the winner of QUEUED -> RUNNING runs the job.
+            debug_assert!(false, "a claimed job found no closure");
+            return Outcome::Completed;
         };
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| job(&self.context)));
         state.state.store(DONE, Ordering::Release);

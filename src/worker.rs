@@ -6,7 +6,10 @@
 //! ```text
 //! loop {
 //!     surplus (scaling.rs)? retire: exit before taking another job
-//!     pick (priority.rs):  Found   -> run the job (panics caught), finish it
+//!     pick (priority.rs):  Found   -> claim the job (task.rs) and run it
+//!                                     (panics caught), or discard it unrun
+//!                                     if it was cancelled or has expired
+//!                                     (or the pool is aborting); finish it
 //!                          Contended -> back off briefly, pick again
 //!                          Empty   -> spin a few rounds (crossbeam Backoff,
 //!                                     a few µs), then: drained? exit
@@ -35,6 +38,7 @@ use crate::priority::{Pick, Source};
 use crate::registry::Registry;
 use crate::sleep::Wake;
 use crate::sync::{Arc, Backoff, Parker, thread, thread_local};
+use crate::task::Discarded;
 use crate::workers::{Peer, Peers};
 
 /// A worker's own deques, one per level, reachable from the jobs it runs.
@@ -86,7 +90,7 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
     // On the roster before the thread runs (see `WorkerProbe::attach`).
     let probe = WorkerProbe::attach(registry, index);
     registry.workers.start(peer, move || {
-        thread.spawn(move || WorkerThread::new(registry_for_thread, index, local, searching, probe).run())
+        thread.spawn(move || WorkerThread::new(registry_for_thread, index, local, searching, probe).run(true))
     })
 }
 
@@ -98,7 +102,7 @@ pub(crate) fn run_here(registry: &Arc<Registry>) {
     let (index, peer, local) = new_worker(registry);
     registry.workers.add_peer(peer);
     let probe = WorkerProbe::attach(registry, index);
-    WorkerThread::new(Arc::clone(registry), index, local, false, probe).run();
+    WorkerThread::new(Arc::clone(registry), index, local, false, probe).run(false);
 }
 
 /// A fresh worker index, its local deques and the stealers for its peers.
@@ -148,7 +152,10 @@ impl WorkerThread {
         }
     }
 
-    fn run(mut self) {
+    /// The loop; `own_thread`: the worker was started by [`start`], on a
+    /// thread of its own and into a slot of the pool's size (not by
+    /// [`run_here`]).
+    fn run(mut self, own_thread: bool) {
         // The thread start and stop hooks run outside the window in which
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of shutdown.rs valid.
@@ -199,8 +206,10 @@ impl WorkerThread {
         // job is stranded, and the queued counts stay as they are.
         registry.levels.drain_into_injectors(&self.local.deques);
         self.probe.thread_stopping(&registry);
-        if let Exit::Retired = exit {
-            Registry::retire_worker(&registry, self.index);
+        match exit {
+            Exit::Retired => Registry::retire_worker(&registry, self.index, own_thread),
+            Exit::Drained if own_thread => registry.scaling.left_at_shutdown(),
+            Exit::Drained => {}
         }
     }
 
@@ -231,20 +240,40 @@ impl WorkerThread {
         self.registry.levels.pick(&self.local.deques, &self.peers, self.tick)
     }
 
+    /// Runs a popped job, or discards it unrun: while `shutdown_now` aborts
+    /// the pool (abort.rs), or when its claim fails because it was cancelled
+    /// or has expired (task.rs). Only a job whose closure begins is counted
+    /// as started and gets the job hooks.
     fn execute(&self, level: usize, source: Source, job: Job) {
         let registry = &*self.registry;
-        // During `shutdown_now` a popped job is cancelled, not run (abort.rs).
-        if registry.abort.is_aborting() {
-            if let Some(payload) = registry.abort.cancel(level, job) {
-                registry.job_panicked(Some(payload));
-            }
+        let discarded = if registry.abort.is_aborting() {
+            registry.abort.cancel(level, job)
         } else {
-            let running = self.probe.job_starting(registry, level, source, &job);
-            let outcome = job.run();
-            self.probe.job_ended(registry, running, &outcome);
-            if let Outcome::Panicked(payload) = outcome {
-                registry.job_panicked(payload);
+            match job.claim() {
+                Ok(()) => {
+                    let running = self.probe.job_starting(registry, level, source, &job);
+                    let outcome = job.run();
+                    self.probe.job_ended(registry, running, &outcome);
+                    if let Outcome::Panicked(payload) = outcome {
+                        registry.job_panicked(payload);
+                    }
+                    registry.lifecycle.finish(|| registry.on_drained());
+                    return;
+                }
+                Err(discarded) => discarded,
             }
+        };
+        self.discard(level, source, discarded);
+    }
+
+    /// Counts a popped job that will not run and finishes it. Off the hot
+    /// path: only cancelled and expired jobs, and jobs popped while aborting.
+    #[cold]
+    fn discard(&self, level: usize, source: Source, discarded: Discarded) {
+        let registry = &*self.registry;
+        self.probe.job_discarded(registry, level, source, discarded.fate);
+        if let Some(payload) = discarded.panic {
+            registry.job_panicked(Some(payload));
         }
         registry.lifecycle.finish(|| registry.on_drained());
     }

@@ -62,6 +62,12 @@ struct Threads {
     exited: Vec<JoinHandle<()>>,
     /// Shutdown has joined every thread: no more may start.
     sealed: bool,
+    /// Worker threads started since the pool was built.
+    started: usize,
+    /// Worker threads retired since the pool was built (counted by the
+    /// retiring thread under this lock, which its start was counted under
+    /// before it could run: so `retired <= started` for any reader of both).
+    retired: usize,
 }
 
 impl WorkerSet {
@@ -100,6 +106,7 @@ impl WorkerSet {
         match spawn() {
             Ok(thread) => {
                 threads.running.push((id, thread));
+                threads.started += 1;
                 Ok(true)
             }
             Err(error) => {
@@ -146,6 +153,7 @@ impl WorkerSet {
         let earlier = {
             let mut threads = lock(&self.threads);
             let earlier = std::mem::take(&mut threads.exited);
+            threads.retired += 1;
             // Absent if shutdown has already taken it to join.
             if let Some(pos) = threads.running.iter().position(|&(i, _)| i == id) {
                 let (_, thread) = threads.running.swap_remove(pos);
@@ -154,6 +162,13 @@ impl WorkerSet {
             earlier
         };
         join(earlier);
+    }
+
+    /// How many worker threads have been started and how many have retired
+    /// since the pool was built, read together: `retired <= started`.
+    pub(crate) fn thread_counts(&self) -> (usize, usize) {
+        let threads = lock(&self.threads);
+        (threads.started, threads.retired)
     }
 
     /// Joins the threads of workers that have retired so far.
@@ -201,7 +216,8 @@ impl WorkerSet {
     /// one starts (used when a shutdown gives up waiting for stuck jobs).
     pub(crate) fn detach_all(&self) {
         let mut threads = lock(&self.threads);
-        *threads = Threads { sealed: true, ..Threads::default() };
+        let Threads { started, retired, .. } = *threads;
+        *threads = Threads { sealed: true, started, retired, ..Threads::default() };
     }
 }
 
