@@ -91,6 +91,14 @@ impl<T: Send + 'static> JobHandle<T> {
 impl<T> JobHandle<T> {
     /// Blocks until the job has ended and returns its value.
     ///
+    /// Do not join from inside a job of the same pool unless another worker
+    /// is sure to be free: the joining job holds its worker while it waits,
+    /// so with `W` workers, `W` jobs each joining a job queued behind them
+    /// wait for ever (and so does the pool's shutdown). priopool has no
+    /// `join` that runs other jobs while it waits (as rayon's does); spawn a
+    /// continuation instead, or bound the wait with
+    /// [`JobHandle::join_timeout`].
+    ///
     /// # Errors
     ///
     /// [`JobError::Panicked`] with the panic payload if the job panicked;

@@ -61,7 +61,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::context::JobContext;
-use crate::error::JobError;
+use crate::error::{JobError, PanicPayload};
 use crate::job::Outcome;
 use crate::sync::{Arc, AtomicU8, Condvar, Mutex, Ordering, lock, wait, wait_timeout};
 
@@ -326,7 +326,7 @@ where
             }
             (Ok(_), None) => Outcome::Completed,
             (Err(payload), Some(sender)) => {
-                let _ = sender.send(Err(JobError::Panicked(payload)));
+                let _ = sender.send(Err(JobError::Panicked(PanicPayload::new(payload))));
                 Outcome::Panicked(None)
             }
             (Err(payload), None) => Outcome::Panicked(Some(payload)),
