@@ -155,7 +155,10 @@ impl WorkerThread {
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of shutdown.rs valid.
         self.probe.thread_started(&self.registry);
-        CURRENT.set(Some(Rc::clone(&self.local)));
+        // `run_here` may run this loop on a worker of another pool (a job of
+        // that pool shutting this one down): restore that pool's deques on
+        // the way out, or its running job would pass for an outsider.
+        let outer = CURRENT.replace(Some(Rc::clone(&self.local)));
         let registry = Arc::clone(&self.registry);
         let idle = Backoff::new();
         let contention = Backoff::new();
@@ -194,7 +197,7 @@ impl WorkerThread {
                 }
             }
         };
-        CURRENT.set(None);
+        CURRENT.set(outer);
         self.stop_searching(false);
         // A retiring worker may hold jobs that its last job spawned, or the
         // rest of a batch it stole; a drained pool has none. Either way no

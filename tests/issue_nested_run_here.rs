@@ -22,7 +22,6 @@ const HUGE_STACK: usize = 1 << 50;
 const BOUND: Duration = Duration::from_secs(10);
 
 #[test]
-#[ignore = "bug: run_here resets the thread's CURRENT to None instead of restoring the outer pool's worker"]
 fn dropping_a_pool_from_its_job_after_a_nested_pool_ran_on_that_thread_returns() {
     let pool_a = Pool::builder().workers(2).build().unwrap();
     let spawner_a = pool_a.spawner();
