@@ -75,8 +75,11 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
     let (index, peer, local) = new_worker(registry);
     // The name function is user code: a panic in it must not unwind into a
     // spawn (the job is already queued) with a slot reserved.
-    let name = panic::catch_unwind(AssertUnwindSafe(|| (registry.config.thread_name)(index)))
-        .unwrap_or_else(|_| format!("priopool-{index}"));
+    let name =
+        panic::catch_unwind(AssertUnwindSafe(|| (registry.config.thread_name)(index))).unwrap_or_else(|payload| {
+            crate::job::drop_payload(payload);
+            format!("priopool-{index}")
+        });
     let mut thread = std::thread::Builder::new().name(name);
     if let Some(bytes) = registry.config.stack_size {
         thread = thread.stack_size(bytes);

@@ -91,7 +91,6 @@ fn still_runs_jobs(pool: Pool) -> bool {
 }
 
 #[test]
-#[ignore = "bug: a job's panic payload whose destructor panics twice kills the worker"]
 fn a_job_panic_whose_payload_panics_when_dropped_does_not_kill_the_worker() {
     quiet();
     watchdog("a job's nested panic", || {
@@ -102,7 +101,6 @@ fn a_job_panic_whose_payload_panics_when_dropped_does_not_kill_the_worker() {
 }
 
 #[test]
-#[ignore = "bug: a hook's panic payload whose destructor panics twice kills the worker"]
 fn a_hook_panic_whose_payload_panics_when_dropped_does_not_kill_the_worker() {
     quiet();
     watchdog("a hook's nested panic", || {
@@ -122,7 +120,6 @@ fn a_hook_panic_whose_payload_panics_when_dropped_does_not_kill_the_worker() {
 }
 
 #[test]
-#[ignore = "bug: a thread_name panic payload whose destructor panics unwinds out of spawn and leaks a worker slot"]
 fn a_thread_name_panic_whose_payload_panics_when_dropped_is_contained() {
     quiet();
     watchdog("a thread_name nested panic", || {
