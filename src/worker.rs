@@ -74,12 +74,13 @@ pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
 pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<bool> {
     let (index, peer, local) = new_worker(registry);
     // The name function is user code: a panic in it must not unwind into a
-    // spawn (the job is already queued) with a slot reserved.
-    let name =
-        panic::catch_unwind(AssertUnwindSafe(|| (registry.config.thread_name)(index))).unwrap_or_else(|payload| {
-            crate::job::drop_payload(payload);
-            format!("priopool-{index}")
-        });
+    // spawn (the job is already queued) with a slot reserved, and neither
+    // may the panic of `thread::Builder::spawn` on a name with a NUL byte.
+    let name = panic::catch_unwind(AssertUnwindSafe(|| (registry.config.thread_name)(index)))
+        .map_err(crate::job::drop_payload)
+        .ok()
+        .filter(|name| !name.contains('\0'))
+        .unwrap_or_else(|| format!("priopool-{index}"));
     let mut thread = std::thread::Builder::new().name(name);
     if let Some(bytes) = registry.config.stack_size {
         thread = thread.stack_size(bytes);

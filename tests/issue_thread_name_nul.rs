@@ -43,7 +43,6 @@ fn run_bounded(what: &str, body: impl FnOnce() + Send + 'static) {
 }
 
 #[test]
-#[ignore = "bug: a NUL byte in a thread name panics out of Builder::build"]
 fn a_thread_name_with_a_nul_byte_does_not_panic_the_build() {
     run_bounded("build", || {
         let built = panic::catch_unwind(|| Pool::builder().workers(2).thread_name(with_nul).build());
@@ -55,7 +54,6 @@ fn a_thread_name_with_a_nul_byte_does_not_panic_the_build() {
 }
 
 #[test]
-#[ignore = "bug: a NUL byte in a thread name panics out of spawn and leaks the reserved worker slot"]
 fn a_thread_name_with_a_nul_byte_does_not_panic_a_spawn_that_grows_the_pool() {
     run_bounded("spawn and shutdown", || {
         let pool = Pool::builder().min_workers(0).max_workers(1).thread_name(with_nul).build().unwrap();
