@@ -98,13 +98,8 @@ impl<T: Send + 'static> JobHandle<T> {
 impl<T> JobHandle<T> {
     /// Blocks until the job has ended and returns its value.
     ///
-    /// Do not join from inside a job of the same pool unless another worker
-    /// is sure to be free: the joining job holds its worker while it waits,
-    /// so with `W` workers, `W` jobs each joining a job queued behind them
-    /// wait for ever (and so does the pool's shutdown). priopool has no
-    /// `join` that runs other jobs while it waits (as rayon's does); spawn a
-    /// continuation instead, or bound the wait with
-    /// [`JobHandle::join_timeout`].
+    /// From inside a job of the same pool this can wait for ever: see
+    /// [the type's docs](JobHandle).
     ///
     /// # Errors
     ///
