@@ -22,7 +22,7 @@
 //! (`sealed`), so no thread can be started behind its back.
 
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::deque::Stealer;
 use crate::job::Job;
@@ -208,6 +208,41 @@ impl WorkerSet {
             } else {
                 join(batch);
             }
+        }
+    }
+
+    /// For a drained pool: joins the worker threads that have finished by
+    /// `deadline` (polling every millisecond, since a thread can only be
+    /// joined without a bound) and detaches the rest, as [`detach_all`]
+    /// does. Returns whether every thread was joined. The threads of a
+    /// drained pool are only running their `on_thread_stop` hooks and
+    /// exiting, so no job is left behind either way.
+    ///
+    /// [`detach_all`]: WorkerSet::detach_all
+    pub(crate) fn join_until(&self, deadline: Option<Instant>) -> bool {
+        loop {
+            let (finished, left) = {
+                let mut threads = lock(&self.threads);
+                let mut finished = std::mem::take(&mut threads.exited);
+                let (done, running): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut threads.running).into_iter().partition(|(_, t)| t.is_finished());
+                finished.extend(done.into_iter().map(|(_, thread)| thread));
+                threads.running = running;
+                let left = threads.running.len();
+                if left == 0 {
+                    threads.sealed = true;
+                }
+                (finished, left)
+            };
+            join(finished);
+            if left == 0 {
+                return true;
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                self.detach_all();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

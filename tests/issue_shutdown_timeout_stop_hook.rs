@@ -40,7 +40,6 @@ impl Latch {
 }
 
 #[test]
-#[ignore = "bug: shutdown_timeout joins workers without a bound while on_thread_stop runs"]
 fn shutdown_timeout_is_bounded_even_while_a_stop_hook_runs() {
     let latch = Arc::new(Latch::default());
     let hook_latch = Arc::clone(&latch);
