@@ -9,8 +9,10 @@
 //! keeps up with; between 0.5 s and 1 s it adds a burst of HIGH jobs that
 //! needs more than every worker. During the burst the MEDIUM and LOW
 //! backlogs grow and their "oldest" figure (how long the level has had jobs
-//! queued without starting any) climbs: they starve, by design, while HIGH
-//! waits stay short. After the burst the backlog drains. The p99 waits are
+//! queued without starting any) climbs: they starve, by design, while every
+//! worker serves HIGH. The burst is larger than the pool can serve, so HIGH
+//! queues up too, but only behind other HIGH jobs. After the burst the
+//! backlog drains. The p99 waits are
 //! for the jobs started in each 100 ms window (`Metrics::since`).
 
 use std::thread;

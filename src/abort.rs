@@ -258,15 +258,22 @@ pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> S
         return ShutdownReport::Detached;
     }
     if registry.abort.wait_drained(deadline) {
-        Registry::shutdown(registry);
+        // Every job has run; the workers are on their way out. Join them
+        // within the same deadline: their `on_thread_stop` hooks may be slow.
+        if registry.workers.join_until(deadline) {
+            registry.timer.join();
+        } else {
+            registry.timer.detach();
+        }
         return ShutdownReport::Drained;
     }
     abort_and_sweep(registry);
     let cancelled = registry.abort.counts();
     let still_running = registry.lifecycle.outstanding();
-    if still_running == 0 && registry.abort.wait_drained(Some(Instant::now())) {
-        // Nothing runs any more: the workers are exiting; join them.
-        Registry::shutdown(registry);
+    if still_running == 0 && registry.abort.wait_drained(Some(Instant::now())) && registry.workers.join_until(deadline)
+    {
+        // Nothing ran any more and the workers exited in time.
+        registry.timer.join();
     } else {
         registry.workers.detach_all();
         registry.timer.detach();

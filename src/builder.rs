@@ -152,7 +152,8 @@ impl Builder {
     /// `priopool-{index}`. Indexes are never reused: a dynamic pool's
     /// replacement workers get new ones. `name` may be called on any
     /// thread that gives the pool a job (growth starts a worker there); a
-    /// panic in it is caught and the default name used.
+    /// panic in it is caught and the default name used, as it is for a name
+    /// containing a NUL byte (which no OS thread name can hold).
     pub fn thread_name(mut self, name: impl Fn(usize) -> String + Send + Sync + 'static) -> Builder {
         self.thread_name = Some(Arc::new(name));
         self

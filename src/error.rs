@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 
 use crate::handle::JobHandle;
-use crate::job::panic_message;
+use crate::sync::plain::{Mutex, PoisonError};
 
 /// Why [`Builder::build`](crate::Builder::build) refused to make a pool.
 ///
@@ -179,6 +179,22 @@ pub enum SpawnErrorKind {
     TimerUnavailable,
 }
 
+impl fmt::Display for SpawnErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SpawnErrorKind::Shutdown => f.write_str("the pool is shutting down and accepts no new jobs"),
+            SpawnErrorKind::UnknownLevel { level, levels } => {
+                write!(f, "priority level {level} does not exist: this pool has levels 0..{levels}")
+            }
+            SpawnErrorKind::TimerUnavailable => f.write_str(
+                "the OS refused to start the pool's deadline timer thread: retry, or submit the job without a deadline",
+            ),
+        }
+    }
+}
+
+impl Error for SpawnErrorKind {}
+
 impl<F> SpawnError<F> {
     pub(crate) fn new(job: F, kind: SpawnErrorKind) -> SpawnError<F> {
         SpawnError { job, kind }
@@ -203,15 +219,7 @@ impl<F> fmt::Debug for SpawnError<F> {
 
 impl<F> fmt::Display for SpawnError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            SpawnErrorKind::Shutdown => f.write_str("the pool is shutting down and accepts no new jobs"),
-            SpawnErrorKind::UnknownLevel { level, levels } => {
-                write!(f, "priority level {level} does not exist: this pool has levels 0..{levels}")
-            }
-            SpawnErrorKind::TimerUnavailable => f.write_str(
-                "the OS refused to start the pool's deadline timer thread: retry, or submit the job without a deadline",
-            ),
-        }
+        fmt::Display::fmt(&self.kind, f)
     }
 }
 
@@ -220,10 +228,9 @@ impl<F> Error for SpawnError<F> {}
 /// Why a submitted job produced no value.
 #[non_exhaustive]
 pub enum JobError {
-    /// The job panicked; this is the payload `panic!` was given (usually a
-    /// `&'static str` or a `String`), for [`std::panic::resume_unwind`] or
-    /// inspection.
-    Panicked(Box<dyn Any + Send + 'static>),
+    /// The job panicked; this holds the payload `panic!` was given, for
+    /// inspection or [`std::panic::resume_unwind`].
+    Panicked(PanicPayload),
     /// The job was dropped without being run, so it never will be: it was
     /// cancelled (through its handle, or by
     /// [`Pool::shutdown_now`](crate::Pool::shutdown_now)) before it started.
@@ -232,6 +239,43 @@ pub enum JobError {
     /// ran; its closure was dropped when the deadline passed. See
     /// [`JobBuilder::deadline`](crate::JobBuilder::deadline).
     Expired,
+}
+
+/// The payload of a job's panic, as `panic!` gave it (usually a
+/// `&'static str` or a `String`).
+///
+/// It is kept behind a lock so that [`JobError`] is `Send + Sync` (and
+/// works with `?` into `Box<dyn Error + Send + Sync>` or `anyhow`) although a
+/// panic payload is only `Send`. Take it out with
+/// [`PanicPayload::into_inner`], for instance to
+/// [`std::panic::resume_unwind`] it on the joining thread.
+pub struct PanicPayload(Mutex<Box<dyn Any + Send + 'static>>);
+
+impl PanicPayload {
+    pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> PanicPayload {
+        PanicPayload(Mutex::new(payload))
+    }
+
+    /// The payload itself.
+    pub fn into_inner(self) -> Box<dyn Any + Send + 'static> {
+        self.0.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The panic message, if the payload is a string (as `panic!` with a
+    /// message makes it).
+    pub fn message(&self) -> Option<String> {
+        let payload = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        payload.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| payload.downcast_ref::<String>().cloned())
+    }
+}
+
+impl fmt::Debug for PanicPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.message() {
+            Some(message) => fmt::Debug::fmt(&message, f),
+            None => f.write_str("<non-string panic payload>"),
+        }
+    }
 }
 
 impl JobError {
@@ -254,7 +298,7 @@ impl JobError {
 impl fmt::Debug for JobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JobError::Panicked(payload) => f.debug_tuple("Panicked").field(&panic_message(payload.as_ref())).finish(),
+            JobError::Panicked(payload) => f.debug_tuple("Panicked").field(payload).finish(),
             JobError::Cancelled => f.write_str("Cancelled"),
             JobError::Expired => f.write_str("Expired"),
         }
@@ -264,7 +308,9 @@ impl fmt::Debug for JobError {
 impl fmt::Display for JobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JobError::Panicked(payload) => write!(f, "the job panicked: {}", panic_message(payload.as_ref())),
+            JobError::Panicked(payload) => {
+                write!(f, "the job panicked: {}", payload.message().as_deref().unwrap_or("<non-string panic payload>"))
+            }
             JobError::Cancelled => f.write_str("the job was cancelled before it started, so it never ran"),
             JobError::Expired => f.write_str("the job's deadline passed before it started, so it never ran"),
         }

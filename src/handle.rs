@@ -24,6 +24,13 @@ use crate::task::{self, CancelOutcome, JobResult, Task, TaskCell};
 /// its value is dropped on the worker thread. To stop a job, call
 /// [`JobHandle::cancel`].
 ///
+/// Joining from inside a job of the same pool blocks that worker: the
+/// pool does not run other jobs on a worker while it waits (there is no
+/// work-stealing join). If every worker ends up waiting for jobs still
+/// queued behind them (in a one-worker pool, a job that joins a job it
+/// submitted), the joins never return. Inside a job, prefer spawning the
+/// follow-up work, or bound the wait with [`JobHandle::join_timeout`].
+///
 /// ```
 /// use std::time::Duration;
 /// use priopool::{JoinTimeoutError, Pool, Priority};
@@ -89,6 +96,9 @@ impl<T: Send + 'static> JobHandle<T> {
 
 impl<T> JobHandle<T> {
     /// Blocks until the job has ended and returns its value.
+    ///
+    /// From inside a job of the same pool this can wait for ever: see
+    /// [the type's docs](JobHandle).
     ///
     /// # Errors
     ///

@@ -61,9 +61,11 @@ macro_rules! log_event {
     ($level:ident, $($arg:tt)+) => {{
         #[cfg(feature = "log")]
         {
-            let _ = ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+            if let Err(payload) = ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
                 ::log::$level!(target: "priopool", $($arg)+);
-            }));
+            })) {
+                $crate::job::drop_payload(payload);
+            }
         }
     }};
 }
@@ -195,13 +197,13 @@ impl fmt::Debug for Monitoring {
 }
 
 /// Runs the hook call `call`, catching a panic: the panic is counted, logged
-/// (feature `log`) and its payload dropped, also under `catch_unwind` in case
+/// (feature `log`) and its payload dropped with `job::drop_payload`, in case
 /// the payload's destructor panics too.
 pub(crate) fn guarded(registry: &Registry, hook: &str, call: impl FnOnce()) {
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(call)) {
         registry.metrics.hook_panicked();
         report_hook_panic(hook, payload.as_ref());
-        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        crate::job::drop_payload(payload);
     }
 }
 

@@ -135,6 +135,18 @@ impl Job {
     }
 }
 
+/// Drops a caught panic payload without letting its destructor unwind into
+/// the pool: the drop runs under `catch_unwind`, and if it panics, the
+/// payload of *that* panic is leaked rather than dropped, since its
+/// destructor could panic in turn, without end. (A payload whose destructor
+/// panics is rare; leaking one box then is the price of a worker that never
+/// unwinds.)
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
 /// The message of a panic payload, when it is a string (as `panic!` makes).
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     payload

@@ -58,7 +58,7 @@ mod workers;
 pub use abort::{CancelledJobs, ShutdownReport};
 pub use builder::{Builder, DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
 pub use context::JobContext;
-pub use error::{BuildError, JobError, JoinTimeoutError, ResizeError, SpawnError, SpawnErrorKind};
+pub use error::{BuildError, JobError, JoinTimeoutError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
 pub use handle::{CancelHandle, JobHandle};
 pub use hooks::{JobInfo, JobOutcome};
 pub use metrics::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};

@@ -792,7 +792,7 @@ impl WorkerProbe {
             debug,
             "worker {} started on thread {:?}",
             self.index,
-            std::thread::current().name().unwrap_or("<unnamed>")
+            sync::plain::thread::current().name().unwrap_or("<unnamed>")
         );
         if let Some(hook) = &registry.config.monitoring.on_thread_start {
             hooks::guarded(registry, "on_thread_start", || hook(self.index));

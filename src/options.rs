@@ -59,6 +59,8 @@ impl<'a> JobBuilder<'a> {
     ///
     /// Given more than once, or together with
     /// [`max_wait`](JobBuilder::max_wait), the earliest deadline applies.
+    #[doc(alias = "timeout")]
+    #[doc(alias = "expire")]
     pub fn deadline(mut self, at: Instant) -> JobBuilder<'a> {
         self.deadline = Some(self.deadline.map_or(at, |earlier| earlier.min(at)));
         self
@@ -69,6 +71,7 @@ impl<'a> JobBuilder<'a> {
     /// that instant plus `wait`. A zero `wait` is a deadline already past:
     /// the job expires at once and never runs. A `wait` too large to add to
     /// `Instant::now()` sets no deadline.
+    #[doc(alias = "timeout")]
     pub fn max_wait(mut self, wait: Duration) -> JobBuilder<'a> {
         self.max_wait = Some(self.max_wait.map_or(wait, |shorter| shorter.min(wait)));
         self

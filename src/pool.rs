@@ -19,8 +19,15 @@ use crate::sync::Arc;
 /// A priority-aware, work-stealing pool of worker threads.
 ///
 /// Jobs are queued per priority level and a worker always starts the most
-/// urgent job there is (see the crate docs for the exact rule). Dropping the
-/// pool shuts it down gracefully, like [`Pool::shutdown`].
+/// urgent job there is (see the crate docs for the exact rule). Within a
+/// level, jobs start in roughly submission order: one worker takes them in
+/// order, but workers take batches from the shared queue, so with several
+/// workers the start order across workers is not FIFO.
+///
+/// Dropping the pool shuts it down gracefully, like [`Pool::shutdown`]: the
+/// dropping thread **blocks** until every accepted job has run (unlike
+/// rayon's pool, whose drop does not wait). Use [`Pool::shutdown_timeout`]
+/// to bound that wait, or [`Pool::shutdown_now`] to cancel the backlog.
 ///
 /// ```
 /// use priopool::{Pool, Priority};
@@ -151,6 +158,7 @@ impl Pool {
     /// # Errors
     ///
     /// As [`Pool::set_worker_limits`].
+    #[doc(alias = "resize")]
     pub fn set_workers(&self, n: usize) -> Result<(), ResizeError> {
         Registry::set_worker_limits(&self.spawner.registry, n, n)
     }

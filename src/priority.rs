@@ -41,6 +41,12 @@ use crate::sync::{AtomicUsize, Ordering, spin_loop};
 /// pool's *least* urgent level (`k - 1`), whatever `k` is, so code written
 /// for a two-level pool keeps its meaning when levels are added.
 ///
+/// There is no `MEDIUM`: with three levels, the middle one is
+/// `Priority::level(1)`. Equality compares what was written, not the level
+/// it resolves to in some pool: `Priority::level(1) != Priority::LOW` even
+/// though both name level 1 of a two-level pool. For the same reason
+/// `Priority` is not `Ord`.
+///
 /// A `Priority` is resolved against a pool when a job is spawned; a level
 /// the pool does not have is reported as [`SpawnError`](crate::SpawnError)
 /// with kind [`SpawnErrorKind::UnknownLevel`](crate::SpawnErrorKind::UnknownLevel).

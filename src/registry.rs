@@ -8,7 +8,7 @@ use crate::abort::Abort;
 use crate::builder::Config;
 use crate::error::{BuildError, BuildErrorKind, SpawnErrorKind};
 use crate::hooks::log_event;
-use crate::job::Job;
+use crate::job::{Job, drop_payload};
 use crate::metrics::{Metrics, MetricsCore, ThreadCounts};
 use crate::priority::{Levels, Priority};
 use crate::scaling::Scaling;
@@ -109,8 +109,11 @@ impl Registry {
         self.panics.fetch_add(1, Ordering::Relaxed);
         if let Some(payload) = payload {
             let handler = &self.config.panic_handler;
-            // A panicking handler must not take the worker down with it.
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| handler(payload)));
+            // A panicking handler must not take the worker down with it, nor
+            // may the payload of its panic (see `job::drop_payload`).
+            if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| handler(payload))) {
+                drop_payload(again);
+            }
         }
     }
 

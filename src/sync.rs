@@ -25,8 +25,9 @@
 //!   `Arc<dyn TaskCell>` needs std's unsized coercion, which loom's `Arc`
 //!   lacks, and the models spawn plain closures only), the deadline timer
 //!   (`timer.rs`: it holds a `Weak` pointer to the registry, and loom has
-//!   no `Weak`), and the user's hooks and handlers (`builder.rs`,
-//!   `hooks.rs`). Modelling them would only add interleavings that no
+//!   no `Weak`), the user's hooks and handlers (`builder.rs`,
+//!   `hooks.rs`), and the lock that makes a panic payload in a `JobError`
+//!   shareable (`error.rs`). Modelling them would only add interleavings that no
 //!   invariant of the protocols depends on. A plain lock inside a model is
 //!   safe only while nothing modelled happens under it (loom runs a model's
 //!   threads on one OS thread and switches between them only at modelled
@@ -56,6 +57,8 @@
 //!   has its own thread-local state.
 //! * The deadline timer refuses to start (`timer.rs`), so a spawn with a
 //!   deadline fails with `TimerUnavailable`; no model uses deadlines.
+//! * [`is_finished`] says every worker thread has finished, so the bounded
+//!   join of `shutdown_timeout` joins without a bound, like `shutdown`.
 //!
 //! [loom]: https://docs.rs/loom/0.7
 
@@ -88,7 +91,7 @@ pub(crate) use self::model::{Backoff, Parker, Unparker, lock, wait, wait_timeout
 /// the modelled protocols (see the module docs for which, and why).
 pub(crate) mod plain {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
-    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
     pub(crate) use std::thread;
 
     /// Locks `mutex`, ignoring poisoning.
@@ -151,6 +154,19 @@ pub(crate) fn sleep_for(pause: std::time::Duration) {
     {
         let _ = pause;
         loom::thread::yield_now();
+    }
+}
+
+/// Whether the thread of `handle` has finished, so that joining it will not
+/// block. Under loom it says yes: a join in a model waits as long as needed
+/// (time does not pass), so a bounded join behaves like an unbounded one.
+pub(crate) fn is_finished<T>(handle: &thread::JoinHandle<T>) -> bool {
+    #[cfg(not(loom))]
+    return handle.is_finished();
+    #[cfg(loom)]
+    {
+        let _ = handle;
+        true
     }
 }
 

@@ -61,7 +61,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::context::JobContext;
-use crate::error::JobError;
+use crate::error::{JobError, PanicPayload};
 use crate::job::Outcome;
 use crate::sync::Ordering;
 use crate::sync::plain::{Arc, AtomicU8, Condvar, Mutex, lock, wait, wait_timeout};
@@ -327,7 +327,7 @@ where
             }
             (Ok(_), None) => Outcome::Completed,
             (Err(payload), Some(sender)) => {
-                let _ = sender.send(Err(JobError::Panicked(payload)));
+                let _ = sender.send(Err(JobError::Panicked(PanicPayload::new(payload))));
                 Outcome::Panicked(None)
             }
             (Err(payload), None) => Outcome::Panicked(Some(payload)),

@@ -240,10 +240,11 @@ fn run(shared: &Shared, pool: &Weak<Registry>) {
         drop(state);
         for task in due.drain(..) {
             let Some(task) = task.upgrade() else { continue };
-            if let Abandoned::Dropped(Some(payload)) = task.abandon(Unrun::Expired)
-                && let Some(registry) = pool.upgrade()
-            {
-                registry.job_panicked(Some(payload));
+            if let Abandoned::Dropped(Some(payload)) = task.abandon(Unrun::Expired) {
+                match pool.upgrade() {
+                    Some(registry) => registry.job_panicked(Some(payload)),
+                    None => crate::job::drop_payload(payload),
+                }
             }
         }
         state = lock(&shared.state);

@@ -79,9 +79,13 @@ pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
 pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<bool> {
     let (index, peer, local) = new_worker(registry);
     // The name function is user code: a panic in it must not unwind into a
-    // spawn (the job is already queued) with a slot reserved.
+    // spawn (the job is already queued) with a slot reserved, and neither
+    // may the panic of `thread::Builder::spawn` on a name with a NUL byte.
     let name = panic::catch_unwind(AssertUnwindSafe(|| (registry.config.thread_name)(index)))
-        .unwrap_or_else(|_| format!("priopool-{index}"));
+        .map_err(crate::job::drop_payload)
+        .ok()
+        .filter(|name| !name.contains('\0'))
+        .unwrap_or_else(|| format!("priopool-{index}"));
     let mut thread = thread::Builder::new().name(name);
     if let Some(bytes) = registry.config.stack_size {
         thread = thread.stack_size(bytes);
@@ -160,7 +164,10 @@ impl WorkerThread {
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of shutdown.rs valid.
         self.probe.thread_started(&self.registry);
-        CURRENT.with(|current| *current.borrow_mut() = Some(Rc::clone(&self.local)));
+        // `run_here` may run this loop on a worker of another pool (a job of
+        // that pool shutting this one down): restore that pool's deques on
+        // the way out, or its running job would pass for an outsider.
+        let outer = CURRENT.with(|current| current.replace(Some(Rc::clone(&self.local))));
         let registry = Arc::clone(&self.registry);
         let idle = Backoff::new();
         let contention = Backoff::new();
@@ -199,7 +206,7 @@ impl WorkerThread {
                 }
             }
         };
-        CURRENT.with(|current| *current.borrow_mut() = None);
+        CURRENT.with(|current| *current.borrow_mut() = outer);
         self.stop_searching(false);
         // A retiring worker may hold jobs that its last job spawned, or the
         // rest of a batch it stole; a drained pool has none. Either way no

@@ -21,12 +21,12 @@
 //! the same lock, after checking that shutdown has not finished joining
 //! (`sealed`), so no thread can be started behind its back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::deque::Stealer;
 use crate::job::Job;
 use crate::sync::thread::JoinHandle;
-use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, arc_slice, lock, sleep_for};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, arc_slice, has_passed, is_finished, lock, sleep_for};
 
 /// What other workers can reach of one worker: its stealers, one per level.
 #[derive(Clone)]
@@ -208,6 +208,41 @@ impl WorkerSet {
             } else {
                 join(batch);
             }
+        }
+    }
+
+    /// For a drained pool: joins the worker threads that have finished by
+    /// `deadline` (polling every millisecond, since a thread can only be
+    /// joined without a bound) and detaches the rest, as [`detach_all`]
+    /// does. Returns whether every thread was joined. The threads of a
+    /// drained pool are only running their `on_thread_stop` hooks and
+    /// exiting, so no job is left behind either way.
+    ///
+    /// [`detach_all`]: WorkerSet::detach_all
+    pub(crate) fn join_until(&self, deadline: Option<Instant>) -> bool {
+        loop {
+            let (finished, left) = {
+                let mut threads = lock(&self.threads);
+                let mut finished = std::mem::take(&mut threads.exited);
+                let (done, running): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut threads.running).into_iter().partition(|(_, t)| is_finished(t));
+                finished.extend(done.into_iter().map(|(_, thread)| thread));
+                threads.running = running;
+                let left = threads.running.len();
+                if left == 0 {
+                    threads.sealed = true;
+                }
+                (finished, left)
+            };
+            join(finished);
+            if left == 0 {
+                return true;
+            }
+            if deadline.is_some_and(has_passed) {
+                self.detach_all();
+                return false;
+            }
+            sleep_for(Duration::from_millis(1));
         }
     }
 

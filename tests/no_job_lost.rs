@@ -548,6 +548,7 @@ fn check(ledger: &Ledger) -> Result<(), TestCaseError> {
             (Ok(value), false) if value == id => {}
             (Ok(value), _) => problems.push(format!("job #{id}: handle gave Ok({value})")),
             (Err(JobError::Panicked(payload)), true) => {
+                let payload = payload.into_inner();
                 let expected = format!("{MARKER}: job {id}");
                 if message(payload.as_ref()) != Some(expected.as_str()) {
                     problems.push(format!("job #{id}: handle gave the wrong panic payload {:?}", message(&*payload)));

@@ -71,6 +71,7 @@ fn a_thousand_panics_leave_every_worker_alive() {
                 Err(error @ JobError::Panicked(_)) => {
                     assert!(error.is_panic() && !error.is_cancelled());
                     let JobError::Panicked(payload) = error else { unreachable!() };
+                    let payload = payload.into_inner();
                     assert_eq!(message(payload.as_ref()), Some(format!("{MARKER} {i}").as_str()));
                 }
                 other => panic!("submitted job {i}: expected JobError::Panicked, got {other:?}"),
@@ -166,6 +167,7 @@ fn payloads_are_passed_on_untouched() {
         let handle = pool.submit(Priority::HIGH, || -> () { std::panic::panic_any(Intentional(7)) }).expect("submit");
         match handle.join() {
             Err(JobError::Panicked(payload)) => {
+                let payload = payload.into_inner();
                 assert!(is_intentional(payload.as_ref()));
                 assert_eq!(payload.downcast_ref::<Intentional>(), Some(&Intentional(7)));
             }
@@ -223,4 +225,19 @@ fn a_panicking_destructor_in_a_job_is_caught() {
         completes_new_work(&pool.spawner(), 50);
         pool.shutdown();
     });
+}
+
+/// `JobError` and `SpawnErrorKind` convert into `Box<dyn Error + Send +
+/// Sync>` (and so into `anyhow::Error`) with `?`.
+#[test]
+fn errors_are_send_and_sync() {
+    fn boxed<E: std::error::Error + Send + Sync + 'static>(error: E) -> Box<dyn std::error::Error + Send + Sync> {
+        Box::new(error)
+    }
+    let pool = Pool::builder().workers(1).build().expect("build");
+    let handle = pool.submit(Priority::HIGH, || -> u8 { panic!("{MARKER} sync") }).expect("submit");
+    let error = boxed(handle.join().expect_err("the job panicked"));
+    assert!(error.to_string().contains("sync"), "{error}");
+    let refused = pool.spawn(Priority::level(9), || {}).expect_err("level 9 does not exist");
+    assert!(boxed(refused.kind()).to_string().contains("level 9"));
 }

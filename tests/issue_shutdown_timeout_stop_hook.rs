@@ -1,0 +1,61 @@
+//! Regression: `Pool::shutdown_timeout` is documented as "one overall bound
+//! for the whole call", but once the pool has drained it joins the worker
+//! threads without a bound, and those threads still run `on_thread_stop`.
+//!
+//! Interleaving: the pool is idle, so `shutdown_timeout(d)` closes intake,
+//! finds the pool drained at once (`Abort::wait_drained`), and calls
+//! `Registry::shutdown`, whose `WorkerSet::join_all` joins each worker.
+//! Each worker, on its way out, runs the user's `on_thread_stop` hook. A
+//! hook that takes longer than `d` (here: one that waits for something the
+//! caller does after `shutdown_timeout` returns) holds the call past its
+//! bound, for as long as the hook runs. The same unbounded join follows a
+//! timed-out call that finds nothing running (`still_running == 0`).
+#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
+
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use priopool::Pool;
+
+/// Far above the 20 ms the call is given: it only turns the hang into a
+/// failure.
+const BOUND: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Latch(Mutex<bool>, Condvar);
+
+impl Latch {
+    fn open(&self) {
+        *self.0.lock().unwrap() = true;
+        self.1.notify_all();
+    }
+
+    /// Waits for `open`, at most `2 * BOUND` so that a failed test's
+    /// threads end.
+    fn wait(&self) {
+        let guard = self.0.lock().unwrap();
+        drop(self.1.wait_timeout_while(guard, 2 * BOUND, |open| !*open).unwrap());
+    }
+}
+
+#[test]
+fn shutdown_timeout_is_bounded_even_while_a_stop_hook_runs() {
+    let latch = Arc::new(Latch::default());
+    let hook_latch = Arc::clone(&latch);
+    let pool = Pool::builder().workers(1).on_thread_stop(move |_| hook_latch.wait()).build().unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    let caller = thread::spawn(move || {
+        let report = pool.shutdown_timeout(Duration::from_millis(20));
+        let _ = done_tx.send(report);
+    });
+    let returned = done_rx.recv_timeout(BOUND);
+    // Let the hook finish either way, so that no thread is left behind.
+    latch.open();
+    caller.join().unwrap();
+    assert!(
+        returned.is_ok(),
+        "shutdown_timeout(20 ms) did not return within {BOUND:?}: it waited for an on_thread_stop hook"
+    );
+}

@@ -1,0 +1,72 @@
+//! Regression: a thread name with a NUL byte makes `std::thread::Builder`
+//! panic, and the pool let that panic out.
+//!
+//! `Builder::thread_name` is user input; the pool hands its result to
+//! `std::thread::Builder::name`, whose `spawn` panics on an interior NUL
+//! ("thread name may not contain interior null bytes"). The panic unwinds
+//! out of `worker::start`: `Builder::build` panics instead of starting (or
+//! returning a `BuildError`), and in a dynamic pool it unwinds out of
+//! `Spawner::spawn` *after* the job was queued and a worker slot reserved
+//! in `live`. The slot is never given back, so a pool with
+//! `max_workers(1)` believes it has its worker and never starts one: the
+//! accepted job never runs and shutdown waits for it forever.
+#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use priopool::{Pool, Priority};
+
+const BOUND: Duration = Duration::from_secs(3);
+
+fn with_nul(index: usize) -> String {
+    format!("bad\0name-{index}")
+}
+
+/// Runs `body` on a thread of its own and fails if it has not finished
+/// within twice [`BOUND`] (a stranded job hangs the pool's shutdown).
+fn run_bounded(what: &str, body: impl FnOnce() + Send + 'static) {
+    let (done_tx, done_rx) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        body();
+        let _ = done_tx.send(());
+    });
+    match done_rx.recv_timeout(2 * BOUND) {
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(payload) = thread.join() {
+                panic::resume_unwind(payload);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} did not finish within {:?}", 2 * BOUND),
+    }
+}
+
+#[test]
+fn a_thread_name_with_a_nul_byte_does_not_panic_the_build() {
+    run_bounded("build", || {
+        let built = panic::catch_unwind(|| Pool::builder().workers(2).thread_name(with_nul).build());
+        let pool = built.expect("build panicked on a thread name with a NUL byte").expect("the pool starts");
+        let answer = pool.submit(Priority::HIGH, || 42).unwrap();
+        assert_eq!(answer.join().unwrap(), 42);
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn a_thread_name_with_a_nul_byte_does_not_panic_a_spawn_that_grows_the_pool() {
+    run_bounded("spawn and shutdown", || {
+        let pool = Pool::builder().min_workers(0).max_workers(1).thread_name(with_nul).build().unwrap();
+        let (ran_tx, ran_rx) = mpsc::channel();
+        let spawned =
+            panic::catch_unwind(AssertUnwindSafe(|| pool.spawn(Priority::HIGH, move || ran_tx.send(()).unwrap())));
+        if !matches!(spawned, Ok(Ok(()))) {
+            // The pool's shutdown would wait forever for the stranded job.
+            std::mem::forget(pool);
+            panic!("spawn panicked (or refused the job) while starting a worker named with a NUL byte");
+        }
+        assert!(ran_rx.recv_timeout(BOUND).is_ok(), "the accepted job never ran");
+        pool.shutdown();
+    });
+}
