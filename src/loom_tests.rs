@@ -47,7 +47,7 @@ const MAX_PREEMPTIONS_TWO_WORKERS: usize = 1;
 /// worker thread is started, runs a job, times out, retires, and another
 /// may start), so the state space grows about seventeenfold per
 /// preemption: about 785,000 interleavings at 4 (some 130 s on one core),
-/// 47,000 at 3 (7 s). A bound of 3 still finds a job stranded by a
+/// 42,000 at 3 (7 s). A bound of 3 still finds a job stranded by a
 /// retirement that skips its re-checks (found already at 2), and
 /// `scaling::loom_models` check the same races, composed by hand, at the
 /// full bound.
