@@ -35,7 +35,7 @@
 //!    list and report [`Wake::TimedOut`]. Else (an early return) park again.
 //!
 //! Waking (after a push):
-//! 1. Count the job in (`Levels::count_in`, SeqCst) and push it.
+//! 1. Push the job and count it in (`Levels::count_in`, SeqCst).
 //! 2. Load `sleeping` (SeqCst). If zero, done: no lock on the fast path.
 //! 3. Otherwise lock `sleepers`, pop the most recently registered worker
 //!    (its cache is warmest), decrement `sleeping`, unlock, unpark it.
