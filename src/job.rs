@@ -27,10 +27,17 @@ pub(crate) enum Outcome {
 /// was queued ([`Job::stamped`]); otherwise it carries nothing more.
 pub(crate) struct Job(Kind);
 
+/// Two variants, one of them a thin pointer: the enum fits in the closure
+/// variant's two words (its vtable pointer is never null), so a queue slot
+/// holds 16 bytes. Tasks and stamped jobs pay one more small allocation.
 enum Kind {
     Closure(Box<dyn FnOnce() + Send + 'static>),
+    Other(Box<Other>),
+}
+
+enum Other {
     Task(Arc<dyn TaskCell>),
-    Stamped(Box<(Kind, Stamp)>),
+    Stamped(Kind, Stamp),
 }
 
 /// What [`Job::cancel`] did.
@@ -51,7 +58,7 @@ impl Job {
 
     /// The queue entry of a task cell.
     pub(crate) fn task(task: Arc<dyn TaskCell>) -> Job {
-        Job(Kind::Task(task))
+        Job(Kind::Other(Box::new(Other::Task(task))))
     }
 
     /// The job, stamped with the time `at` it is queued, if there is one.
@@ -59,7 +66,7 @@ impl Job {
     /// queue waits do it.
     pub(crate) fn stamped(self, at: Option<Stamp>) -> Job {
         match at {
-            Some(at) => Job(Kind::Stamped(Box::new((self.0, at)))),
+            Some(at) => Job(Kind::Other(Box::new(Other::Stamped(self.0, at)))),
             None => self,
         }
     }
@@ -67,8 +74,11 @@ impl Job {
     /// When the job was queued, if it was [stamped](Job::stamped).
     pub(crate) fn queued_at(&self) -> Option<Stamp> {
         match &self.0 {
-            Kind::Stamped(stamped) => Some(stamped.1),
-            _ => None,
+            Kind::Other(other) => match **other {
+                Other::Stamped(_, at) => Some(at),
+                Other::Task(_) => None,
+            },
+            Kind::Closure(_) => None,
         }
     }
 
@@ -89,8 +99,10 @@ impl Job {
     fn claim_kind(kind: &Kind) -> Result<(), Discarded> {
         match kind {
             Kind::Closure(_) => Ok(()),
-            Kind::Task(task) => task.claim(),
-            Kind::Stamped(stamped) => Job::claim_kind(&stamped.0),
+            Kind::Other(other) => match &**other {
+                Other::Task(task) => task.claim(),
+                Other::Stamped(kind, _) => Job::claim_kind(kind),
+            },
         }
     }
 
@@ -108,12 +120,14 @@ impl Job {
                 Ok(()) => Outcome::Completed,
                 Err(payload) => Outcome::Panicked(Some(payload)),
             },
-            // The task catches the job's panic itself; this guard catches a
-            // panic from dropping a value nobody took.
-            Kind::Task(task) => {
-                panic::catch_unwind(AssertUnwindSafe(|| task.run())).unwrap_or_else(|p| Outcome::Panicked(Some(p)))
-            }
-            Kind::Stamped(stamped) => Job::run_kind(stamped.0),
+            Kind::Other(other) => match *other {
+                // The task catches the job's panic itself; this guard catches
+                // a panic from dropping a value nobody took.
+                Other::Task(task) => {
+                    panic::catch_unwind(AssertUnwindSafe(|| task.run())).unwrap_or_else(|p| Outcome::Panicked(Some(p)))
+                }
+                Other::Stamped(kind, _) => Job::run_kind(kind),
+            },
         }
     }
 
@@ -126,11 +140,13 @@ impl Job {
     fn cancel_kind(kind: Kind) -> Cancelled {
         match kind {
             Kind::Closure(f) => Cancelled::Now(panic::catch_unwind(AssertUnwindSafe(move || drop(f))).err()),
-            Kind::Task(task) => match task.abandon(Unrun::Cancelled) {
-                Abandoned::Dropped(panic) => Cancelled::Now(panic),
-                Abandoned::NotQueued => Cancelled::Before(task.state().unrun_fate()),
+            Kind::Other(other) => match *other {
+                Other::Task(task) => match task.abandon(Unrun::Cancelled) {
+                    Abandoned::Dropped(panic) => Cancelled::Now(panic),
+                    Abandoned::NotQueued => Cancelled::Before(task.state().unrun_fate()),
+                },
+                Other::Stamped(kind, _) => Job::cancel_kind(kind),
             },
-            Kind::Stamped(stamped) => Job::cancel_kind(stamped.0),
         }
     }
 }
@@ -154,4 +170,14 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("<non-string panic payload>")
+}
+
+#[cfg(test)]
+mod tests {
+    /// A queue slot holds a job; two words keep the bytes per queued job at
+    /// those of a plain boxed closure.
+    #[test]
+    fn a_job_is_two_words() {
+        assert_eq!(std::mem::size_of::<super::Job>(), 2 * std::mem::size_of::<usize>());
+    }
 }

@@ -47,11 +47,18 @@ const MAX_PREEMPTIONS_TWO_WORKERS: usize = 1;
 /// worker thread is started, runs a job, times out, retires, and another
 /// may start), so the state space grows about seventeenfold per
 /// preemption: about 785,000 interleavings at 4 (some 130 s on one core),
-/// 42,000 at 3 (7 s). A bound of 3 still finds a job stranded by a
+/// 41,000 at 3 (7 s). A bound of 3 still finds a job stranded by a
 /// retirement that skips its re-checks (found already at 2), and
 /// `scaling::loom_models` check the same races, composed by hand, at the
 /// full bound.
 const MAX_PREEMPTIONS_DYNAMIC: usize = 3;
+
+/// The most preemptions model 1c (two pushers and one worker) is explored
+/// with: about 12,800 interleavings (1.5 s) at 2, 245,000 (29 s) at 3. Its
+/// race, a worker popping one pusher's job on the other's count-in and then
+/// parking while that job waits uncounted, is reached at 2 (checked with an
+/// assertion in the re-check that fired there).
+const MAX_PREEMPTIONS_TWO_PUSHERS: usize = 2;
 
 /// The payload of the panics the models cause on purpose.
 const PLANNED_PANIC: &str = "priopool loom model: a planned panic";
@@ -199,6 +206,30 @@ fn model_1b_child_job_is_stolen_by_a_peer_falling_asleep() {
     });
 }
 
+/// Two threads each push a job while the only worker runs, searches or falls
+/// asleep. A job is counted in only after its push, so the worker may pop
+/// one pusher's job on the other pusher's count-in, and then re-check and
+/// park while the second job waits, its count-in still to come. Both jobs
+/// run without any further push: that count-in's pusher finds the sleeper.
+/// The main thread waits for both before shutting down.
+#[test]
+fn model_1c_two_pushers_racing_a_worker_falling_asleep() {
+    model_capped(MAX_PREEMPTIONS_TWO_PUSHERS, || {
+        let pool = pool(1, 1);
+        let spawner = pool.spawner();
+        let (ran_a, ran_b) = (Latch::new(), Latch::new());
+        let done_b = ran_b.clone();
+        let pusher = thread::spawn(move || {
+            spawner.spawn(Priority::HIGH, move || done_b.set()).expect("the pool is open");
+        });
+        let done_a = ran_a.clone();
+        pool.spawn(Priority::HIGH, move || done_a.set()).expect("the pool is open");
+        ran_a.wait();
+        ran_b.wait();
+        pusher.join().expect("the pusher does not panic");
+    });
+}
+
 // ---------------------------------------------------------------------------
 // (2) Shutdown racing a submit from another thread.
 // ---------------------------------------------------------------------------
@@ -266,19 +297,19 @@ fn race_for_the_last_high_job(highs: HighJobs) {
         let peers: Arc<Vec<Vec<Stealer<Job>>>> =
             Arc::new(locals.iter().map(|local| local.iter().map(Worker::stealer).collect()).collect());
 
-        levels.count_in(1);
         levels.inject(1, Job::new(|| {}));
+        levels.count_in(1);
         let high_count = match highs {
             HighJobs::OneInInjector | HighJobs::OneInDeque => 1,
             HighJobs::TwoInInjector => 2,
             HighJobs::ThreeInInjector => 3,
         };
         for _ in 0..high_count {
-            levels.count_in(0);
             match highs {
                 HighJobs::OneInDeque => locals[0][0].push(Job::new(|| {})),
                 _ => levels.inject(0, Job::new(|| {})),
             }
+            levels.count_in(0);
         }
 
         let racers: Vec<_> = locals

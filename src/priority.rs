@@ -135,8 +135,11 @@ pub(crate) enum Pick {
 pub(crate) struct Levels {
     injectors: Box<[Injector<Job>]>,
     /// Jobs of each level that are queued anywhere (injector or any local
-    /// deque) or in flight between two queues. Never lower than the number
-    /// of jobs a stealer can see.
+    /// deque) or in flight between two queues, counted in once their push
+    /// has completed and out right after a worker pops them. A worker may
+    /// pop a job before its pusher has counted it in, so the raw value can
+    /// dip below zero for a moment: it is a wrapping counter read as a
+    /// signed number, and a negative value reads as zero.
     queued: Box<[CachePadded<AtomicUsize>]>,
 }
 
@@ -153,7 +156,15 @@ impl Levels {
         self.injectors.len()
     }
 
-    /// Counts a job in before it is pushed anywhere at `level`.
+    /// Counts a job in right *after* it was pushed at `level`.
+    ///
+    /// After, not before: were the count raised first, a pusher preempted
+    /// between the two steps would leave workers spinning on a count whose
+    /// job they cannot see (`Pick::Contended`) until the OS ran the pusher
+    /// again, milliseconds on a busy machine, with both cores taken by the
+    /// spinning workers. Counting in after the push means the only jobs a
+    /// count can cover invisibly are in a worker's own hands (a batch in
+    /// flight, a pop not yet counted out), which a few instructions settle.
     ///
     /// A read-modify-write (`AcqRel`): it is the pusher's half of the sleep
     /// protocol (see `sleep.rs`) and of the retirement and searching
@@ -163,8 +174,8 @@ impl Levels {
         self.queued[level].fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Pushes a job that was counted in with [`Levels::count_in`] onto the
-    /// level's injector.
+    /// Pushes a job onto the level's injector; count it in with
+    /// [`Levels::count_in`] next.
     pub(crate) fn inject(&self, level: usize, job: Job) {
         self.injectors[level].push(job);
     }
@@ -182,7 +193,7 @@ impl Levels {
     /// and it needs only one location's modification order, which loom
     /// models exactly. It costs one RMW per level, only on those cold paths.
     pub(crate) fn any_queued(&self) -> bool {
-        self.queued.iter().any(|q| q.fetch_add(0, Ordering::AcqRel) > 0)
+        self.queued.iter().any(|q| positive(q.fetch_add(0, Ordering::AcqRel)) > 0)
     }
 
     /// How many jobs are queued at all levels together (the pool's backlog).
@@ -190,7 +201,7 @@ impl Levels {
     /// count-in (see `scaling.rs`). `Acquire`: every change to a count is a
     /// read-modify-write.
     pub(crate) fn backlog(&self) -> usize {
-        self.queued.iter().map(|q| q.load(Ordering::Acquire)).sum()
+        self.queued.iter().map(|q| positive(q.load(Ordering::Acquire))).sum()
     }
 
     /// How many jobs are queued at `level` right now (a snapshot).
@@ -200,7 +211,7 @@ impl Levels {
     /// before counting in any job this value includes (the metrics rely on
     /// it: a job's `submitted` count precedes its count-in).
     pub(crate) fn queued(&self, level: usize) -> usize {
-        self.queued[level].load(Ordering::Acquire)
+        positive(self.queued[level].load(Ordering::Acquire))
     }
 
     /// Whether `level`'s injector is empty (the loom models' oracle).
@@ -215,7 +226,7 @@ impl Levels {
     /// harmless); the scan of peers starts at `start` to spread contention.
     pub(crate) fn pick<P: AsRef<[Stealer<Job>]>>(&self, local: &[Worker<Job>], peers: &[P], start: usize) -> Pick {
         for (level, queued) in self.queued.iter().enumerate() {
-            if queued.load(Ordering::Acquire) == 0 {
+            if positive(queued.load(Ordering::Acquire)) == 0 {
                 continue;
             }
             return match self.take(level, &local[level], peers, start) {
@@ -261,6 +272,12 @@ impl Levels {
             }
         }
     }
+}
+
+/// A raw queued count read as a signed number, negative values as zero
+/// (see `Levels::queued`).
+fn positive(raw: usize) -> usize {
+    usize::try_from(raw as isize).unwrap_or(0)
 }
 
 /// Runs `steal` until it stops answering `Retry` a few times in a row, and
@@ -316,11 +333,33 @@ mod tests {
         let local: Vec<_> = (0..2).map(|_| Worker::new_fifo()).collect();
         levels.count_in(1);
         levels.inject(1, job());
-        levels.count_in(0); // a high job being pushed, not yet visible
+        levels.count_in(0); // a high job counted but in flight between two queues
         assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Contended));
         levels.inject(0, job());
         assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(0, _, _)));
         assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(1, _, _)));
+    }
+
+    #[test]
+    fn a_job_popped_before_its_count_in_reads_as_none_queued() {
+        let levels = Levels::new(2);
+        let local: Vec<_> = (0..2).map(|_| Worker::new_fifo()).collect();
+        levels.inject(0, job()); // pushed; its pusher has not counted it in yet
+        levels.count_in(1);
+        levels.inject(1, job());
+        // Level 0's count is zero, so the pick takes level 1 and counts it out.
+        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(1, _, _)));
+        levels.count_in(0);
+        assert_eq!(levels.queued(0), 1);
+        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(0, _, _)));
+        // A pop that overtakes the count-in: the raw count dips below zero
+        // and reads as zero until the pusher counts in.
+        levels.inject(0, job());
+        levels.queued[0].fetch_sub(1, Ordering::Release);
+        assert_eq!(levels.queued(0), 0);
+        assert!(!levels.any_queued());
+        levels.count_in(0);
+        assert_eq!(levels.queued(0), 0);
     }
 
     #[test]

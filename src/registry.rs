@@ -96,11 +96,12 @@ impl Registry {
     pub(crate) fn inject(this: &Arc<Registry>, admission: Admission, job: Job) {
         let Admission { level, local } = admission;
         let job = job.stamped(this.metrics.stamp_queued(&this.levels, level));
-        this.levels.count_in(level);
         match local {
             Some(local) => local.push(level, job),
             None => this.levels.inject(level, job),
         }
+        // After the push: see `Levels::count_in`.
+        this.levels.count_in(level);
         Registry::notify(this);
     }
 

@@ -531,8 +531,9 @@ mod loom_models {
                 })
             };
 
-            levels.count_in(0);
+            // Pushed, then counted in, as `Registry::inject` does.
             levels.inject(0, Job::new(|| {}));
+            levels.count_in(0);
             let woke = sleep.wake_one();
             let grew = !woke && scaling.reserve_if_backlogged(&levels);
 
@@ -578,8 +579,8 @@ mod loom_models {
 
             // The retiring worker: its job spawns a child (Registry::inject).
             let local = [Worker::new_fifo()];
-            levels.count_in(0);
             local[0].push(Job::new(|| {}));
+            levels.count_in(0);
             notify(&sleep, &scaling, &levels);
             // Back at the top of its loop: surplus, so it retires without
             // picking, as `WorkerThread::run` and `Registry::retire_worker` do.

@@ -36,7 +36,7 @@
 //!    list and report [`Wake::TimedOut`]. Else (an early return) park again.
 //!
 //! Waking (after a push):
-//! 1. Count the job in (`Levels::count_in`, a read-modify-write) and push it.
+//! 1. Push the job and count it in (`Levels::count_in`, a read-modify-write).
 //! 2. Load `sleeping`. If zero, done: no lock on the fast path.
 //! 3. Otherwise lock `sleepers`, pop the most recently registered worker
 //!    (its cache is warmest), decrement `sleeping`, unlock, unpark it.
@@ -62,6 +62,15 @@
 //! the wake-up) or does not find it; what then keeps the job from being
 //! stranded is the retiring worker's own re-check (`scaling.rs`, case 1),
 //! by the same argument.
+//!
+//! A job is counted in *after* its push (see `Levels::count_in`), so a
+//! worker may pop and count out a job before its pusher has counted it in,
+//! and the count may read zero (or less, read as zero) although another job
+//! waits: the sleeper's re-check then misses that job. But a count that
+//! reads low is owed a count-in that comes after the re-check in the
+//! count's modification order, and that pusher's load of `sleeping`, by the
+//! argument above, sees the sleeper and wakes it; the woken worker searches
+//! until every level is empty, which takes in the job the re-check missed.
 //!
 //! This is deliberately not the usual store-buffering (Dekker) argument over
 //! `SeqCst` loads: the proof rests only on the modification order of one
@@ -177,7 +186,7 @@ impl Sleep {
     }
 
     /// Wakes one sleeping worker, if any, and says whether it did. Call
-    /// after counting in and pushing a job.
+    /// after pushing a job and counting it in.
     pub(crate) fn wake_one(&self) -> bool {
         if self.sleeping.load(Ordering::Relaxed) == 0 {
             return false;

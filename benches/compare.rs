@@ -1,0 +1,626 @@
+//! priopool against its peers, every scenario in one run, one table.
+//!
+//! ```text
+//! cargo bench --bench compare                              # full run
+//! PRIOPOOL_BENCH_QUICK=1 cargo bench --bench compare       # smoke sizes
+//! PRIOPOOL_BENCH_SCENARIOS=CE cargo bench --bench compare  # only C and E
+//! ```
+//!
+//! Scenarios (sizes are the full ones; quick mode shrinks them):
+//!
+//! - **A** one outside thread spawns 500,000 empty jobs; time until the last
+//!   has run (a static count-down latch, no sleeps). Jobs per second.
+//! - **B** a binary tree of jobs spawned from inside the pool, 2^18 leaves
+//!   (2^19 - 1 jobs). Jobs per second.
+//! - **C** 20,000 low jobs of ~20 µs of spinning are queued, then another
+//!   thread spawns 100 high jobs 1 ms apart. Start latency of the high
+//!   jobs (p50, p99, max, via `hdrhistogram`), beside two floors computed
+//!   from the low jobs actually run: the expected residual L/2 of a running
+//!   low job seen at a random instant (L = their mean measured length), and
+//!   an oracle: for each high spawn, how long until the first worker busy
+//!   with a low job at that instant would have been free.
+//! - **D** CPU time the whole process burns in the second after a burst of
+//!   work (a 200,000-job A) ends, from `/proc/self/task/*/schedstat`
+//!   (per thread, so a thread of an earlier pool exiting meanwhile does
+//!   not skew it). The same window with no pool alive is printed as the floor.
+//! - **E** resident bytes per queued empty job: every worker is held in a
+//!   gate job, 1,000,000 jobs are queued, and RSS (`/proc/self/statm`) is
+//!   read before and after. Each pool runs this in a fresh child process so
+//!   the allocator starts clean.
+//! - **F** A and B again with 1, 2, 4 and 8 workers.
+//!
+//! A, B and F run under criterion (flat sampling, 10 samples); C, D and E
+//! run once per peer after it. Every pool gets the same number of workers:
+//! the number of CPUs, except in F. The summary table prints each figure
+//! with its ratio to the best peer of the same run.
+//!
+//! Without `--bench` (e.g. `cargo test --benches`) criterion runs each
+//! benchmark once and this file uses the quick sizes and writes no PNG.
+
+mod peers;
+mod support;
+
+use std::env;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use hdrhistogram::Histogram;
+
+use peers::{Level, NAMES, Peer, Spawn, Visit, visit_all};
+use support::latch::{CountLatch, Gate};
+use support::plot::{self, Bars};
+use support::procfs;
+use support::report::{Better, Report};
+
+/// Set (by the parent) in the environment of an E child process.
+const E_CHILD: &str = "PRIOPOOL_BENCH_E_CHILD";
+
+/// Every size and time the scenarios use.
+#[derive(Clone, Copy)]
+struct Sizes {
+    a_jobs: usize,
+    b_depth: u32,
+    c_low: usize,
+    c_high: usize,
+    c_low_len: Duration,
+    c_gap: Duration,
+    d_burst: usize,
+    d_window: Duration,
+    e_jobs: usize,
+    warm_up: Duration,
+    measure: Duration,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Sizes {
+                a_jobs: 20_000,
+                b_depth: 12,
+                c_low: 2_000,
+                c_high: 10,
+                c_low_len: Duration::from_micros(20),
+                c_gap: Duration::from_millis(1),
+                d_burst: 20_000,
+                d_window: Duration::from_millis(200),
+                e_jobs: 50_000,
+                warm_up: Duration::from_millis(50),
+                measure: Duration::from_millis(100),
+            }
+        } else {
+            Sizes {
+                a_jobs: 500_000,
+                b_depth: 18,
+                c_low: 20_000,
+                c_high: 100,
+                c_low_len: Duration::from_micros(20),
+                c_gap: Duration::from_millis(1),
+                d_burst: 200_000,
+                d_window: Duration::from_secs(1),
+                e_jobs: 1_000_000,
+                warm_up: Duration::from_millis(300),
+                measure: Duration::from_secs(1),
+            }
+        }
+    }
+
+    fn b_jobs(&self) -> usize {
+        (1usize << (self.b_depth + 1)) - 1
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+// ---------------------------------------------------------------- A and B
+
+/// Counts A's jobs and B's leaves. Runs are strictly one after another and
+/// each waits for its last count-down, so one static serves them all, and
+/// a job that only counts down captures nothing.
+static BULK: CountLatch = CountLatch::new();
+
+/// A: spawn `jobs` empty jobs from this thread; time until all have run.
+fn run_a<P: Peer>(pool: &P, jobs: usize) -> Duration {
+    let h = pool.handle();
+    BULK.reset(jobs);
+    let start = Instant::now();
+    for _ in 0..jobs {
+        h.spawn(Level::Low, || BULK.count_down());
+    }
+    BULK.wait();
+    start.elapsed()
+}
+
+/// B: one root job; every job above depth 0 spawns two children.
+fn run_b<P: Peer>(pool: &P, depth: u32) -> Duration {
+    let h = pool.handle();
+    BULK.reset(1 << depth);
+    let start = Instant::now();
+    let root = h.clone();
+    h.spawn(Level::Low, move || tree(root, depth));
+    BULK.wait();
+    start.elapsed()
+}
+
+fn tree<S: Spawn>(h: S, depth: u32) {
+    if depth == 0 {
+        BULK.count_down();
+        return;
+    }
+    for _ in 0..2 {
+        let child = h.clone();
+        h.spawn(Level::Low, move || tree(child, depth - 1));
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Bulk {
+    A(usize),
+    B(u32),
+}
+
+impl Bulk {
+    fn run<P: Peer>(self, pool: &P) -> Duration {
+        match self {
+            Bulk::A(jobs) => run_a(pool, jobs),
+            Bulk::B(depth) => run_b(pool, depth),
+        }
+    }
+}
+
+/// One criterion group: every peer on one bulk scenario and worker count.
+struct BulkGroup<'g, 'c> {
+    group: &'g mut BenchmarkGroup<'c, WallTime>,
+    bulk: Bulk,
+    workers: usize,
+    /// Per peer: the duration of every run criterion asked for.
+    runs: Vec<(&'static str, Vec<Duration>)>,
+}
+
+impl Visit for BulkGroup<'_, '_> {
+    fn visit<P: Peer>(&mut self) {
+        let pool = P::start(self.workers);
+        let bulk = self.bulk;
+        let mut runs = Vec::new();
+        self.group.bench_function(P::NAME, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let d = bulk.run(&pool);
+                    runs.push(d);
+                    total += d;
+                }
+                total
+            })
+        });
+        pool.shutdown();
+        self.runs.push((P::NAME, runs));
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Option<Duration> {
+    v.sort();
+    v.get(v.len() / 2).copied()
+}
+
+fn label_a(s: &Sizes) -> String {
+    format!("A  {} jobs spawned from outside, Mjobs/s", s.a_jobs)
+}
+
+fn label_b(s: &Sizes) -> String {
+    format!("B  fan-out tree, 2^{} leaves, Mjobs/s", s.b_depth)
+}
+
+fn label_f(bulk: Bulk, workers: usize) -> String {
+    let which = match bulk {
+        Bulk::A(_) => "A",
+        Bulk::B(_) => "B",
+    };
+    format!("F  {which} with {workers} worker{}, Mjobs/s", if workers == 1 { "" } else { "s" })
+}
+
+/// A, B and F under criterion; medians go into the report.
+fn bulk_scenarios(c: &mut Criterion, s: &Sizes, workers: usize, only: &str, report: &mut Report) {
+    let mut counts = vec![1, 2, 4, 8, workers];
+    counts.sort_unstable();
+    counts.dedup();
+    for (letter, bulk, jobs) in [('A', Bulk::A(s.a_jobs), s.a_jobs), ('B', Bulk::B(s.b_depth), s.b_jobs())] {
+        for &w in &counts {
+            let main_row = w == workers && only.contains(letter);
+            if !main_row && !only.contains('F') {
+                continue;
+            }
+            let mut group = c.benchmark_group(format!("{letter}/{w}w"));
+            group
+                .sample_size(10)
+                .sampling_mode(SamplingMode::Flat)
+                .warm_up_time(s.warm_up)
+                .measurement_time(s.measure)
+                .throughput(Throughput::Elements(jobs as u64));
+            let mut g = BulkGroup { group: &mut group, bulk, workers: w, runs: Vec::new() };
+            visit_all(&mut g);
+            let runs = std::mem::take(&mut g.runs);
+            group.finish();
+            for (name, times) in runs {
+                let Some(m) = median(times) else { continue };
+                let mjobs = jobs as f64 / m.as_secs_f64() / 1e6;
+                if main_row {
+                    let label = if letter == 'A' { label_a(s) } else { label_b(s) };
+                    report.set(&label, Better::Higher, name, mjobs);
+                }
+                if only.contains('F') {
+                    report.set(&label_f(bulk, w), Better::Higher, name, mjobs);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------- C
+
+/// What one peer did in scenario C, in nanoseconds.
+struct Flood {
+    /// Start latency of each high job.
+    latency: Vec<u64>,
+    /// Half the mean length of the low jobs that ran: the expected time
+    /// left on a job of length L seen at a random instant is L/2.
+    residual: f64,
+    /// Per high job: time from its spawn until the first worker busy with
+    /// a low job at that instant finished it (0 if a worker was free).
+    oracle: Vec<u64>,
+}
+
+fn spin_for(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+fn run_c<P: Peer>(workers: usize, s: &Sizes) -> Flood {
+    let pool = P::start(workers);
+    let h = pool.handle();
+    let base = Instant::now();
+    // (start, end) of each low job, in ns since `base`.
+    let spans: Arc<[[AtomicU64; 2]]> = (0..s.c_low).map(|_| [AtomicU64::new(0), AtomicU64::new(0)]).collect();
+    let latency: Arc<[AtomicU64]> = (0..s.c_high).map(|_| AtomicU64::new(0)).collect();
+    let done = Arc::new(CountLatch::new());
+    done.reset(s.c_low + s.c_high);
+
+    let len = s.c_low_len;
+    for i in 0..s.c_low {
+        let (spans, done) = (Arc::clone(&spans), Arc::clone(&done));
+        h.spawn(Level::Low, move || {
+            let start = base.elapsed();
+            spin_for(len);
+            let end = base.elapsed();
+            spans[i][0].store(nanos(start), Relaxed);
+            spans[i][1].store(nanos(end), Relaxed);
+            done.count_down();
+        });
+    }
+
+    let submitter = {
+        let (h, latency, done) = (h.clone(), Arc::clone(&latency), Arc::clone(&done));
+        let (n, gap) = (s.c_high, s.c_gap);
+        thread::Builder::new()
+            .name("c-submitter".into())
+            .spawn(move || {
+                let first = Instant::now();
+                let mut spawned_at = Vec::with_capacity(n);
+                for i in 0..n {
+                    let due = first + gap * i as u32;
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        thread::sleep(wait);
+                    }
+                    let (latency, done) = (Arc::clone(&latency), Arc::clone(&done));
+                    let at = Instant::now();
+                    spawned_at.push(nanos(at - base));
+                    h.spawn(Level::High, move || {
+                        latency[i].store(nanos(at.elapsed()), Relaxed);
+                        done.count_down();
+                    });
+                }
+                spawned_at
+            })
+            .expect("spawn the C submitter thread")
+    };
+    let spawned_at = submitter.join().expect("C submitter panicked");
+    // The latch's AcqRel/mutex chain makes every Relaxed store above visible.
+    done.wait();
+    drop(h);
+    pool.shutdown();
+
+    let spans: Vec<(u64, u64)> = spans.iter().map(|[a, b]| (a.load(Relaxed), b.load(Relaxed))).collect();
+    let total: f64 = spans.iter().map(|&(a, b)| b.saturating_sub(a) as f64).sum();
+    let oracle = spawned_at
+        .iter()
+        .map(|&t| {
+            let busy = spans.iter().filter(|&&(a, b)| a <= t && t < b);
+            let (count, first_free) = busy.fold((0, u64::MAX), |(n, m), &(_, b)| (n + 1, m.min(b)));
+            if count < workers { 0 } else { first_free - t }
+        })
+        .collect();
+    Flood {
+        latency: latency.iter().map(|a| a.load(Relaxed)).collect(),
+        residual: total / spans.len().max(1) as f64 / 2.0,
+        oracle,
+    }
+}
+
+struct FloodAll<'a> {
+    sizes: &'a Sizes,
+    workers: usize,
+    out: Vec<(&'static str, Flood)>,
+}
+
+impl Visit for FloodAll<'_> {
+    fn visit<P: Peer>(&mut self) {
+        eprintln!("C: {}", P::NAME);
+        self.out.push((P::NAME, run_c::<P>(self.workers, self.sizes)));
+    }
+}
+
+fn percentiles(ns: &[u64]) -> (f64, f64, f64) {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("histogram bounds");
+    for &v in ns {
+        h.record(v.max(1)).expect("latency within an hour");
+    }
+    let us = |v: u64| v as f64 / 1e3;
+    (us(h.value_at_quantile(0.50)), us(h.value_at_quantile(0.99)), us(h.max()))
+}
+
+fn flood_scenario(s: &Sizes, workers: usize, report: &mut Report, png: Option<&std::path::Path>) {
+    let mut all = FloodAll { sizes: s, workers, out: Vec::new() };
+    visit_all(&mut all);
+    let mut bars = Vec::new();
+    let mut floors = Vec::new();
+    for (name, f) in &all.out {
+        let (p50, p99, max) = percentiles(&f.latency);
+        if let Some((i, ns)) = f.latency.iter().enumerate().max_by_key(|&(_, ns)| *ns) {
+            eprintln!("C: {name}: slowest high job is #{i} of {}, {:.1} µs", f.latency.len(), *ns as f64 / 1e3);
+        }
+        let (oracle50, _, _) = percentiles(&f.oracle);
+        report.set("C  high-job start p50, µs", Better::Lower, name, p50);
+        report.set("C  high-job start p99, µs", Better::Lower, name, p99);
+        report.set("C  high-job start max, µs", Better::Lower, name, max);
+        report.set("C  floor: residual L/2 of a low job, µs", Better::Neither, name, f.residual / 1e3);
+        report.set("C  floor: oracle p50, µs", Better::Neither, name, oracle50);
+        floors.push(f.residual / 1e3);
+        bars.push(Bars { name, p50, p99, max });
+    }
+    let Some(path) = png else { return };
+    floors.sort_by(f64::total_cmp);
+    let floor = floors.get(floors.len() / 2).copied().unwrap_or(0.0);
+    let title = format!(
+        "C: start latency of {} high jobs behind {} low jobs of {} µs, {workers} workers",
+        s.c_high,
+        s.c_low,
+        s.c_low_len.as_micros()
+    );
+    match plot::latency_png(path, &bars, floor, &title) {
+        Ok(()) => eprintln!("C: plot written to {}", path.display()),
+        Err(e) => eprintln!("C: no plot: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------- D
+
+const LABEL_D: &str = "D  CPU burnt in the 1 s after a burst, ms";
+
+/// CPU the process burns over `window` while this thread sleeps, in ms per
+/// second of wall time.
+fn cpu_over(window: Duration) -> f64 {
+    let (cpu0, t0) = (procfs::CpuSnapshot::take(), Instant::now());
+    thread::sleep(window);
+    let (cpu1, wall) = (procfs::CpuSnapshot::take(), t0.elapsed());
+    cpu1.ns_since(&cpu0) as f64 / 1e6 / wall.as_secs_f64()
+}
+
+struct Afterburn<'a> {
+    sizes: &'a Sizes,
+    workers: usize,
+    report: &'a mut Report,
+}
+
+impl Visit for Afterburn<'_> {
+    fn visit<P: Peer>(&mut self) {
+        let pool = P::start(self.workers);
+        run_a(&pool, self.sizes.d_burst);
+        let ms_per_s = cpu_over(self.sizes.d_window);
+        pool.shutdown();
+        eprintln!("D: {}: {ms_per_s:.3} ms of CPU per second", P::NAME);
+        self.report.set(LABEL_D, Better::Lower, P::NAME, ms_per_s);
+    }
+}
+
+// ---------------------------------------------------------------------- E
+
+fn label_e(s: &Sizes) -> String {
+    format!("E  RSS per queued empty job ({} queued), bytes", s.e_jobs)
+}
+
+/// Queues `jobs` empty jobs behind `workers` gated workers; returns RSS
+/// before and after queueing.
+fn run_e<P: Peer>(workers: usize, jobs: usize) -> (u64, u64) {
+    let pool = P::start(workers);
+    let h = pool.handle();
+    let gate = Arc::new(Gate::new());
+    for _ in 0..workers {
+        let gate = Arc::clone(&gate);
+        h.spawn(Level::High, move || gate.enter());
+    }
+    gate.wait_inside(workers);
+    let before = procfs::rss_bytes();
+    for _ in 0..jobs {
+        h.spawn(Level::Low, || {});
+    }
+    let after = procfs::rss_bytes();
+    gate.open();
+    drop(h);
+    pool.shutdown();
+    (before, after)
+}
+
+/// Child side of E: runs one peer, prints `E-RESULT before after`.
+struct OnePeer<'a> {
+    name: &'a str,
+    workers: usize,
+    jobs: usize,
+    found: bool,
+}
+
+impl Visit for OnePeer<'_> {
+    fn visit<P: Peer>(&mut self) {
+        if P::NAME == self.name {
+            let (before, after) = run_e::<P>(self.workers, self.jobs);
+            println!("E-RESULT {before} {after}");
+            self.found = true;
+        }
+    }
+}
+
+fn e_child(spec: &str) {
+    let mut parts = spec.split('|');
+    let (Some(name), Some(jobs), Some(workers)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("bad {E_CHILD}: {spec}");
+    };
+    let mut one = OnePeer {
+        name,
+        workers: workers.parse().expect("worker count"),
+        jobs: jobs.parse().expect("job count"),
+        found: false,
+    };
+    visit_all(&mut one);
+    assert!(one.found, "unknown peer {name}");
+}
+
+fn memory_scenario(s: &Sizes, workers: usize, report: &mut Report) {
+    let exe = env::current_exe().expect("path of this bench binary");
+    for name in NAMES {
+        let out = Command::new(&exe)
+            .env(E_CHILD, format!("{name}|{}|{workers}", s.e_jobs))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run E child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let parsed = text.lines().find_map(|l| {
+            let mut f = l.strip_prefix("E-RESULT ")?.split_whitespace();
+            Some((f.next()?.parse::<u64>().ok()?, f.next()?.parse::<u64>().ok()?))
+        });
+        let Some((before, after)) = parsed else {
+            eprintln!("E: {name}: child failed ({})", out.status);
+            continue;
+        };
+        let per_job = after.saturating_sub(before) as f64 / s.e_jobs as f64;
+        eprintln!("E: {name}: RSS {before} -> {after} bytes, {per_job:.1} bytes/job");
+        report.set(&label_e(s), Better::Lower, name, per_job);
+    }
+}
+
+// ------------------------------------------------------------------- main
+
+fn main() {
+    if let Ok(spec) = env::var(E_CHILD) {
+        e_child(&spec);
+        return;
+    }
+    let args: Vec<String> = env::args().collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    // Same rule as criterion: without --bench (cargo test) it is a smoke test.
+    let test_mode = !has("--bench") || has("--test");
+    let quick = test_mode || env::var("PRIOPOOL_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let only = env::var("PRIOPOOL_BENCH_SCENARIOS").unwrap_or_else(|_| "ABCDEF".into()).to_uppercase();
+    let s = Sizes::new(quick);
+    let workers = thread::available_parallelism().map_or(2, |n| n.get());
+
+    let mut report = Report::new(&NAMES);
+    for label in [label_a(&s), label_b(&s)] {
+        report.declare(&label, Better::Higher);
+    }
+
+    // Other processes' load per part of the run, printed under the table.
+    let mut loads: Vec<(&str, f64)> = Vec::new();
+    let mut mark = procfs::LoadSnapshot::take();
+    let mut note_load = |part: &'static str, loads: &mut Vec<(&str, f64)>| {
+        let now = procfs::LoadSnapshot::take();
+        loads.push((part, now.foreign_since(&mark)));
+        mark = now;
+    };
+
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(s.warm_up)
+        .measurement_time(s.measure)
+        .without_plots()
+        .configure_from_args();
+    bulk_scenarios(&mut c, &s, workers, &only, &mut report);
+    c.final_summary();
+    if has("--list") {
+        return;
+    }
+    if only.contains(['A', 'B', 'F']) {
+        note_load("A/B/F", &mut loads);
+    }
+
+    if only.contains('C') {
+        let png = if test_mode {
+            None
+        } else if quick {
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/target/priopool-bench/bench-latency-quick.png"))
+        } else {
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/bench-latency.png"))
+        };
+        flood_scenario(&s, workers, &mut report, png.map(std::path::Path::new));
+        note_load("C", &mut loads);
+    }
+    let mut d_floor = None;
+    if only.contains('D') {
+        // The first window of a process reads high (first /proc reads and
+        // the like): spend it on a short throwaway one.
+        cpu_over(Duration::from_millis(100));
+        d_floor = Some(cpu_over(s.d_window));
+        visit_all(&mut Afterburn { sizes: &s, workers, report: &mut report });
+        note_load("D", &mut loads);
+    }
+    if only.contains('E') {
+        memory_scenario(&s, workers, &mut report);
+        note_load("E", &mut loads);
+    }
+
+    report.prune();
+    println!();
+    println!(
+        "{workers} workers per pool (F: as labelled); {} CPUs: {}; {} sizes",
+        thread::available_parallelism().map_or(0, |n| n.get()),
+        procfs::cpu_model().unwrap_or_else(|| "unknown".into()),
+        if quick { "QUICK" } else { "full" }
+    );
+    println!("cell = value (×ratio to the best peer in this row; ×1.00 = best, ×2.00 = half as good)");
+    println!();
+    print!("{}", report.markdown());
+    println!();
+    println!(
+        "C: {} low jobs of {} µs, then {} high jobs {} ms apart. D: after a {}-job A burst.",
+        s.c_low,
+        s.c_low_len.as_micros(),
+        s.c_high,
+        s.c_gap.as_millis(),
+        s.d_burst,
+    );
+    if let Some(f) = d_floor {
+        println!("D floor: the same window with no pool alive: {f:.3} ms of CPU per second.");
+    }
+    let loads: Vec<String> = loads.iter().map(|(part, share)| format!("{part} {:.0}%", share * 100.0)).collect();
+    println!(
+        "CPU taken by other processes (and steal) while each part ran, share of the machine: {}. \
+         Above a few percent, the figures of that part are disturbed.",
+        loads.join(", ")
+    );
+}
