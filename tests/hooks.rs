@@ -5,45 +5,16 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use priopool::{JobOutcome, Pool, Priority, SpawnErrorKind, Spawner};
 
-const DELIBERATE: &str = "deliberate panic (tests/hooks.rs)";
+mod common;
 
-/// Keeps the deliberate panics of these tests off stderr; every other panic
-/// (a failing assertion) is reported as usual.
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE) {
-                default(info);
-            }
-        }));
-    });
-}
-
-/// Runs `body` on its own thread and fails with `what` if it has not
-/// finished after `secs` seconds, instead of hanging the suite.
-fn watchdog<T: Send + 'static>(secs: u64, what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let runner = thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(value) => value,
-        Err(RecvTimeoutError::Timeout) => panic!("{what}: not done after {secs} s; the pool looks stuck"),
-        Err(RecvTimeoutError::Disconnected) => match runner.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the body returned without sending"),
-        },
-    }
-}
+use common::{MARKER as DELIBERATE, quiet_intentional_panics as quiet_deliberate_panics, watchdog};
 
 fn this_thread_name() -> String {
     thread::current().name().unwrap_or("<unnamed>").to_owned()
@@ -51,7 +22,7 @@ fn this_thread_name() -> String {
 
 #[test]
 fn thread_hooks_run_once_per_worker_on_that_worker() {
-    watchdog(60, "thread hooks", || {
+    watchdog("thread hooks", Duration::from_secs(60), || {
         let starts = Arc::new(Mutex::new(Vec::new()));
         let stops = Arc::new(Mutex::new(Vec::new()));
         let pool = Pool::builder()
@@ -91,7 +62,7 @@ thread_local! {
 #[test]
 fn job_hooks_run_once_per_job_on_the_running_thread() {
     quiet_deliberate_panics();
-    watchdog(60, "job hooks", || {
+    watchdog("job hooks", Duration::from_secs(60), || {
         const JOBS: usize = 2_000;
         let befores = Arc::new(AtomicUsize::new(0));
         let afters = Arc::new(AtomicUsize::new(0));
@@ -176,7 +147,7 @@ fn job_hooks_run_once_per_job_on_the_running_thread() {
 #[test]
 fn a_panicking_hook_does_not_kill_a_worker() {
     quiet_deliberate_panics();
-    watchdog(60, "panicking hooks", || {
+    watchdog("panicking hooks", Duration::from_secs(60), || {
         let jobs_run = Arc::new(AtomicUsize::new(0));
         let pool = Pool::builder()
             .workers(1)
@@ -207,7 +178,7 @@ fn a_panicking_hook_does_not_kill_a_worker() {
 
 #[test]
 fn a_spawn_from_a_thread_hook_is_not_from_a_running_job() {
-    watchdog(60, "spawns from thread hooks", || {
+    watchdog("spawns from thread hooks", Duration::from_secs(60), || {
         let spawner_cell: Arc<OnceLock<Spawner>> = Arc::new(OnceLock::new());
         let (go_tx, go_rx) = mpsc::channel::<()>();
         let go_rx = Mutex::new(go_rx);
@@ -254,7 +225,7 @@ fn a_spawn_from_a_thread_hook_is_not_from_a_running_job() {
 
 #[test]
 fn a_spawn_from_a_job_hook_is_part_of_the_drain() {
-    watchdog(60, "spawns from job hooks", || {
+    watchdog("spawns from job hooks", Duration::from_secs(60), || {
         let spawner_cell: Arc<OnceLock<Spawner>> = Arc::new(OnceLock::new());
         let follow_ups = Arc::new(AtomicUsize::new(0));
         let pool = Pool::builder()

@@ -3,45 +3,16 @@
 #![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use priopool::{CancelOutcome, JobError, JobOutcome, Metrics, Pool, Priority, SpawnErrorKind, Spawner};
 
-const DELIBERATE: &str = "deliberate panic (tests/metrics.rs)";
+mod common;
 
-/// Keeps the deliberate panics of these tests off stderr; every other panic
-/// (a failing assertion) is reported as usual.
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE) {
-                default(info);
-            }
-        }));
-    });
-}
-
-/// Runs `body` on its own thread and fails with `what` if it has not
-/// finished after `secs` seconds, instead of hanging the suite.
-fn watchdog<T: Send + 'static>(secs: u64, what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let runner = thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(value) => value,
-        Err(RecvTimeoutError::Timeout) => panic!("{what}: not done after {secs} s; the pool looks stuck"),
-        Err(RecvTimeoutError::Disconnected) => match runner.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the body returned without sending"),
-        },
-    }
-}
+use common::{MARKER as DELIBERATE, quiet_intentional_panics as quiet_deliberate_panics, watchdog};
 
 /// The bounds of `Metrics`, and that no count went down since `prev`.
 /// `workers`: the largest size the pool may have, and the most worker
@@ -273,17 +244,17 @@ fn racing_readers(wait_metrics: bool) {
 
 #[test]
 fn racing_readers_see_consistent_counts() {
-    watchdog(120, "racing readers, wait metrics off", || racing_readers(false));
+    watchdog("racing readers, wait metrics off", Duration::from_secs(120), || racing_readers(false));
 }
 
 #[test]
 fn racing_readers_see_consistent_counts_and_waits() {
-    watchdog(120, "racing readers, wait metrics on", || racing_readers(true));
+    watchdog("racing readers, wait metrics on", Duration::from_secs(120), || racing_readers(true));
 }
 
 #[test]
 fn busy_and_idle_workers_are_counted() {
-    watchdog(60, "busy and idle workers", || {
+    watchdog("busy and idle workers", Duration::from_secs(60), || {
         let pool = Pool::builder().workers(2).build().expect("build");
         let (started_tx, started_rx) = mpsc::channel();
         let mut releases = Vec::new();
@@ -320,7 +291,7 @@ fn busy_and_idle_workers_are_counted() {
 
 #[test]
 fn a_held_worker_is_busy_and_the_level_behind_it_starves() {
-    watchdog(60, "starvation", || {
+    watchdog("starvation", Duration::from_secs(60), || {
         let pool = Pool::builder().workers(1).levels(2).wait_metrics(true).build().expect("build");
         let (started_tx, started_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
@@ -375,7 +346,7 @@ fn without_wait_metrics_there_are_no_wait_figures() {
 
 #[test]
 fn a_job_taken_from_another_workers_deque_is_a_steal() {
-    watchdog(60, "steal", || {
+    watchdog("steal", Duration::from_secs(60), || {
         let pool = Pool::builder().workers(2).build().expect("build");
         let spawner = pool.spawner();
         // The parent pushes the child onto its own worker's deque and then
@@ -420,7 +391,7 @@ fn since_covers_the_interval() {
 #[test]
 fn cancelled_and_expired_jobs_are_counted_exactly_at_rest() {
     quiet_deliberate_panics();
-    watchdog(60, "cancelled and expired counts", || {
+    watchdog("cancelled and expired counts", Duration::from_secs(60), || {
         let befores = Arc::new(AtomicUsize::new(0));
         let afters = Arc::new(Mutex::new((0usize, 0usize))); // (completed, panicked)
         let pool = Pool::builder()
@@ -573,7 +544,7 @@ fn cancelled_and_expired_jobs_are_counted_exactly_at_rest() {
 /// each counted once; the counts match its report.
 #[test]
 fn shutdown_now_counts_every_job_it_cancels_or_discards() {
-    watchdog(60, "shutdown_now counts", || {
+    watchdog("shutdown_now counts", Duration::from_secs(60), || {
         const HELD: usize = 2;
         const CHILDREN: usize = 3;
         let pool = Pool::builder().workers(HELD).levels(2).build().expect("build");
@@ -670,7 +641,7 @@ type Tally = [(u64, u64, u64, u64, u64); LEVELS];
 #[test]
 fn racing_readers_see_consistent_counts_with_cancels_and_deadlines() {
     quiet_deliberate_panics();
-    watchdog(120, "racing readers with cancels and deadlines", || {
+    watchdog("racing readers with cancels and deadlines", Duration::from_secs(120), || {
         const MIXERS: usize = 4;
         const JOBS: usize = 2_500;
         let pool =
@@ -774,7 +745,7 @@ fn racing_readers_see_consistent_counts_with_cancels_and_deadlines() {
 /// retired <= started, nothing going back) while workers come and go.
 #[test]
 fn worker_figures_follow_a_resize() {
-    watchdog(60, "worker figures during a resize", || {
+    watchdog("worker figures during a resize", Duration::from_secs(60), || {
         let pool = Pool::builder().workers(1).levels(2).build().expect("build");
         let spawner = pool.spawner();
         let sampler = Sampler::start(&spawner, 4);
@@ -850,7 +821,7 @@ fn worker_figures_follow_a_resize() {
 /// agree with the pool and the job counts are exact.
 #[test]
 fn random_resizes_keep_the_bounds_and_exact_counts() {
-    watchdog(120, "random resizes", || {
+    watchdog("random resizes", Duration::from_secs(120), || {
         const MAX: usize = 4;
         const JOBS: usize = 3_000;
         let pool = Pool::builder().workers(2).levels(LEVELS).build().expect("build");

@@ -68,8 +68,9 @@ pub trait Visit {
 }
 
 /// Names of all peers, in the order [`visit_all`] visits them.
-pub const NAMES: [&str; 6] = [
-    priopool_peer::Priopool::NAME,
+pub const NAMES: [&str; 7] = [
+    priopool_peer::Priopool::<false>::NAME,
+    priopool_peer::Priopool::<true>::NAME,
     rayon_peer::RayonLifo::NAME,
     rayon_peer::RayonFifo::NAME,
     threadpool_peer::ThreadpoolCrate::NAME,
@@ -79,7 +80,8 @@ pub const NAMES: [&str; 6] = [
 
 /// Calls `v.visit::<P>()` for every peer, in the order of [`NAMES`].
 pub fn visit_all<V: Visit>(v: &mut V) {
-    v.visit::<priopool_peer::Priopool>();
+    v.visit::<priopool_peer::Priopool<false>>();
+    v.visit::<priopool_peer::Priopool<true>>();
     v.visit::<rayon_peer::RayonLifo>();
     v.visit::<rayon_peer::RayonFifo>();
     v.visit::<threadpool_peer::ThreadpoolCrate>();

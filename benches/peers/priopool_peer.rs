@@ -8,13 +8,18 @@
 //! Built with `levels(2)`: `Level::High` maps to `Priority::HIGH`,
 //! `Level::Low` to `Priority::LOW`. `shutdown` is `Pool::shutdown`: it runs
 //! every accepted job and joins the workers.
+//!
+//! Two rows: `priopool` as built by default (per-worker counters for
+//! `Pool::metrics` are always on), and `priopool+waits` with
+//! `wait_metrics(true)`, which also stamps every job and records its queue
+//! wait in a histogram: the row that shows what that option costs.
 
 use priopool::{Pool, Priority, Spawner};
 
 use super::{Level, Peer, Spawn};
 
-/// Running pool.
-pub struct Priopool(Pool);
+/// Running pool; `WAITS`: built with `wait_metrics(true)`.
+pub struct Priopool<const WAITS: bool>(Pool);
 
 /// Spawn handle: priopool's own `Spawner`.
 #[derive(Clone)]
@@ -35,14 +40,15 @@ impl Spawn for PriopoolHandle {
     }
 }
 
-impl Peer for Priopool {
-    const NAME: &'static str = "priopool";
+impl<const WAITS: bool> Peer for Priopool<WAITS> {
+    const NAME: &'static str = if WAITS { "priopool+waits" } else { "priopool" };
     type Handle = PriopoolHandle;
 
     fn start(workers: usize) -> Self {
         let pool = Pool::builder()
             .workers(workers)
             .levels(2)
+            .wait_metrics(WAITS)
             .build()
             .unwrap_or_else(|_| panic!("build priopool with {workers} workers"));
         Priopool(pool)
