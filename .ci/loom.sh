@@ -14,8 +14,8 @@
 # interleaving (default 4 here). Some models cap it lower themselves: those
 # with two workers and another thread at 1, the pool-level dynamic-pool
 # model at 3 (see the constants in src/loom_tests.rs and docs/design.md).
-# On 2 cores the models take 45 to 55 s, plus about 2 minutes for a cold
-# build (3 min 12 s end to end, cold, measured inside .ci/run).
+# On 2 cores the models take 42 to 55 s, plus about 36 s for a cold build
+# (1 min 18 s end to end, cold, measured inside .ci/run).
 #
 # Its own target directory (LOOM_TARGET_DIR, default target/loom) keeps the
 # cfg(loom) build from invalidating the normal one.
