@@ -20,15 +20,15 @@
 //! * **Plain** ([`plain`]): always the standard library's, also under loom.
 //!   They serve the modules outside the modelled protocols: the metrics
 //!   counters (`metrics.rs`: they order nothing but their own figures and
-//!   are read only by snapshots, which no model takes), the task cells of cancellable jobs
-//!   and their handles (`task.rs`, `job.rs`, `handle.rs`, `options.rs`:
-//!   `Arc<dyn TaskCell>` needs std's unsized coercion, which loom's `Arc`
-//!   lacks, and the models spawn plain closures only), the deadline timer
-//!   (`timer.rs`: it holds a `Weak` pointer to the registry, and loom has
-//!   no `Weak`), the user's hooks and handlers (`builder.rs`,
+//!   are read only by snapshots, which no model takes), the task cells of
+//!   cancellable jobs and their handles (`task.rs`, `job.rs`, `handle.rs`,
+//!   `options.rs`: `Arc<dyn TaskCell>` needs std's unsized coercion, which
+//!   loom's `Arc` lacks, and the models spawn plain closures only), the
+//!   deadline timer (`timer.rs`: it holds a `Weak` pointer to the registry,
+//!   and loom has no `Weak`), the user's hooks and handlers (`builder.rs`,
 //!   `hooks.rs`), and the lock that makes a panic payload in a `JobError`
-//!   shareable (`error.rs`). Modelling them would only add interleavings that no
-//!   invariant of the protocols depends on. A plain lock inside a model is
+//!   shareable (`error.rs`). Modelling them would only add interleavings
+//!   that no invariant of the protocols depends on. A plain lock inside a model is
 //!   safe only while nothing modelled happens under it (loom runs a model's
 //!   threads on one OS thread and switches between them only at modelled
 //!   operations); the plain locks above hold no modelled operation.
@@ -41,10 +41,11 @@
 //! * Time does not pass in a model. [`park_until`] returns at once, and
 //!   [`has_passed`] says every deadline has passed: a worker that parks with
 //!   a keep-alive deadline (dynamic pools) times out unless a waker took it
-//!   off the sleeper list first, and the models explore both orders. A
-//!   modelled `Condvar::wait_timeout` never times out (loom's does not), so
-//!   `Pool::shutdown_timeout` behaves like `shutdown` there; no model calls
-//!   it.
+//!   off the sleeper list first, and the models explore both orders.
+//!   [`sleep_for`] (shutdown's back-off when no thread could be started)
+//!   yields instead. A modelled `Condvar::wait_timeout` never times out
+//!   (loom's does not), so `Pool::shutdown_timeout` behaves like `shutdown`
+//!   there; no model calls it.
 //! * `Backoff` is a stand-in whose `snooze` yields to the model's scheduler
 //!   (a loom thread that spins without yielding never lets the others run)
 //!   and which is "completed" at once, so an idle worker goes straight to the
