@@ -8,11 +8,11 @@
 
 mod common;
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Tally, soak_watchdog};
+use common::{Pending, PendingGuard as Guard, Tally, soak_watchdog};
 use priopool::{Pool, Priority, SpawnErrorKind};
 
 const CYCLES: usize = 1_000;
@@ -20,46 +20,6 @@ const JOBS: usize = 32;
 
 /// How many ways a cycle ends its pool (see the test's docs).
 const ENDINGS: usize = 6;
-
-/// Closures not dropped yet: raised before every spawn attempt, lowered
-/// when the closure is dropped, whether it ran, was cancelled or was handed
-/// back. Reaching zero means every closure was dropped; dropping one twice
-/// would take it below zero, which panics.
-#[derive(Default)]
-struct Pending {
-    count: Mutex<usize>,
-    zero: Condvar,
-}
-
-impl Pending {
-    fn add(&self) {
-        *self.count.lock().unwrap() += 1;
-    }
-
-    fn done(&self) {
-        let mut count = self.count.lock().unwrap();
-        *count = count.checked_sub(1).expect("a job's closure was dropped twice");
-        if *count == 0 {
-            self.zero.notify_all();
-        }
-    }
-
-    fn wait_for_zero(&self) {
-        let mut count = self.count.lock().unwrap();
-        while *count != 0 {
-            count = self.zero.wait(count).unwrap();
-        }
-    }
-}
-
-/// Lowers `Pending` when the closure holding it is dropped.
-struct Guard(Arc<Pending>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0.done();
-    }
-}
 
 /// Each cycle builds a pool, queues `JOBS` jobs (every 8th spawns a child;
 /// every 4th has a maximum queue wait, which starts the deadline timer

@@ -11,54 +11,16 @@
 mod common;
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{Progress, intentional_panic, quiet_intentional_panics, soak_watchdog};
+use common::{Pending, PendingGuard as Finished, Progress, intentional_panic, quiet_intentional_panics, soak_watchdog};
 use priopool::{Pool, Priority, SpawnErrorKind};
 
 /// Divides the default sizes by `PRIOPOOL_STRESS_SCALE` (default 1).
 fn scaled(n: usize) -> usize {
     let divisor = std::env::var("PRIOPOOL_STRESS_SCALE").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(1);
     (n / divisor.max(1)).max(1)
-}
-
-/// Counts jobs that have not finished yet; `wait_for_zero` blocks until
-/// every one has (a count-down latch whose count can also go up).
-#[derive(Default)]
-struct Pending {
-    count: Mutex<usize>,
-    zero: Condvar,
-}
-
-impl Pending {
-    fn add(&self) {
-        *self.count.lock().unwrap() += 1;
-    }
-
-    fn done(&self) {
-        let mut count = self.count.lock().unwrap();
-        *count -= 1;
-        if *count == 0 {
-            self.zero.notify_all();
-        }
-    }
-
-    fn wait_for_zero(&self) {
-        let mut count = self.count.lock().unwrap();
-        while *count != 0 {
-            count = self.zero.wait(count).unwrap();
-        }
-    }
-}
-
-/// Marks a job finished when dropped, so a panicking job counts too.
-struct Finished(Arc<Pending>);
-
-impl Drop for Finished {
-    fn drop(&mut self) {
-        self.0.done();
-    }
 }
 
 const PLAIN: u8 = 0;

@@ -320,3 +320,43 @@ pub fn tasks() -> Vec<Task> {
 pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map(|entries| entries.count()).unwrap_or(0)
 }
+
+/// Closures not dropped yet: raised before every spawn attempt, lowered
+/// when the closure is dropped, whether it ran, was cancelled or was handed
+/// back. Reaching zero means every closure was dropped; dropping one twice
+/// would take it below zero, which panics.
+#[derive(Default)]
+pub struct Pending {
+    count: Mutex<usize>,
+    zero: Condvar,
+}
+
+impl Pending {
+    pub fn add(&self) {
+        *self.count.lock().unwrap() += 1;
+    }
+
+    pub fn done(&self) {
+        let mut count = self.count.lock().unwrap();
+        *count = count.checked_sub(1).expect("a job's closure was dropped twice");
+        if *count == 0 {
+            self.zero.notify_all();
+        }
+    }
+
+    pub fn wait_for_zero(&self) {
+        let mut count = self.count.lock().unwrap();
+        while *count != 0 {
+            count = self.zero.wait(count).unwrap();
+        }
+    }
+}
+
+/// Lowers `Pending` when the closure holding it is dropped.
+pub struct PendingGuard(pub Arc<Pending>);
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.0.done();
+    }
+}
