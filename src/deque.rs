@@ -22,7 +22,7 @@
 //!   count exists to cover exactly this window.
 //!
 //! The stand-in does not model crossbeam's internal memory orderings; the
-//! crate trusts crossbeam for those (its unsafe code is crossbeam's own, and
+//! crate trusts crossbeam for those (its `unsafe` blocks are crossbeam's own, and
 //! crossbeam tests it with its own loom and miri runs).
 
 #[cfg(not(loom))]
