@@ -19,11 +19,12 @@
 //!   back, and a pool with `max_workers(1)` never starts a worker again.
 #![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
+mod common;
+
 use std::panic;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Once};
-use std::thread;
 use std::time::Duration;
 
 use priopool::{Pool, Priority};
@@ -59,23 +60,9 @@ fn quiet() {
     });
 }
 
-/// Runs `body` on a thread of its own; fails if it has not finished within
-/// twice [`BOUND`]. A pool whose worker died cannot shut down, so `body`
-/// leaks its pool when a job does not come back.
+/// Runs `body` under the shared watchdog, bounded by twice [`BOUND`].
 fn watchdog(what: &str, body: impl FnOnce() + Send + 'static) {
-    let (done_tx, done_rx) = mpsc::channel();
-    let thread = thread::spawn(move || {
-        body();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(2 * BOUND) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(payload) = thread.join() {
-                panic::resume_unwind(payload);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("watchdog: {what} did not finish within {:?}", 2 * BOUND),
-    }
+    common::watchdog(what, 2 * BOUND, body);
 }
 
 /// Whether `pool`'s only worker still runs jobs; leaks the pool if not, so

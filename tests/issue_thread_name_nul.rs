@@ -12,9 +12,10 @@
 //! accepted job never runs and shutdown waits for it forever.
 #![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
+mod common;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use priopool::{Pool, Priority};
@@ -25,22 +26,9 @@ fn with_nul(index: usize) -> String {
     format!("bad\0name-{index}")
 }
 
-/// Runs `body` on a thread of its own and fails if it has not finished
-/// within twice [`BOUND`] (a stranded job hangs the pool's shutdown).
+/// Runs `body` under the shared watchdog, bounded by twice [`BOUND`].
 fn run_bounded(what: &str, body: impl FnOnce() + Send + 'static) {
-    let (done_tx, done_rx) = mpsc::channel();
-    let thread = thread::spawn(move || {
-        body();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(2 * BOUND) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(payload) = thread.join() {
-                panic::resume_unwind(payload);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} did not finish within {:?}", 2 * BOUND),
-    }
+    common::watchdog(what, 2 * BOUND, body);
 }
 
 #[test]
