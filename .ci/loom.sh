@@ -27,4 +27,4 @@ export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-4}"
 if [ "$#" -eq 0 ]; then
     set -- loom_tests:: scaling::loom_models::
 fi
-exec cargo test --release --lib --target-dir "${LOOM_TARGET_DIR:-target/loom}" -- "$@"
+exec cargo test --release -p priopool --lib --target-dir "${LOOM_TARGET_DIR:-target/loom}" -- "$@"

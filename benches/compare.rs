@@ -573,9 +573,9 @@ fn main() {
         let png = if test_mode {
             None
         } else if quick {
-            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/target/priopool-bench/bench-latency-quick.png"))
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/priopool-bench/bench-latency-quick.png"))
         } else {
-            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/bench-latency.png"))
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/bench-latency.png"))
         };
         flood_scenario(&s, workers, &mut report, png.map(std::path::Path::new));
         note_load("C", &mut loads);

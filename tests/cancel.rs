@@ -1,7 +1,6 @@
 //! Cancellation: through a handle before and while a job runs, through a
 //! `CancelHandle` from another thread, racing the workers, and by
 //! `Pool::shutdown_now`.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod support;
 

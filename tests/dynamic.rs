@@ -1,7 +1,6 @@
 //! Dynamic pools: growing with the backlog, shrinking when idle, resizing at
 //! run time. Concurrency is measured with atomics, events are ordered with
 //! barriers, latches and channels, and every wait has a watchdog.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

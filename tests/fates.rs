@@ -7,7 +7,6 @@
 //! child), spawns, cancels at random points, and an optional
 //! `shutdown_now` at a random point whose gate opens from another thread at
 //! an arbitrary moment of the sweep.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod support;
 

@@ -1,6 +1,5 @@
 //! A `JobHandle` is a `Future` that works under any executor: here under
 //! `futures::executor::block_on` and under tokio's two runtimes.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod support;
 

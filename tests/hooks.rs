@@ -1,7 +1,6 @@
 //! Builder hooks: each runs once per thread or per job, on the right
 //! thread; a panicking hook kills no worker; spawns from hooks obey the
 //! shutdown rules.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,6 @@
 //! blocked in the kernel, not spinning, and a dynamic pool's extra workers
 //! have really exited. Read from `/proc/self/task`, so Linux only; the file
 //! compiles to nothing elsewhere.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 #![cfg(target_os = "linux")]
 
 mod common;

@@ -10,7 +10,6 @@
 //! `Registry::shutdown` believes it is called from outside the pool and
 //! waits for A's drain, which includes the calling job: with two workers it
 //! joins the other worker, which waits for the drain forever.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};

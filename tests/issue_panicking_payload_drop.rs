@@ -17,7 +17,6 @@
 //!   `Spawner::spawn` after the job was queued and a worker slot reserved:
 //!   the caller sees a panic for an accepted job, the slot is never given
 //!   back, and a pool with `max_workers(1)` never starts a worker again.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod common;
 

@@ -10,7 +10,6 @@
 //! caller does after `shutdown_timeout` returns) holds the call past its
 //! bound, for as long as the hook runs. The same unbounded join follows a
 //! timed-out call that finds nothing running (`still_running == 0`).
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};

@@ -10,7 +10,6 @@
 //! in `live`. The slot is never given back, so a pool with
 //! `max_workers(1)` believes it has its worker and never starts one: the
 //! accepted job never runs and shutdown waits for it forever.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod common;
 

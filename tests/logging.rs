@@ -1,8 +1,6 @@
 //! The `log` events (feature `log`): worker start and exit at debug, job
 //! panics at warn with level and message, shutdown begun and done at info.
 //! Run with `cargo test --features log`.
-#![cfg(feature = "log")]
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 use std::sync::{Mutex, Once};
 

@@ -1,6 +1,5 @@
 //! `Pool::metrics`: the bounds every snapshot keeps while jobs race the
 //! reader, exact counts at rest, worker states, steals and queue waits.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;

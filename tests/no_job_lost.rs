@@ -28,7 +28,6 @@
 //! [`shutdown_racing_producers_loses_nothing`] makes the race with the
 //! shutdown certain rather than likely, with heavy jobs that widen the
 //! window between a job's admission and its queueing.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod common;
 

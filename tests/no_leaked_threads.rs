@@ -3,7 +3,6 @@
 //! pool's kind and however it was ended. Counts `/proc/self/task`, so Linux
 //! only, and alone in its test binary so that no other test's threads are
 //! counted.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 #![cfg(target_os = "linux")]
 
 mod common;

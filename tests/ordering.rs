@@ -11,7 +11,6 @@
 //!
 //! Every case runs under a watchdog, so a lost wake-up fails the test with a
 //! message instead of hanging it.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod common;
 

@@ -5,7 +5,6 @@
 //! "Every worker is still alive" is proved, not assumed: `prove_alive` runs
 //! W jobs that all wait on one barrier with the test thread, which only
 //! works if W live workers take them at the same time.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod common;
 

@@ -4,7 +4,6 @@
 //! the jobs still queued, and refused jobs (after shutdown, or at a level
 //! the pool does not have) come back to the caller. Also the builder's
 //! errors and what `Priority::LOW` resolves to.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod common;
 

@@ -6,7 +6,6 @@
 //! `PRIOPOOL_STRESS_SCALE` to a divisor (e.g. `10`) for a quicker run.
 //! Every test runs under a watchdog (tests/common) that fails it with a
 //! message instead of hanging.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod common;
 

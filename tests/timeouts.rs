@@ -3,7 +3,6 @@
 //! No assertion here depends on how long anything takes: a worker is held
 //! on a latch that the test opens, so "returned at once" and "expired while
 //! the worker was busy" are structural, and every wait has a watchdog.
-#![cfg(not(loom))] // real threads: see .ci/loom.sh for the models
 
 mod support;
 
