@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Model-checks the pool's protocols with loom: the models in
-# src/loom_tests.rs and scaling::loom_models (src/scaling.rs), run against
+# src/loom_tests.rs and limits::loom_models (src/limits.rs), run against
 # the real sleep/wake, shutdown, pick-rule and dynamic-pool code built with
-# `--cfg loom` (see src/sync.rs and src/deque.rs).
+# `--cfg loom` (see src/sync.rs and src/queue/deque.rs).
 #
 #   bash .ci/loom.sh                        # every model
 #   bash .ci/loom.sh model_2 --nocapture    # the models named *model_2*,
@@ -25,6 +25,6 @@ cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg loom"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-4}"
 if [ "$#" -eq 0 ]; then
-    set -- loom_tests:: scaling::loom_models::
+    set -- loom_tests:: limits::loom_models::
 fi
 exec cargo test --release -p priopool --lib --target-dir "${LOOM_TARGET_DIR:-target/loom}" -- "$@"

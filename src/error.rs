@@ -5,7 +5,6 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
-use crate::handle::JobHandle;
 use crate::sync::plain::{Mutex, PoisonError};
 
 /// Why [`Builder::build`](crate::Builder::build) refused to make a pool.
@@ -20,9 +19,7 @@ pub struct BuildError {
 
 #[derive(Debug)]
 pub(crate) enum BuildErrorKind {
-    NoWorkers,
-    TooManyWorkers { asked: usize, max: usize },
-    MinAboveMax { min: usize, max: usize },
+    Limits(LimitsError),
     FixedAndDynamic,
     ZeroKeepAlive,
     NoLevels,
@@ -39,14 +36,14 @@ impl BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            BuildErrorKind::NoWorkers => {
+            BuildErrorKind::Limits(LimitsError::NoWorkers) => {
                 f.write_str("a pool needs at least one worker: pass workers(n) or max_workers(n) with n >= 1")
             }
-            BuildErrorKind::TooManyWorkers { asked, max } => write!(
+            BuildErrorKind::Limits(LimitsError::TooManyWorkers { asked, max }) => write!(
                 f,
                 "{asked} workers is more than the {max} a pool supports: pass workers(n) or max_workers(n) with n <= {max}"
             ),
-            BuildErrorKind::MinAboveMax { min, max } => {
+            BuildErrorKind::Limits(LimitsError::MinAboveMax { min, max }) => {
                 write!(f, "min_workers({min}) is above max_workers({max}): lower min_workers or raise max_workers")
             }
             BuildErrorKind::FixedAndDynamic => f.write_str(
@@ -83,6 +80,16 @@ impl Error for BuildError {
     }
 }
 
+/// Worker limits no pool can have, found by `config::validate_limits` for
+/// both the builder and a resize. Each of [`BuildError`] and [`ResizeError`]
+/// wraps it and says what to change in the calls its user made.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum LimitsError {
+    NoWorkers,
+    TooManyWorkers { asked: usize, max: usize },
+    MinAboveMax { min: usize, max: usize },
+}
+
 /// Why [`Pool::set_workers`](crate::Pool::set_workers) or
 /// [`Pool::set_worker_limits`](crate::Pool::set_worker_limits) failed.
 ///
@@ -98,9 +105,7 @@ pub struct ResizeError {
 
 #[derive(Debug)]
 pub(crate) enum ResizeErrorKind {
-    NoWorkers,
-    TooManyWorkers { asked: usize, max: usize },
-    MinAboveMax { min: usize, max: usize },
+    Limits(LimitsError),
     ThreadSpawn { running: usize, source: io::Error },
 }
 
@@ -120,13 +125,13 @@ impl ResizeError {
 impl fmt::Display for ResizeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ResizeErrorKind::NoWorkers => f.write_str(
+            ResizeErrorKind::Limits(LimitsError::NoWorkers) => f.write_str(
                 "a pool needs at least one worker: pass n >= 1 to set_workers, or max >= 1 to set_worker_limits",
             ),
-            ResizeErrorKind::TooManyWorkers { asked, max } => {
+            ResizeErrorKind::Limits(LimitsError::TooManyWorkers { asked, max }) => {
                 write!(f, "{asked} workers is more than the {max} a pool supports: pass at most {max}")
             }
-            ResizeErrorKind::MinAboveMax { min, max } => {
+            ResizeErrorKind::Limits(LimitsError::MinAboveMax { min, max }) => {
                 write!(f, "the minimum of {min} workers is above the maximum of {max}: pass min <= max")
             }
             ResizeErrorKind::ThreadSpawn { running, source } => write!(
@@ -318,58 +323,3 @@ impl fmt::Display for JobError {
 }
 
 impl Error for JobError {}
-
-/// What [`JobHandle::join_timeout`] returns when it has no value to give.
-///
-/// A timeout hands the handle back, still usable: join it again, wait
-/// longer, [cancel](JobHandle::cancel) the job, or drop the handle (which
-/// does not cancel the job).
-pub enum JoinTimeoutError<T> {
-    /// The job did not end within the timeout; here is its handle.
-    TimedOut(JobHandle<T>),
-    /// The job ended without a value (it panicked, was cancelled or
-    /// expired).
-    Job(JobError),
-}
-
-impl<T> JoinTimeoutError<T> {
-    /// Whether the wait timed out (the job had not ended).
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, JoinTimeoutError::TimedOut(_))
-    }
-
-    /// The handle handed back by a timeout; `None` if the job ended.
-    pub fn into_handle(self) -> Option<JobHandle<T>> {
-        match self {
-            JoinTimeoutError::TimedOut(handle) => Some(handle),
-            JoinTimeoutError::Job(_) => None,
-        }
-    }
-}
-
-impl<T> fmt::Debug for JoinTimeoutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinTimeoutError::TimedOut(handle) => f.debug_tuple("TimedOut").field(handle).finish(),
-            JoinTimeoutError::Job(error) => f.debug_tuple("Job").field(error).finish(),
-        }
-    }
-}
-
-impl<T> fmt::Display for JoinTimeoutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinTimeoutError::TimedOut(_) => f.write_str("the job did not end within the join timeout"),
-            JoinTimeoutError::Job(error) => fmt::Display::fmt(error, f),
-        }
-    }
-}
-
-impl<T> Error for JoinTimeoutError<T> {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            JoinTimeoutError::TimedOut(_) => None,
-            JoinTimeoutError::Job(error) => Some(error),
-        }
-    }
-}

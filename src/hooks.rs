@@ -15,7 +15,7 @@
 //! ```
 //!
 //! The job hooks frame a job that *runs*: `before_job` fires only once the
-//! worker has claimed the job (task.rs) and is about to call its closure,
+//! worker has claimed the job (`job/task.rs`) and is about to call its closure,
 //! and `after_job` then always follows. A job that never starts gets
 //! neither: one cancelled (through its handle, or by `shutdown_now`) or
 //! expired before a worker claimed it, whose queue entry the worker (or the
@@ -26,10 +26,10 @@
 //! did not run as [`JobOutcome::Completed`].
 //!
 //! The thread start and stop hooks run while the thread is *not* registered
-//! as a worker of the pool (the thread-local `CURRENT` of `worker.rs` is
+//! as a worker of the pool (the thread-local `CURRENT` of `runtime/worker.rs` is
 //! unset), so a job they spawn is admitted like one from any outside thread:
 //! refused once shutdown has begun. That keeps the drain proof of
-//! `shutdown.rs` intact: only a thread whose running job is still counted as
+//! `lifecycle.rs` intact: only a thread whose running job is still counted as
 //! outstanding may spawn past the close. `before_job` and `after_job` run
 //! inside that window, while their job is still outstanding (it is finished
 //! only after `after_job` returns), so their spawns are sound too.
@@ -49,8 +49,6 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
-use crate::builder::Builder;
-use crate::registry::Registry;
 use crate::sync::plain::Arc;
 
 /// Sends an event to the `log` facade when the `log` feature is on, and
@@ -75,10 +73,10 @@ pub(crate) type ThreadHook = Arc<dyn Fn(usize) + Send + Sync>;
 pub(crate) type BeforeJob = Arc<dyn Fn(JobInfo) + Send + Sync>;
 pub(crate) type AfterJob = Arc<dyn Fn(JobInfo, JobOutcome, Duration) + Send + Sync>;
 
-/// What the monitoring options of a [`Builder`] asked for.
+/// What the monitoring options of a [`Builder`](crate::Builder) asked for.
 #[derive(Clone, Default)]
 pub(crate) struct Monitoring {
-    /// Timestamp jobs to measure queue waits (see [`Builder::wait_metrics`]).
+    /// Timestamp jobs to measure queue waits (see [`Builder::wait_metrics`](crate::Builder::wait_metrics)).
     pub(crate) wait_metrics: bool,
     pub(crate) on_thread_start: Option<ThreadHook>,
     pub(crate) on_thread_stop: Option<ThreadHook>,
@@ -87,7 +85,7 @@ pub(crate) struct Monitoring {
 }
 
 /// What a job hook is told about the job: passed to the
-/// [`before_job`](Builder::before_job) and [`after_job`](Builder::after_job)
+/// [`before_job`](crate::Builder::before_job) and [`after_job`](crate::Builder::after_job)
 /// hooks.
 ///
 /// Non-exhaustive: fields may be added (a deadline, for example).
@@ -100,14 +98,14 @@ pub struct JobInfo {
     /// `levels - 1`).
     pub level: usize,
     /// The index of the worker thread running it, the one its
-    /// [`thread_name`](Builder::thread_name) was given.
+    /// [`thread_name`](crate::Builder::thread_name) was given.
     pub worker: usize,
     /// How long the job waited between being queued and starting, if the
-    /// pool measures waits ([`Builder::wait_metrics`]); `None` otherwise.
+    /// pool measures waits ([`Builder::wait_metrics`](crate::Builder::wait_metrics)); `None` otherwise.
     pub queue_wait: Option<Duration>,
 }
 
-/// How a job that ran ended, as told to the [`after_job`](Builder::after_job)
+/// How a job that ran ended, as told to the [`after_job`](crate::Builder::after_job)
 /// hook. (Jobs that never started, cancelled or expired, get no hook.)
 ///
 /// Non-exhaustive: more outcomes may be added.
@@ -119,69 +117,6 @@ pub enum JobOutcome {
     /// The job panicked (its payload went to the panic handler or to its
     /// [`JobHandle`](crate::JobHandle), as usual).
     Panicked,
-}
-
-/// The monitoring options.
-impl Builder {
-    /// Measures how long each job waits in its queue, which fills
-    /// [`LevelMetrics::wait`](crate::LevelMetrics::wait) and
-    /// [`LevelMetrics::oldest_wait`](crate::LevelMetrics::oldest_wait) and
-    /// gives hooks [`JobInfo::queue_wait`]. Default: off.
-    ///
-    /// It costs two clock reads per job (when it is queued and when it
-    /// starts) and a histogram update on the worker, which is a measurable
-    /// share of the cost of a very short job; the counters of
-    /// [`Pool::metrics`](crate::Pool::metrics) are always on.
-    pub fn wait_metrics(mut self, on: bool) -> Builder {
-        self.monitoring.wait_metrics = on;
-        self
-    }
-
-    /// Calls `hook(index)` on each worker thread when it starts, before it
-    /// runs any job; `index` is the worker's index (as given to
-    /// [`thread_name`](Builder::thread_name)). A job spawned from the hook
-    /// is treated as one from outside the pool. A panic in the hook is
-    /// caught and counted (see [`Metrics::hook_panics`](crate::Metrics::hook_panics));
-    /// the worker starts anyway.
-    pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Builder {
-        self.monitoring.on_thread_start = Some(Arc::new(hook));
-        self
-    }
-
-    /// Calls `hook(index)` on each worker thread as it exits, after its last
-    /// job. At shutdown the pool is drained by then, so a spawn from the
-    /// hook is refused with [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown).
-    /// A panic in the hook is caught and counted; the thread exits anyway.
-    pub fn on_thread_stop(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Builder {
-        self.monitoring.on_thread_stop = Some(Arc::new(hook));
-        self
-    }
-
-    /// Calls `hook(info)` on the worker thread just before each job runs. A
-    /// panic in the hook is caught and counted; the job runs anyway. A job
-    /// that never runs (cancelled, or expired, before it started) gets no
-    /// call.
-    ///
-    /// The hook is on the path of every job: keep it short.
-    pub fn before_job(mut self, hook: impl Fn(JobInfo) + Send + Sync + 'static) -> Builder {
-        self.monitoring.before_job = Some(Arc::new(hook));
-        self
-    }
-
-    /// Calls `hook(info, outcome, run_time)` on the worker thread just after
-    /// each job ends; `run_time` is the job's own running time (not its
-    /// queue wait and not the hooks'), measured with [`std::time::Instant`]
-    /// only when this hook is set. A panic in the hook is caught and
-    /// counted; the job keeps the outcome it had. It is called exactly once
-    /// for each job that ran (the jobs [`before_job`](Builder::before_job)
-    /// is called for), and for no other: a job that never runs (cancelled,
-    /// or expired, before it started) gets no call.
-    ///
-    /// The hook is on the path of every job: keep it short.
-    pub fn after_job(mut self, hook: impl Fn(JobInfo, JobOutcome, Duration) + Send + Sync + 'static) -> Builder {
-        self.monitoring.after_job = Some(Arc::new(hook));
-        self
-    }
 }
 
 impl fmt::Debug for Monitoring {
@@ -196,14 +131,19 @@ impl fmt::Debug for Monitoring {
     }
 }
 
-/// Runs the hook call `call`, catching a panic: the panic is counted, logged
-/// (feature `log`) and its payload dropped with `job::drop_payload`, in case
-/// the payload's destructor panics too.
-pub(crate) fn guarded(registry: &Registry, hook: &str, call: impl FnOnce()) {
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(call)) {
-        registry.metrics.hook_panicked();
-        report_hook_panic(hook, payload.as_ref());
-        crate::job::drop_payload(payload);
+/// Runs the call `call` of the hook named `hook`, catching a panic: the
+/// panic is logged (feature `log`) and its payload dropped with
+/// `job::drop_payload`, in case the payload's destructor panics too.
+/// Returns whether it panicked, for the caller to count.
+#[must_use = "a hook's panic is counted in the metrics"]
+pub(crate) fn guarded(hook: &str, call: impl FnOnce()) -> bool {
+    match panic::catch_unwind(AssertUnwindSafe(call)) {
+        Ok(()) => false,
+        Err(payload) => {
+            report_hook_panic(hook, payload.as_ref());
+            crate::job::drop_payload(payload);
+            true
+        }
     }
 }
 

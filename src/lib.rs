@@ -1,68 +1,44 @@
 #![doc = include_str!("../README.md")]
-//!
-//! # The queues and the pick order
-//!
-//! ```text
-//!  spawn from outside         spawn from inside a job
-//!        │                            │
-//!        ▼                            ▼
-//!  ┌───────────┐            ┌───────────────────────┐
-//!  │ injector 0│──batch──▶  │ worker w: deque 0     │◀─steal── other workers
-//!  │ injector 1│──batch──▶  │           deque 1     │◀─steal──
-//!  │    ...    │            │           ...         │
-//!  └───────────┘            └───────────────────────┘
-//!
-//!  next job = for level in 0..k (most urgent first):
-//!                 skip the level if its queued count is 0
-//!                 local deque → injector → other workers' deques
-//! ```
-//!
-//! Modules, one concern each: `builder` (configuration), `priority` (levels,
-//! injectors and the pick rule), `worker` (the worker loop), `sleep` (the
-//! idle/wake protocol), `scaling` (dynamic pools: growing, shrinking,
-//! resizing), `shutdown` (intake and drain), `handle` ([`JobHandle`],
-//! [`CancelHandle`]), `pool` ([`Pool`], [`Spawner`]), `options`
-//! ([`JobBuilder`]: deadlines and other per-job options), `task` (the
-//! cancellable job cell and its state machine), `context` ([`JobContext`]),
-//! `timer` (the deadline timer thread), `abort` ([`Pool::shutdown_now`],
-//! [`Pool::shutdown_timeout`]), `metrics` ([`Metrics`]: counters per worker,
-//! summed on read) and `hooks` (user hooks, `log` events). `docs/design.md` in the repository describes
-//! the design and its invariants.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod abort;
-mod builder;
-mod context;
-mod deque;
+// The layers, for whoever works on the crate. Each module imports only from
+// its own layer or a lower one; only runtime/ may hold an import cycle.
+//
+//   L4 api/       Pool, Spawner, Builder, JobBuilder, the handles: check input, call the runtime
+//   L3 runtime/   the only threads: registry (a job's way in, resizing, shutdown), worker loop,
+//                 worker set, monitoring probe, shutdown_now, deadline timer
+//   L2 sleep.rs   how idle workers park and a push wakes one (state table and proof)
+//      lifecycle.rs  intake and drain;  limits.rs  growing and shrinking;  metrics/  counters
+//   L1 queue/     Priority, the deques, the per-level injectors and counts, and the pick rule
+//                 (queue/levels.rs), generic over the job type and free of threads
+//      job/       the job, its cancellable cell and state machine, JobContext
+//      error.rs, config.rs, hooks.rs
+//   L0 sync.rs    std or loom primitives: the one seam the loom models (loom_tests.rs) swap
+//
+// docs/design.md summarises the design and points to the module that proves each part.
+
+mod api;
+mod config;
 mod error;
-mod handle;
 mod hooks;
 mod job;
+mod lifecycle;
+mod limits;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod metrics;
-mod options;
-mod pool;
-mod priority;
-mod registry;
-mod scaling;
-mod shutdown;
+mod queue;
+mod runtime;
 mod sleep;
 mod sync;
-mod task;
-mod timer;
-mod worker;
-mod workers;
 
-pub use abort::{CancelledJobs, ShutdownReport};
-pub use builder::{Builder, DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
-pub use context::JobContext;
-pub use error::{BuildError, JobError, JoinTimeoutError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
-pub use handle::{CancelHandle, JobHandle};
+pub use api::{Builder, CancelHandle, JobBuilder, JobHandle, JoinTimeoutError, Pool, Spawner};
+pub use config::{DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
+pub use error::{BuildError, JobError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
 pub use hooks::{JobInfo, JobOutcome};
+pub use job::JobContext;
+pub use job::state::CancelOutcome;
 pub use metrics::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
-pub use options::JobBuilder;
-pub use pool::{Pool, Spawner};
-pub use priority::Priority;
-pub use task::CancelOutcome;
+pub use queue::Priority;
+pub use runtime::abort::{CancelledJobs, ShutdownReport};

@@ -22,7 +22,7 @@
 //!
 //! A push that finds no sleeper to wake
 //! ([`Sleep::wake_one`](crate::sleep::Sleep::wake_one) returns `false`)
-//! asks [`Registry::notify`] to grow. The pool grows by one worker
+//! asks `Registry::notify` to grow. The pool grows by one worker
 //! when `live < max` and the backlog (the sum of the queued counts) is
 //! larger than `searching`: jobs wait and no idle worker is about to take
 //! them. A pool at its maximum (every fixed pool) pays one atomic load on this
@@ -42,7 +42,7 @@
 //!
 //! # Shrinking
 //!
-//! *Surplus.* [`Registry::set_worker_limits`] may leave `live > max`. Every
+//! *Surplus.* `Registry::set_worker_limits` may leave `live > max`. Every
 //! worker checks for surplus at the top of its loop, **before every pick**,
 //! so that a surplus worker takes no new job after its current one (the
 //! re-check before sleeping only reads the counts, it never pops). A worker
@@ -74,7 +74,7 @@
 //!    local deques. It moves its local jobs to the injectors (the queued
 //!    counts do not change, so the priority rule sees them throughout) and,
 //!    if any job is queued, passes the wake-up on with
-//!    [`Registry::notify`]: it wakes a sleeper, or grows the pool, or finds
+//!    `Registry::notify`: it wakes a sleeper, or grows the pool, or finds
 //!    every other worker awake, and awake workers find the job (they pick,
 //!    or register as sleepers and then re-check).
 //!
@@ -101,12 +101,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::builder::MAX_WORKERS;
-use crate::error::{ResizeError, ResizeErrorKind};
-use crate::priority::Levels;
-use crate::registry::Registry;
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
-use crate::worker;
+use crate::config::MAX_WORKERS;
+use crate::queue::levels::Levels;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
 /// Bits per field of the packed state; `MAX_WORKERS` fits with room to
 /// spare.
@@ -134,14 +131,14 @@ impl Counts {
 }
 
 /// The worker counts of one pool and the rules that change them.
-pub(crate) struct Scaling {
+pub(crate) struct Limits {
     /// `Counts`, packed.
     state: AtomicU64,
     /// Workers of a growable pool looking for work without having found any.
     searching: AtomicUsize,
     /// Workers that left without retiring, because the pool was drained
     /// for shutdown: they keep their slot in `live` (nothing decides
-    /// anything on it any more), and [`Scaling::current`] subtracts them.
+    /// anything on it any more), and [`Limits::current`] subtracts them.
     left_at_shutdown: AtomicUsize,
     /// How long a worker above `min` stays parked before it retires.
     keep_alive: Duration,
@@ -150,10 +147,10 @@ pub(crate) struct Scaling {
     spawn_failing: AtomicUsize,
 }
 
-impl Scaling {
-    /// No workers yet, and limits `min..=max`; see [`Scaling::set_limits`].
-    pub(crate) fn new(min: usize, max: usize, keep_alive: Duration) -> Scaling {
-        Scaling {
+impl Limits {
+    /// No workers yet, and limits `min..=max`; see [`Limits::set_limits`].
+    pub(crate) fn new(min: usize, max: usize, keep_alive: Duration) -> Limits {
+        Limits {
             state: AtomicU64::new(Counts { live: 0, min, max }.pack()),
             searching: AtomicUsize::new(0),
             left_at_shutdown: AtomicUsize::new(0),
@@ -219,7 +216,7 @@ impl Scaling {
     /// go back to work (the pool is at its minimum, or a job was queued
     /// meanwhile and its slot was still free to take back). See the module
     /// docs, case 1.
-    pub(crate) fn retire_idle(&self, levels: &Levels) -> bool {
+    pub(crate) fn retire_idle<T>(&self, levels: &Levels<T>) -> bool {
         if self.update(|c| (c.live > c.min).then_some(Counts { live: c.live - 1, ..c })).is_err() {
             return false;
         }
@@ -236,8 +233,8 @@ impl Scaling {
 
     /// Reserves a slot for one more worker if jobs wait and no searching
     /// worker is there to take them; the caller then starts it (counted as
-    /// searching) or calls [`Scaling::release`].
-    pub(crate) fn reserve_if_backlogged(&self, levels: &Levels) -> bool {
+    /// searching) or calls [`Limits::release`].
+    pub(crate) fn reserve_if_backlogged<T>(&self, levels: &Levels<T>) -> bool {
         let c = self.counts();
         if c.live >= c.max {
             return false;
@@ -269,8 +266,8 @@ impl Scaling {
 
     /// A searching worker stops searching; if it stops because it found a
     /// job (`found_job`), returns whether jobs still wait, in which case the
-    /// caller passes the baton with [`Registry::notify`].
-    pub(crate) fn leave_searching(&self, found_job: bool, levels: &Levels) -> bool {
+    /// caller passes the baton with `Registry::notify`.
+    pub(crate) fn leave_searching<T>(&self, found_job: bool, levels: &Levels<T>) -> bool {
         self.searching.fetch_sub(1, Ordering::SeqCst);
         found_job && levels.any_queued()
     }
@@ -298,7 +295,7 @@ impl Scaling {
     }
 
     /// Reports a refused thread start on stderr, once per run of failures.
-    fn report_spawn_failure(&self, error: &std::io::Error) {
+    pub(crate) fn report_spawn_failure(&self, error: &std::io::Error) {
         if self.spawn_failing.swap(1, Ordering::Relaxed) == 0 {
             eprintln!(
                 "priopool: the OS refused to start a worker thread ({error}); the pool keeps running with {} workers \
@@ -309,96 +306,9 @@ impl Scaling {
     }
 }
 
-impl Registry {
-    /// Makes sure a job just queued (or left behind) will be taken: wakes one
-    /// sleeper, or if there is none, grows the pool when the rules allow.
-    pub(crate) fn notify(this: &Arc<Registry>) {
-        if !this.sleep.wake_one()
-            && this.scaling.reserve_if_backlogged(&this.levels)
-            && let Err(error) = Registry::start_reserved(this, true)
-        {
-            // Nobody waits for this start to report an error to: say it here.
-            this.scaling.report_spawn_failure(&error);
-        }
-    }
-
-    /// Starts a worker into a slot already reserved in `live`, or gives the
-    /// slot back. `searching`: the new worker is counted as searching.
-    pub(crate) fn start_reserved(this: &Arc<Registry>, searching: bool) -> std::io::Result<()> {
-        match worker::start(this, searching) {
-            Ok(true) => {
-                this.scaling.spawn_succeeded();
-                Ok(())
-            }
-            // The pool has shut down and joined its threads: nothing needs
-            // a worker any more.
-            Ok(false) => {
-                this.scaling.release(searching);
-                Ok(())
-            }
-            Err(error) => {
-                this.scaling.release(searching);
-                Err(error)
-            }
-        }
-    }
-
-    /// Sets the worker limits at run time; see
-    /// [`Pool::set_worker_limits`](crate::Pool::set_worker_limits).
-    pub(crate) fn set_worker_limits(this: &Arc<Registry>, min: usize, max: usize) -> Result<(), ResizeError> {
-        validate_limits(min, max)?;
-        this.workers.reap();
-        let reserved = this.scaling.set_limits(min, max);
-        // Sleeping surplus workers must see the surplus, and workers parked
-        // without a deadline must re-arm one if the minimum went down.
-        this.sleep.wake_all();
-        for started in 0..reserved {
-            if let Err(source) = Registry::start_reserved(this, false) {
-                for _ in started + 1..reserved {
-                    this.scaling.release(false);
-                }
-                let running = this.scaling.counts().live;
-                return Err(ResizeError::new(ResizeErrorKind::ThreadSpawn { running, source }));
-            }
-        }
-        Ok(())
-    }
-
-    /// A worker leaves for good (retired as surplus or idle), after moving
-    /// its local jobs to the injectors: it stops being a steal target,
-    /// passes on any wake-up it might have swallowed (module docs, case 2)
-    /// and, if it runs on a thread of its own (`own_thread`; not the
-    /// shutdown's last resort of `worker::run_here`), hands its thread to
-    /// be joined, which counts it as retired.
-    pub(crate) fn retire_worker(this: &Arc<Registry>, index: usize, own_thread: bool) {
-        this.workers.remove_peer(index);
-        if this.levels.any_queued() {
-            Registry::notify(this);
-        }
-        if own_thread {
-            this.workers.retire_thread(index);
-        }
-    }
-}
-
-/// Checks worker limits given at run time.
-fn validate_limits(min: usize, max: usize) -> Result<(), ResizeError> {
-    if max == 0 {
-        return Err(ResizeError::new(ResizeErrorKind::NoWorkers));
-    }
-    if max > MAX_WORKERS {
-        return Err(ResizeError::new(ResizeErrorKind::TooManyWorkers { asked: max, max: MAX_WORKERS }));
-    }
-    if min > max {
-        return Err(ResizeError::new(ResizeErrorKind::MinAboveMax { min, max }));
-    }
-    Ok(())
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::job::Job;
 
     #[test]
     fn counts_round_trip_through_the_packed_word() {
@@ -413,60 +323,52 @@ mod tests {
 
     #[test]
     fn set_limits_reserves_up_to_min_and_leaves_surplus() {
-        let scaling = Scaling::new(0, 0, Duration::from_secs(1));
-        assert_eq!(scaling.set_limits(3, 5), 3);
-        assert_eq!(scaling.counts(), Counts { live: 3, min: 3, max: 5 });
-        assert_eq!(scaling.set_limits(1, 1), 0);
-        assert!(scaling.is_surplus());
-        assert!(scaling.retire_surplus());
-        assert!(scaling.retire_surplus());
-        assert!(!scaling.retire_surplus(), "exactly live - max workers retire");
-        assert_eq!(scaling.counts().live, 1);
+        let limits = Limits::new(0, 0, Duration::from_secs(1));
+        assert_eq!(limits.set_limits(3, 5), 3);
+        assert_eq!(limits.counts(), Counts { live: 3, min: 3, max: 5 });
+        assert_eq!(limits.set_limits(1, 1), 0);
+        assert!(limits.is_surplus());
+        assert!(limits.retire_surplus());
+        assert!(limits.retire_surplus());
+        assert!(!limits.retire_surplus(), "exactly live - max workers retire");
+        assert_eq!(limits.counts().live, 1);
     }
 
     #[test]
     fn idle_retirement_stops_at_min_and_yields_to_queued_work() {
         let levels = Levels::new(1);
-        let scaling = Scaling::new(0, 0, Duration::from_secs(1));
-        scaling.set_limits(2, 2);
-        scaling.set_limits(1, 3);
-        assert!(scaling.keep_alive_deadline().is_some());
-        assert!(scaling.retire_idle(&levels));
-        assert_eq!(scaling.counts().live, 1);
-        assert!(scaling.keep_alive_deadline().is_none());
-        assert!(!scaling.retire_idle(&levels), "never below min");
+        let limits = Limits::new(0, 0, Duration::from_secs(1));
+        limits.set_limits(2, 2);
+        limits.set_limits(1, 3);
+        assert!(limits.keep_alive_deadline().is_some());
+        assert!(limits.retire_idle(&levels));
+        assert_eq!(limits.counts().live, 1);
+        assert!(limits.keep_alive_deadline().is_none());
+        assert!(!limits.retire_idle(&levels), "never below min");
 
-        scaling.set_limits(0, 3);
+        limits.set_limits(0, 3);
         levels.count_in(0);
-        levels.inject(0, Job::new(|| {}));
-        assert!(!scaling.retire_idle(&levels), "a queued job keeps the worker");
-        assert_eq!(scaling.counts().live, 1);
+        levels.inject(0, 1u32);
+        assert!(!limits.retire_idle(&levels), "a queued job keeps the worker");
+        assert_eq!(limits.counts().live, 1);
     }
 
     #[test]
     fn growth_needs_a_backlog_larger_than_the_searchers() {
-        let levels = Levels::new(2);
-        let scaling = Scaling::new(0, 0, Duration::from_secs(1));
-        scaling.set_limits(0, 2);
-        assert!(!scaling.reserve_if_backlogged(&levels), "no backlog, no growth");
+        let levels = Levels::<u32>::new(2);
+        let limits = Limits::new(0, 0, Duration::from_secs(1));
+        limits.set_limits(0, 2);
+        assert!(!limits.reserve_if_backlogged(&levels), "no backlog, no growth");
         levels.count_in(1);
-        assert!(scaling.reserve_if_backlogged(&levels));
-        assert!(!scaling.reserve_if_backlogged(&levels), "the new worker is searching");
+        assert!(limits.reserve_if_backlogged(&levels));
+        assert!(!limits.reserve_if_backlogged(&levels), "the new worker is searching");
         levels.count_in(0);
-        assert!(scaling.reserve_if_backlogged(&levels));
+        assert!(limits.reserve_if_backlogged(&levels));
         levels.count_in(0);
-        assert!(!scaling.reserve_if_backlogged(&levels), "at max");
-        assert_eq!(scaling.counts().live, 2);
-        scaling.release(true);
-        assert_eq!(scaling.counts().live, 1);
-    }
-
-    #[test]
-    fn limits_are_validated() {
-        assert!(validate_limits(0, 1).is_ok());
-        assert!(validate_limits(0, 0).unwrap_err().to_string().contains("n >= 1"));
-        assert!(validate_limits(3, 2).unwrap_err().to_string().contains("min"));
-        assert!(validate_limits(1, MAX_WORKERS + 1).is_err());
+        assert!(!limits.reserve_if_backlogged(&levels), "at max");
+        assert_eq!(limits.counts().live, 2);
+        limits.release(true);
+        assert_eq!(limits.counts().live, 1);
     }
 }
 
@@ -478,17 +380,17 @@ mod tests {
 mod loom_models {
     use std::time::{Duration, Instant};
 
-    use super::Scaling;
-    use crate::deque::{Stealer, Worker};
+    use super::Limits;
     use crate::job::Job;
-    use crate::priority::{Levels, Pick};
+    use crate::queue::deque::{Stealer, Worker};
+    use crate::queue::levels::{Levels, Pick};
     use crate::sleep::{Sleep, Wake};
     use crate::sync::{Arc, Parker, thread};
 
     /// What `Registry::notify` does, minus starting the thread: `true` if
     /// it woke a sleeper or reserved a slot for a new worker.
-    fn notify(sleep: &Sleep, scaling: &Scaling, levels: &Levels) -> bool {
-        sleep.wake_one() || scaling.reserve_if_backlogged(levels)
+    fn notify(sleep: &Sleep, limits: &Limits, levels: &Levels<Job>) -> bool {
+        sleep.wake_one() || limits.reserve_if_backlogged(levels)
     }
 
     /// How the modelled worker's sleep ended.
@@ -513,20 +415,20 @@ mod loom_models {
         loom::model(|| {
             let levels = Arc::new(Levels::new(1));
             let sleep = Arc::new(Sleep::new());
-            let scaling = Arc::new(Scaling::new(0, 0, Duration::from_secs(1)));
-            scaling.set_limits(1, 1);
-            scaling.set_limits(0, 1);
+            let limits = Arc::new(Limits::new(0, 0, Duration::from_secs(1)));
+            limits.set_limits(1, 1);
+            limits.set_limits(0, 1);
 
             let worker = {
-                let (levels, sleep, scaling) = (Arc::clone(&levels), Arc::clone(&sleep), Arc::clone(&scaling));
+                let (levels, sleep, limits) = (Arc::clone(&levels), Arc::clone(&sleep), Arc::clone(&limits));
                 thread::spawn(move || {
                     let parker = Parker::new();
                     // A deadline already past: the keep-alive has run out.
                     match sleep.sleep(0, &parker, Some(Instant::now()), || levels.any_queued()) {
                         Wake::Work => Fate::Woken,
-                        Wake::TimedOut if !scaling.retire_idle(&levels) => Fate::Stayed,
+                        Wake::TimedOut if !limits.retire_idle(&levels) => Fate::Stayed,
                         // As `Registry::retire_worker`: pass the wake-up on.
-                        Wake::TimedOut => Fate::Retired(levels.any_queued() && notify(&sleep, &scaling, &levels)),
+                        Wake::TimedOut => Fate::Retired(levels.any_queued() && notify(&sleep, &limits, &levels)),
                     }
                 })
             };
@@ -535,7 +437,7 @@ mod loom_models {
             levels.inject(0, Job::new(|| {}));
             levels.count_in(0);
             let woke = sleep.wake_one();
-            let grew = !woke && scaling.reserve_if_backlogged(&levels);
+            let grew = !woke && limits.reserve_if_backlogged(&levels);
 
             let fate = worker.join().unwrap();
             if woke {
@@ -554,9 +456,9 @@ mod loom_models {
         loom::model(|| {
             let levels = Arc::new(Levels::new(1));
             let sleep = Arc::new(Sleep::new());
-            let scaling = Arc::new(Scaling::new(0, 0, Duration::from_secs(1)));
-            scaling.set_limits(2, 2);
-            scaling.set_limits(1, 1);
+            let limits = Arc::new(Limits::new(0, 0, Duration::from_secs(1)));
+            limits.set_limits(2, 2);
+            limits.set_limits(1, 1);
 
             // The other worker, holding the snapshot without the retiring
             // worker's stealers.
@@ -581,13 +483,13 @@ mod loom_models {
             let local = [Worker::new_fifo()];
             local[0].push(Job::new(|| {}));
             levels.count_in(0);
-            notify(&sleep, &scaling, &levels);
+            notify(&sleep, &limits, &levels);
             // Back at the top of its loop: surplus, so it retires without
             // picking, as `WorkerThread::run` and `Registry::retire_worker` do.
-            assert!(scaling.is_surplus() && scaling.retire_surplus());
+            assert!(limits.is_surplus() && limits.retire_surplus());
             levels.drain_into_injectors(&local);
             if levels.any_queued() {
-                notify(&sleep, &scaling, &levels);
+                notify(&sleep, &limits, &levels);
             }
 
             other.join().unwrap();

@@ -9,7 +9,7 @@
 //! see the constants below). A lost wake-up shows up as loom's "deadlock"
 //! failure (a thread waits for a job that no awake worker will run), a
 //! leaked pool as "Arc leaked", and a broken count as a failed assertion.
-//! `scaling::loom_models` holds two more models, of retirement racing the
+//! `limits::loom_models` holds two more models, of retirement racing the
 //! sleep protocol with the calls composed by hand.
 //!
 //! `docs/design.md` ("Reliability") lists which invariant each model proves.
@@ -18,9 +18,9 @@ use std::sync::Once;
 
 use loom::sync::Condvar;
 
-use crate::deque::{Stealer, Worker};
 use crate::job::Job;
-use crate::priority::{Levels, Pick};
+use crate::queue::deque::{Stealer, Worker};
+use crate::queue::levels::{Levels, Pick};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, lock, thread};
 use crate::{Builder, Pool, Priority, SpawnErrorKind};
 
@@ -49,7 +49,7 @@ const MAX_PREEMPTIONS_TWO_WORKERS: usize = 1;
 /// preemption: about 785,000 interleavings at 4 (some 130 s on one core),
 /// 41,000 at 3 (7 s). A bound of 3 still finds a job stranded by a
 /// retirement that skips its re-checks (found already at 2), and
-/// `scaling::loom_models` check the same races, composed by hand, at the
+/// `limits::loom_models` check the same races, composed by hand, at the
 /// full bound.
 const MAX_PREEMPTIONS_DYNAMIC: usize = 3;
 
@@ -452,7 +452,7 @@ fn model_5b_last_handle_dropped_inside_a_job_while_a_peer_is_parked() {
 
 // ---------------------------------------------------------------------------
 // (6) Dynamic pools: growth, keep-alive retirement and resizing racing
-//     pushes, at pool level (`scaling::loom_models` has the same races with
+//     pushes, at pool level (`limits::loom_models` has the same races with
 //     the calls composed by hand).
 // ---------------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ pub(crate) use crossbeam_utils::Backoff;
 pub(crate) use crossbeam_utils::sync::{Parker, Unparker};
 
 #[cfg(not(loom))]
-pub(crate) use self::plain::{lock, wait, wait_timeout};
+pub(crate) use self::plain::{lock, wait_for};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -86,7 +86,7 @@ pub(crate) use loom::sync::{Arc, Condvar, Mutex};
 pub(crate) use loom::{thread, thread_local};
 
 #[cfg(loom)]
-pub(crate) use self::model::{Backoff, Parker, Unparker, lock, wait, wait_timeout};
+pub(crate) use self::model::{Backoff, Parker, Unparker, lock, wait_for};
 
 /// The standard library's primitives, never loom's: for the modules outside
 /// the modelled protocols (see the module docs for which, and why).
@@ -110,15 +110,45 @@ pub(crate) mod plain {
         condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits on `condvar` for at most `timeout`, ignoring poisoning (see
-    /// [`lock`]). Spurious and timed-out wake-ups look alike: callers
-    /// re-check.
-    pub(crate) fn wait_timeout<'a, T>(
+    /// Waits on `condvar` for at most `left` (`None`: until notified),
+    /// ignoring poisoning (see [`lock`]). Spurious, notified and timed-out
+    /// wake-ups look alike: callers re-check, as [`super::wait_until`] does.
+    pub(crate) fn wait_for<'a, T>(
         condvar: &Condvar,
         guard: MutexGuard<'a, T>,
-        timeout: std::time::Duration,
+        left: Option<std::time::Duration>,
     ) -> MutexGuard<'a, T> {
-        condvar.wait_timeout(guard, timeout).unwrap_or_else(std::sync::PoisonError::into_inner).0
+        match left {
+            None => wait(condvar, guard),
+            Some(left) => condvar.wait_timeout(guard, left).unwrap_or_else(std::sync::PoisonError::into_inner).0,
+        }
+    }
+}
+
+/// The one deadline-bounded wait of the crate: calls `block` until `ready`
+/// holds or `deadline` passes (`None`: no deadline), and returns `state`
+/// with whether `ready` held. `block(state, left)` blocks for at most
+/// `left` (`None`: until woken) and may return early for any reason;
+/// `ready` is checked before every block and after the last one. `state` is
+/// what the wait needs to hold across blocks: a lock guard, or `()`.
+pub(crate) fn wait_until<S>(
+    mut state: S,
+    deadline: Option<std::time::Instant>,
+    mut ready: impl FnMut(&mut S) -> bool,
+    mut block: impl FnMut(S, Option<std::time::Duration>) -> S,
+) -> (S, bool) {
+    loop {
+        if ready(&mut state) {
+            return (state, true);
+        }
+        let left = match deadline {
+            None => None,
+            Some(deadline) => match deadline.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return (state, false),
+            },
+        };
+        state = block(state, left);
     }
 }
 
@@ -204,14 +234,17 @@ mod model {
         condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits on `condvar`; loom's `wait_timeout` never times out, so this
-    /// is a plain wait that callers treat as possibly spurious.
-    pub(crate) fn wait_timeout<'a, T>(
+    /// Waits on `condvar`; loom's `wait_timeout` never times out, so a
+    /// bounded wait is a plain wait that callers treat as possibly spurious.
+    pub(crate) fn wait_for<'a, T>(
         condvar: &Condvar,
         guard: MutexGuard<'a, T>,
-        timeout: std::time::Duration,
+        left: Option<std::time::Duration>,
     ) -> MutexGuard<'a, T> {
-        condvar.wait_timeout(guard, timeout).unwrap_or_else(std::sync::PoisonError::into_inner).0
+        match left {
+            None => wait(condvar, guard),
+            Some(left) => condvar.wait_timeout(guard, left).unwrap_or_else(std::sync::PoisonError::into_inner).0,
+        }
     }
 
     /// Blocks a thread until its [`Unparker`] is called; a token left by an

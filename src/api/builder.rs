@@ -1,28 +1,15 @@
-//! Configuring a pool: [`Builder`] turns user choices into a validated
-//! [`Config`].
+//! [`Builder`]: the user's choices, turned into a validated
+//! [`Config`](crate::config::Config) when the pool is built.
 
 use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
+use super::pool::Pool;
+use crate::config::{Config, DEFAULT_KEEP_ALIVE, MAX_LEVELS, PanicHandler, ThreadNameFn, print_panic, validate_limits};
 use crate::error::{BuildError, BuildErrorKind};
-use crate::hooks::Monitoring;
-use crate::job::panic_message;
-use crate::pool::Pool;
+use crate::hooks::{JobInfo, JobOutcome, Monitoring};
 use crate::sync::plain::Arc;
-
-/// The most priority levels a pool may have.
-pub const MAX_LEVELS: usize = 64;
-
-/// The most worker threads a pool may have.
-pub const MAX_WORKERS: usize = 1 << 15;
-
-/// How long an idle worker above a dynamic pool's minimum stays parked
-/// before it exits, unless [`Builder::keep_alive`] says otherwise.
-pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
-
-pub(crate) type ThreadNameFn = Arc<dyn Fn(usize) -> String + Send + Sync>;
-pub(crate) type PanicHandler = Arc<dyn Fn(Box<dyn Any + Send>) + Send + Sync>;
 
 /// Configures and starts a [`Pool`].
 ///
@@ -64,23 +51,8 @@ pub struct Builder {
     thread_name: Option<ThreadNameFn>,
     stack_size: Option<usize>,
     panic_handler: Option<PanicHandler>,
-    /// Hooks and wait metrics; set by the methods in hooks.rs.
-    pub(crate) monitoring: Monitoring,
-}
-
-/// A validated configuration (crate-internal).
-pub(crate) struct Config {
-    /// Workers started at build time and kept when idle.
-    pub(crate) min_workers: usize,
-    /// The most workers growth may start. Equal to `min_workers` for a
-    /// fixed pool.
-    pub(crate) max_workers: usize,
-    pub(crate) keep_alive: Duration,
-    pub(crate) levels: usize,
-    pub(crate) thread_name: ThreadNameFn,
-    pub(crate) stack_size: Option<usize>,
-    pub(crate) panic_handler: PanicHandler,
-    pub(crate) monitoring: Monitoring,
+    /// Hooks and wait metrics; set by the monitoring options below.
+    monitoring: Monitoring,
 }
 
 impl Builder {
@@ -203,15 +175,7 @@ impl Builder {
                 (min, max.unwrap_or_else(|| min.max(num_cpus::get())))
             }
         };
-        if max_workers == 0 {
-            return Err(BuildError::new(BuildErrorKind::NoWorkers));
-        }
-        if max_workers > MAX_WORKERS {
-            return Err(BuildError::new(BuildErrorKind::TooManyWorkers { asked: max_workers, max: MAX_WORKERS }));
-        }
-        if min_workers > max_workers {
-            return Err(BuildError::new(BuildErrorKind::MinAboveMax { min: min_workers, max: max_workers }));
-        }
+        validate_limits(min_workers, max_workers).map_err(|e| BuildError::new(BuildErrorKind::Limits(e)))?;
         if self.keep_alive.is_zero() {
             return Err(BuildError::new(BuildErrorKind::ZeroKeepAlive));
         }
@@ -234,6 +198,70 @@ impl Builder {
     }
 }
 
+/// The monitoring options: queue-wait metrics and hooks (see `hooks.rs` for
+/// where each hook runs).
+impl Builder {
+    /// Measures how long each job waits in its queue, which fills
+    /// [`LevelMetrics::wait`](crate::LevelMetrics::wait) and
+    /// [`LevelMetrics::oldest_wait`](crate::LevelMetrics::oldest_wait) and
+    /// gives hooks [`JobInfo::queue_wait`]. Default: off.
+    ///
+    /// It costs two clock reads per job (when it is queued and when it
+    /// starts) and a histogram update on the worker, which is a measurable
+    /// share of the cost of a very short job; the counters of
+    /// [`Pool::metrics`](crate::Pool::metrics) are always on.
+    pub fn wait_metrics(mut self, on: bool) -> Builder {
+        self.monitoring.wait_metrics = on;
+        self
+    }
+
+    /// Calls `hook(index)` on each worker thread when it starts, before it
+    /// runs any job; `index` is the worker's index (as given to
+    /// [`thread_name`](Builder::thread_name)). A job spawned from the hook
+    /// is treated as one from outside the pool. A panic in the hook is
+    /// caught and counted (see [`Metrics::hook_panics`](crate::Metrics::hook_panics));
+    /// the worker starts anyway.
+    pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Builder {
+        self.monitoring.on_thread_start = Some(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook(index)` on each worker thread as it exits, after its last
+    /// job. At shutdown the pool is drained by then, so a spawn from the
+    /// hook is refused with [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown).
+    /// A panic in the hook is caught and counted; the thread exits anyway.
+    pub fn on_thread_stop(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Builder {
+        self.monitoring.on_thread_stop = Some(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook(info)` on the worker thread just before each job runs. A
+    /// panic in the hook is caught and counted; the job runs anyway. A job
+    /// that never runs (cancelled, or expired, before it started) gets no
+    /// call.
+    ///
+    /// The hook is on the path of every job: keep it short.
+    pub fn before_job(mut self, hook: impl Fn(JobInfo) + Send + Sync + 'static) -> Builder {
+        self.monitoring.before_job = Some(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook(info, outcome, run_time)` on the worker thread just after
+    /// each job ends; `run_time` is the job's own running time (not its
+    /// queue wait and not the hooks'), measured with [`std::time::Instant`]
+    /// only when this hook is set. A panic in the hook is caught and
+    /// counted; the job keeps the outcome it had. It is called exactly once
+    /// for each job that ran (the jobs [`before_job`](Builder::before_job)
+    /// is called for), and for no other: a job that never runs (cancelled,
+    /// or expired, before it started) gets no call.
+    ///
+    /// The hook is on the path of every job: keep it short.
+    pub fn after_job(mut self, hook: impl Fn(JobInfo, JobOutcome, Duration) + Send + Sync + 'static) -> Builder {
+        self.monitoring.after_job = Some(Arc::new(hook));
+        self
+    }
+}
+
 impl Default for Builder {
     fn default() -> Builder {
         Builder::new()
@@ -252,10 +280,4 @@ impl fmt::Debug for Builder {
             .field("monitoring", &self.monitoring)
             .finish_non_exhaustive()
     }
-}
-
-fn print_panic(payload: Box<dyn Any + Send>) {
-    let thread = crate::sync::plain::thread::current();
-    let name = thread.name().unwrap_or("<unnamed>");
-    eprintln!("priopool: a job panicked on thread '{name}': {}", panic_message(payload.as_ref()));
 }

@@ -7,12 +7,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use crate::context::JobContext;
-use crate::error::{JobError, JoinTimeoutError};
-use crate::job::Job;
+use std::error::Error;
+
+use crate::error::JobError;
+use crate::job::state::CancelOutcome;
+use crate::job::task::{self, JobResult, Task, TaskCell};
+use crate::job::{Job, JobContext};
 use crate::sync::plain::Arc;
 use crate::sync::plain::thread::{self, Thread};
-use crate::task::{self, CancelOutcome, JobResult, Task, TaskCell};
+use crate::sync::wait_until;
 
 /// The result of a job given to [`Pool::submit`](crate::Pool::submit) or
 /// [`JobBuilder::submit`](crate::JobBuilder::submit): collect it by
@@ -86,11 +89,6 @@ impl<T: Send + 'static> JobHandle<T> {
         let (task, receiver) = Task::submitted(f, deadline);
         let handle = JobHandle { result: Receiving::Blocking(receiver), task: Arc::clone(&task) };
         (Job::task(task), handle)
-    }
-
-    /// The task cell, for the deadline timer.
-    pub(crate) fn task(&self) -> &Arc<dyn TaskCell> {
-        &self.task
     }
 }
 
@@ -268,16 +266,76 @@ impl Wake for Unparker {
 fn block_on<R>(receiver: &mut oneshot::AsyncReceiver<JobResult<R>>, deadline: Option<Instant>) -> Option<JobResult<R>> {
     let waker = Waker::from(Arc::new(Unparker(thread::current())));
     let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(result) = Pin::new(&mut *receiver).poll(&mut cx) {
-            return Some(result.unwrap_or(Err(JobError::Cancelled)));
-        }
-        match deadline {
+    let mut received = None;
+    wait_until(
+        (),
+        deadline,
+        |()| match Pin::new(&mut *receiver).poll(&mut cx) {
+            Poll::Ready(result) => {
+                received = Some(result.unwrap_or(Err(JobError::Cancelled)));
+                true
+            }
+            Poll::Pending => false,
+        },
+        |(), left| match left {
             None => thread::park(),
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => thread::park_timeout(left),
-                _ => return None,
-            },
+            Some(left) => thread::park_timeout(left),
+        },
+    );
+    received
+}
+
+/// What [`JobHandle::join_timeout`] returns when it has no value to give.
+///
+/// A timeout hands the handle back, still usable: join it again, wait
+/// longer, [cancel](JobHandle::cancel) the job, or drop the handle (which
+/// does not cancel the job).
+pub enum JoinTimeoutError<T> {
+    /// The job did not end within the timeout; here is its handle.
+    TimedOut(JobHandle<T>),
+    /// The job ended without a value (it panicked, was cancelled or
+    /// expired).
+    Job(JobError),
+}
+
+impl<T> JoinTimeoutError<T> {
+    /// Whether the wait timed out (the job had not ended).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, JoinTimeoutError::TimedOut(_))
+    }
+
+    /// The handle handed back by a timeout; `None` if the job ended.
+    pub fn into_handle(self) -> Option<JobHandle<T>> {
+        match self {
+            JoinTimeoutError::TimedOut(handle) => Some(handle),
+            JoinTimeoutError::Job(_) => None,
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::TimedOut(handle) => f.debug_tuple("TimedOut").field(handle).finish(),
+            JoinTimeoutError::Job(error) => f.debug_tuple("Job").field(error).finish(),
+        }
+    }
+}
+
+impl<T> fmt::Display for JoinTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::TimedOut(_) => f.write_str("the job did not end within the join timeout"),
+            JoinTimeoutError::Job(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+impl<T> Error for JoinTimeoutError<T> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            JoinTimeoutError::TimedOut(_) => None,
+            JoinTimeoutError::Job(error) => Some(error),
         }
     }
 }

@@ -5,14 +5,13 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::context::JobContext;
-use crate::error::{SpawnError, SpawnErrorKind};
-use crate::handle::{CancelHandle, JobHandle};
-use crate::job::Job;
-use crate::priority::Priority;
-use crate::registry::Registry;
+use super::handle::{CancelHandle, JobHandle};
+use crate::error::SpawnError;
+use crate::job::task::Task;
+use crate::job::{Job, JobContext};
+use crate::queue::Priority;
+use crate::runtime::registry::Registry;
 use crate::sync::{Arc, plain};
-use crate::task::{Task, TaskCell};
 
 /// A job being described before it is handed to the pool: its priority
 /// and options, then one of [`spawn`](JobBuilder::spawn),
@@ -137,7 +136,7 @@ impl<'a> JobBuilder<'a> {
 }
 
 // The shared path of the four public methods: each wraps its closure into
-// one that takes the context, then queues it.
+// one that takes the context, then queues it with `Registry::spawn`.
 impl JobBuilder<'_> {
     fn spawn_wrapped<F, G>(self, job: F, wrap: impl FnOnce(F) -> G) -> Result<CancelHandle, SpawnError<F>>
     where
@@ -145,7 +144,7 @@ impl JobBuilder<'_> {
     {
         self.queue(job, |job, deadline| {
             let task = Task::spawned(wrap(job), deadline);
-            (Job::task(plain::Arc::clone(&task)), task.clone(), CancelHandle::new(task))
+            (Job::task(plain::Arc::clone(&task)), CancelHandle::new(task))
         })
     }
 
@@ -154,37 +153,12 @@ impl JobBuilder<'_> {
         G: FnOnce(&JobContext) -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.queue(job, |job, deadline| {
-            let (entry, handle) = JobHandle::with_context(wrap(job), deadline);
-            let task = plain::Arc::clone(handle.task());
-            (entry, task, handle)
-        })
+        self.queue(job, |job, deadline| JobHandle::with_context(wrap(job), deadline))
     }
 
-    /// Admits the job, starts the timer if the job has a deadline, queues
-    /// the job made by `make` and schedules its expiry.
-    fn queue<F, H>(
-        self,
-        job: F,
-        make: impl FnOnce(F, Option<Instant>) -> (Job, plain::Arc<dyn TaskCell>, H),
-    ) -> Result<H, SpawnError<F>> {
-        let registry = self.registry;
+    fn queue<F, H>(self, job: F, make: impl FnOnce(F, Option<Instant>) -> (Job, H)) -> Result<H, SpawnError<F>> {
         let deadline = self.effective_deadline();
-        let admission = match registry.admit(self.priority) {
-            Ok(admission) => admission,
-            Err(kind) => return Err(SpawnError::new(job, kind)),
-        };
-        if deadline.is_some() && registry.timer.start(registry).is_err() {
-            // Undo the admission, as a refused spawn does.
-            registry.lifecycle.finish(|| registry.on_drained());
-            return Err(SpawnError::new(job, SpawnErrorKind::TimerUnavailable));
-        }
-        let (entry, task, handle) = make(job, deadline);
-        Registry::inject(registry, admission, entry);
-        if let Some(at) = deadline {
-            registry.timer.schedule(at, &task);
-        }
-        Ok(handle)
+        Registry::spawn(self.registry, self.priority, job, deadline, make)
     }
 
     fn effective_deadline(&self) -> Option<Instant> {

@@ -5,15 +5,16 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::abort::{self, CancelledJobs, ShutdownReport};
-use crate::builder::{Builder, Config};
+use super::builder::Builder;
+use super::handle::JobHandle;
+use super::options::JobBuilder;
+use crate::config::Config;
 use crate::error::{BuildError, ResizeError, SpawnError};
-use crate::handle::JobHandle;
 use crate::job::Job;
 use crate::metrics::Metrics;
-use crate::options::JobBuilder;
-use crate::priority::Priority;
-use crate::registry::Registry;
+use crate::queue::Priority;
+use crate::runtime::abort::{self, CancelledJobs, ShutdownReport};
+use crate::runtime::registry::Registry;
 use crate::sync::Arc;
 
 /// A priority-aware, work-stealing pool of worker threads.
@@ -124,12 +125,12 @@ impl Pool {
     /// a shrinking resize this falls as surplus workers finish their
     /// current job and leave.
     pub fn workers(&self) -> usize {
-        self.spawner.registry.scaling.current()
+        self.spawner.registry.limits.current()
     }
 
     /// The worker limits `min..=max`. A fixed pool has `min == max`.
     pub fn worker_limits(&self) -> RangeInclusive<usize> {
-        let counts = self.spawner.registry.scaling.counts();
+        let counts = self.spawner.registry.limits.counts();
         counts.min..=counts.max
     }
 
@@ -309,13 +310,7 @@ impl Spawner {
     where
         F: FnOnce() + Send + 'static,
     {
-        match self.registry.admit(priority) {
-            Ok(admission) => {
-                Registry::inject(&self.registry, admission, Job::new(job));
-                Ok(())
-            }
-            Err(kind) => Err(SpawnError::new(job, kind)),
-        }
+        Registry::spawn(&self.registry, priority, job, None, |job, _| (Job::new(job), ()))
     }
 
     /// Queues `job` at `priority` and returns a [`JobHandle`] through which
@@ -329,14 +324,7 @@ impl Spawner {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self.registry.admit(priority) {
-            Ok(admission) => {
-                let (job, handle) = JobHandle::wrap(job);
-                Registry::inject(&self.registry, admission, job);
-                Ok(handle)
-            }
-            Err(kind) => Err(SpawnError::new(job, kind)),
-        }
+        Registry::spawn(&self.registry, priority, job, None, |job, _| JobHandle::wrap(job))
     }
 
     /// Describes a job at `priority` with options; see [`JobBuilder`].

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::task::TaskState;
+use super::state::TaskState;
 
 /// The running job's view of its own cancellation, passed to a job given
 /// through [`JobBuilder::submit_with_context`](crate::JobBuilder::submit_with_context)

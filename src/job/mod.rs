@@ -1,20 +1,36 @@
-//! The unit of work a queue holds.
+//! The job: the unit of work a queue holds ([`Job`]), the cell of a
+//! cancellable job (`task.rs`) and its state machine (`state.rs`), and the
+//! running job's view of it ([`JobContext`]).
+
+mod context;
+pub(crate) mod state;
+pub(crate) mod task;
 
 use std::any::Any;
+use std::num::NonZeroU64;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::metrics::Stamp;
+pub use self::context::JobContext;
+use self::state::Unrun;
+use self::task::{Abandoned, Discarded, Outcome, Payload, TaskCell};
 use crate::sync::plain::Arc;
-use crate::task::{Abandoned, Discarded, Payload, TaskCell, Unrun};
 
-/// How a job that ran ended.
-pub(crate) enum Outcome {
-    /// It returned normally.
-    Completed,
-    /// It panicked. The payload is here if nobody else has it yet (a
-    /// spawned job); `None` if it was already handed to a
-    /// [`JobHandle`](crate::JobHandle).
-    Panicked(Option<Box<dyn Any + Send>>),
+/// When a job was queued: nanoseconds since the pool's epoch, plus one (so
+/// that it is never zero and `Option<Stamp>` costs no extra word). Stamped
+/// only by pools that measure queue waits (see `metrics/counters.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Stamp(NonZeroU64);
+
+impl Stamp {
+    /// The stamp of `nanos` nanoseconds since the epoch.
+    pub(crate) fn from_nanos(nanos: u64) -> Stamp {
+        Stamp(NonZeroU64::MIN.saturating_add(nanos))
+    }
+
+    /// The raw value: nanoseconds since the epoch, plus one.
+    pub(crate) fn raw(self) -> u64 {
+        self.0.get()
+    }
 }
 
 /// A type-erased job, run at most once: either a boxed closure (a plain
@@ -59,6 +75,18 @@ impl Job {
     /// The queue entry of a task cell.
     pub(crate) fn task(task: Arc<dyn TaskCell>) -> Job {
         Job(Kind::Other(Box::new(Other::Task(task))))
+    }
+
+    /// The task cell behind this entry, if it is one (unstamped: call
+    /// before [`Job::stamped`]).
+    pub(crate) fn task_cell(&self) -> Option<&Arc<dyn TaskCell>> {
+        match &self.0 {
+            Kind::Other(other) => match &**other {
+                Other::Task(task) => Some(task),
+                Other::Stamped(..) => None,
+            },
+            Kind::Closure(_) => None,
+        }
     }
 
     /// The job, stamped with the time `at` it is queued, if there is one.

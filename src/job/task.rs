@@ -1,70 +1,32 @@
-//! The cell a cancellable job lives in, shared by its queue entry, its
-//! handle and the deadline timer, and the state machine that decides which
-//! of them gets the closure.
+//! The cell a cancellable job lives in ([`Task`]), shared by its queue
+//! entry, its handle and the deadline timer; its states are in `state.rs`.
 //!
 //! A job given through [`Pool::submit`](crate::Pool::submit) or a
 //! [`JobBuilder`](crate::JobBuilder) is one `Arc<Task>`: the queue holds a
-//! thin entry pointing at it ([`Job`](crate::job::Job) `::task`), the
+//! thin entry pointing at it ([`Job::task`](super::Job::task)), the
 //! [`JobHandle`](crate::JobHandle) and any
 //! [`CancelHandle`](crate::CancelHandle) hold another pointer, and the
 //! deadline timer a weak one. The closure sits in the cell behind a mutex,
 //! and whoever moves the job out of `QUEUED` takes it out: a worker to run
 //! it, a canceller or the timer to drop it at once. The queue entry stays
-//! where it is; the worker that later pops it finds the job already ended,
-//! discards the entry and counts the job finished (the drain accounting of
-//! `shutdown.rs` is unchanged: a cancelled or expired job is outstanding
-//! until its entry is popped). The metrics count the job as cancelled or
-//! expired at that pop too, when it leaves the backlog (see `metrics.rs`).
+//! where it is; the worker that later pops it finds the job already ended
+//! and discards the entry. Until then the job is outstanding for the drain
+//! (`lifecycle.rs`) and queued for the metrics, which count it as cancelled
+//! or expired at that pop, when it leaves the backlog.
 //!
 //! A worker that pops an entry first *claims* the job ([`TaskCell::claim`]:
 //! the deadline check and `QUEUED → RUNNING`) and only then counts it as
 //! started and runs it ([`TaskCell::run`]), so a job that never began is
 //! never counted as started, and gets no job hooks.
-//!
-//! # States
-//!
-//! | state              | the job                               | closure in the cell | handle yields        |
-//! |--------------------|---------------------------------------|---------------------|----------------------|
-//! | `QUEUED`           | waits in a queue                      | yes                 | (pending)            |
-//! | `RUNNING`          | runs on a worker                      | no (the worker has it) | (pending)         |
-//! | `CANCEL_REQUESTED` | runs; its context reports cancelled   | no                  | (pending)            |
-//! | `DONE`             | returned or panicked                  | no (consumed)       | its value or panic   |
-//! | `CANCELLED`        | never ran, never will                 | no (dropped)        | `JobError::Cancelled`|
-//! | `EXPIRED`          | never ran: deadline passed first      | no (dropped)        | `JobError::Expired`  |
-//!
-//! # Transitions
-//!
-//! | from                          | to                 | made by                                                        |
-//! |-------------------------------|--------------------|----------------------------------------------------------------|
-//! | `QUEUED`                      | `RUNNING`          | a worker that popped the entry before the deadline             |
-//! | `QUEUED`                      | `CANCELLED`        | `cancel()` on a handle; `shutdown_now` (its sweep, or a worker) |
-//! | `QUEUED`                      | `EXPIRED`          | the timer at the deadline; a worker that pops it after it      |
-//! | `RUNNING`                     | `CANCEL_REQUESTED` | `cancel()` on a handle                                         |
-//! | `RUNNING`, `CANCEL_REQUESTED` | `DONE`             | the worker, when the closure returns or panics                 |
-//!
-//! Every transition out of `QUEUED` is a compare-exchange from `QUEUED`, so
-//! among a worker, any number of cancellers and the timer exactly one wins;
-//! only the winner locks the body and takes the closure out, so the lock is
-//! never contended. The winner of `CANCELLED` or `EXPIRED` drops the closure
-//! *before* completing the handle, so whoever sees the handle's error also
-//! sees the closure (and everything it captured) dropped. `DONE` is stored
-//! before the value is sent, so a `cancel()` after a successful
-//! `join_timeout` answers [`CancelOutcome::TooLate`].
-//!
-//! Orderings: the compare-exchanges are `AcqRel` and the loads `Acquire`;
-//! the closure and the result travel through the body mutex and the
-//! oneshot channel, which synchronise on their own, so the state only has to
-//! order itself.
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::context::JobContext;
+use super::context::JobContext;
+use super::state::{CANCEL_REQUESTED, CANCELLED, CancelOutcome, QUEUED, RUNNING, TaskState, Unrun};
 use crate::error::{JobError, PanicPayload};
-use crate::job::Outcome;
-use crate::sync::Ordering;
-use crate::sync::plain::{Arc, AtomicU8, Condvar, Mutex, lock, wait, wait_timeout};
+use crate::sync::plain::{Arc, Mutex, lock};
 
 /// A panic payload.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
@@ -72,125 +34,14 @@ pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 /// What a job's handle receives.
 pub(crate) type JobResult<T> = Result<T, JobError>;
 
-const QUEUED: u8 = 0;
-const RUNNING: u8 = 1;
-const CANCEL_REQUESTED: u8 = 2;
-const DONE: u8 = 3;
-const CANCELLED: u8 = 4;
-const EXPIRED: u8 = 5;
-
-/// What [`JobHandle::cancel`](crate::JobHandle::cancel) and
-/// [`CancelHandle::cancel`](crate::CancelHandle::cancel) achieved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CancelOutcome {
-    /// The job had not started and never will: its closure (and everything
-    /// it captured) was dropped before `cancel` returned, and its handle
-    /// yields [`JobError::Cancelled`]. Also the answer when an earlier
-    /// cancellation (or [`Pool::shutdown_now`](crate::Pool::shutdown_now))
-    /// already did this.
-    Prevented,
-    /// The job is running. Its [`JobContext`] now reports
-    /// [`is_cancelled`](JobContext::is_cancelled) and wakes its
-    /// [`wait_for_cancel`](JobContext::wait_for_cancel); the job ends when
-    /// its own code returns, and its handle yields what it returned (a
-    /// thread cannot be stopped from outside).
-    Requested,
-    /// The job had already ended: it returned, panicked or expired. Nothing
-    /// changed.
-    TooLate,
-}
-
-/// The non-generic half of a task: its state, deadline, and the condition
-/// variable [`JobContext::wait_for_cancel`] sleeps on.
-pub(crate) struct TaskState {
-    state: AtomicU8,
-    deadline: Option<Instant>,
-    /// Guards nothing; pairs with `cancel_signal` so that a waiter cannot
-    /// miss a cancellation made between its check and its wait.
-    waiters: Mutex<()>,
-    cancel_signal: Condvar,
-}
-
-impl TaskState {
-    pub(crate) fn new(deadline: Option<Instant>) -> TaskState {
-        TaskState { state: AtomicU8::new(QUEUED), deadline, waiters: Mutex::new(()), cancel_signal: Condvar::new() }
-    }
-
-    /// Whether the job still waits in a queue.
-    pub(crate) fn is_queued(&self) -> bool {
-        self.state.load(Ordering::Acquire) == QUEUED
-    }
-
-    /// Whether the job has ended: returned, panicked, cancelled or expired.
-    pub(crate) fn has_ended(&self) -> bool {
-        matches!(self.state.load(Ordering::Acquire), DONE | CANCELLED | EXPIRED)
-    }
-
-    /// How a job that ended without running ended: `None` unless it is
-    /// `CANCELLED` or `EXPIRED`.
-    fn unrun(&self) -> Option<Unrun> {
-        match self.state.load(Ordering::Acquire) {
-            CANCELLED => Some(Unrun::Cancelled),
-            EXPIRED => Some(Unrun::Expired),
-            _ => None,
-        }
-    }
-
-    /// The fate of a job whose popped entry found it out of `QUEUED`: only
-    /// the popper moves it to `RUNNING`, so it was cancelled or expired.
-    pub(crate) fn unrun_fate(&self) -> Unrun {
-        let fate = self.unrun();
-        debug_assert!(fate.is_some(), "a popped entry found its job neither queued nor ended unrun");
-        fate.unwrap_or(Unrun::Cancelled)
-    }
-
-    /// Whether a running job was asked to stop.
-    pub(crate) fn is_cancel_requested(&self) -> bool {
-        self.state.load(Ordering::Acquire) == CANCEL_REQUESTED
-    }
-
-    /// Moves the job from `from` to `to`; `false` if it was not in `from`.
-    fn transition(&self, from: u8, to: u8) -> bool {
-        self.state.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire).is_ok()
-    }
-
-    /// Blocks for at most `timeout`, or until a cancellation is requested;
-    /// returns whether one was. A `timeout` too large for `Instant` waits
-    /// without bound.
-    pub(crate) fn wait_for_cancel(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut guard = lock(&self.waiters);
-        while !self.is_cancel_requested() {
-            guard = match deadline {
-                None => wait(&self.cancel_signal, guard),
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => wait_timeout(&self.cancel_signal, guard, left),
-                    _ => break,
-                },
-            };
-        }
-        drop(guard);
-        self.is_cancel_requested()
-    }
-
-    /// Wakes every [`TaskState::wait_for_cancel`]. Taking the lock orders
-    /// this after any waiter's check of the state: a waiter either saw the
-    /// request, or is already waiting and gets the notification.
-    fn wake_waiters(&self) {
-        drop(lock(&self.waiters));
-        self.cancel_signal.notify_all();
-    }
-}
-
-/// How a job can end without running.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Unrun {
-    /// By a handle's `cancel`, or by `shutdown_now` (its sweep, or a worker
-    /// while aborting).
-    Cancelled,
-    /// Its deadline passed before a worker claimed it.
-    Expired,
+/// How a job that ran ended.
+pub(crate) enum Outcome {
+    /// It returned normally.
+    Completed,
+    /// It panicked. The payload is here if nobody else has it yet (a
+    /// spawned job); `None` if it was already handed to a
+    /// [`JobHandle`](crate::JobHandle).
+    Panicked(Option<Payload>),
 }
 
 /// A popped job that will not run: how it ended, and the panic of its
@@ -198,22 +49,6 @@ pub(crate) enum Unrun {
 pub(crate) struct Discarded {
     pub(crate) fate: Unrun,
     pub(crate) panic: Option<Payload>,
-}
-
-impl Unrun {
-    fn state(self) -> u8 {
-        match self {
-            Unrun::Cancelled => CANCELLED,
-            Unrun::Expired => EXPIRED,
-        }
-    }
-
-    fn error(self) -> JobError {
-        match self {
-            Unrun::Cancelled => JobError::Cancelled,
-            Unrun::Expired => JobError::Expired,
-        }
-    }
 }
 
 /// What [`TaskCell::abandon`] did.
@@ -297,7 +132,7 @@ where
 
     fn claim(&self) -> Result<(), Discarded> {
         let state = self.state();
-        if state.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        if state.is_past_deadline() {
             return Err(match self.abandon(Unrun::Expired) {
                 Abandoned::Dropped(panic) => Discarded { fate: Unrun::Expired, panic },
                 Abandoned::NotQueued => Discarded { fate: state.unrun_fate(), panic: None },
@@ -318,7 +153,7 @@ where
             return Outcome::Completed;
         };
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| job(&self.context)));
-        state.state.store(DONE, Ordering::Release);
+        state.set_done();
         match (outcome, result) {
             (Ok(value), Some(sender)) => {
                 // A dropped handle only means nobody wants the value.
@@ -362,7 +197,7 @@ where
 pub(crate) fn cancel(task: &dyn TaskCell) -> CancelOutcome {
     let state = task.state();
     loop {
-        match state.state.load(Ordering::Acquire) {
+        match state.load() {
             QUEUED => match task.abandon(Unrun::Cancelled) {
                 Abandoned::Dropped(None) => return CancelOutcome::Prevented,
                 Abandoned::Dropped(Some(payload)) => panic::resume_unwind(payload),

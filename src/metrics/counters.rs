@@ -152,233 +152,24 @@
 //! a line it owns) and two predictable branches, and costs its spawner one
 //! branch.
 
-use std::cell::Cell;
-use std::fmt;
-use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
-use crate::hooks::{self, JobInfo, JobOutcome, log_event};
-use crate::job::{Job, Outcome};
-use crate::priority::{Levels, Source};
-use crate::registry::Registry;
+use super::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
+use crate::job::Stamp;
+use crate::job::state::Unrun;
+use crate::queue::levels::Levels;
 // The counters are plain std atomics even under loom: they order nothing but
-// their own figures and are read only by snapshots, which no model takes. The roster lock is modelled, since
-// a snapshot reads the queued counts under it (see `sync.rs`).
+// their own figures and are read only by snapshots, which no model takes.
+// The roster lock is modelled, since a snapshot reads the queued counts
+// under it (see `sync.rs`).
 use crate::sync::plain::{Arc, AtomicBool, AtomicU64};
-use crate::sync::{self, Mutex, Ordering, lock};
-use crate::task::Unrun;
+use crate::sync::{Mutex, Ordering, lock};
 
-/// A snapshot of a pool's counters, from [`Pool::metrics`](crate::Pool::metrics)
-/// or [`Spawner::metrics`](crate::Spawner::metrics).
-///
-/// Counts are totals since the pool started; [`Metrics::since`] turns two
-/// snapshots into the figures for the interval between them. Every snapshot,
-/// even one taken while jobs race it, keeps these bounds at every level:
-/// `completed + panicked <= started` and `started + cancelled + expired +
-/// backlog + rejected <= submitted`; for the workers, `busy + idle <= total`
-/// and `retired <= started`. No count ever goes back from one snapshot to a
-/// later one. When the pool is at rest (nothing queued or running, for
-/// instance after [`Pool::shutdown`](crate::Pool::shutdown)), `submitted =
-/// completed + panicked + cancelled + expired + rejected` at every level.
-///
-/// Non-exhaustive: figures may be added; read the fields, do not build the
-/// struct.
-///
-/// ```
-/// use priopool::{Pool, Priority};
-///
-/// let pool = Pool::builder().workers(2).wait_metrics(true).build()?;
-/// let spawner = pool.spawner();
-/// for _ in 0..100 {
-///     pool.spawn(Priority::LOW, || {})?;
-/// }
-/// pool.shutdown();
-/// let low = &spawner.metrics().levels[1];
-/// assert_eq!((low.submitted, low.completed, low.backlog), (100, 100, 0));
-/// println!("p99 wait: {} µs", low.wait.as_ref().map_or(0, |w| w.p99_us));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Metrics {
-    /// One entry per priority level, index 0 (the most urgent) first.
-    pub levels: Vec<LevelMetrics>,
-    /// The worker threads.
-    pub workers: WorkerMetrics,
-    /// Time since the pool started (for a [`Metrics::since`] result, the
-    /// length of the interval).
-    pub uptime: Duration,
-    /// How many calls of user hooks (see [`Builder::before_job`](crate::Builder::before_job)
-    /// and the others) panicked. The panics were caught; the workers live on.
-    pub hook_panics: u64,
-}
-
-/// The figures of one priority level; see [`Metrics`].
-///
-/// Non-exhaustive: figures may be added.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct LevelMetrics {
-    /// Jobs queued at this level right now, not yet started: the level's
-    /// backlog (the same figure as [`Pool::queued`](crate::Pool::queued)).
-    pub backlog: u64,
-    /// Jobs offered at this level through `spawn` or `submit` (or a
-    /// [`JobBuilder`](crate::JobBuilder)), accepted or not, counted once they
-    /// are queued or refused. (A spawn at a level the pool does not have is
-    /// counted nowhere.) Derived on read as `started + cancelled + expired +
-    /// backlog + rejected`, so that spawning writes no extra counter; it may
-    /// lag by the jobs taken off a queue while the snapshot is taken, never
-    /// goes back, and is exact at rest.
-    pub submitted: u64,
-    /// Jobs whose closure has begun running. A job cancelled or expired
-    /// before that is never counted here.
-    pub started: u64,
-    /// Jobs that returned.
-    pub completed: u64,
-    /// Jobs that panicked.
-    pub panicked: u64,
-    /// Jobs refused and handed back because the pool was shutting down.
-    pub rejected: u64,
-    /// Jobs that never started because they were cancelled: through
-    /// [`JobHandle::cancel`](crate::JobHandle::cancel) or a
-    /// [`CancelHandle`](crate::CancelHandle) before they started, or by
-    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now) (or a timed-out
-    /// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout)).
-    ///
-    /// A cancelled job's queue entry stays in its queue (and in `backlog`)
-    /// until a worker or the shutdown's sweep takes it out; the job is
-    /// counted here at that moment, when it leaves the backlog, so that
-    /// every job is in exactly one figure at a time. The count may so lag
-    /// the cancellation while every worker is busy; it is exact at rest.
-    pub cancelled: u64,
-    /// Jobs that never started because their deadline (see
-    /// [`JobBuilder::deadline`](crate::JobBuilder::deadline) and
-    /// [`max_wait`](crate::JobBuilder::max_wait)) passed first. Counted,
-    /// like `cancelled`, when the expired job's entry leaves the backlog.
-    pub expired: u64,
-    /// How long started jobs waited in the queue; `None` unless the pool
-    /// was built with [`wait_metrics(true)`](crate::Builder::wait_metrics).
-    pub wait: Option<WaitTimes>,
-    /// The starvation signal: how long this level has had jobs queued
-    /// without starting any (or taking the entry of a cancelled or expired
-    /// one off its queue); zero when its backlog is zero. A lower bound on
-    /// how long its oldest queued job has waited, exact while the level
-    /// starts nothing at all; `None` unless the pool was built with
-    /// [`wait_metrics(true)`](crate::Builder::wait_metrics). The module
-    /// `metrics.rs` gives the exact definition.
-    pub oldest_wait: Option<Duration>,
-}
-
-impl LevelMetrics {
-    /// Jobs started but not finished: running now, or in their hooks.
-    pub fn running(&self) -> u64 {
-        self.started.saturating_sub(self.completed.saturating_add(self.panicked))
-    }
-}
-
-/// The distribution of queue waits (time from being queued to starting) of
-/// the jobs started at one level, in whole microseconds (rounded down),
-/// accurate to two significant digits (a quantile may read up to 1% high).
-///
-/// Non-exhaustive: figures may be added.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct WaitTimes {
-    /// How many waits were measured (one per started job).
-    pub count: u64,
-    /// The median wait, µs.
-    pub p50_us: u64,
-    /// The 99th percentile wait, µs.
-    pub p99_us: u64,
-    /// The longest wait, µs.
-    pub max_us: u64,
-    histogram: Arc<Histogram<u64>>,
-}
-
-impl WaitTimes {
-    fn new(histogram: Histogram<u64>) -> WaitTimes {
-        WaitTimes {
-            count: histogram.len(),
-            p50_us: histogram.value_at_quantile(0.5),
-            p99_us: histogram.value_at_quantile(0.99),
-            max_us: histogram.max(),
-            histogram: Arc::new(histogram),
-        }
-    }
-
-    /// The wait, in µs, that a fraction `q` (clamped to `0.0..=1.0`) of the
-    /// measured waits did not exceed; 0 when nothing was measured.
-    pub fn quantile_us(&self, q: f64) -> u64 {
-        self.histogram.value_at_quantile(q.clamp(0.0, 1.0))
-    }
-
-    /// The waits measured after `earlier` was taken, or `None` if `earlier`
-    /// is not an earlier measure of the same level.
-    fn since(&self, earlier: &WaitTimes) -> Option<WaitTimes> {
-        let mut histogram = (*self.histogram).clone();
-        histogram.subtract(&*earlier.histogram).ok()?;
-        Some(WaitTimes::new(histogram))
-    }
-}
-
-impl fmt::Debug for WaitTimes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitTimes")
-            .field("count", &self.count)
-            .field("p50_us", &self.p50_us)
-            .field("p99_us", &self.p99_us)
-            .field("max_us", &self.max_us)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The worker threads' figures; see [`Metrics`].
-///
-/// `total`, `busy` and `idle` describe the worker threads present now and
-/// are read together (`busy + idle <= total`). `current` is the pool's size
-/// as [`Pool::workers`](crate::Pool::workers) reports it; it leads `total`
-/// while the pool resizes: a worker told to retire leaves `current` at once
-/// but stays in `total` (and may be busy) until it has finished its job and
-/// exited, and a worker being started is in `current` a little before it is
-/// in `total`. `started` and `retired` are read together
-/// (`retired <= started`). At rest (no resize under way, every retiring
-/// worker gone) `total == current == started - retired`; after shutdown
-/// `total == current == 0`.
-///
-/// Non-exhaustive: figures may be added.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WorkerMetrics {
-    /// Worker threads of the pool now: started (or being started) and not
-    /// yet exited, retiring ones included.
-    pub total: usize,
-    /// Workers running a job (or its `before_job`/`after_job` hooks): those
-    /// not parked that have started more jobs than they have finished.
-    pub busy: usize,
-    /// Workers parked for lack of work (asleep, or registering to sleep).
-    /// The rest, `total - busy - idle`, are looking for a job (or retiring).
-    pub idle: usize,
-    /// The pool's size now, as [`Pool::workers`](crate::Pool::workers):
-    /// workers running or being started, not counting those told to retire
-    /// (and, after shutdown, not those that exited).
-    pub current: usize,
-    /// Worker threads started since the pool was built, as
-    /// [`Pool::workers_started`](crate::Pool::workers_started).
-    pub started: u64,
-    /// Worker threads retired since the pool was built (surplus after a
-    /// resize, or idle past the keep-alive; not those that exit at
-    /// shutdown), as [`Pool::workers_retired`](crate::Pool::workers_retired).
-    pub retired: u64,
-    /// Jobs a worker took from another worker's deque, since the pool
-    /// started.
-    pub steals: u64,
-}
-
-/// The pool's worker counts kept outside the metrics (scaling.rs,
-/// workers.rs), read by the registry for a snapshot.
+/// The pool's worker counts kept outside the metrics (`limits.rs`,
+/// `runtime/workers.rs`), read by the registry for a snapshot.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ThreadCounts {
     /// `Scaling::current`.
@@ -386,62 +177,6 @@ pub(crate) struct ThreadCounts {
     /// Worker threads started, and retired: read together.
     pub(crate) started: usize,
     pub(crate) retired: usize,
-}
-
-impl Metrics {
-    /// The figures of the interval between `earlier` and `self`, two
-    /// snapshots of the same pool: counts, steals, hook panics and uptime
-    /// become differences (saturating at zero), queue waits cover only the
-    /// jobs started in between; backlog, oldest wait, the workers present,
-    /// busy and idle and the pool's size (`current`) are `self`'s, being
-    /// "now" figures (worker threads `started` and `retired` are counts,
-    /// and become differences). Given a snapshot of another pool the
-    /// result is meaningless (but this does not panic; `wait` is then
-    /// `None` where the histograms do not subtract).
-    pub fn since(&self, earlier: &Metrics) -> Metrics {
-        let levels = self
-            .levels
-            .iter()
-            .zip(&earlier.levels)
-            .map(|(now, then)| LevelMetrics {
-                backlog: now.backlog,
-                submitted: now.submitted.saturating_sub(then.submitted),
-                started: now.started.saturating_sub(then.started),
-                completed: now.completed.saturating_sub(then.completed),
-                panicked: now.panicked.saturating_sub(then.panicked),
-                rejected: now.rejected.saturating_sub(then.rejected),
-                cancelled: now.cancelled.saturating_sub(then.cancelled),
-                expired: now.expired.saturating_sub(then.expired),
-                wait: match (&now.wait, &then.wait) {
-                    (Some(now), Some(then)) => now.since(then),
-                    _ => None,
-                },
-                oldest_wait: now.oldest_wait,
-            })
-            .collect();
-        Metrics {
-            levels,
-            workers: WorkerMetrics {
-                started: self.workers.started.saturating_sub(earlier.workers.started),
-                retired: self.workers.retired.saturating_sub(earlier.workers.retired),
-                steals: self.workers.steals.saturating_sub(earlier.workers.steals),
-                ..self.workers
-            },
-            uptime: self.uptime.saturating_sub(earlier.uptime),
-            hook_panics: self.hook_panics.saturating_sub(earlier.hook_panics),
-        }
-    }
-}
-
-/// When a job was queued: nanoseconds since the pool's epoch, plus one (so
-/// that it is never zero and `Option<Stamp>` costs no extra word).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Stamp(NonZeroU64);
-
-impl Stamp {
-    fn raw(self) -> u64 {
-        self.0.get()
-    }
 }
 
 /// The pool-wide half of the metrics, owned by the registry.
@@ -506,7 +241,7 @@ struct Hot {
 }
 
 #[derive(Default)]
-struct LevelCounters {
+pub(crate) struct LevelCounters {
     started: AtomicU64,
     completed: AtomicU64,
     panicked: AtomicU64,
@@ -517,6 +252,64 @@ struct LevelCounters {
     /// With wait metrics on, the stamp of the latest job taken off the
     /// level's queue, to start or to discard (0: none).
     last_taken: AtomicU64,
+}
+
+/// The worker's side: each method is called by the owning worker only.
+impl WorkerCounters {
+    /// The per-level counters, for the worker to keep one load closer.
+    pub(crate) fn levels(&self) -> Arc<[CachePadded<LevelCounters>]> {
+        Arc::clone(&self.levels)
+    }
+
+    /// Marks the worker parked (`true`) or searching again (`false`).
+    pub(crate) fn set_parked(&self, parked: bool) {
+        self.hot.parked.store(parked, Ordering::Relaxed);
+    }
+
+    /// Counts a job taken from another worker's deque.
+    pub(crate) fn stole(&self) {
+        bump(&self.hot.steals);
+    }
+
+    /// Records a queue wait of a job started at `level`.
+    pub(crate) fn record_wait(&self, level: usize, waited: Duration) {
+        if let Some(waits) = &self.waits {
+            let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+            let histogram = &mut lock(waits)[level];
+            if histogram.record(micros).is_err() {
+                histogram.saturating_record(micros);
+            }
+        }
+    }
+}
+
+impl LevelCounters {
+    /// Counts a job that starts.
+    #[inline]
+    pub(crate) fn started(&self) {
+        bump(&self.started);
+    }
+
+    /// Counts a started job that ended, returning or panicking.
+    #[inline]
+    pub(crate) fn finished(&self, panicked: bool) {
+        bump(if panicked { &self.panicked } else { &self.completed });
+    }
+
+    /// Counts a job taken off a queue and discarded unrun.
+    #[inline]
+    pub(crate) fn discarded(&self, fate: Unrun) {
+        bump(match fate {
+            Unrun::Cancelled => &self.cancelled,
+            Unrun::Expired => &self.expired,
+        });
+    }
+
+    /// Records when a job was last taken off the level's queue (wait
+    /// metrics only: the `oldest_wait` mark).
+    pub(crate) fn took(&self, at: Stamp) {
+        self.last_taken.store(at.raw(), Ordering::Release);
+    }
 }
 
 /// Per level, the entries of cancelled and expired jobs discarded by a
@@ -565,9 +358,14 @@ impl MetricsCore {
         }
     }
 
-    fn now(&self) -> Stamp {
-        let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
-        Stamp(NonZeroU64::MIN.saturating_add(nanos))
+    /// The time now, as a stamp.
+    pub(crate) fn now(&self) -> Stamp {
+        Stamp::from_nanos(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1))
+    }
+
+    /// Whether the pool measures queue waits.
+    pub(crate) fn wait_metrics(&self) -> bool {
+        self.wait_metrics
     }
 
     /// Counts a job offered at `level` and refused.
@@ -578,7 +376,7 @@ impl MetricsCore {
     /// The stamp for a job about to be counted in at `level`, when wait
     /// metrics are on. Call just before `Levels::count_in`, whose `AcqRel`
     /// increment publishes the `rose_at` write made here.
-    pub(crate) fn stamp_queued(&self, levels: &Levels, level: usize) -> Option<Stamp> {
+    pub(crate) fn stamp_queued<T>(&self, levels: &Levels<T>, level: usize) -> Option<Stamp> {
         if !self.wait_metrics {
             return None;
         }
@@ -607,7 +405,8 @@ impl MetricsCore {
         self.hook_panics.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn attach(&self) -> Arc<WorkerCounters> {
+    /// Puts a new worker's counters on the roster.
+    pub(crate) fn attach(&self) -> Arc<WorkerCounters> {
         let levels = self.levels;
         let counters = Arc::new(WorkerCounters {
             hot: CachePadded::new(Hot { parked: AtomicBool::new(false), steals: AtomicU64::new(0) }),
@@ -620,7 +419,7 @@ impl MetricsCore {
 
     /// Folds an exiting worker's counters into the retired totals and takes
     /// it off the roster; returns how many workers remain.
-    fn detach(&self, counters: &Arc<WorkerCounters>) -> usize {
+    pub(crate) fn detach(&self, counters: &Arc<WorkerCounters>) -> usize {
         let mut roster = lock(&self.roster);
         let Roster { live, retired } = &mut *roster;
         for (total, level) in retired.levels.iter_mut().zip(counters.levels.iter()) {
@@ -646,7 +445,7 @@ impl MetricsCore {
     /// `threads` are the worker counts kept elsewhere, read by the caller
     /// (before this takes the roster lock: a thread start takes the worker
     /// set's lock and then, if the start fails, the roster's).
-    pub(crate) fn snapshot(&self, queues: &Levels, threads: ThreadCounts) -> Metrics {
+    pub(crate) fn snapshot<T>(&self, queues: &Levels<T>, threads: ThreadCounts) -> Metrics {
         let roster = lock(&self.roster);
         let live = &roster.live;
         let sum = |level: usize, retired: u64, field: fn(&LevelCounters) -> &AtomicU64| {
@@ -740,188 +539,6 @@ impl MetricsCore {
     }
 }
 
-/// A worker thread's side of monitoring: its counters, its hooks and its
-/// log events. Owned by the worker thread.
-pub(crate) struct WorkerProbe {
-    /// The pool, for taking the worker off the roster when the probe drops.
-    registry: sync::Arc<Registry>,
-    index: usize,
-    counters: Arc<WorkerCounters>,
-    /// `counters.levels`, one pointer closer.
-    levels: Arc<[CachePadded<LevelCounters>]>,
-    /// Whether a job needs more than its counters: a queue wait to measure
-    /// or a job hook to call. When not, the per-job work is two counter
-    /// bumps on a line this worker owns, inlined into the worker loop.
-    detailed: bool,
-    /// The running job's details, when `detailed`: kept here rather than
-    /// carried through the worker loop, which then moves only two words.
-    detail: Cell<Option<Detail>>,
-}
-
-/// A job between its start and its end: its level's counters.
-pub(crate) struct Running<'a> {
-    level: usize,
-    counters: &'a LevelCounters,
-}
-
-#[derive(Clone, Copy)]
-struct Detail {
-    info: JobInfo,
-    /// When the job itself began, if an `after_job` hook wants its run time.
-    began: Option<Instant>,
-}
-
-impl WorkerProbe {
-    /// Puts worker `index` on the roster. Call before its thread is
-    /// spawned, so that the roster never misses a worker that is about to
-    /// run (which would let another worker believe it was the last); the
-    /// worker leaves the roster when the probe is dropped, at the end of its
-    /// thread or with the thread's closure if the thread could not start.
-    pub(crate) fn attach(registry: &sync::Arc<Registry>, index: usize) -> WorkerProbe {
-        let monitoring = &registry.config.monitoring;
-        let detailed = monitoring.wait_metrics || monitoring.before_job.is_some() || monitoring.after_job.is_some();
-        let counters = registry.metrics.attach();
-        let levels = Arc::clone(&counters.levels);
-        WorkerProbe { registry: sync::Arc::clone(registry), index, counters, levels, detailed, detail: Cell::new(None) }
-    }
-
-    /// Logs the start and runs the `on_thread_start` hook. Call before the
-    /// thread registers as a worker for spawns (`worker::CURRENT`).
-    pub(crate) fn thread_started(&self, registry: &Registry) {
-        log_event!(
-            debug,
-            "worker {} started on thread {:?}",
-            self.index,
-            sync::plain::thread::current().name().unwrap_or("<unnamed>")
-        );
-        if let Some(hook) = &registry.config.monitoring.on_thread_start {
-            hooks::guarded(registry, "on_thread_start", || hook(self.index));
-        }
-    }
-
-    /// Runs the `on_thread_stop` hook and logs the worker's exit. Call
-    /// after the thread stopped being a worker for spawns.
-    pub(crate) fn thread_stopping(&self, registry: &Registry) {
-        if let Some(hook) = &registry.config.monitoring.on_thread_stop {
-            hooks::guarded(registry, "on_thread_stop", || hook(self.index));
-        }
-        log_event!(debug, "worker {} exited", self.index);
-    }
-
-    /// Marks the worker parked (`true`) or searching again (`false`).
-    pub(crate) fn set_idle(&self, idle: bool) {
-        self.counters.hot.parked.store(idle, Ordering::Relaxed);
-    }
-
-    /// Counts the start of `job` at `level`, found at `source`; measures its
-    /// queue wait and runs the `before_job` hook if asked to.
-    #[inline]
-    pub(crate) fn job_starting(&self, registry: &Registry, level: usize, source: Source, job: &Job) -> Running<'_> {
-        if source == Source::Peer {
-            bump(&self.counters.hot.steals);
-        }
-        let counters = &self.levels[level];
-        bump(&counters.started);
-        if self.detailed {
-            self.detail.set(Some(self.start_detail(registry, level, job)));
-        }
-        Running { level, counters }
-    }
-
-    #[inline(never)]
-    fn start_detail(&self, registry: &Registry, level: usize, job: &Job) -> Detail {
-        let queue_wait = job.queued_at().map(|queued| {
-            let now = registry.metrics.now();
-            self.levels[level].last_taken.store(now.raw(), Ordering::Release);
-            let waited = Duration::from_nanos(now.raw().saturating_sub(queued.raw()));
-            if let Some(waits) = &self.counters.waits {
-                let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
-                let histogram = &mut lock(waits)[level];
-                if histogram.record(micros).is_err() {
-                    histogram.saturating_record(micros);
-                }
-            }
-            waited
-        });
-        let info = JobInfo { level, worker: self.index, queue_wait };
-        let monitoring = &registry.config.monitoring;
-        if let Some(hook) = &monitoring.before_job {
-            hooks::guarded(registry, "before_job", || hook(info));
-        }
-        Detail { info, began: monitoring.after_job.as_ref().map(|_| Instant::now()) }
-    }
-
-    /// Counts a job of `level`, found at `source`, that this worker took off
-    /// a queue and discarded unrun (`fate`: cancelled or expired). No hook
-    /// runs for it: it never started.
-    #[inline]
-    pub(crate) fn job_discarded(&self, registry: &Registry, level: usize, source: Source, fate: Unrun) {
-        if source == Source::Peer {
-            bump(&self.counters.hot.steals);
-        }
-        let counters = &self.levels[level];
-        if registry.metrics.wait_metrics {
-            // Progress of the level's queue, for `oldest_wait`.
-            counters.last_taken.store(registry.metrics.now().raw(), Ordering::Release);
-        }
-        bump(match fate {
-            Unrun::Cancelled => &counters.cancelled,
-            Unrun::Expired => &counters.expired,
-        });
-    }
-
-    /// Runs the `after_job` hook, logs a panic and counts the end of a job
-    /// (last, so that the worker counts as busy through its hooks).
-    #[inline]
-    pub(crate) fn job_ended(&self, registry: &Registry, running: Running<'_>, outcome: &Outcome) {
-        let panicked = matches!(outcome, Outcome::Panicked(_));
-        if self.detailed {
-            self.end_detail(registry, panicked);
-        }
-        if let Outcome::Panicked(payload) = outcome {
-            log_panic(self.index, running.level, payload.as_deref());
-            bump(&running.counters.panicked);
-        } else {
-            bump(&running.counters.completed);
-        }
-    }
-
-    #[inline(never)]
-    fn end_detail(&self, registry: &Registry, panicked: bool) {
-        let Some(detail) = self.detail.take() else { return };
-        let run_time = detail.began.map(|began| began.elapsed()).unwrap_or_default();
-        if let Some(hook) = &registry.config.monitoring.after_job {
-            let outcome = if panicked { JobOutcome::Panicked } else { JobOutcome::Completed };
-            hooks::guarded(registry, "after_job", || hook(detail.info, outcome, run_time));
-        }
-    }
-}
-
-impl Drop for WorkerProbe {
-    /// Takes the worker off the roster, folding its counts into the retired
-    /// totals; the last worker of a drained pool logs the end of the
-    /// shutdown.
-    fn drop(&mut self) {
-        let registry = &*self.registry;
-        let remaining = registry.metrics.detach(&self.counters);
-        if remaining == 0 && registry.lifecycle.is_drained() {
-            log_event!(info, "shutdown done: every accepted job has run and every worker has exited");
-        }
-    }
-}
-
-#[cold]
-#[cfg_attr(not(feature = "log"), allow(unused_variables))]
-fn log_panic(worker: usize, level: usize, payload: Option<&(dyn std::any::Any + Send)>) {
-    log_event!(
-        warn,
-        "a job at level {level} panicked on worker {worker}: {}",
-        // A submitted job hands its payload to its JobHandle before the
-        // worker sees the outcome.
-        payload.map_or("(a submitted job; its JobHandle has the payload)", crate::job::panic_message)
-    );
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -929,7 +546,7 @@ mod tests {
     #[test]
     fn a_retired_worker_is_counted_once() {
         let core = MetricsCore::new(2, true);
-        let queues = Levels::new(2);
+        let queues = Levels::<u32>::new(2);
         let a = core.attach();
         let b = core.attach();
         bump(&a.levels[1].started);
@@ -948,7 +565,7 @@ mod tests {
     #[test]
     fn since_gives_the_interval() {
         let core = MetricsCore::new(1, true);
-        let queues = Levels::new(1);
+        let queues = Levels::<u32>::new(1);
         let w = core.attach();
         bump(&w.levels[0].started);
         lock(w.waits.as_ref().unwrap())[0].record(1000).unwrap();
@@ -966,7 +583,7 @@ mod tests {
     #[test]
     fn oldest_wait_is_zero_without_backlog_and_grows_with_it() {
         let core = MetricsCore::new(1, true);
-        let queues = Levels::new(1);
+        let queues = Levels::<u32>::new(1);
         assert_eq!(core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait, Some(Duration::ZERO));
         let stamp = core.stamp_queued(&queues, 0).unwrap();
         queues.count_in(0);

@@ -1,5 +1,6 @@
-//! Priority levels, the per-level injectors and the rule that picks the next
-//! job.
+//! The per-level queues and the pick rule, generic over the job type `T`,
+//! with no threads: every function here can be driven from one test thread
+//! with plain integers as jobs.
 //!
 //! # The pick rule
 //!
@@ -9,103 +10,24 @@
 //! 1. its own local deque for that level,
 //! 2. that level's [`Injector`] (`steal_batch_and_pop`, which moves a batch
 //!    into the local deque and pops one job of it),
-//! 3. the other workers' [`Stealer`]s for that level.
+//! 3. the other workers' [`Stealer`]s for that level
 //!
-//! It moves on to a less urgent level only when the level's *queued count*
-//! is zero. The count is raised before a job is pushed and lowered right
-//! after a worker pops it, so it also covers jobs that are briefly invisible
-//! to stealers: a job being pushed, or a batch in flight between the
-//! injector and a worker's deque. When the count says a job waits but no
-//! source yields it, the pick reports [`Pick::Contended`] and the worker
-//! retries from level 0 after a short backoff: it never falls through to a
-//! lower level past a waiting job.
+//! (the loop crossbeam-deque's crate docs teach, once per level). It moves
+//! on to a less urgent level only when the level's *queued count* is zero.
+//! The count is raised right *after* a job is pushed ([`Levels::count_in`]
+//! says why after) and lowered right after a worker pops it, so it also
+//! covers jobs that are briefly invisible to stealers: a batch in flight
+//! between the injector and a worker's deque. When the count says a job
+//! waits but no source yields it, the pick reports [`Pick::Contended`] and
+//! the worker retries from level 0 after a short backoff: it never falls
+//! through to a lower level past a waiting job.
 //!
 //! Skipping an empty level costs one atomic load, so a worker does not try
 //! `levels × workers` steals per job when most levels are empty.
-//!
-//! This module starts no threads: everything in it can be exercised from a
-//! single test thread.
-
-use std::fmt;
-
 use crossbeam_utils::CachePadded;
 
-use crate::deque::{Injector, Steal, Stealer, Worker};
-use crate::job::Job;
+use super::deque::{Injector, Steal, Stealer, Worker};
 use crate::sync::{AtomicUsize, Ordering, spin_loop};
-
-/// How urgent a job is: one of the pool's priority levels.
-///
-/// Level 0 ([`Priority::HIGH`]) is the most urgent; a pool built with
-/// `k` levels accepts levels `0..k`. [`Priority::LOW`] always names the
-/// pool's *least* urgent level (`k - 1`), whatever `k` is, so code written
-/// for a two-level pool keeps its meaning when levels are added.
-///
-/// There is no `MEDIUM`: with three levels, the middle one is
-/// `Priority::level(1)`. Equality compares what was written, not the level
-/// it resolves to in some pool: `Priority::level(1) != Priority::LOW` even
-/// though both name level 1 of a two-level pool. For the same reason
-/// `Priority` is not `Ord`.
-///
-/// A `Priority` is resolved against a pool when a job is spawned; a level
-/// the pool does not have is reported as [`SpawnError`](crate::SpawnError)
-/// with kind [`SpawnErrorKind::UnknownLevel`](crate::SpawnErrorKind::UnknownLevel).
-///
-/// ```
-/// use priopool::Priority;
-/// assert_eq!(Priority::HIGH, Priority::level(0));
-/// assert_eq!(Priority::level(3).to_string(), "level 3");
-/// assert_eq!(Priority::LOW.to_string(), "lowest level");
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Priority(Repr);
-
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Repr {
-    Level(usize),
-    Lowest,
-}
-
-impl Priority {
-    /// The most urgent level, level 0.
-    pub const HIGH: Priority = Priority(Repr::Level(0));
-
-    /// The least urgent level of whichever pool the job is given to.
-    pub const LOW: Priority = Priority(Repr::Lowest);
-
-    /// Priority level `index`; 0 is the most urgent.
-    pub const fn level(index: usize) -> Priority {
-        Priority(Repr::Level(index))
-    }
-
-    /// The level index this priority asks for, whatever the pool (`None`
-    /// for [`Priority::LOW`], which every pool has).
-    pub(crate) fn asked(self) -> Option<usize> {
-        match self.0 {
-            Repr::Level(i) => Some(i),
-            Repr::Lowest => None,
-        }
-    }
-
-    /// The level index this priority names in a pool with `levels` levels,
-    /// or `None` if that pool has no such level.
-    pub(crate) fn resolve(self, levels: usize) -> Option<usize> {
-        match self.0 {
-            Repr::Level(i) if i < levels => Some(i),
-            Repr::Level(_) => None,
-            Repr::Lowest => levels.checked_sub(1),
-        }
-    }
-}
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Repr::Level(i) => write!(f, "level {i}"),
-            Repr::Lowest => f.write_str("lowest level"),
-        }
-    }
-}
 
 /// Where the pick rule found a job.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -119,10 +41,10 @@ pub(crate) enum Source {
 }
 
 /// What one pass of the pick rule found.
-pub(crate) enum Pick {
+pub(crate) enum Pick<T> {
     /// A job of the given level, already counted out of the queued count,
     /// and where it came from.
-    Found(usize, Job, Source),
+    Found(usize, T, Source),
     /// A job waits at some level but could not be taken this time (a
     /// `Steal::Retry`, or a job still in flight): back off and pick again.
     Contended,
@@ -132,8 +54,8 @@ pub(crate) enum Pick {
 
 /// The shared, per-level half of the queues: one injector and one queued
 /// count per priority level.
-pub(crate) struct Levels {
-    injectors: Box<[Injector<Job>]>,
+pub(crate) struct Levels<T> {
+    injectors: Box<[Injector<T>]>,
     /// Jobs of each level that are queued anywhere (injector or any local
     /// deque) or in flight between two queues, counted in once their push
     /// has completed and out right after a worker pops them. A worker may
@@ -143,8 +65,8 @@ pub(crate) struct Levels {
     queued: Box<[CachePadded<AtomicUsize>]>,
 }
 
-impl Levels {
-    pub(crate) fn new(levels: usize) -> Levels {
+impl<T> Levels<T> {
+    pub(crate) fn new(levels: usize) -> Levels<T> {
         Levels {
             injectors: (0..levels).map(|_| Injector::new()).collect(),
             queued: (0..levels).map(|_| CachePadded::new(AtomicUsize::new(0))).collect(),
@@ -176,7 +98,7 @@ impl Levels {
 
     /// Pushes a job onto the level's injector; count it in with
     /// [`Levels::count_in`] next.
-    pub(crate) fn inject(&self, level: usize, job: Job) {
+    pub(crate) fn inject(&self, level: usize, job: T) {
         self.injectors[level].push(job);
     }
 
@@ -224,7 +146,7 @@ impl Levels {
     /// level). `peers` are every worker's stealers, one per level, the
     /// caller's own included (stealing from oneself finds nothing and is
     /// harmless); the scan of peers starts at `start` to spread contention.
-    pub(crate) fn pick<P: AsRef<[Stealer<Job>]>>(&self, local: &[Worker<Job>], peers: &[P], start: usize) -> Pick {
+    pub(crate) fn pick<P: AsRef<[Stealer<T>]>>(&self, local: &[Worker<T>], peers: &[P], start: usize) -> Pick<T> {
         for (level, queued) in self.queued.iter().enumerate() {
             if positive(queued.load(Ordering::Acquire)) == 0 {
                 continue;
@@ -243,13 +165,13 @@ impl Levels {
     }
 
     /// Tries the sources of one level in order: local deque, injector, peers.
-    fn take<P: AsRef<[Stealer<Job>]>>(
+    fn take<P: AsRef<[Stealer<T>]>>(
         &self,
         level: usize,
-        local: &Worker<Job>,
+        local: &Worker<T>,
         peers: &[P],
         start: usize,
-    ) -> Option<(Job, Source)> {
+    ) -> Option<(T, Source)> {
         if let Some(job) = local.pop() {
             return Some((job, Source::Local));
         }
@@ -265,7 +187,7 @@ impl Levels {
     /// Moves every job left in `local` (one deque per level) to the
     /// injectors, so that a worker that exits strands nothing. The queued
     /// counts do not change: the jobs stay queued at the same level.
-    pub(crate) fn drain_into_injectors(&self, local: &[Worker<Job>]) {
+    pub(crate) fn drain_into_injectors(&self, local: &[Worker<T>]) {
         for (level, deque) in local.iter().enumerate() {
             while let Some(job) = deque.pop() {
                 self.injectors[level].push(job);
@@ -283,7 +205,7 @@ fn positive(raw: usize) -> usize {
 /// Runs `steal` until it stops answering `Retry` a few times in a row, and
 /// returns the job if one was stolen. A persistent `Retry` is reported as no
 /// job: the queued count keeps the caller from mistaking it for "empty".
-fn first_success(mut steal: impl FnMut() -> Steal<Job>) -> Option<Job> {
+fn first_success<T>(mut steal: impl FnMut() -> Steal<T>) -> Option<T> {
     for _ in 0..4 {
         match steal() {
             Steal::Success(job) => return Some(job),
@@ -298,63 +220,59 @@ fn first_success(mut steal: impl FnMut() -> Steal<Job>) -> Option<Job> {
 mod tests {
     use super::*;
 
-    fn job() -> Job {
-        Job::new(|| {})
+    /// One pass of the pick rule by a worker with no peers.
+    fn pick(levels: &Levels<u32>, local: &[Worker<u32>]) -> Pick<u32> {
+        levels.pick::<Vec<Stealer<u32>>>(local, &[], 0)
+    }
+
+    fn deques(levels: usize) -> Vec<Worker<u32>> {
+        (0..levels).map(|_| Worker::new_fifo()).collect()
     }
 
     #[test]
-    fn low_resolves_to_the_last_level() {
-        assert_eq!(Priority::LOW.resolve(2), Some(1));
-        assert_eq!(Priority::LOW.resolve(5), Some(4));
-        assert_eq!(Priority::HIGH.resolve(1), Some(0));
-        assert_eq!(Priority::level(2).resolve(2), None);
-        assert_eq!(Priority::LOW.resolve(0), None);
-    }
-
-    #[test]
-    fn picks_the_most_urgent_level_first() {
+    fn picks_the_most_urgent_level_first_and_fifo_within_a_level() {
         let levels = Levels::new(3);
-        let local: Vec<_> = (0..3).map(|_| Worker::new_fifo()).collect();
-        for level in [2, 1, 2, 0] {
+        let local = deques(3);
+        for (job, level) in [(1, 2), (2, 1), (3, 2), (4, 0)] {
+            levels.inject(level, job);
             levels.count_in(level);
-            levels.inject(level, job());
         }
         let mut order = Vec::new();
-        while let Pick::Found(level, _, _) = levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0) {
-            order.push(level);
+        while let Pick::Found(level, job, _) = pick(&levels, &local) {
+            order.push((level, job));
         }
-        assert_eq!(order, [0, 1, 2, 2]);
+        assert_eq!(order, [(0, 4), (1, 2), (2, 1), (2, 3)]);
         assert!(!levels.any_queued());
     }
 
     #[test]
     fn a_counted_but_invisible_job_blocks_lower_levels() {
         let levels = Levels::new(2);
-        let local: Vec<_> = (0..2).map(|_| Worker::new_fifo()).collect();
+        let local = deques(2);
+        levels.inject(1, 10);
         levels.count_in(1);
-        levels.inject(1, job());
         levels.count_in(0); // a high job counted but in flight between two queues
-        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Contended));
-        levels.inject(0, job());
-        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(0, _, _)));
-        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(1, _, _)));
+        assert!(matches!(pick(&levels, &local), Pick::Contended));
+        levels.inject(0, 20);
+        assert!(matches!(pick(&levels, &local), Pick::Found(0, 20, _)));
+        assert!(matches!(pick(&levels, &local), Pick::Found(1, 10, _)));
     }
 
     #[test]
     fn a_job_popped_before_its_count_in_reads_as_none_queued() {
         let levels = Levels::new(2);
-        let local: Vec<_> = (0..2).map(|_| Worker::new_fifo()).collect();
-        levels.inject(0, job()); // pushed; its pusher has not counted it in yet
+        let local = deques(2);
+        levels.inject(0, 1); // pushed; its pusher has not counted it in yet
+        levels.inject(1, 2);
         levels.count_in(1);
-        levels.inject(1, job());
         // Level 0's count is zero, so the pick takes level 1 and counts it out.
-        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(1, _, _)));
+        assert!(matches!(pick(&levels, &local), Pick::Found(1, 2, _)));
         levels.count_in(0);
         assert_eq!(levels.queued(0), 1);
-        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0), Pick::Found(0, _, _)));
+        assert!(matches!(pick(&levels, &local), Pick::Found(0, 1, _)));
         // A pop that overtakes the count-in: the raw count dips below zero
         // and reads as zero until the pusher counts in.
-        levels.inject(0, job());
+        levels.inject(0, 3);
         levels.queued[0].fetch_sub(1, Ordering::Release);
         assert_eq!(levels.queued(0), 0);
         assert!(!levels.any_queued());
@@ -365,17 +283,18 @@ mod tests {
     #[test]
     fn steals_from_peers_and_drains_into_injectors() {
         let levels = Levels::new(2);
-        let victim: Vec<_> = (0..2).map(|_| Worker::new_fifo()).collect();
-        let thief: Vec<_> = (0..2).map(|_| Worker::new_fifo()).collect();
+        let victim = deques(2);
+        let thief = deques(2);
+        victim[1].push(1);
         levels.count_in(1);
-        victim[1].push(job());
         let stealers: Vec<_> = victim.iter().map(Worker::stealer).collect();
-        assert!(matches!(levels.pick(&thief, &[stealers], 0), Pick::Found(1, _, Source::Peer)));
+        assert!(matches!(levels.pick(&thief, &[stealers], 0), Pick::Found(1, 1, Source::Peer)));
 
+        victim[0].push(2);
         levels.count_in(0);
-        victim[0].push(job());
         levels.drain_into_injectors(&victim);
         assert!(victim[0].is_empty());
-        assert!(matches!(levels.pick::<Vec<Stealer<Job>>>(&thief, &[], 0), Pick::Found(0, _, Source::Injector)));
+        assert!(matches!(pick(&levels, &thief), Pick::Found(0, 2, Source::Injector)));
+        assert_eq!(levels.backlog(), 0);
     }
 }

@@ -6,7 +6,7 @@
 //! 1. Set `aborting`. From then on every worker that pops a job and sees
 //!    the flag cancels it instead of running it (one load per job in
 //!    `worker.rs`).
-//! 2. Close intake (`shutdown.rs` step 1): spawns from outside are refused.
+//! 2. Close intake (`lifecycle.rs` step 1): spawns from outside are refused.
 //! 3. Sweep: the calling thread takes every queued job with the pick rule
 //!    (`Levels::pick` over the injectors and every worker's stealers, into a
 //!    scratch deque) and cancels it: its closure is dropped, its handle
@@ -57,13 +57,15 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::deque::Worker;
+use super::registry::Registry;
+use super::worker;
+use crate::job::state::Unrun;
+use crate::job::task::Discarded;
 use crate::job::{Cancelled, Job};
-use crate::priority::{Pick, Priority};
-use crate::registry::Registry;
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Backoff, Condvar, Mutex, Ordering, lock, wait, wait_timeout};
-use crate::task::{Discarded, Unrun};
-use crate::worker;
+use crate::queue::Priority;
+use crate::queue::deque::Worker;
+use crate::queue::levels::Pick;
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Backoff, Condvar, Mutex, Ordering, lock, wait_for, wait_until};
 
 /// How many queued jobs [`Pool::shutdown_now`](crate::Pool::shutdown_now)
 /// (or a timed-out [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout))
@@ -193,17 +195,14 @@ impl Abort {
     /// Waits until the pool is drained or `deadline` passes (`None`: no
     /// deadline); returns whether it drained.
     fn wait_drained(&self, deadline: Option<Instant>) -> bool {
-        let mut drained = lock(&self.drained);
-        while !*drained {
-            drained = match deadline {
-                None => wait(&self.drained_signal, drained),
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => wait_timeout(&self.drained_signal, drained, left),
-                    _ => break,
-                },
-            };
-        }
-        *drained
+        let (guard, drained) = wait_until(
+            lock(&self.drained),
+            deadline,
+            |drained| **drained,
+            |drained, left| wait_for(&self.drained_signal, drained, left),
+        );
+        drop(guard);
+        drained
     }
 
     fn counts(&self) -> CancelledJobs {
@@ -214,7 +213,7 @@ impl Abort {
 /// Steps 1 to 3 of the module docs: abort, close, sweep.
 fn abort_and_sweep(registry: &Registry) {
     registry.abort.aborting.store(true, Ordering::SeqCst);
-    registry.lifecycle.close(|| registry.on_drained());
+    registry.close_intake();
     let scratch: Vec<Worker<Job>> = (0..registry.levels.len()).map(|_| Worker::new_fifo()).collect();
     let backoff = Backoff::new();
     let (_, mut peers) = registry.workers.snapshot();
@@ -226,7 +225,7 @@ fn abort_and_sweep(registry: &Registry) {
                 if let Some(payload) = panic {
                     registry.job_panicked(Some(payload));
                 }
-                registry.lifecycle.finish(|| registry.on_drained());
+                registry.finish_job();
                 backoff.reset();
             }
             // A job is being pushed or moved between queues: wait for it to
@@ -253,7 +252,7 @@ pub(crate) fn shutdown_now(registry: &Arc<Registry>) -> CancelledJobs {
 /// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout).
 pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> ShutdownReport {
     let deadline = Instant::now().checked_add(timeout);
-    registry.lifecycle.close(|| registry.on_drained());
+    registry.close_intake();
     if worker::current_local(registry.id).is_some() {
         return ShutdownReport::Detached;
     }

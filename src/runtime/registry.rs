@@ -1,23 +1,26 @@
 //! The state every worker and every [`Spawner`](crate::Spawner) shares, and
-//! the two paths through it: admitting a job and shutting down.
+//! the paths through it: a job's way in (admit, queue, wake or grow), a
+//! job's end, resizing, and shutting down.
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
+use std::time::Instant;
 
-use crate::abort::Abort;
-use crate::builder::Config;
-use crate::error::{BuildError, BuildErrorKind, SpawnErrorKind};
+use super::abort::Abort;
+use super::timer::Timer;
+use super::worker::{self, Local};
+use super::workers::WorkerSet;
+use crate::config::{Config, validate_limits};
+use crate::error::{BuildError, BuildErrorKind, ResizeError, ResizeErrorKind, SpawnError, SpawnErrorKind};
 use crate::hooks::log_event;
 use crate::job::{Job, drop_payload};
+use crate::lifecycle::Lifecycle;
+use crate::limits::Limits;
 use crate::metrics::{Metrics, MetricsCore, ThreadCounts};
-use crate::priority::{Levels, Priority};
-use crate::scaling::Scaling;
-use crate::shutdown::Lifecycle;
+use crate::queue::Priority;
+use crate::queue::levels::Levels;
 use crate::sleep::Sleep;
 use crate::sync::{Arc, AtomicUsize, Ordering, plain};
-use crate::timer::Timer;
-use crate::worker::{self, Local};
-use crate::workers::WorkerSet;
 
 /// Shared pool state. Owned through `Arc` by the `Pool`, every `Spawner`
 /// and every worker thread.
@@ -25,14 +28,14 @@ pub(crate) struct Registry {
     /// Distinguishes this pool's worker threads from other pools'.
     pub(crate) id: usize,
     pub(crate) config: Config,
-    pub(crate) levels: Levels,
+    pub(crate) levels: Levels<Job>,
     pub(crate) sleep: Sleep,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) workers: WorkerSet,
-    pub(crate) scaling: Scaling,
-    /// `shutdown_now` state and the drained latch (abort.rs).
+    pub(crate) limits: Limits,
+    /// `shutdown_now` state and the drained latch (`abort.rs`).
     pub(crate) abort: Abort,
-    /// Expires jobs at their deadlines; started lazily (timer.rs).
+    /// Expires jobs at their deadlines; started lazily (`timer.rs`).
     pub(crate) timer: Timer,
     pub(crate) metrics: MetricsCore,
     panics: AtomicUsize,
@@ -56,14 +59,14 @@ impl Registry {
             sleep: Sleep::new(),
             lifecycle: Lifecycle::new(),
             workers: WorkerSet::new(),
-            scaling: Scaling::new(config.min_workers, config.max_workers, config.keep_alive),
+            limits: Limits::new(config.min_workers, config.max_workers, config.keep_alive),
             abort: Abort::new(config.levels),
             timer: Timer::new(),
             metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
             panics: AtomicUsize::new(0),
             config,
         });
-        let initial = registry.scaling.set_limits(registry.config.min_workers, registry.config.max_workers);
+        let initial = registry.limits.set_limits(registry.config.min_workers, registry.config.max_workers);
         for index in 0..initial {
             if let Err(source) = Registry::start_reserved(&registry, false) {
                 Registry::shutdown(&registry);
@@ -73,10 +76,42 @@ impl Registry {
         Ok(registry)
     }
 
+    /// The one way of a job into the pool, under `spawn`, `submit` and
+    /// every [`JobBuilder`](crate::JobBuilder) method: admits the job at
+    /// `priority`, makes its queue entry (and what the caller gets back)
+    /// with `make`, queues it and, if it has a `deadline`, schedules its
+    /// expiry on the timer (started here if need be). A refused job is
+    /// handed back in the error, unrun.
+    #[inline]
+    pub(crate) fn spawn<F, H>(
+        this: &Arc<Registry>,
+        priority: Priority,
+        job: F,
+        deadline: Option<Instant>,
+        make: impl FnOnce(F, Option<Instant>) -> (Job, H),
+    ) -> Result<H, SpawnError<F>> {
+        let admission = match this.admit(priority) {
+            Ok(admission) => admission,
+            Err(kind) => return Err(SpawnError::new(job, kind)),
+        };
+        if deadline.is_some() && this.timer.start(this).is_err() {
+            // Undo the admission, as a refused spawn does.
+            this.finish_job();
+            return Err(SpawnError::new(job, SpawnErrorKind::TimerUnavailable));
+        }
+        let (entry, handle) = make(job, deadline);
+        let expiry = deadline.zip(entry.task_cell().cloned());
+        Registry::inject(this, admission, entry);
+        if let Some((at, task)) = expiry {
+            this.timer.schedule(at, &task);
+        }
+        Ok(handle)
+    }
+
     /// Checks that `priority` names a level and that intake is open (or the
     /// caller is one of this pool's running jobs), and counts the job as
     /// outstanding.
-    pub(crate) fn admit(&self, priority: Priority) -> Result<Admission, SpawnErrorKind> {
+    fn admit(&self, priority: Priority) -> Result<Admission, SpawnErrorKind> {
         let levels = self.levels.len();
         let level = priority
             .resolve(levels)
@@ -93,7 +128,7 @@ impl Registry {
     /// Queues an admitted job: on the spawning worker's own deque if there
     /// is one, else on the level's injector; then wakes one sleeper, or
     /// grows the pool if there is none (see [`Registry::notify`]).
-    pub(crate) fn inject(this: &Arc<Registry>, admission: Admission, job: Job) {
+    fn inject(this: &Arc<Registry>, admission: Admission, job: Job) {
         let Admission { level, local } = admission;
         let job = job.stamped(this.metrics.stamp_queued(&this.levels, level));
         match local {
@@ -126,7 +161,7 @@ impl Registry {
     /// A snapshot of the pool's metrics.
     pub(crate) fn metrics(&self) -> Metrics {
         let (started, retired) = self.workers.thread_counts();
-        let threads = ThreadCounts { current: self.scaling.current(), started, retired };
+        let threads = ThreadCounts { current: self.limits.current(), started, retired };
         self.metrics.snapshot(&self.levels, threads)
     }
 
@@ -135,7 +170,7 @@ impl Registry {
     /// calling thread, so that shutdown still runs every accepted job.
     fn restart(this: &Arc<Registry>) {
         Registry::notify(this);
-        if this.scaling.counts().live == 0 && !this.lifecycle.is_drained() {
+        if this.limits.counts().live == 0 && !this.lifecycle.is_drained() {
             eprintln!(
                 "priopool: no worker thread could be started; shutdown runs the remaining jobs on its own thread"
             );
@@ -143,11 +178,23 @@ impl Registry {
         }
     }
 
+    /// Counts an admitted job as finished: it ran, or was discarded unrun,
+    /// or its admission is undone. The one place a job leaves the drain
+    /// accounting (`lifecycle.rs`).
+    pub(crate) fn finish_job(&self) {
+        self.lifecycle.finish(|| self.on_drained());
+    }
+
+    /// Closes intake: the first step of every shutdown (`lifecycle.rs`).
+    pub(crate) fn close_intake(&self) {
+        self.lifecycle.close(|| self.on_drained());
+    }
+
     /// Runs when the last outstanding job of a closed pool finishes (and
     /// possibly again later): wakes every sleeper so the workers exit, opens
     /// the drained latch, and stops the deadline timer (nothing is queued
     /// any more).
-    pub(crate) fn on_drained(&self) {
+    fn on_drained(&self) {
         self.sleep.wake_all();
         self.abort.set_drained();
         self.timer.stop();
@@ -158,10 +205,84 @@ impl Registry {
     /// started (retired ones included) and the deadline timer.
     pub(crate) fn shutdown(this: &Arc<Registry>) {
         log_event!(info, "shutdown begun: intake closed, draining the accepted jobs");
-        this.lifecycle.close(|| this.on_drained());
+        this.close_intake();
         if worker::current_local(this.id).is_none() {
             this.workers.join_all(|| this.lifecycle.is_drained(), || Registry::restart(this));
             this.timer.join();
+        }
+    }
+}
+
+// Growing and shrinking: the rules are `limits.rs`'s; these are the steps
+// that start and join threads.
+impl Registry {
+    /// Makes sure a job just queued (or left behind) will be taken: wakes one
+    /// sleeper, or if there is none, grows the pool when the rules allow.
+    pub(crate) fn notify(this: &Arc<Registry>) {
+        if !this.sleep.wake_one()
+            && this.limits.reserve_if_backlogged(&this.levels)
+            && let Err(error) = Registry::start_reserved(this, true)
+        {
+            // Nobody waits for this start to report an error to: say it here.
+            this.limits.report_spawn_failure(&error);
+        }
+    }
+
+    /// Starts a worker into a slot already reserved in `live`, or gives the
+    /// slot back. `searching`: the new worker is counted as searching.
+    pub(crate) fn start_reserved(this: &Arc<Registry>, searching: bool) -> std::io::Result<()> {
+        match worker::start(this, searching) {
+            Ok(true) => {
+                this.limits.spawn_succeeded();
+                Ok(())
+            }
+            // The pool has shut down and joined its threads: nothing needs
+            // a worker any more.
+            Ok(false) => {
+                this.limits.release(searching);
+                Ok(())
+            }
+            Err(error) => {
+                this.limits.release(searching);
+                Err(error)
+            }
+        }
+    }
+
+    /// Sets the worker limits at run time; see
+    /// [`Pool::set_worker_limits`](crate::Pool::set_worker_limits).
+    pub(crate) fn set_worker_limits(this: &Arc<Registry>, min: usize, max: usize) -> Result<(), ResizeError> {
+        validate_limits(min, max).map_err(|e| ResizeError::new(ResizeErrorKind::Limits(e)))?;
+        this.workers.reap();
+        let reserved = this.limits.set_limits(min, max);
+        // Sleeping surplus workers must see the surplus, and workers parked
+        // without a deadline must re-arm one if the minimum went down.
+        this.sleep.wake_all();
+        for started in 0..reserved {
+            if let Err(source) = Registry::start_reserved(this, false) {
+                for _ in started + 1..reserved {
+                    this.limits.release(false);
+                }
+                let running = this.limits.counts().live;
+                return Err(ResizeError::new(ResizeErrorKind::ThreadSpawn { running, source }));
+            }
+        }
+        Ok(())
+    }
+
+    /// A worker leaves for good (retired as surplus or idle), after moving
+    /// its local jobs to the injectors: it stops being a steal target,
+    /// passes on any wake-up it might have swallowed (`limits.rs`, case 2)
+    /// and, if it runs on a thread of its own (`own_thread`; not the
+    /// shutdown's last resort of `worker::run_here`), hands its thread to
+    /// be joined, which counts it as retired.
+    pub(crate) fn retire_worker(this: &Arc<Registry>, index: usize, own_thread: bool) {
+        this.workers.remove_peer(index);
+        if this.levels.any_queued() {
+            Registry::notify(this);
+        }
+        if own_thread {
+            this.workers.retire_thread(index);
         }
     }
 }

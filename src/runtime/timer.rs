@@ -42,10 +42,11 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::time::Instant;
 
-use crate::registry::Registry;
+use super::registry::Registry;
+use crate::job::state::Unrun;
+use crate::job::task::{Abandoned, TaskCell};
 use crate::sync::plain::thread::{self, JoinHandle};
-use crate::sync::plain::{Arc, Condvar, Mutex, MutexGuard, Weak, lock, wait, wait_timeout};
-use crate::task::{Abandoned, TaskCell, Unrun};
+use crate::sync::plain::{Arc, Condvar, Mutex, MutexGuard, Weak, lock, wait_for};
 
 /// Below this many entries the heap is never cleaned up.
 const MIN_CLEANUP: usize = 64;
@@ -214,10 +215,7 @@ impl Shared {
     }
 
     fn wait<'a>(&self, state: MutexGuard<'a, State>, until: Option<Instant>) -> MutexGuard<'a, State> {
-        match until {
-            None => wait(&self.changed, state),
-            Some(at) => wait_timeout(&self.changed, state, at.saturating_duration_since(Instant::now())),
-        }
+        wait_for(&self.changed, state, until.map(|at| at.saturating_duration_since(Instant::now())))
     }
 }
 
@@ -254,8 +252,8 @@ fn run(shared: &Shared, pool: &Weak<Registry>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::JobContext;
-    use crate::task::Task;
+    use crate::job::JobContext;
+    use crate::job::task::Task;
 
     fn task() -> Arc<dyn TaskCell> {
         Task::spawned(|_: &JobContext| {}, None)

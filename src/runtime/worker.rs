@@ -5,20 +5,20 @@
 //!
 //! ```text
 //! loop {
-//!     surplus (scaling.rs)? retire: exit before taking another job
-//!     pick (priority.rs):  Found   -> claim the job (task.rs) and run it
+//!     surplus (limits.rs)? retire: exit before taking another job
+//!     pick (`queue/levels.rs`):  Found   -> claim the job (`job/task.rs`) and run it
 //!                                     (panics caught), or discard it unrun
 //!                                     if it was cancelled or has expired
 //!                                     (or the pool is aborting); finish it
 //!                          Contended -> back off briefly, pick again
 //!                          Empty   -> spin a few rounds (crossbeam Backoff,
 //!                                     a few µs), then: drained? exit
-//!                                                      else sleep (sleep.rs),
+//!                                                      else sleep (`sleep.rs`),
 //!                                     with a keep-alive deadline above the
 //!                                     pool's minimum: timed out? retire
 //! }
 //! on exit: move local jobs to the injectors; if retired, leave the worker
-//!          set and pass on any wake-up (scaling.rs)
+//!          set and pass on any wake-up (limits.rs)
 //! ```
 //!
 //! A running job is never preempted; priority is applied at every job
@@ -31,15 +31,15 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
-use crate::deque::Worker;
-use crate::job::{Job, Outcome};
-use crate::metrics::WorkerProbe;
-use crate::priority::{Pick, Source};
-use crate::registry::Registry;
+use super::probe::WorkerProbe;
+use super::registry::Registry;
+use super::workers::{Peer, Peers};
+use crate::job::Job;
+use crate::job::task::{Discarded, Outcome};
+use crate::queue::deque::Worker;
+use crate::queue::levels::{Pick, Source};
 use crate::sleep::Wake;
 use crate::sync::{Arc, Backoff, Parker, thread, thread_local};
-use crate::task::Discarded;
-use crate::workers::{Peer, Peers};
 
 /// A worker's own deques, one per level, reachable from the jobs it runs.
 pub(crate) struct Local {
@@ -74,7 +74,7 @@ pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
 
 /// Starts a worker thread of `registry` with a fresh index and records it in
 /// the set; `searching`: it counts as searching until it finds a job or
-/// sleeps (see `scaling.rs`). Its slot in the worker count is already
+/// sleeps (see `limits.rs`). Its slot in the worker count is already
 /// reserved. `Ok(false)`: not started, the pool has shut down.
 pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<bool> {
     let (index, peer, local) = new_worker(registry);
@@ -134,9 +134,9 @@ struct WorkerThread {
     peers_generation: usize,
     /// Rotates the first peer tried, to spread steals over victims.
     tick: usize,
-    /// Counted in the pool's `searching` figure (`scaling.rs`).
+    /// Counted in the pool's `searching` figure (`limits.rs`).
     searching: bool,
-    /// Counters, hooks and log events (metrics.rs).
+    /// Counters, hooks and log events (`probe.rs`).
     probe: WorkerProbe,
 }
 
@@ -173,7 +173,7 @@ impl WorkerThread {
         let contention = Backoff::new();
         let exit = loop {
             // Before every pick, so that a surplus worker never takes a job.
-            if registry.scaling.is_surplus() && registry.scaling.retire_surplus() {
+            if registry.limits.is_surplus() && registry.limits.retire_surplus() {
                 break Exit::Retired;
             }
             match self.pick() {
@@ -193,13 +193,13 @@ impl WorkerThread {
                         break Exit::Drained;
                     }
                     self.stop_searching(false);
-                    let deadline = registry.scaling.keep_alive_deadline();
+                    let deadline = registry.limits.keep_alive_deadline();
                     self.probe.set_idle(true);
                     let wake = registry.sleep.sleep(self.index, &self.parker, deadline, || {
-                        registry.levels.any_queued() || registry.lifecycle.is_drained() || registry.scaling.is_surplus()
+                        registry.levels.any_queued() || registry.lifecycle.is_drained() || registry.limits.is_surplus()
                     });
                     self.probe.set_idle(false);
-                    if wake == Wake::TimedOut && registry.scaling.retire_idle(&registry.levels) {
+                    if wake == Wake::TimedOut && registry.limits.retire_idle(&registry.levels) {
                         break Exit::Retired;
                     }
                     idle.reset();
@@ -215,7 +215,7 @@ impl WorkerThread {
         self.probe.thread_stopping(&registry);
         match exit {
             Exit::Retired => Registry::retire_worker(&registry, self.index, own_thread),
-            Exit::Drained if own_thread => registry.scaling.left_at_shutdown(),
+            Exit::Drained if own_thread => registry.limits.left_at_shutdown(),
             Exit::Drained => {}
         }
     }
@@ -223,23 +223,22 @@ impl WorkerThread {
     /// Counts this worker as searching, if the pool could grow (only then
     /// does the figure matter).
     fn start_searching(&mut self) {
-        if !self.searching && self.registry.scaling.may_grow() {
-            self.registry.scaling.enter_searching();
+        if !self.searching && self.registry.limits.may_grow() {
+            self.registry.limits.enter_searching();
             self.searching = true;
         }
     }
 
     /// Stops counting this worker as searching; having found a job while
-    /// others still wait, it passes the baton (see `scaling.rs`).
+    /// others still wait, it passes the baton (see `limits.rs`).
     fn stop_searching(&mut self, found_job: bool) {
-        if std::mem::take(&mut self.searching)
-            && self.registry.scaling.leave_searching(found_job, &self.registry.levels)
+        if std::mem::take(&mut self.searching) && self.registry.limits.leave_searching(found_job, &self.registry.levels)
         {
             Registry::notify(&self.registry);
         }
     }
 
-    fn pick(&mut self) -> Pick {
+    fn pick(&mut self) -> Pick<Job> {
         if self.registry.workers.generation() != self.peers_generation {
             (self.peers_generation, self.peers) = self.registry.workers.snapshot();
         }
@@ -248,8 +247,8 @@ impl WorkerThread {
     }
 
     /// Runs a popped job, or discards it unrun: while `shutdown_now` aborts
-    /// the pool (abort.rs), or when its claim fails because it was cancelled
-    /// or has expired (task.rs). Only a job whose closure begins is counted
+    /// the pool (`abort.rs`), or when its claim fails because it was cancelled
+    /// or has expired (`job/task.rs`). Only a job whose closure begins is counted
     /// as started and gets the job hooks.
     fn execute(&self, level: usize, source: Source, job: Job) {
         let registry = &*self.registry;
@@ -264,7 +263,7 @@ impl WorkerThread {
                     if let Outcome::Panicked(payload) = outcome {
                         registry.job_panicked(payload);
                     }
-                    registry.lifecycle.finish(|| registry.on_drained());
+                    registry.finish_job();
                     return;
                 }
                 Err(discarded) => discarded,
@@ -282,6 +281,6 @@ impl WorkerThread {
         if let Some(payload) = discarded.panic {
             registry.job_panicked(Some(payload));
         }
-        registry.lifecycle.finish(|| registry.on_drained());
+        registry.finish_job();
     }
 }

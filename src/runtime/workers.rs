@@ -23,8 +23,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::deque::Stealer;
 use crate::job::Job;
+use crate::queue::deque::Stealer;
 use crate::sync::thread::JoinHandle;
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, arc_slice, has_passed, is_finished, lock, sleep_for};
 

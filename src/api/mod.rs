@@ -1,0 +1,13 @@
+//! The public face: [`Pool`] and [`Spawner`], [`Builder`], [`JobBuilder`]
+//! and the handles. Each method checks its input and hands the work to the
+//! runtime below.
+
+mod builder;
+mod handle;
+mod options;
+mod pool;
+
+pub use builder::Builder;
+pub use handle::{CancelHandle, JobHandle, JoinTimeoutError};
+pub use options::JobBuilder;
+pub use pool::{Pool, Spawner};

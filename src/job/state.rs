@@ -1,0 +1,191 @@
+//! The state machine of a cancellable job: which of a worker, a canceller
+//! and the deadline timer gets the job's closure.
+//!
+//! # States
+//!
+//! | state              | the job                               | closure in the cell | handle yields        |
+//! |--------------------|---------------------------------------|---------------------|----------------------|
+//! | `QUEUED`           | waits in a queue                      | yes                 | (pending)            |
+//! | `RUNNING`          | runs on a worker                      | no (the worker has it) | (pending)         |
+//! | `CANCEL_REQUESTED` | runs; its context reports cancelled   | no                  | (pending)            |
+//! | `DONE`             | returned or panicked                  | no (consumed)       | its value or panic   |
+//! | `CANCELLED`        | never ran, never will                 | no (dropped)        | `JobError::Cancelled`|
+//! | `EXPIRED`          | never ran: deadline passed first      | no (dropped)        | `JobError::Expired`  |
+//!
+//! # Transitions
+//!
+//! | from                          | to                 | made by                                                        |
+//! |-------------------------------|--------------------|----------------------------------------------------------------|
+//! | `QUEUED`                      | `RUNNING`          | a worker that popped the entry before the deadline             |
+//! | `QUEUED`                      | `CANCELLED`        | `cancel()` on a handle; `shutdown_now` (its sweep, or a worker) |
+//! | `QUEUED`                      | `EXPIRED`          | the timer at the deadline; a worker that pops it after it      |
+//! | `RUNNING`                     | `CANCEL_REQUESTED` | `cancel()` on a handle                                         |
+//! | `RUNNING`, `CANCEL_REQUESTED` | `DONE`             | the worker, when the closure returns or panics                 |
+//!
+//! Every transition out of `QUEUED` is a compare-exchange from `QUEUED`, so
+//! among a worker, any number of cancellers and the timer exactly one wins;
+//! only the winner locks the body and takes the closure out, so the lock is
+//! never contended. The winner of `CANCELLED` or `EXPIRED` drops the closure
+//! *before* completing the handle, so whoever sees the handle's error also
+//! sees the closure (and everything it captured) dropped. `DONE` is stored
+//! before the value is sent, so a `cancel()` after a successful
+//! `join_timeout` answers [`CancelOutcome::TooLate`].
+//!
+//! Orderings: the compare-exchanges are `AcqRel` and the loads `Acquire`;
+//! the closure and the result travel through the body mutex and the
+//! oneshot channel, which synchronise on their own, so the state only has to
+//! order itself.
+
+use std::time::{Duration, Instant};
+
+use crate::error::JobError;
+use crate::sync::plain::{AtomicU8, Condvar, Mutex, lock, wait_for};
+use crate::sync::{Ordering, wait_until};
+
+pub(super) const QUEUED: u8 = 0;
+pub(super) const RUNNING: u8 = 1;
+pub(super) const CANCEL_REQUESTED: u8 = 2;
+pub(super) const DONE: u8 = 3;
+pub(super) const CANCELLED: u8 = 4;
+pub(super) const EXPIRED: u8 = 5;
+
+/// What [`JobHandle::cancel`](crate::JobHandle::cancel) and
+/// [`CancelHandle::cancel`](crate::CancelHandle::cancel) achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancelOutcome {
+    /// The job had not started and never will: its closure (and everything
+    /// it captured) was dropped before `cancel` returned, and its handle
+    /// yields [`JobError::Cancelled`]. Also the answer when an earlier
+    /// cancellation (or [`Pool::shutdown_now`](crate::Pool::shutdown_now))
+    /// already did this.
+    Prevented,
+    /// The job is running. Its [`JobContext`] now reports
+    /// [`is_cancelled`](JobContext::is_cancelled) and wakes its
+    /// [`wait_for_cancel`](JobContext::wait_for_cancel); the job ends when
+    /// its own code returns, and its handle yields what it returned (a
+    /// thread cannot be stopped from outside).
+    Requested,
+    /// The job had already ended: it returned, panicked or expired. Nothing
+    /// changed.
+    TooLate,
+}
+
+/// The non-generic half of a task: its state, deadline, and the condition
+/// variable [`JobContext::wait_for_cancel`] sleeps on.
+pub(crate) struct TaskState {
+    state: AtomicU8,
+    deadline: Option<Instant>,
+    /// Guards nothing; pairs with `cancel_signal` so that a waiter cannot
+    /// miss a cancellation made between its check and its wait.
+    waiters: Mutex<()>,
+    cancel_signal: Condvar,
+}
+
+impl TaskState {
+    pub(crate) fn new(deadline: Option<Instant>) -> TaskState {
+        TaskState { state: AtomicU8::new(QUEUED), deadline, waiters: Mutex::new(()), cancel_signal: Condvar::new() }
+    }
+
+    /// Whether the job still waits in a queue.
+    pub(crate) fn is_queued(&self) -> bool {
+        self.state.load(Ordering::Acquire) == QUEUED
+    }
+
+    /// Whether the job has ended: returned, panicked, cancelled or expired.
+    pub(crate) fn has_ended(&self) -> bool {
+        matches!(self.state.load(Ordering::Acquire), DONE | CANCELLED | EXPIRED)
+    }
+
+    /// How a job that ended without running ended: `None` unless it is
+    /// `CANCELLED` or `EXPIRED`.
+    fn unrun(&self) -> Option<Unrun> {
+        match self.state.load(Ordering::Acquire) {
+            CANCELLED => Some(Unrun::Cancelled),
+            EXPIRED => Some(Unrun::Expired),
+            _ => None,
+        }
+    }
+
+    /// The fate of a job whose popped entry found it out of `QUEUED`: only
+    /// the popper moves it to `RUNNING`, so it was cancelled or expired.
+    pub(crate) fn unrun_fate(&self) -> Unrun {
+        let fate = self.unrun();
+        debug_assert!(fate.is_some(), "a popped entry found its job neither queued nor ended unrun");
+        fate.unwrap_or(Unrun::Cancelled)
+    }
+
+    /// Whether a running job was asked to stop.
+    pub(crate) fn is_cancel_requested(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CANCEL_REQUESTED
+    }
+
+    /// The state now (one of the constants above).
+    pub(super) fn load(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Records that the job returned or panicked.
+    pub(super) fn set_done(&self) {
+        self.state.store(DONE, Ordering::Release);
+    }
+
+    /// Whether the job's deadline, if it has one, has passed.
+    pub(super) fn is_past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Moves the job from `from` to `to`; `false` if it was not in `from`.
+    pub(super) fn transition(&self, from: u8, to: u8) -> bool {
+        self.state.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// Blocks for at most `timeout`, or until a cancellation is requested;
+    /// returns whether one was. A `timeout` too large for `Instant` waits
+    /// without bound.
+    pub(crate) fn wait_for_cancel(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let (guard, _) = wait_until(
+            lock(&self.waiters),
+            deadline,
+            |_| self.is_cancel_requested(),
+            |guard, left| wait_for(&self.cancel_signal, guard, left),
+        );
+        drop(guard);
+        self.is_cancel_requested()
+    }
+
+    /// Wakes every [`TaskState::wait_for_cancel`]. Taking the lock orders
+    /// this after any waiter's check of the state: a waiter either saw the
+    /// request, or is already waiting and gets the notification.
+    pub(super) fn wake_waiters(&self) {
+        drop(lock(&self.waiters));
+        self.cancel_signal.notify_all();
+    }
+}
+
+/// How a job can end without running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unrun {
+    /// By a handle's `cancel`, or by `shutdown_now` (its sweep, or a worker
+    /// while aborting).
+    Cancelled,
+    /// Its deadline passed before a worker claimed it.
+    Expired,
+}
+
+impl Unrun {
+    pub(super) fn state(self) -> u8 {
+        match self {
+            Unrun::Cancelled => CANCELLED,
+            Unrun::Expired => EXPIRED,
+        }
+    }
+
+    pub(super) fn error(self) -> JobError {
+        match self {
+            Unrun::Cancelled => JobError::Cancelled,
+            Unrun::Expired => JobError::Expired,
+        }
+    }
+}

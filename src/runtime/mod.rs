@@ -1,0 +1,11 @@
+//! The only layer with threads: the registry every worker and spawner
+//! shares, the worker loop, the set of workers, the worker's monitoring
+//! probe, `shutdown_now`, and the deadline timer. The protocols they run
+//! (sleep, lifecycle, limits) and the queues they run them on live below.
+
+pub(crate) mod abort;
+mod probe;
+pub(crate) mod registry;
+pub(crate) mod timer;
+pub(crate) mod worker;
+mod workers;

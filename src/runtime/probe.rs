@@ -1,0 +1,196 @@
+//! A worker thread's side of monitoring: its counters, its hooks and its
+//! log events (what is counted, and why so, is in `metrics/counters.rs`).
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use super::registry::Registry;
+use crate::hooks::{self, JobInfo, JobOutcome, log_event};
+use crate::job::Job;
+use crate::job::state::Unrun;
+use crate::job::task::Outcome;
+use crate::metrics::{LevelCounters, WorkerCounters};
+use crate::queue::levels::Source;
+use crate::sync;
+use crate::sync::plain::Arc;
+
+/// A worker thread's side of monitoring. Owned by the worker thread.
+pub(crate) struct WorkerProbe {
+    /// The pool, for taking the worker off the roster when the probe drops.
+    registry: sync::Arc<Registry>,
+    index: usize,
+    counters: Arc<WorkerCounters>,
+    /// `counters.levels`, one pointer closer.
+    levels: Arc<[CachePadded<LevelCounters>]>,
+    /// Whether a job needs more than its counters: a queue wait to measure
+    /// or a job hook to call. When not, the per-job work is two counter
+    /// bumps on a line this worker owns, inlined into the worker loop.
+    detailed: bool,
+    /// The running job's details, when `detailed`: kept here rather than
+    /// carried through the worker loop, which then moves only two words.
+    detail: Cell<Option<Detail>>,
+}
+
+/// A job between its start and its end: its level's counters.
+pub(crate) struct Running<'a> {
+    level: usize,
+    counters: &'a LevelCounters,
+}
+
+#[derive(Clone, Copy)]
+struct Detail {
+    info: JobInfo,
+    /// When the job itself began, if an `after_job` hook wants its run time.
+    began: Option<Instant>,
+}
+
+impl WorkerProbe {
+    /// Puts worker `index` on the roster. Call before its thread is
+    /// spawned, so that the roster never misses a worker that is about to
+    /// run (which would let another worker believe it was the last); the
+    /// worker leaves the roster when the probe is dropped, at the end of its
+    /// thread or with the thread's closure if the thread could not start.
+    pub(crate) fn attach(registry: &sync::Arc<Registry>, index: usize) -> WorkerProbe {
+        let monitoring = &registry.config.monitoring;
+        let detailed = monitoring.wait_metrics || monitoring.before_job.is_some() || monitoring.after_job.is_some();
+        let counters = registry.metrics.attach();
+        let levels = counters.levels();
+        WorkerProbe { registry: sync::Arc::clone(registry), index, counters, levels, detailed, detail: Cell::new(None) }
+    }
+
+    /// Logs the start and runs the `on_thread_start` hook. Call before the
+    /// thread registers as a worker for spawns (`worker::CURRENT`).
+    pub(crate) fn thread_started(&self, registry: &Registry) {
+        log_event!(
+            debug,
+            "worker {} started on thread {:?}",
+            self.index,
+            sync::plain::thread::current().name().unwrap_or("<unnamed>")
+        );
+        if let Some(hook) = &registry.config.monitoring.on_thread_start {
+            self.guarded(registry, "on_thread_start", || hook(self.index));
+        }
+    }
+
+    /// Runs the `on_thread_stop` hook and logs the worker's exit. Call
+    /// after the thread stopped being a worker for spawns.
+    pub(crate) fn thread_stopping(&self, registry: &Registry) {
+        if let Some(hook) = &registry.config.monitoring.on_thread_stop {
+            self.guarded(registry, "on_thread_stop", || hook(self.index));
+        }
+        log_event!(debug, "worker {} exited", self.index);
+    }
+
+    /// Marks the worker parked (`true`) or searching again (`false`).
+    pub(crate) fn set_idle(&self, idle: bool) {
+        self.counters.set_parked(idle);
+    }
+
+    /// Counts the start of `job` at `level`, found at `source`; measures its
+    /// queue wait and runs the `before_job` hook if asked to.
+    #[inline]
+    pub(crate) fn job_starting(&self, registry: &Registry, level: usize, source: Source, job: &Job) -> Running<'_> {
+        if source == Source::Peer {
+            self.counters.stole();
+        }
+        let counters = &self.levels[level];
+        counters.started();
+        if self.detailed {
+            self.detail.set(Some(self.start_detail(registry, level, job)));
+        }
+        Running { level, counters }
+    }
+
+    #[inline(never)]
+    fn start_detail(&self, registry: &Registry, level: usize, job: &Job) -> Detail {
+        let queue_wait = job.queued_at().map(|queued| {
+            let now = registry.metrics.now();
+            self.levels[level].took(now);
+            let waited = Duration::from_nanos(now.raw().saturating_sub(queued.raw()));
+            self.counters.record_wait(level, waited);
+            waited
+        });
+        let info = JobInfo { level, worker: self.index, queue_wait };
+        let monitoring = &registry.config.monitoring;
+        if let Some(hook) = &monitoring.before_job {
+            self.guarded(registry, "before_job", || hook(info));
+        }
+        Detail { info, began: monitoring.after_job.as_ref().map(|_| Instant::now()) }
+    }
+
+    /// Counts a job of `level`, found at `source`, that this worker took off
+    /// a queue and discarded unrun (`fate`: cancelled or expired). No hook
+    /// runs for it: it never started.
+    #[inline]
+    pub(crate) fn job_discarded(&self, registry: &Registry, level: usize, source: Source, fate: Unrun) {
+        if source == Source::Peer {
+            self.counters.stole();
+        }
+        let counters = &self.levels[level];
+        if registry.metrics.wait_metrics() {
+            // Progress of the level's queue, for `oldest_wait`.
+            counters.took(registry.metrics.now());
+        }
+        counters.discarded(fate);
+    }
+
+    /// Runs the `after_job` hook, logs a panic and counts the end of a job
+    /// (last, so that the worker counts as busy through its hooks).
+    #[inline]
+    pub(crate) fn job_ended(&self, registry: &Registry, running: Running<'_>, outcome: &Outcome) {
+        let panicked = matches!(outcome, Outcome::Panicked(_));
+        if self.detailed {
+            self.end_detail(registry, panicked);
+        }
+        if let Outcome::Panicked(payload) = outcome {
+            log_panic(self.index, running.level, payload.as_deref());
+        }
+        running.counters.finished(panicked);
+    }
+
+    #[inline(never)]
+    fn end_detail(&self, registry: &Registry, panicked: bool) {
+        let Some(detail) = self.detail.take() else { return };
+        let run_time = detail.began.map(|began| began.elapsed()).unwrap_or_default();
+        if let Some(hook) = &registry.config.monitoring.after_job {
+            let outcome = if panicked { JobOutcome::Panicked } else { JobOutcome::Completed };
+            self.guarded(registry, "after_job", || hook(detail.info, outcome, run_time));
+        }
+    }
+}
+
+impl WorkerProbe {
+    /// Runs a call of the user's hook `hook`, catching and counting a panic.
+    fn guarded(&self, registry: &Registry, hook: &str, call: impl FnOnce()) {
+        if hooks::guarded(hook, call) {
+            registry.metrics.hook_panicked();
+        }
+    }
+}
+
+impl Drop for WorkerProbe {
+    /// Takes the worker off the roster, folding its counts into the retired
+    /// totals; the last worker of a drained pool logs the end of the
+    /// shutdown.
+    fn drop(&mut self) {
+        let registry = &*self.registry;
+        let remaining = registry.metrics.detach(&self.counters);
+        if remaining == 0 && registry.lifecycle.is_drained() {
+            log_event!(info, "shutdown done: every accepted job has run and every worker has exited");
+        }
+    }
+}
+
+#[cold]
+#[cfg_attr(not(feature = "log"), allow(unused_variables))]
+fn log_panic(worker: usize, level: usize, payload: Option<&(dyn std::any::Any + Send)>) {
+    log_event!(
+        warn,
+        "a job at level {level} panicked on worker {worker}: {}",
+        // A submitted job hands its payload to its JobHandle before the
+        // worker sees the outcome.
+        payload.map_or("(a submitted job; its JobHandle has the payload)", crate::job::panic_message)
+    );
+}
