@@ -88,7 +88,7 @@
 //!
 //! A retiring worker leaves the steal snapshot only after its deques are
 //! empty, and its thread is joined by the next worker to retire, by the
-//! next resize, or at shutdown (see `workers.rs`); shutdown joins every
+//! next resize, or at shutdown (see `runtime/workers.rs`); shutdown joins every
 //! thread ever started. Worker indexes are never reused, so the sleeper
 //! list, which keys by index, never confuses two workers.
 //!
@@ -273,7 +273,7 @@ impl Limits {
     }
 
     /// Records a successful thread start: the next failure is reported
-    /// again. (The count of threads started is kept by `workers.rs`.)
+    /// again. (The count of threads started is kept by `runtime/workers.rs`.)
     pub(crate) fn spawn_succeeded(&self) {
         self.spawn_failing.store(0, Ordering::Relaxed);
     }
@@ -374,7 +374,7 @@ mod tests {
 
 /// Loom models of retirement racing the sleep protocol. They run under
 /// `RUSTFLAGS="--cfg loom"` with the loom stand-ins of `sync.rs` and
-/// `deque.rs` (threads, atomics, locks, parker, queues), and compose the
+/// `queue/deque.rs` (threads, atomics, locks, parker, queues), and compose the
 /// same calls the worker loop and `Registry::notify` make.
 #[cfg(all(test, loom))]
 mod loom_models {

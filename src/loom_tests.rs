@@ -4,7 +4,7 @@
 //! protocol, the lifecycle, the pick rule, growth and retirement of dynamic
 //! pools, and the metrics roster the worker loop touches) on loom's
 //! instrumented primitives (see `sync.rs`) and queue stand-ins (see
-//! `deque.rs`); loom then explores every interleaving of the model's threads
+//! `queue/deque.rs`); loom then explores every interleaving of the model's threads
 //! up to `LOOM_MAX_PREEMPTIONS` preemptions (capped lower for some models,
 //! see the constants below). A lost wake-up shows up as loom's "deadlock"
 //! failure (a thread waits for a job that no awake worker will run), a

@@ -12,7 +12,7 @@
 //! A waker moves a worker from `sleepy`/`asleep` back to `active` by taking
 //! it off the list and unparking it. A `sleepy` worker that finds work on its
 //! re-check takes itself off the list. An `asleep` worker with a keep-alive
-//! deadline (dynamic pools, `scaling.rs`) whose deadline passes takes itself
+//! deadline (dynamic pools, `limits.rs`) whose deadline passes takes itself
 //! off the list too, and may then retire.
 //!
 //! # The protocol
@@ -28,7 +28,7 @@
 //!    (a spurious wake-up) and go back to work.
 //!
 //! Falling asleep with a deadline (a worker above a dynamic pool's minimum,
-//! see `scaling.rs`): steps 1 and 2 as above, then
+//! see `limits.rs`): steps 1 and 2 as above, then
 //! 3. Park until woken or the deadline passes. Then, under the lock: if a
 //!    waker took the worker off the list, the wake-up is its to honour: go
 //!    back to work (report [`Wake::Work`]) even if the deadline has passed,
@@ -60,7 +60,7 @@
 //! step 3 is safe. A worker that times out takes itself off the list under
 //! the lock, so a waker either took it off first (and the worker honours
 //! the wake-up) or does not find it; what then keeps the job from being
-//! stranded is the retiring worker's own re-check (`scaling.rs`, case 1),
+//! stranded is the retiring worker's own re-check (`limits.rs`, case 1),
 //! by the same argument.
 //!
 //! A job is counted in *after* its push (see `Levels::count_in`), so a

@@ -1,65 +1,38 @@
-//! The one place the crate takes its synchronisation primitives from.
+//! The one place the crate takes its synchronisation primitives from: no
+//! other module imports `std::sync`, `std::thread` or crossbeam-utils'
+//! parker and backoff.
 //!
-//! No other module imports `std::sync`, `std::thread` or crossbeam-utils'
-//! parker and backoff directly. There are two kinds of primitives here:
+//! * **Modelled** (this module's top level): the atomics, locks, threads,
+//!   thread-locals and parkers of the protocols the loom models explore: the
+//!   pick rule's counts, sleep, lifecycle, limits, the worker set and loop,
+//!   the registry and `shutdown_now`. Normally std's (and crossbeam-utils'
+//!   `Parker` and `Backoff`); built with `RUSTFLAGS="--cfg loom"` they are
+//!   the [loom] model checker's, so the models (`loom_tests.rs` and
+//!   `limits::loom_models`) explore the interleavings of the *real* protocol
+//!   code, not of a copy.
+//! * **Plain** ([`plain`]): always std's. They serve state that no invariant
+//!   of those protocols depends on: metric counters, job cells and handles
+//!   (`Arc<dyn TaskCell>` needs std's unsized coercion, which loom's `Arc`
+//!   lacks), the deadline timer (loom has no `Weak`), hooks, panic payloads.
+//!   A plain lock inside a model is safe while nothing modelled happens
+//!   under it (loom switches threads only at modelled operations), which
+//!   holds for each of them.
 //!
-//! * **Modelled** (the items at the top level of this module): every atomic,
-//!   lock, condition variable, thread, thread-local and parker of the
-//!   protocols the loom models explore, namely the pick rule's queued counts
-//!   (`priority.rs`), the sleep protocol (`sleep.rs`), the lifecycle word
-//!   (`shutdown.rs`), the worker counts of dynamic pools (`scaling.rs`), the
-//!   worker set (`workers.rs`), the worker loop (`worker.rs`), the registry
-//!   (`registry.rs`, including the `Arc` every worker and spawner holds),
-//!   `shutdown_now`'s flag and drained latch (`abort.rs`) and the metrics
-//!   roster lock (`metrics.rs`). Normally these are the standard library's
-//!   (and crossbeam-utils' `Parker` and `Backoff`). Built with
-//!   `RUSTFLAGS="--cfg loom"` they are the [loom] model checker's
-//!   instrumented versions, so the models (`src/loom_tests.rs` and
-//!   `scaling::loom_models`) explore every interleaving of the *real*
-//!   protocol code, not a copy of it.
-//! * **Plain** ([`plain`]): always the standard library's, also under loom.
-//!   They serve the modules outside the modelled protocols: the metrics
-//!   counters (`metrics.rs`: they order nothing but their own figures and
-//!   are read only by snapshots, which no model takes), the task cells of
-//!   cancellable jobs and their handles (`task.rs`, `job.rs`, `handle.rs`,
-//!   `options.rs`: `Arc<dyn TaskCell>` needs std's unsized coercion, which
-//!   loom's `Arc` lacks, and the models spawn plain closures only), the
-//!   deadline timer (`timer.rs`: it holds a `Weak` pointer to the registry,
-//!   and loom has no `Weak`), the user's hooks and handlers (`builder.rs`,
-//!   `hooks.rs`), and the lock that makes a panic payload in a `JobError`
-//!   shareable (`error.rs`). Modelling them would only add interleavings
-//!   that no invariant of the protocols depends on. A plain lock inside a model is
-//!   safe only while nothing modelled happens under it (loom runs a model's
-//!   threads on one OS thread and switches between them only at modelled
-//!   operations); the plain locks above hold no modelled operation.
+//! Under loom, besides:
 //!
-//! What else differs under loom:
-//!
-//! * `Parker`/`Unparker` are a stand-in with the same API, built on loom's
-//!   `Mutex<bool>` and `Condvar` (crossbeam's parker is not loom-aware). It
-//!   keeps the same promise: an `unpark` before `park` is not lost.
-//! * Time does not pass in a model. [`park_until`] returns at once, and
-//!   [`has_passed`] says every deadline has passed: a worker that parks with
-//!   a keep-alive deadline (dynamic pools) times out unless a waker took it
-//!   off the sleeper list first, and the models explore both orders.
-//!   [`sleep_for`] (shutdown's back-off when no thread could be started)
-//!   yields instead. A modelled `Condvar::wait_timeout` never times out
-//!   (loom's does not), so `Pool::shutdown_timeout` behaves like `shutdown`
-//!   there; no model calls it.
-//! * `Backoff` is a stand-in whose `snooze` yields to the model's scheduler
-//!   (a loom thread that spins without yielding never lets the others run)
-//!   and which is "completed" at once, so an idle worker goes straight to the
-//!   sleep protocol: the spin phase only shortens latency, and skipping it
-//!   keeps the state space small without removing any interleaving the
-//!   protocol's correctness depends on. (It also means a pool-level model
-//!   never counts a spinning worker as *searching*; `scaling::loom_models`
-//!   drives that figure directly.)
-//! * `thread` and `thread_local!` are loom's, so that each modelled worker
-//!   has its own thread-local state.
-//! * The deadline timer refuses to start (`timer.rs`), so a spawn with a
-//!   deadline fails with `TimerUnavailable`; no model uses deadlines.
-//! * [`is_finished`] says every worker thread has finished, so the bounded
-//!   join of `shutdown_timeout` joins without a bound, like `shutdown`.
+//! * `Parker`/`Unparker` are a stand-in on loom's `Mutex<bool>` and
+//!   `Condvar` with the same promise: an `unpark` before `park` is not lost.
+//! * Time does not pass: [`park_until`] returns at once and [`has_passed`]
+//!   says every deadline has passed (a worker parked with a keep-alive times
+//!   out unless a waker took it off the sleeper list first; the models
+//!   explore both orders), [`sleep_for`] yields, a bounded condition-variable
+//!   wait never times out, and [`is_finished`] says every thread has
+//!   finished (so `shutdown_timeout` joins like `shutdown`).
+//! * `Backoff` never spins: every snooze yields to the model's scheduler and
+//!   it is "completed" at once, so an idle worker goes straight to the sleep
+//!   protocol. Spinning only shortens latency; no invariant depends on it.
+//! * The deadline timer refuses to start (`runtime/timer.rs`): no model
+//!   uses deadlines.
 //!
 //! [loom]: https://docs.rs/loom/0.7
 
@@ -88,41 +61,50 @@ pub(crate) use loom::{thread, thread_local};
 #[cfg(loom)]
 pub(crate) use self::model::{Backoff, Parker, Unparker, lock, wait_for};
 
-/// The standard library's primitives, never loom's: for the modules outside
-/// the modelled protocols (see the module docs for which, and why).
+/// `lock`, `wait` and `wait_for` for the `Mutex`, `MutexGuard` and
+/// `Condvar` in scope: std's in [`plain`], loom's in the model.
+///
+/// They ignore poisoning. The crate never runs user code while holding one
+/// of its own locks, so a poisoned lock can only mean a bug in a panic-free
+/// critical section of ours; the data behind it is still consistent, and
+/// refusing it would turn one failure into many.
+macro_rules! lock_helpers {
+    () => {
+        /// Locks `mutex`, ignoring poisoning.
+        pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+            mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        /// Waits on `condvar`, ignoring poisoning.
+        #[allow(dead_code)] // the model's Parker waits; plain callers use `wait_for`
+        pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        /// Waits on `condvar` for at most `left` (`None`: until notified),
+        /// ignoring poisoning. Spurious, notified and timed-out wake-ups look
+        /// alike: callers re-check, as [`wait_until`](super::wait_until) does.
+        pub(crate) fn wait_for<'a, T>(
+            condvar: &Condvar,
+            guard: MutexGuard<'a, T>,
+            left: Option<std::time::Duration>,
+        ) -> MutexGuard<'a, T> {
+            match left {
+                None => wait(condvar, guard),
+                Some(left) => condvar.wait_timeout(guard, left).unwrap_or_else(std::sync::PoisonError::into_inner).0,
+            }
+        }
+    };
+}
+
+/// The standard library's primitives, never loom's: for the state outside
+/// the modelled protocols (see the module docs).
 pub(crate) mod plain {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
     pub(crate) use std::thread;
 
-    /// Locks `mutex`, ignoring poisoning.
-    ///
-    /// The crate never runs user code while holding one of its own locks, so
-    /// a poisoned lock can only mean a bug in a panic-free critical section
-    /// of ours; the data behind it is still consistent, and refusing it would
-    /// turn one failure into many.
-    pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Waits on `condvar`, ignoring poisoning (see [`lock`]).
-    pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Waits on `condvar` for at most `left` (`None`: until notified),
-    /// ignoring poisoning (see [`lock`]). Spurious, notified and timed-out
-    /// wake-ups look alike: callers re-check, as [`super::wait_until`] does.
-    pub(crate) fn wait_for<'a, T>(
-        condvar: &Condvar,
-        guard: MutexGuard<'a, T>,
-        left: Option<std::time::Duration>,
-    ) -> MutexGuard<'a, T> {
-        match left {
-            None => wait(condvar, guard),
-            Some(left) => condvar.wait_timeout(guard, left).unwrap_or_else(std::sync::PoisonError::into_inner).0,
-        }
-    }
+    lock_helpers!();
 }
 
 /// The one deadline-bounded wait of the crate: calls `block` until `ready`
@@ -153,7 +135,7 @@ pub(crate) fn wait_until<S>(
 }
 
 /// Parks on `parker` until it is unparked or `deadline` passes (a worker's
-/// keep-alive, see `scaling.rs`). It may also return early; callers check
+/// keep-alive, see `limits.rs`). It may also return early; callers check
 /// the deadline with [`has_passed`]. Under loom, where time does not pass,
 /// it returns at once and leaves any token in the parker (as a real park
 /// that times out just before an `unpark` does).
@@ -224,28 +206,7 @@ pub(crate) fn spin_loop() {
 mod model {
     use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-    /// Locks `mutex`, ignoring poisoning (see [`super::plain::lock`]).
-    pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Waits on `condvar`, ignoring poisoning.
-    pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Waits on `condvar`; loom's `wait_timeout` never times out, so a
-    /// bounded wait is a plain wait that callers treat as possibly spurious.
-    pub(crate) fn wait_for<'a, T>(
-        condvar: &Condvar,
-        guard: MutexGuard<'a, T>,
-        left: Option<std::time::Duration>,
-    ) -> MutexGuard<'a, T> {
-        match left {
-            None => wait(condvar, guard),
-            Some(left) => condvar.wait_timeout(guard, left).unwrap_or_else(std::sync::PoisonError::into_inner).0,
-        }
-    }
+    lock_helpers!();
 
     /// Blocks a thread until its [`Unparker`] is called; a token left by an
     /// `unpark` that came first makes the next `park` return at once.

@@ -7,104 +7,59 @@
 //! |------------------------------|-----------------------------|--------------------------------------------|
 //! | started, completed, panicked | the worker running the job  | its own `WorkerCounters`, cache-padded     |
 //! | cancelled, expired           | whoever takes the dead entry off a queue: a worker, or the `shutdown_now` sweep | the worker's own counters; shared atomics for the sweep |
-//! | backlog                      | spawner and worker          | the pick rule's queued count (priority.rs) |
+//! | backlog                      | spawner and worker          | the pick rule's queued count (`queue/levels.rs`) |
 //! | rejected                     | the refused spawner (rare)  | one cache-padded atomic per level          |
 //! | submitted                    | nobody: derived on read     | `started + cancelled + expired + backlog + rejected` |
 //! | queue-wait histogram         | the worker running the job  | its own histograms, behind its own mutex   |
 //! | oldest-wait marks            | spawner (rare) and worker   | `rose_at` per level; per-worker last taken |
 //!
 //! A worker's counters have one writer, so a count is bumped with a plain
-//! load and store (no read-modify-write, no lock); readers sum over the
-//! workers. This is the usual "counters per worker, summed on read" scheme
-//! (tokio's runtime metrics batch per worker the same way).
+//! load and store, no read-modify-write; readers sum over the workers (as
+//! tokio's runtime metrics batch per worker). `submitted` is not written at
+//! all, so that a spawn pays no third contended read-modify-write: every
+//! accepted job is in the queued count before it can be picked, and every
+//! picked job is counted by whoever took it, once.
 //!
-//! Spawns happen on arbitrary threads, and the spawn path already pays for
-//! two contended read-modify-writes (the lifecycle's outstanding count and
-//! the level's queued count). Rather than add a third, `submitted` is not
-//! written at all: every accepted job is counted in the queued count before
-//! it can be picked, and every picked job is counted by whoever took it as
-//! started, cancelled or expired, so `started + cancelled + expired +
-//! backlog + rejected` counts every job offered at the level, exactly when
-//! nothing is in between two of those counts. Only refusals, which happen
-//! during shutdown, and the shutdown sweep touch shared counters.
+//! A cancelled or expired job is counted where its dead entry leaves its
+//! queue (`job/task.rs`), not where it was cancelled: so every job is in
+//! exactly one of backlog, started, cancelled, expired or rejected at any
+//! moment, the derivation of `submitted` never counts one twice, and a
+//! handle's `cancel` and the timer touch no shared counter. The price is a
+//! lag while every worker is busy; at rest the figures are exact. A worker
+//! claims a popped job before counting it as started, so a dead entry is
+//! never counted as started and gets no job hook.
 //!
-//! # Where a cancelled or expired job is counted
-//!
-//! A job is cancelled (by a handle, or by `shutdown_now`) or expires (by the
-//! timer thread, or found expired by the worker that pops it) while its
-//! queue entry may still sit in a queue: the entry stays there, counted in
-//! the level's queued count, until a worker or the sweep pops it (task.rs).
-//! The job is counted as cancelled or expired *there*, by the thread that
-//! pops the dead entry, and not where the cancellation happened:
-//!
-//! - every job is then in exactly one of backlog, started, cancelled,
-//!   expired (or rejected) at any moment, so the derivation of `submitted`
-//!   above stays a plain sum that never counts a job twice. Counting at the
-//!   cancellation would count the job in `cancelled` and, through its dead
-//!   entry, in `backlog` at once, and a high-water mark of that sum would
-//!   never come back down to the exact figure;
-//! - the worker that pops a dead entry counts it on its own counters, like
-//!   a start; a handle's `cancel` and the timer touch no shared counter (and
-//!   need not reach the pool at all).
-//!
-//! The price is a lag: while every worker is busy, a job cancelled or
-//! expired since stays in `backlog` (as it does in `Pool::queued`) and is
-//! not yet in `cancelled`/`expired`. Workers pop dead entries as soon as they
-//! look for work, and the sweep of `shutdown_now` pops all of them, so at
-//! rest the figures are exact. A worker claims a popped job (task.rs) before
-//! counting it as started, so a dead entry is never counted as started, and
-//! no job hook runs for it.
-//!
-//! Workers can come and go: each worker's counters live in an `Arc` on the
-//! roster while it runs, and when it exits they are folded into the
-//! roster's `retired` totals under the roster lock, which the reader also
-//! holds, so a snapshot counts every worker exactly once.
+//! Workers come and go: each worker's counters are on the roster while it
+//! runs and are folded into the `retired` totals when it exits, under the
+//! roster lock that a reader also holds, so a snapshot counts each worker
+//! exactly once.
 //!
 //! # The bounds a snapshot keeps, and why
 //!
-//! An accepted job moves through counted in the backlog → picked (counted
-//! out of the backlog) → either `started` → `completed` or `panicked`, or
-//! `cancelled` or `expired` (discarded); each step happens-before the next:
-//! the job reaches its worker (or the sweep) through a queue (a release
-//! push, an acquire pop) and the popping thread's writes are in program
-//! order. Counts are written with `Release` and read with `Acquire`. A
-//! snapshot reads each level's figures *against* that flow: finished
-//! (`completed`, `panicked`), then `started`, then discarded (`cancelled`,
-//! `expired`), then `backlog`, then `rejected`. Whatever a read sees,
-//! everything before it in a job's life is visible to the later reads:
+//! A job moves counted in the backlog → picked (counted out) → `started` →
+//! `completed` or `panicked`, or → `cancelled` or `expired`; each step
+//! happens-before the next (the job travels through a queue: a release
+//! push, an acquire pop). Counts are written with `Release` and read with
+//! `Acquire`, and a snapshot reads each level *against* that flow:
+//! finished, started, discarded, backlog, rejected. Whatever a read sees,
+//! everything earlier in that job's life is visible to the later reads, so
 //!
-//! - a job counted as finished is counted as started, so
-//!   `completed + panicked <= started`;
-//! - a job counted as started or discarded was picked before the backlog
-//!   is read, so it is not in the backlog too: `started + cancelled +
-//!   expired + backlog` never counts a job twice (a job picked between two
-//!   reads is missed by both, so the sum may lag). `started`, `cancelled`
-//!   and `expired` never count one job twice among themselves: the thread
-//!   that popped the entry counts it once, in one of them. Every change to
-//!   the queued count is a read-modify-write, so the acquire load sees
-//!   every pick that happened-before it.
+//! - `completed + panicked <= started`;
+//! - `started + cancelled + expired + backlog + rejected <= submitted`: a
+//!   job counted started or discarded was picked before the backlog was
+//!   read, so it is not in the backlog too (every change to the queued count
+//!   is a read-modify-write, so the acquire load sees every earlier pick); a
+//!   job picked between two reads is missed by both, so the sum may lag.
+//!   `submitted` is that sum raised to the largest value any earlier
+//!   snapshot reported (a per-level `fetch_max`), never more than the true
+//!   number of jobs offered, so exact at rest;
+//! - `busy + idle <= total`: each worker on the roster is classified once
+//!   (idle if it says it is parked, else busy if it has started more jobs
+//!   than it has finished);
+//! - `retired <= started` for worker threads, both read under the worker
+//!   set's lock;
 //!
-//! `submitted` is then `started + cancelled + expired + backlog + rejected`
-//! as read, raised to the largest value any earlier snapshot reported (a
-//! per-level `fetch_max` by the readers, which keeps it from going back when
-//! a sum lags). Every value it takes is at most the true number of jobs
-//! offered, so at rest it is exact. So in every snapshot, at every level,
-//!
-//! - `completed + panicked <= started`,
-//! - `started + cancelled + expired + backlog + rejected <= submitted`
-//!   (hence `backlog <= submitted`, and `completed + panicked + cancelled +
-//!   expired + rejected <= submitted`),
-//! - `busy + idle <= total` (each worker is classified once, from the same
-//!   roster that gives `total`: idle if it says it is parked, else busy if
-//!   it has started more jobs than it has finished; a worker that is
-//!   attached but whose thread has not run yet, or one that is retiring,
-//!   is on the roster and counted in `total` like any other),
-//! - `retired <= started` for the worker threads (both are read under the
-//!   worker set's lock, and a thread retires only after its start was
-//!   counted under that lock),
-//!
-//! and no count ever decreases or wraps (they are `u64`). When the pool is
-//! at rest (nothing queued or running, e.g. after shutdown), `submitted =
+//! and no count ever decreases or wraps (`u64`). At rest, `submitted =
 //! completed + panicked + cancelled + expired + rejected`.
 //!
 //! # Queue waits and the oldest job's wait
@@ -116,41 +71,29 @@
 //! significant digits, the `hdrhistogram` crate).
 //!
 //! The age of the oldest queued job cannot be read from lock-free queues
-//! without taking the jobs out. Instead the pool keeps two marks per level:
+//! without taking the jobs out. Instead each level keeps two marks:
 //! `rose_at`, the stamp of a spawn that found the level's backlog at zero,
-//! and the *last taken* at the level: when a job was last taken off its
-//! queue, to start or to be discarded as cancelled or expired (each worker
-//! keeps its own; the sweep of `shutdown_now` a shared one). The snapshot
-//! reports
+//! and *last taken*, when a job was last taken off the level's queues (to
+//! start, or to be discarded). The snapshot reports
 //!
 //! ```text
 //! oldest_wait = 0                                         if backlog == 0
 //!             = now - max(rose_at, latest last taken)     otherwise
 //! ```
 //!
-//! the time the level has gone with jobs queued and none taken. It is a
-//! *lower bound* on the wait of the oldest job queued at the level: that job
-//! was stamped before the later of the two marks. (By induction over
-//! count-ins: the spawn of the oldest queued job either saw a zero backlog
-//! and raised `rose_at` to at least its own stamp, or saw an unpicked job
-//! counted in before it, which is now either taken — after that look, so
-//! the last taken is later — or still queued, hence stamped no earlier than
-//! the oldest, and the same argument applies to it. This is why a discard
-//! must record the mark too: a discarded job is a taken one.) It is exact
-//! while a level starves outright (nothing taken since its backlog rose
-//! from zero) and stays small while the level is served, so it does not
-//! raise a false starvation alarm under a steady load. One caveat: the last
-//! taken is recorded a few nanoseconds after the job is picked, so a sample
-//! taken in that window may overstate the figure once.
+//! the time the level has gone with jobs queued and none taken: a lower
+//! bound on the oldest queued job's wait (by induction over count-ins, that
+//! job was stamped before the later mark; this is why a discard records the
+//! mark too), exact while the level starves outright, and small while it is
+//! served, so no false starvation alarm under a steady load. The last taken
+//! is recorded a few nanoseconds after the pick, so a sample in that window
+//! may overstate the figure once.
 //!
-//! Costs of wait metrics, per job: two `Instant::now()`, a small allocation
-//! (the stamp travels in a wrapper around the job, so that a pool without
-//! wait metrics queues jobs of two words, as before), a load of the queued
-//! count and, when the level was empty, a `fetch_max` on the spawner; an
-//! uncontended mutex and a histogram update on the worker. Without them, a
-//! job costs its worker two counter bumps (a plain load and store each, on
-//! a line it owns) and two predictable branches, and costs its spawner one
-//! branch.
+//! Cost with wait metrics, per job: two `Instant::now()`, a small
+//! allocation (the stamp travels in a wrapper, so that jobs stay two words
+//! without them), and an uncontended mutex and a histogram update on the
+//! worker. Without them a job costs its worker two counter bumps on a line
+//! it owns, and its spawner one branch.
 
 use std::time::{Duration, Instant};
 

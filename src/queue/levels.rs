@@ -90,7 +90,7 @@ impl<T> Levels<T> {
     ///
     /// A read-modify-write (`AcqRel`): it is the pusher's half of the sleep
     /// protocol (see `sleep.rs`) and of the retirement and searching
-    /// re-checks (see `scaling.rs`); the other half is
+    /// re-checks (see `limits.rs`); the other half is
     /// [`Levels::any_queued`] on the same count.
     pub(crate) fn count_in(&self, level: usize) {
         self.queued[level].fetch_add(1, Ordering::AcqRel);
@@ -111,7 +111,7 @@ impl<T> Levels<T> {
     /// order and, being `AcqRel`, makes the caller's announcement *happen
     /// before* anything a later [`Levels::count_in`] of that level is
     /// followed by. That is the whole argument for "no lost wake-up" (see
-    /// `sleep.rs`) and "no stranded job" on retirement (see `scaling.rs`),
+    /// `sleep.rs`) and "no stranded job" on retirement (see `limits.rs`),
     /// and it needs only one location's modification order, which loom
     /// models exactly. It costs one RMW per level, only on those cold paths.
     pub(crate) fn any_queued(&self) -> bool {
@@ -120,7 +120,7 @@ impl<T> Levels<T> {
 
     /// How many jobs are queued at all levels together (the pool's backlog).
     /// Read by a pusher deciding whether to grow the pool, after its own
-    /// count-in (see `scaling.rs`). `Acquire`: every change to a count is a
+    /// count-in (see `limits.rs`). `Acquire`: every change to a count is a
     /// read-modify-write.
     pub(crate) fn backlog(&self) -> usize {
         self.queued.iter().map(|q| positive(q.load(Ordering::Acquire))).sum()

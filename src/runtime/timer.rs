@@ -7,7 +7,7 @@
 //! a condition variable until the earliest deadline (or until a new, earlier
 //! one arrives). At a deadline it calls [`TaskCell::abandon`] with
 //! [`Unrun::Expired`]: if the job is still queued, the timer wins the
-//! `QUEUED → EXPIRED` transition (see `task.rs`), drops the closure on the
+//! `QUEUED → EXPIRED` transition (see `job/state.rs`), drops the closure on the
 //! timer thread and completes the handle with `JobError::Expired`; if a
 //! worker started it first, or it was cancelled, nothing happens. The
 //! job's queue entry stays in its queue until a worker pops and discards

@@ -162,7 +162,7 @@ impl WorkerThread {
     fn run(mut self, own_thread: bool) {
         // The thread start and stop hooks run outside the window in which
         // CURRENT is set: a spawn from them is not "from a running job",
-        // which keeps the drain proof of shutdown.rs valid.
+        // which keeps the drain proof of `lifecycle.rs` valid.
         self.probe.thread_started(&self.registry);
         // `run_here` may run this loop on a worker of another pool (a job of
         // that pool shutting this one down): restore that pool's deques on
