@@ -17,7 +17,7 @@ pub const MAX_LEVELS: usize = 64;
 pub const MAX_WORKERS: usize = 1 << 15;
 
 /// How long an idle worker above a dynamic pool's minimum stays parked
-/// before it exits, unless [`Builder::keep_alive`] says otherwise.
+/// before it exits, unless [`Builder::keep_alive`](crate::Builder::keep_alive) says otherwise.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 pub(crate) type ThreadNameFn = Arc<dyn Fn(usize) -> String + Send + Sync>;

@@ -84,7 +84,7 @@ impl<'a> JobBuilder<'a> {
     ///
     /// A [`SpawnError`] holding `job`, unrun, as for
     /// [`Spawner::spawn`](crate::Spawner::spawn), and with
-    /// [`SpawnErrorKind::TimerUnavailable`] when the job has a deadline and
+    /// [`SpawnErrorKind::TimerUnavailable`](crate::SpawnErrorKind::TimerUnavailable) when the job has a deadline and
     /// the pool's timer thread could not be started.
     pub fn spawn<F>(self, job: F) -> Result<CancelHandle, SpawnError<F>>
     where

@@ -60,9 +60,9 @@ pub enum CancelOutcome {
     /// cancellation (or [`Pool::shutdown_now`](crate::Pool::shutdown_now))
     /// already did this.
     Prevented,
-    /// The job is running. Its [`JobContext`] now reports
-    /// [`is_cancelled`](JobContext::is_cancelled) and wakes its
-    /// [`wait_for_cancel`](JobContext::wait_for_cancel); the job ends when
+    /// The job is running. Its [`JobContext`](crate::JobContext) now reports
+    /// [`is_cancelled`](crate::JobContext::is_cancelled) and wakes its
+    /// [`wait_for_cancel`](crate::JobContext::wait_for_cancel); the job ends when
     /// its own code returns, and its handle yields what it returned (a
     /// thread cannot be stopped from outside).
     Requested,
