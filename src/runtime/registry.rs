@@ -100,7 +100,8 @@ impl Registry {
             return Err(SpawnError::new(job, SpawnErrorKind::TimerUnavailable));
         }
         let (entry, handle) = make(job, deadline);
-        let expiry = deadline.zip(entry.task_cell().cloned());
+        // Only a job with a deadline pays for a second pointer to its cell.
+        let expiry = deadline.and_then(|at| Some((at, entry.task_cell()?.clone())));
         Registry::inject(this, admission, entry);
         if let Some((at, task)) = expiry {
             this.timer.schedule(at, &task);
