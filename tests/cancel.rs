@@ -2,15 +2,15 @@
 //! `CancelHandle` from another thread, racing the workers, and by
 //! `Pool::shutdown_now`.
 
-mod support;
+mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
+use common::{BOUND, LONG_BOUND, Latch, drop_counter, drop_reporter, recv, watchdog};
 use priopool::{CancelOutcome, JobContext, JobError, JobHandle, Pool, Priority, SpawnErrorKind};
-use support::{DropGuard, Latch, recv, within};
 
 /// A one-worker pool whose worker is held by a job blocked on the returned
 /// latch; the job has started when this returns.
@@ -35,7 +35,7 @@ fn cancel_before_start_drops_the_closure_before_returning_and_the_job_never_runs
     let (pool, latch, holder) = held_pool(2);
     let drops = Arc::new(AtomicUsize::new(0));
     let ran = Arc::new(AtomicBool::new(false));
-    let guard = DropGuard::new(0, &drops);
+    let guard = drop_counter(&drops);
     let ran_in_job = Arc::clone(&ran);
     let job = pool
         .submit(Priority::HIGH, move || {
@@ -63,7 +63,7 @@ fn cancel_after_the_job_ended_is_too_late() {
     let pool = Pool::builder().workers(1).build().unwrap();
     let job = pool.submit(Priority::LOW, || 7).unwrap();
     let canceller = job.cancel_handle();
-    let job = within("join", move || job.join().map_err(|e| e.to_string()));
+    let job = watchdog("join", BOUND, move || job.join().map_err(|e| e.to_string()));
     assert_eq!(job, Ok(7));
     assert_eq!(canceller.cancel(), CancelOutcome::TooLate);
     assert!(canceller.is_finished());
@@ -82,7 +82,7 @@ fn a_running_job_sees_the_cancellation_through_its_context() {
             started_tx.send(()).unwrap();
             // Returns early only when cancelled; a lost wake-up fails the
             // test (watchdog) instead of hanging it.
-            let cancelled = ctx.wait_for_cancel(support::JOB_BOUND);
+            let cancelled = ctx.wait_for_cancel(LONG_BOUND);
             woken_tx.send(cancelled).unwrap();
             gate.wait(); // still running while the test cancels again
             assert!(ctx.is_cancelled());
@@ -94,7 +94,7 @@ fn a_running_job_sees_the_cancellation_through_its_context() {
     assert!(recv(&woken, "wake-up of wait_for_cancel by cancel()"));
     assert_eq!(job.cancel(), CancelOutcome::Requested, "a second request reports the same");
     latch.open();
-    assert_eq!(within("join of the cancelled job", move || job.join().unwrap()), "stopped");
+    assert_eq!(watchdog("join of the cancelled job", BOUND, move || job.join().unwrap()), "stopped");
 }
 
 #[test]
@@ -102,9 +102,9 @@ fn wait_for_cancel_returns_false_when_nobody_cancels() {
     let pool = Pool::builder().workers(1).build().unwrap();
     let job =
         pool.job(Priority::HIGH).submit_with_context(|ctx| ctx.wait_for_cancel(Duration::from_millis(1))).unwrap();
-    assert!(!within("join", move || job.join().unwrap()));
+    assert!(!watchdog("join", BOUND, move || job.join().unwrap()));
     let zero = pool.job(Priority::HIGH).submit_with_context(|ctx| ctx.wait_for_cancel(Duration::ZERO)).unwrap();
-    assert!(!within("join", move || zero.join().unwrap()));
+    assert!(!watchdog("join", BOUND, move || zero.join().unwrap()));
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn a_cancel_handle_cancels_from_another_thread_while_this_one_joins() {
         .job(Priority::LOW)
         .submit_with_context(move |ctx: &JobContext| {
             started_tx.send(()).unwrap();
-            assert!(ctx.wait_for_cancel(support::JOB_BOUND), "wait_for_cancel was not woken by cancel()");
+            assert!(ctx.wait_for_cancel(LONG_BOUND), "wait_for_cancel was not woken by cancel()");
             "cancelled while running"
         })
         .unwrap();
@@ -124,7 +124,7 @@ fn a_cancel_handle_cancels_from_another_thread_while_this_one_joins() {
         recv(&started, "start of the job");
         canceller.cancel()
     });
-    assert_eq!(within("join", move || job.join().unwrap()), "cancelled while running");
+    assert_eq!(watchdog("join", BOUND, move || job.join().unwrap()), "cancelled while running");
     assert_eq!(other.join().unwrap(), CancelOutcome::Requested);
 }
 
@@ -133,7 +133,7 @@ fn a_spawned_job_with_options_can_be_cancelled_before_it_starts() {
     let (pool, latch, holder) = held_pool(2);
     let drops = Arc::new(AtomicUsize::new(0));
     let ran = Arc::new(AtomicBool::new(false));
-    let (guard, ran_in_job) = (DropGuard::new(0, &drops), Arc::clone(&ran));
+    let (guard, ran_in_job) = (drop_counter(&drops), Arc::clone(&ran));
     let handle = pool
         .job(Priority::LOW)
         .spawn(move || {
@@ -153,7 +153,7 @@ fn a_spawned_job_with_options_can_be_cancelled_before_it_starts() {
 
 #[test]
 fn cancelling_races_the_workers_and_exactly_one_side_wins_each_job() {
-    within("the race", || {
+    watchdog("the race", BOUND, || {
         const JOBS: usize = 2_000;
         let pool = Pool::builder().workers(2).build().unwrap();
         let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..JOBS).map(|_| AtomicUsize::new(0)).collect());
@@ -200,7 +200,7 @@ fn shutdown_now_cancels_every_queued_job_before_it_returns_and_counts_them_by_le
     for (id, priority) in
         [Priority::HIGH, Priority::HIGH, Priority::HIGH, Priority::LOW, Priority::LOW].into_iter().enumerate()
     {
-        let (guard, runs) = (DropGuard::reporting(id, &drops, &dropped_tx), Arc::clone(&runs));
+        let (guard, runs) = (drop_reporter(id, &drops, &dropped_tx), Arc::clone(&runs));
         handles.push(
             pool.submit(priority, move || {
                 let _guard = guard;
@@ -210,7 +210,7 @@ fn shutdown_now_cancels_every_queued_job_before_it_returns_and_counts_them_by_le
         );
     }
     for id in 5..7 {
-        let (guard, runs) = (DropGuard::reporting(id, &drops, &dropped_tx), Arc::clone(&runs));
+        let (guard, runs) = (drop_reporter(id, &drops, &dropped_tx), Arc::clone(&runs));
         pool.spawn(Priority::LOW, move || {
             let _guard = guard;
             runs.fetch_add(1, Ordering::SeqCst);
@@ -226,7 +226,7 @@ fn shutdown_now_cancels_every_queued_job_before_it_returns_and_counts_them_by_le
         }
         latch.open();
     });
-    let cancelled = within("shutdown_now", move || pool.shutdown_now());
+    let cancelled = watchdog("shutdown_now", BOUND, move || pool.shutdown_now());
     releaser.join().unwrap();
 
     assert_eq!(cancelled.at(Priority::HIGH), 3);
@@ -246,7 +246,7 @@ fn shutdown_now_cancels_every_queued_job_before_it_returns_and_counts_them_by_le
 #[test]
 fn shutdown_now_on_an_idle_pool_cancels_nothing() {
     let pool = Pool::builder().workers(2).levels(3).build().unwrap();
-    let cancelled = within("shutdown_now", move || pool.shutdown_now());
+    let cancelled = watchdog("shutdown_now", BOUND, move || pool.shutdown_now());
     assert_eq!(cancelled.by_level(), &[0, 0, 0]);
 }
 
@@ -256,7 +256,7 @@ fn shutdown_now_does_not_count_jobs_already_cancelled_through_their_handle() {
     let drops = Arc::new(AtomicUsize::new(0));
     let (dropped_tx, dropped) = mpsc::channel();
     let first = pool.submit(Priority::LOW, || ()).unwrap();
-    let guard = DropGuard::reporting(1, &drops, &dropped_tx);
+    let guard = drop_reporter(1, &drops, &dropped_tx);
     let second = pool.submit(Priority::LOW, move || drop(guard)).unwrap();
     assert_eq!(first.cancel(), CancelOutcome::Prevented);
     // Release the held worker only once the sweep has dropped `second`.
@@ -264,7 +264,7 @@ fn shutdown_now_does_not_count_jobs_already_cancelled_through_their_handle() {
         recv(&dropped, "drop of the queued closure");
         latch.open();
     });
-    let cancelled = within("shutdown_now", move || pool.shutdown_now());
+    let cancelled = watchdog("shutdown_now", BOUND, move || pool.shutdown_now());
     opener.join().unwrap();
     assert_eq!(cancelled.total(), 1);
     assert!(matches!(first.join(), Err(JobError::Cancelled)));
@@ -304,14 +304,14 @@ fn jobs_spawned_by_a_running_job_during_shutdown_now_are_cancelled_too() {
         })
         .unwrap();
     recv(&started, "start of the parent");
-    let (guard, queued_runs) = (DropGuard::reporting(0, &drops, &dropped_tx), Arc::clone(&runs));
+    let (guard, queued_runs) = (drop_reporter(0, &drops, &dropped_tx), Arc::clone(&runs));
     pool.spawn(Priority::LOW, move || {
         let _guard = guard;
         queued_runs.fetch_add(1, Ordering::SeqCst);
     })
     .unwrap();
 
-    let cancelled = within("shutdown_now", move || pool.shutdown_now());
+    let cancelled = watchdog("shutdown_now", BOUND, move || pool.shutdown_now());
     assert_eq!(cancelled.total(), 3, "{cancelled:?}");
     assert_eq!(runs.load(Ordering::SeqCst), 0);
     parent.join().unwrap();
@@ -336,7 +336,7 @@ fn shutdown_now_from_inside_a_job_cancels_the_queue_without_waiting_for_itself()
     let queued: Vec<_> = (0..3).map(|i| pool.submit(Priority::LOW, move || i).unwrap()).collect();
     *owner.lock().unwrap() = Some(pool);
     latch.open();
-    assert_eq!(within("join of the stopping job", move || stopper.join().unwrap()), 3);
+    assert_eq!(watchdog("join of the stopping job", BOUND, move || stopper.join().unwrap()), 3);
     for handle in queued {
         assert!(matches!(handle.join(), Err(JobError::Cancelled)));
     }

@@ -2,87 +2,29 @@
 //! run time. Concurrency is measured with atomics, events are ordered with
 //! barriers, latches and channels, and every wait has a watchdog.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+use common::named;
+use common::{LONG_BOUND, Latch, SETTLE, watchdog};
 use priopool::{JobHandle, Pool, Priority};
 
-/// How long any single wait in these tests may take before it counts as a
-/// hang. Generous: the machine may be shared and slow.
-const BOUND: Duration = Duration::from_secs(60);
-
-/// Fails the whole test binary with a message if it is still armed after
-/// `BOUND`: a hang becomes a failure instead of a stuck CI job.
-struct Watchdog {
-    done: Arc<(Mutex<bool>, Condvar)>,
-}
-
-impl Watchdog {
-    fn arm(what: &'static str) -> Watchdog {
-        let done = Arc::new((Mutex::new(false), Condvar::new()));
-        let watched = Arc::clone(&done);
-        thread::spawn(move || {
-            let (lock, cvar) = &*watched;
-            let guard = lock.lock().unwrap();
-            let (guard, _) = cvar.wait_timeout_while(guard, BOUND, |done| !*done).unwrap();
-            if !*guard {
-                eprintln!("watchdog: '{what}' did not finish within {BOUND:?}");
-                std::process::exit(101);
-            }
-        });
-        Watchdog { done }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        let (lock, cvar) = &*self.done;
-        *lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
-        cvar.notify_all();
-    }
-}
-
-/// A gate that jobs wait at until the test opens it.
-#[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<bool>, Condvar)>);
-
-impl Gate {
-    fn wait(&self) {
-        let (lock, cvar) = &*self.0;
-        let _open = cvar.wait_while(lock.lock().unwrap(), |open| !*open).unwrap();
-    }
-
-    fn open(&self) {
-        let (lock, cvar) = &*self.0;
-        *lock.lock().unwrap() = true;
-        cvar.notify_all();
-    }
-}
-
-/// Polls `condition` until it holds; panics with `what` after `BOUND`.
+/// Polls `condition` until it holds; panics with `what` after [`SETTLE`].
 /// Used only for states the pool reaches on its own (a retirement), never
 /// to order events.
 fn wait_until(what: &str, condition: impl Fn() -> bool) {
     let start = Instant::now();
     while !condition() {
-        assert!(start.elapsed() < BOUND, "timed out waiting until {what}");
+        assert!(start.elapsed() < SETTLE, "timed out waiting until {what}");
         thread::sleep(Duration::from_millis(1));
     }
-}
-
-/// Counts the threads of this process whose name starts with `prefix`
-/// (Linux: `/proc/self/task/*/comm`, names cut to 15 bytes).
-#[cfg(target_os = "linux")]
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task is readable")
-        .filter_map(Result::ok)
-        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.starts_with(prefix)))
-        .count()
 }
 
 /// Checks that every worker thread named `prefix` has exited once shutdown
@@ -92,8 +34,8 @@ fn threads_named(prefix: &str) -> usize {
 #[cfg(target_os = "linux")]
 fn no_thread_outlives_shutdown(prefix: &str) {
     let start = Instant::now();
-    while threads_named(prefix) != 0 {
-        assert!(start.elapsed() < BOUND, "a worker thread named {prefix}* outlived shutdown");
+    while !named(prefix).is_empty() {
+        assert!(start.elapsed() < SETTLE, "a worker thread named {prefix}* outlived shutdown");
         thread::yield_now();
     }
 }
@@ -122,111 +64,130 @@ fn join_all<T>(handles: Vec<JobHandle<T>>) -> Vec<T> {
     handles.into_iter().map(|h| h.join().expect("the job ran without panicking")).collect()
 }
 
-#[test]
-fn shrink_from_4_to_1_while_4_long_jobs_run() {
-    let _watchdog = Watchdog::arm("shrink_from_4_to_1_while_4_long_jobs_run");
-    let pool = Pool::builder().workers(4).thread_name(|i| format!("dynshrink-{i}")).build().unwrap();
-
-    // Occupy all four workers with long jobs that wait at a gate.
-    let gate = Gate::default();
-    let all_started = Arc::new(Barrier::new(5));
-    let long: Vec<_> = (0..4)
+/// Runs `n` jobs that can only finish together (they wait on one barrier),
+/// so the pool must run them on `n` workers at once; returns when all have.
+fn run_together(pool: &Pool, n: usize) {
+    let barrier = Arc::new(Barrier::new(n));
+    let jobs: Vec<_> = (0..n)
         .map(|_| {
-            let (gate, all_started) = (gate.clone(), Arc::clone(&all_started));
-            pool.submit(Priority::LOW, move || {
-                all_started.wait();
-                gate.wait();
-            })
-            .unwrap()
-        })
-        .collect();
-    all_started.wait();
-
-    pool.set_workers(1).unwrap();
-    assert_eq!(pool.worker_limits(), 1..=1);
-
-    // Jobs submitted after the shrink; a little work in each makes overlap
-    // likely if more than one worker still took jobs.
-    let concurrency = Arc::new(Concurrency::default());
-    let short: Vec<_> = (0..40)
-        .map(|i| {
-            let concurrency = Arc::clone(&concurrency);
-            let priority = if i % 2 == 0 { Priority::HIGH } else { Priority::LOW };
-            pool.submit(priority, move || concurrency.run(|| thread::sleep(Duration::from_micros(200)))).unwrap()
-        })
-        .collect();
-
-    gate.open();
-    join_all(long);
-    join_all(short);
-    assert_eq!(concurrency.most(), 1, "jobs submitted after shrinking to 1 worker ran concurrently");
-    // `workers()` falls when a worker is told to retire, `workers_retired()`
-    // as its thread leaves: wait for both.
-    wait_until("three workers have retired", || pool.workers() == 1 && pool.workers_retired() == 3);
-    pool.shutdown();
-}
-
-#[test]
-fn grow_from_1_to_8_while_one_job_runs() {
-    let _watchdog = Watchdog::arm("grow_from_1_to_8_while_one_job_runs");
-    let pool = Pool::builder().workers(1).build().unwrap();
-
-    // Eight jobs that can only finish together; the first one starts on the
-    // single worker and blocks, the other seven wait in the queue.
-    let barrier = Arc::new(Barrier::new(8));
-    let (started_tx, started) = mpsc::channel();
-    let jobs: Vec<_> = (0..8)
-        .map(|i| {
-            let (barrier, started_tx) = (Arc::clone(&barrier), started_tx.clone());
+            let barrier = Arc::clone(&barrier);
             pool.submit(Priority::HIGH, move || {
-                started_tx.send(i).unwrap();
                 barrier.wait();
             })
             .unwrap()
         })
         .collect();
-    started.recv().unwrap();
-
-    pool.set_workers(8).unwrap();
-    assert_eq!(pool.workers(), 8);
     join_all(jobs);
-    assert_eq!(pool.workers_started(), 8);
-    assert_eq!(pool.workers_retired(), 0);
-    pool.shutdown();
+}
+
+#[test]
+fn shrink_from_4_to_1_while_4_long_jobs_run() {
+    watchdog("shrink_from_4_to_1_while_4_long_jobs_run", LONG_BOUND, || {
+        let pool = Pool::builder().workers(4).thread_name(|i| format!("dynshrink-{i}")).build().unwrap();
+
+        // Occupy all four workers with long jobs that wait at a gate.
+        let gate = Latch::new();
+        let all_started = Arc::new(Barrier::new(5));
+        let long: Vec<_> = (0..4)
+            .map(|_| {
+                let (gate, all_started) = (gate.clone(), Arc::clone(&all_started));
+                pool.submit(Priority::LOW, move || {
+                    all_started.wait();
+                    gate.wait();
+                })
+                .unwrap()
+            })
+            .collect();
+        all_started.wait();
+
+        pool.set_workers(1).unwrap();
+        assert_eq!(pool.worker_limits(), 1..=1);
+
+        // Jobs submitted after the shrink; a little work in each makes overlap
+        // likely if more than one worker still took jobs.
+        let concurrency = Arc::new(Concurrency::default());
+        let short: Vec<_> = (0..40)
+            .map(|i| {
+                let concurrency = Arc::clone(&concurrency);
+                let priority = if i % 2 == 0 { Priority::HIGH } else { Priority::LOW };
+                pool.submit(priority, move || concurrency.run(|| thread::sleep(Duration::from_micros(200)))).unwrap()
+            })
+            .collect();
+
+        gate.open();
+        join_all(long);
+        join_all(short);
+        assert_eq!(concurrency.most(), 1, "jobs submitted after shrinking to 1 worker ran concurrently");
+        // `workers()` falls when a worker is told to retire, `workers_retired()`
+        // as its thread leaves: wait for both.
+        wait_until("three workers have retired", || pool.workers() == 1 && pool.workers_retired() == 3);
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn grow_from_1_to_8_while_one_job_runs() {
+    watchdog("grow_from_1_to_8_while_one_job_runs", LONG_BOUND, || {
+        let pool = Pool::builder().workers(1).build().unwrap();
+
+        // Eight jobs that can only finish together; the first one starts on the
+        // single worker and blocks, the other seven wait in the queue.
+        let barrier = Arc::new(Barrier::new(8));
+        let (started_tx, started) = mpsc::channel();
+        let jobs: Vec<_> = (0..8)
+            .map(|i| {
+                let (barrier, started_tx) = (Arc::clone(&barrier), started_tx.clone());
+                pool.submit(Priority::HIGH, move || {
+                    started_tx.send(i).unwrap();
+                    barrier.wait();
+                })
+                .unwrap()
+            })
+            .collect();
+        started.recv().unwrap();
+
+        pool.set_workers(8).unwrap();
+        assert_eq!(pool.workers(), 8);
+        join_all(jobs);
+        assert_eq!(pool.workers_started(), 8);
+        assert_eq!(pool.workers_retired(), 0);
+        pool.shutdown();
+    });
 }
 
 #[test]
 fn grows_with_the_backlog_but_never_past_max() {
-    let _watchdog = Watchdog::arm("grows_with_the_backlog_but_never_past_max");
-    let pool = Pool::builder().min_workers(1).max_workers(4).build().unwrap();
-    assert_eq!(pool.workers(), 1);
+    watchdog("grows_with_the_backlog_but_never_past_max", LONG_BOUND, || {
+        let pool = Pool::builder().min_workers(1).max_workers(4).build().unwrap();
+        assert_eq!(pool.workers(), 1);
 
-    // Six jobs wait at a gate: the pool must grow to 4 for four of them to
-    // start, and must not start a fifth worker.
-    let gate = Gate::default();
-    let concurrency = Arc::new(Concurrency::default());
-    let (started_tx, started) = mpsc::channel();
-    let jobs: Vec<_> = (0..6)
-        .map(|_| {
-            let (gate, concurrency, started_tx) = (gate.clone(), Arc::clone(&concurrency), started_tx.clone());
-            pool.submit(Priority::LOW, move || {
-                concurrency.run(|| {
-                    started_tx.send(()).unwrap();
-                    gate.wait();
+        // Six jobs wait at a gate: the pool must grow to 4 for four of them to
+        // start, and must not start a fifth worker.
+        let gate = Latch::new();
+        let concurrency = Arc::new(Concurrency::default());
+        let (started_tx, started) = mpsc::channel();
+        let jobs: Vec<_> = (0..6)
+            .map(|_| {
+                let (gate, concurrency, started_tx) = (gate.clone(), Arc::clone(&concurrency), started_tx.clone());
+                pool.submit(Priority::LOW, move || {
+                    concurrency.run(|| {
+                        started_tx.send(()).unwrap();
+                        gate.wait();
+                    })
                 })
+                .unwrap()
             })
-            .unwrap()
-        })
-        .collect();
-    for _ in 0..4 {
-        started.recv().unwrap();
-    }
-    assert_eq!(pool.workers(), 4);
-    gate.open();
-    join_all(jobs);
-    assert_eq!(concurrency.most(), 4);
-    assert_eq!(pool.workers_started(), 4);
-    pool.shutdown();
+            .collect();
+        for _ in 0..4 {
+            started.recv().unwrap();
+        }
+        assert_eq!(pool.workers(), 4);
+        gate.open();
+        join_all(jobs);
+        assert_eq!(concurrency.most(), 4);
+        assert_eq!(pool.workers_started(), 4);
+        pool.shutdown();
+    });
 }
 
 /// 1,000 random resizes during 10,000 jobs of three levels, submitted by one
@@ -248,153 +209,142 @@ fn random_resizes_during_mixed_jobs() {
     const JOBS: usize = 10_000;
     const LEVELS: usize = 3;
     const MAX_SIZE: usize = 6;
-    let _watchdog = Watchdog::arm("random_resizes_during_mixed_jobs");
-    let mut rng = fastrand::Rng::with_seed(0x5eed_0007);
+    watchdog("random_resizes_during_mixed_jobs", LONG_BOUND, || {
+        let mut rng = fastrand::Rng::with_seed(0x5eed_0007);
 
-    let initial = 2;
-    let pool = Pool::builder().workers(initial).levels(LEVELS).thread_name(|i| format!("dynrand-{i}")).build().unwrap();
-    let largest = Arc::new(AtomicUsize::new(initial));
-    let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..JOBS).map(|_| AtomicUsize::new(0)).collect());
-    // Jobs submitted and not yet started, as (level, submission index).
-    let waiting = Arc::new(Mutex::new(BTreeSet::new()));
-    let violations = Arc::new(Mutex::new(Vec::new()));
-    let (done_tx, done) = mpsc::channel();
+        let initial = 2;
+        let pool =
+            Pool::builder().workers(initial).levels(LEVELS).thread_name(|i| format!("dynrand-{i}")).build().unwrap();
+        let largest = Arc::new(AtomicUsize::new(initial));
+        let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..JOBS).map(|_| AtomicUsize::new(0)).collect());
+        // Jobs submitted and not yet started, as (level, submission index).
+        let waiting = Arc::new(Mutex::new(BTreeSet::new()));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let (done_tx, done) = mpsc::channel();
 
-    let mut last_size = initial;
-    for seq in 0..JOBS {
-        if seq % 10 == 0 {
-            last_size = rng.usize(1..=MAX_SIZE);
-            largest.fetch_max(last_size, Ordering::SeqCst);
-            pool.set_workers(last_size).unwrap();
-        }
-        let level = rng.usize(0..LEVELS);
-        let work = rng.u32(0..200);
-        waiting.lock().unwrap().insert((level, seq));
-        let (runs, waiting, violations, largest, done_tx) =
-            (Arc::clone(&runs), Arc::clone(&waiting), Arc::clone(&violations), Arc::clone(&largest), done_tx.clone());
-        pool.spawn(Priority::level(level), move || {
-            {
-                let bound = largest.load(Ordering::SeqCst) - 1;
-                let mut waiting = waiting.lock().unwrap();
-                waiting.remove(&(level, seq));
-                let passed = (0..level).map(|more| waiting.range((more, 0)..(more, seq)).count()).sum::<usize>();
-                if passed > bound {
-                    violations.lock().unwrap().push(format!(
-                        "job {seq} of level {level} started while {passed} more urgent earlier jobs waited \
-                         (bound {bound})"
-                    ));
+        let mut last_size = initial;
+        for seq in 0..JOBS {
+            if seq % 10 == 0 {
+                last_size = rng.usize(1..=MAX_SIZE);
+                largest.fetch_max(last_size, Ordering::SeqCst);
+                pool.set_workers(last_size).unwrap();
+            }
+            let level = rng.usize(0..LEVELS);
+            let work = rng.u32(0..200);
+            waiting.lock().unwrap().insert((level, seq));
+            let (runs, waiting, violations, largest, done_tx) = (
+                Arc::clone(&runs),
+                Arc::clone(&waiting),
+                Arc::clone(&violations),
+                Arc::clone(&largest),
+                done_tx.clone(),
+            );
+            pool.spawn(Priority::level(level), move || {
+                {
+                    let bound = largest.load(Ordering::SeqCst) - 1;
+                    let mut waiting = waiting.lock().unwrap();
+                    waiting.remove(&(level, seq));
+                    let passed = (0..level).map(|more| waiting.range((more, 0)..(more, seq)).count()).sum::<usize>();
+                    if passed > bound {
+                        violations.lock().unwrap().push(format!(
+                            "job {seq} of level {level} started while {passed} more urgent earlier jobs waited \
+                             (bound {bound})"
+                        ));
+                    }
                 }
-            }
-            runs[seq].fetch_add(1, Ordering::SeqCst);
-            for i in 0..work {
-                std::hint::black_box(i);
-            }
-            done_tx.send(()).unwrap();
-        })
-        .unwrap();
-    }
-    for _ in 0..JOBS {
-        done.recv().unwrap();
-    }
+                runs[seq].fetch_add(1, Ordering::SeqCst);
+                for i in 0..work {
+                    std::hint::black_box(i);
+                }
+                done_tx.send(()).unwrap();
+            })
+            .unwrap();
+        }
+        for _ in 0..JOBS {
+            done.recv().unwrap();
+        }
 
-    let violations = violations.lock().unwrap();
-    assert!(violations.is_empty(), "priority rule broken:\n{}", violations.join("\n"));
-    for (seq, count) in runs.iter().enumerate() {
-        assert_eq!(count.load(Ordering::SeqCst), 1, "job {seq} ran a wrong number of times");
-    }
-    assert_eq!(pool.worker_limits(), last_size..=last_size);
-    wait_until("the pool has the last size requested", || pool.workers() == last_size);
-    #[cfg(target_os = "linux")]
-    wait_until("the last size's threads are the only ones", || threads_named("dynrand-") == last_size);
-    assert_eq!(pool.workers_started() - pool.workers_retired(), last_size);
-    assert_eq!(pool.panic_count(), 0);
+        let violations = violations.lock().unwrap();
+        assert!(violations.is_empty(), "priority rule broken:\n{}", violations.join("\n"));
+        for (seq, count) in runs.iter().enumerate() {
+            assert_eq!(count.load(Ordering::SeqCst), 1, "job {seq} ran a wrong number of times");
+        }
+        assert_eq!(pool.worker_limits(), last_size..=last_size);
+        wait_until("the pool has the last size requested", || pool.workers() == last_size);
+        #[cfg(target_os = "linux")]
+        wait_until("the last size's threads are the only ones", || named("dynrand-").len() == last_size);
+        assert_eq!(pool.workers_started() - pool.workers_retired(), last_size);
+        assert_eq!(pool.panic_count(), 0);
 
-    // Shutdown joins every thread ever started, retired ones included.
-    pool.shutdown();
-    #[cfg(target_os = "linux")]
-    no_thread_outlives_shutdown("dynrand-");
+        // Shutdown joins every thread ever started, retired ones included.
+        pool.shutdown();
+        #[cfg(target_os = "linux")]
+        no_thread_outlives_shutdown("dynrand-");
+    });
 }
 
 #[test]
 #[cfg(target_os = "linux")]
 fn idle_workers_retire_down_to_min_workers() {
-    let _watchdog = Watchdog::arm("idle_workers_retire_down_to_min_workers");
-    let pool = Pool::builder()
-        .min_workers(1)
-        .max_workers(4)
-        .keep_alive(Duration::from_millis(20))
-        .thread_name(|i| format!("dynidle-{i}"))
-        .build()
-        .unwrap();
+    watchdog("idle_workers_retire_down_to_min_workers", LONG_BOUND, || {
+        let pool = Pool::builder()
+            .min_workers(1)
+            .max_workers(4)
+            .keep_alive(Duration::from_millis(20))
+            .thread_name(|i| format!("dynidle-{i}"))
+            .build()
+            .unwrap();
 
-    // Four jobs that can only finish together make the pool grow to 4.
-    let barrier = Arc::new(Barrier::new(4));
-    let jobs: Vec<_> = (0..4)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            pool.submit(Priority::HIGH, move || {
-                barrier.wait();
-            })
-            .unwrap()
-        })
-        .collect();
-    join_all(jobs);
-    assert_eq!(pool.workers_started(), 4);
+        // Four jobs that can only finish together make the pool grow to 4.
+        run_together(&pool, 4);
+        assert_eq!(pool.workers_started(), 4);
 
-    wait_until("idle workers have retired down to 1", || pool.workers() == 1);
-    wait_until("one worker thread is left", || threads_named("dynidle-") == 1);
-    assert_eq!(pool.workers_retired(), 3);
+        wait_until("idle workers have retired down to 1", || pool.workers() == 1);
+        wait_until("one worker thread is left", || named("dynidle-").len() == 1);
+        assert_eq!(pool.workers_retired(), 3);
 
-    // New work still runs, and a burst grows the pool again.
-    assert_eq!(pool.submit(Priority::LOW, || 7).unwrap().join().unwrap(), 7);
-    let barrier = Arc::new(Barrier::new(3));
-    let jobs: Vec<_> = (0..3)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            pool.submit(Priority::HIGH, move || {
-                barrier.wait();
-            })
-            .unwrap()
-        })
-        .collect();
-    join_all(jobs);
-    pool.shutdown();
-    no_thread_outlives_shutdown("dynidle-");
+        // New work still runs, and a burst grows the pool again.
+        assert_eq!(pool.submit(Priority::LOW, || 7).unwrap().join().unwrap(), 7);
+        run_together(&pool, 3);
+        pool.shutdown();
+        no_thread_outlives_shutdown("dynidle-");
+    });
 }
 
 #[test]
 #[cfg(target_os = "linux")]
 fn a_pool_with_min_0_holds_no_threads_when_idle() {
-    let _watchdog = Watchdog::arm("a_pool_with_min_0_holds_no_threads_when_idle");
-    let pool = Pool::builder()
-        .min_workers(0)
-        .max_workers(2)
-        .keep_alive(Duration::from_millis(10))
-        .thread_name(|i| format!("dynzero-{i}"))
-        .build()
-        .unwrap();
-    assert_eq!(pool.workers(), 0);
-    assert_eq!(threads_named("dynzero-"), 0);
-
-    for round in 0..3 {
-        assert_eq!(pool.submit(Priority::HIGH, move || round * 2).unwrap().join().unwrap(), round * 2);
-        wait_until("the pool is back to no threads", || threads_named("dynzero-") == 0);
+    watchdog("a_pool_with_min_0_holds_no_threads_when_idle", LONG_BOUND, || {
+        let pool = Pool::builder()
+            .min_workers(0)
+            .max_workers(2)
+            .keep_alive(Duration::from_millis(10))
+            .thread_name(|i| format!("dynzero-{i}"))
+            .build()
+            .unwrap();
         assert_eq!(pool.workers(), 0);
-    }
-    assert_eq!(pool.workers_started(), pool.workers_retired());
+        assert_eq!(named("dynzero-").len(), 0);
 
-    // Shutdown with work queued and no thread running still runs it.
-    let ran = Arc::new(AtomicUsize::new(0));
-    for _ in 0..10 {
-        let ran = Arc::clone(&ran);
-        pool.spawn(Priority::LOW, move || {
-            ran.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
-    }
-    pool.shutdown();
-    assert_eq!(ran.load(Ordering::SeqCst), 10);
-    no_thread_outlives_shutdown("dynzero-");
+        for round in 0..3 {
+            assert_eq!(pool.submit(Priority::HIGH, move || round * 2).unwrap().join().unwrap(), round * 2);
+            wait_until("the pool is back to no threads", || named("dynzero-").is_empty());
+            assert_eq!(pool.workers(), 0);
+        }
+        assert_eq!(pool.workers_started(), pool.workers_retired());
+
+        // Shutdown with work queued and no thread running still runs it.
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..10 {
+            let ran = Arc::clone(&ran);
+            pool.spawn(Priority::LOW, move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        }
+        pool.shutdown();
+        assert_eq!(ran.load(Ordering::SeqCst), 10);
+        no_thread_outlives_shutdown("dynzero-");
+    });
 }
 
 /// A retiring worker's local deques go to the injectors: a job spawns ten
@@ -403,56 +353,57 @@ fn a_pool_with_min_0_holds_no_threads_when_idle() {
 /// job, and the other worker then runs all ten.
 #[test]
 fn a_retiring_worker_hands_its_local_jobs_to_the_others() {
-    let _watchdog = Watchdog::arm("a_retiring_worker_hands_its_local_jobs_to_the_others");
-    let pool = Pool::builder().workers(2).build().unwrap();
+    watchdog("a_retiring_worker_hands_its_local_jobs_to_the_others", LONG_BOUND, || {
+        let pool = Pool::builder().workers(2).build().unwrap();
 
-    let (blocker_gate, parent_gate) = (Gate::default(), Gate::default());
-    let both_started = Arc::new(Barrier::new(3));
-    let blocker = {
-        let (gate, both_started) = (blocker_gate.clone(), Arc::clone(&both_started));
-        pool.submit(Priority::HIGH, move || {
-            both_started.wait();
-            gate.wait();
-        })
-        .unwrap()
-    };
-    let ran = Arc::new(AtomicUsize::new(0));
-    let (children_tx, children_done) = mpsc::channel();
-    let parent = {
-        let (gate, both_started, spawner, ran) =
-            (parent_gate.clone(), Arc::clone(&both_started), pool.spawner(), Arc::clone(&ran));
-        pool.submit(Priority::HIGH, move || {
-            both_started.wait();
-            for _ in 0..10 {
-                let (ran, children_tx) = (Arc::clone(&ran), children_tx.clone());
-                spawner
-                    .spawn(Priority::LOW, move || {
-                        ran.fetch_add(1, Ordering::SeqCst);
-                        children_tx.send(()).unwrap();
-                    })
-                    .unwrap();
-            }
-            gate.wait();
-        })
-        .unwrap()
-    };
-    both_started.wait();
+        let (blocker_gate, parent_gate) = (Latch::new(), Latch::new());
+        let both_started = Arc::new(Barrier::new(3));
+        let blocker = {
+            let (gate, both_started) = (blocker_gate.clone(), Arc::clone(&both_started));
+            pool.submit(Priority::HIGH, move || {
+                both_started.wait();
+                gate.wait();
+            })
+            .unwrap()
+        };
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (children_tx, children_done) = mpsc::channel();
+        let parent = {
+            let (gate, both_started, spawner, ran) =
+                (parent_gate.clone(), Arc::clone(&both_started), pool.spawner(), Arc::clone(&ran));
+            pool.submit(Priority::HIGH, move || {
+                both_started.wait();
+                for _ in 0..10 {
+                    let (ran, children_tx) = (Arc::clone(&ran), children_tx.clone());
+                    spawner
+                        .spawn(Priority::LOW, move || {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                            children_tx.send(()).unwrap();
+                        })
+                        .unwrap();
+                }
+                gate.wait();
+            })
+            .unwrap()
+        };
+        both_started.wait();
 
-    pool.set_workers(1).unwrap();
-    parent_gate.open();
-    parent.join().unwrap();
-    wait_until("the parent's worker has retired", || pool.workers() == 1);
-    assert_eq!(ran.load(Ordering::SeqCst), 0, "the other worker is still blocked");
+        pool.set_workers(1).unwrap();
+        parent_gate.open();
+        parent.join().unwrap();
+        wait_until("the parent's worker has retired", || pool.workers() == 1);
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the other worker is still blocked");
 
-    blocker_gate.open();
-    blocker.join().unwrap();
-    for _ in 0..10 {
-        children_done.recv().unwrap();
-    }
-    assert_eq!(ran.load(Ordering::SeqCst), 10);
-    // Counted as the retiring thread leaves, which the children need not wait for.
-    wait_until("the retired thread is counted", || pool.workers_retired() == 1);
-    pool.shutdown();
+        blocker_gate.open();
+        blocker.join().unwrap();
+        for _ in 0..10 {
+            children_done.recv().unwrap();
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 10);
+        // Counted as the retiring thread leaves, which the children need not wait for.
+        wait_until("the retired thread is counted", || pool.workers_retired() == 1);
+        pool.shutdown();
+    });
 }
 
 /// A pool survives the OS refusing threads: growth and resizing report the
@@ -460,32 +411,33 @@ fn a_retiring_worker_hands_its_local_jobs_to_the_others() {
 /// and shutdown still runs every accepted job, on its own thread if it must.
 #[test]
 fn refused_thread_starts_are_survived() {
-    let _watchdog = Watchdog::arm("refused_thread_starts_are_survived");
-    // A stack larger than the address space: every thread start fails.
-    const HUGE_STACK: usize = 1 << 50;
-    assert!(Pool::builder().workers(1).stack_size(HUGE_STACK).build().is_err());
+    watchdog("refused_thread_starts_are_survived", LONG_BOUND, || {
+        // A stack larger than the address space: every thread start fails.
+        const HUGE_STACK: usize = 1 << 50;
+        assert!(Pool::builder().workers(1).stack_size(HUGE_STACK).build().is_err());
 
-    let pool = Pool::builder().min_workers(0).max_workers(4).stack_size(HUGE_STACK).build().unwrap();
-    let ran_on = Arc::new(Mutex::new(Vec::new()));
-    for _ in 0..5 {
-        let ran_on = Arc::clone(&ran_on);
-        pool.spawn(Priority::HIGH, move || ran_on.lock().unwrap().push(thread::current().id())).unwrap();
-    }
-    assert_eq!(pool.workers(), 0);
-    assert_eq!(pool.queued(Priority::HIGH), Some(5));
+        let pool = Pool::builder().min_workers(0).max_workers(4).stack_size(HUGE_STACK).build().unwrap();
+        let ran_on = Arc::new(Mutex::new(Vec::new()));
+        for _ in 0..5 {
+            let ran_on = Arc::clone(&ran_on);
+            pool.spawn(Priority::HIGH, move || ran_on.lock().unwrap().push(thread::current().id())).unwrap();
+        }
+        assert_eq!(pool.workers(), 0);
+        assert_eq!(pool.queued(Priority::HIGH), Some(5));
 
-    let error = pool.set_workers(2).unwrap_err();
-    assert!(error.is_thread_spawn());
-    assert!(std::error::Error::source(&error).is_some());
-    assert!(error.to_string().contains("keeps running with 0 workers"), "{error}");
-    assert_eq!(pool.worker_limits(), 2..=2, "the limits apply even though no thread started");
-    assert_eq!(pool.workers(), 0);
-    assert_eq!(pool.workers_started(), 0);
+        let error = pool.set_workers(2).unwrap_err();
+        assert!(error.is_thread_spawn());
+        assert!(std::error::Error::source(&error).is_some());
+        assert!(error.to_string().contains("keeps running with 0 workers"), "{error}");
+        assert_eq!(pool.worker_limits(), 2..=2, "the limits apply even though no thread started");
+        assert_eq!(pool.workers(), 0);
+        assert_eq!(pool.workers_started(), 0);
 
-    pool.shutdown();
-    let ran_on = ran_on.lock().unwrap();
-    assert_eq!(ran_on.len(), 5);
-    assert!(ran_on.iter().all(|&id| id == thread::current().id()));
+        pool.shutdown();
+        let ran_on = ran_on.lock().unwrap();
+        assert_eq!(ran_on.len(), 5);
+        assert!(ran_on.iter().all(|&id| id == thread::current().id()));
+    });
 }
 
 #[test]

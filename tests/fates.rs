@@ -8,19 +8,18 @@
 //! `shutdown_now` at a random point whose gate opens from another thread at
 //! an arbitrary moment of the sweep.
 
-mod support;
+mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{BOUND, Latch, OnDrop, intentional_panic, quiet_intentional_panics, watchdog};
 use priopool::{CancelHandle, CancelOutcome, JobError, JobHandle, Pool, Priority, SpawnErrorKind, Spawner};
 use proptest::prelude::*;
-use support::{Latch, within};
 
 const LEVELS: usize = 3;
-const PANIC_MESSAGE: &str = "a job of the fates test panics on purpose";
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -58,15 +57,6 @@ struct Record {
     prevented_by_handle: AtomicBool,
 }
 
-/// Captured by each closure: marks its record dropped.
-struct Guard(Arc<Record>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0.dropped.store(true, Ordering::SeqCst);
-    }
-}
-
 enum Handle {
     Join(JobHandle<()>),
     Cancel(CancelHandle),
@@ -87,20 +77,25 @@ fn body(
     gate: Option<Latch>,
     child: Option<(Spawner, Children)>,
 ) -> impl FnOnce() + Send + 'static {
-    let guard = Guard(Arc::clone(record));
+    let record = Arc::clone(record);
+    // Marks the record dropped when the closure is.
+    let guard = {
+        let record = Arc::clone(&record);
+        OnDrop(move || record.dropped.store(true, Ordering::SeqCst))
+    };
     move || {
-        let guard = guard;
+        let _guard = guard;
         if let Some(gate) = gate {
             gate.wait();
         }
-        guard.0.runs.fetch_add(1, Ordering::SeqCst);
+        record.runs.fetch_add(1, Ordering::SeqCst);
         if let Some((spawner, children)) = child {
-            let record = Arc::new(Record { level: 0, ..Record::default() });
-            let handle = spawner.submit(Priority::HIGH, body(&record, None, None)).expect("a running job may spawn");
-            children.lock().unwrap().push((record, handle));
+            let child = Arc::new(Record { level: 0, ..Record::default() });
+            let handle = spawner.submit(Priority::HIGH, body(&child, None, None)).expect("a running job may spawn");
+            children.lock().unwrap().push((child, handle));
         }
-        if guard.0.panics {
-            panic!("{PANIC_MESSAGE}");
+        if record.panics {
+            intentional_panic();
         }
     }
 }
@@ -252,27 +247,12 @@ fn run_program(workers: usize, ops: Vec<Op>) {
     }
 }
 
-/// Keeps the jobs' deliberate panics off stderr; every other panic (a
-/// failed assertion) is printed as usual.
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let deliberate = info.payload().downcast_ref::<String>().is_some_and(|m| m == PANIC_MESSAGE);
-            if !deliberate {
-                default(info);
-            }
-        }));
-    });
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn every_job_has_exactly_one_fate(workers in 1..=3usize, ops in prop::collection::vec(op(), 1..40)) {
-        quiet_deliberate_panics();
-        within("a random program", move || run_program(workers, ops));
+        quiet_intentional_panics();
+        watchdog("a random program", BOUND, move || run_program(workers, ops));
     }
 }

@@ -1,7 +1,7 @@
 //! A `JobHandle` is a `Future` that works under any executor: here under
 //! `futures::executor::block_on` and under tokio's two runtimes.
 
-mod support;
+mod common;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,16 +10,16 @@ use std::task::Poll;
 use std::thread;
 use std::time::Duration;
 
+use common::{BOUND, Latch, recv, watchdog};
 use priopool::{JobError, Pool, Priority};
-use support::{Latch, recv, within};
 
 #[test]
 fn a_handle_awaited_under_futures_block_on() {
     let pool = Pool::builder().workers(2).build().unwrap();
     let handle = pool.submit(Priority::HIGH, || 6 * 7).unwrap();
-    assert_eq!(within("block_on", move || futures::executor::block_on(handle).unwrap()), 42);
+    assert_eq!(watchdog("block_on", BOUND, move || futures::executor::block_on(handle).unwrap()), 42);
     let failing = pool.submit(Priority::HIGH, || -> u8 { panic!("boom") }).unwrap();
-    assert!(within("block_on", move || futures::executor::block_on(failing)).is_err_and(|e| e.is_panic()));
+    assert!(watchdog("block_on", BOUND, move || futures::executor::block_on(failing)).is_err_and(|e| e.is_panic()));
     pool.shutdown();
 }
 
@@ -44,7 +44,7 @@ fn a_pending_handle_is_woken_by_the_worker() {
         recv(&polled, "first poll");
         latch.open();
     });
-    let value = within("block_on", move || {
+    let value = watchdog("block_on", BOUND, move || {
         futures::executor::block_on(async move {
             let mut handle = handle;
             // Poll once, by hand, with the executor's waker.
@@ -64,7 +64,7 @@ fn a_handle_awaited_under_tokio_current_thread() {
     let pool = Pool::builder().workers(2).build().unwrap();
     let handles: Vec<_> = (0..10u64).map(|i| pool.submit(Priority::LOW, move || i * i).unwrap()).collect();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let sum = within("tokio block_on", move || {
+    let sum = watchdog("tokio block_on", BOUND, move || {
         runtime.block_on(async move {
             let mut sum = 0;
             for handle in handles {
@@ -89,7 +89,7 @@ fn a_handle_under_a_tokio_timeout_then_awaited_again() {
         })
         .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build().unwrap();
-    let value = within("tokio block_on", move || {
+    let value = watchdog("tokio block_on", BOUND, move || {
         runtime.block_on(async move {
             let mut handle = handle;
             // The job is held on the latch, so this must time out.
@@ -119,7 +119,7 @@ fn cancelled_and_expired_jobs_resolve_their_futures_with_the_error() {
     let cancelled = pool.submit(Priority::HIGH, || ()).unwrap();
     let canceller = cancelled.cancel_handle();
     let expiring = pool.job(Priority::HIGH).max_wait(Duration::from_millis(1)).submit(|| ()).unwrap();
-    let results = within("block_on", move || {
+    let results = watchdog("block_on", BOUND, move || {
         futures::executor::block_on(async move {
             let cancel = async move {
                 canceller.cancel();

@@ -13,7 +13,7 @@ use priopool::{JobOutcome, Pool, Priority, SpawnErrorKind, Spawner};
 
 mod common;
 
-use common::{MARKER as DELIBERATE, quiet_intentional_panics as quiet_deliberate_panics, watchdog};
+use common::{LONG_BOUND, MARKER as DELIBERATE, quiet_intentional_panics as quiet_deliberate_panics, watchdog};
 
 fn this_thread_name() -> String {
     thread::current().name().unwrap_or("<unnamed>").to_owned()
@@ -21,7 +21,7 @@ fn this_thread_name() -> String {
 
 #[test]
 fn thread_hooks_run_once_per_worker_on_that_worker() {
-    watchdog("thread hooks", Duration::from_secs(60), || {
+    watchdog("thread hooks", LONG_BOUND, || {
         let starts = Arc::new(Mutex::new(Vec::new()));
         let stops = Arc::new(Mutex::new(Vec::new()));
         let pool = Pool::builder()
@@ -61,7 +61,7 @@ thread_local! {
 #[test]
 fn job_hooks_run_once_per_job_on_the_running_thread() {
     quiet_deliberate_panics();
-    watchdog("job hooks", Duration::from_secs(60), || {
+    watchdog("job hooks", LONG_BOUND, || {
         const JOBS: usize = 2_000;
         let befores = Arc::new(AtomicUsize::new(0));
         let afters = Arc::new(AtomicUsize::new(0));
@@ -146,7 +146,7 @@ fn job_hooks_run_once_per_job_on_the_running_thread() {
 #[test]
 fn a_panicking_hook_does_not_kill_a_worker() {
     quiet_deliberate_panics();
-    watchdog("panicking hooks", Duration::from_secs(60), || {
+    watchdog("panicking hooks", LONG_BOUND, || {
         let jobs_run = Arc::new(AtomicUsize::new(0));
         let pool = Pool::builder()
             .workers(1)
@@ -177,7 +177,7 @@ fn a_panicking_hook_does_not_kill_a_worker() {
 
 #[test]
 fn a_spawn_from_a_thread_hook_is_not_from_a_running_job() {
-    watchdog("spawns from thread hooks", Duration::from_secs(60), || {
+    watchdog("spawns from thread hooks", LONG_BOUND, || {
         let spawner_cell: Arc<OnceLock<Spawner>> = Arc::new(OnceLock::new());
         let (go_tx, go_rx) = mpsc::channel::<()>();
         let go_rx = Mutex::new(go_rx);
@@ -224,7 +224,7 @@ fn a_spawn_from_a_thread_hook_is_not_from_a_running_job() {
 
 #[test]
 fn a_spawn_from_a_job_hook_is_part_of_the_drain() {
-    watchdog("spawns from job hooks", Duration::from_secs(60), || {
+    watchdog("spawns from job hooks", LONG_BOUND, || {
         let spawner_cell: Arc<OnceLock<Spawner>> = Arc::new(OnceLock::new());
         let follow_ups = Arc::new(AtomicUsize::new(0));
         let pool = Pool::builder()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Tally, intentional_panic, quiet_intentional_panics, soak_watchdog};
+use common::{SETTLE, Tally, intentional_panic, named, quiet_intentional_panics, soak_watchdog};
 use priopool::{Pool, Priority};
 
 const WORKERS: usize = 4;
@@ -22,11 +22,6 @@ const DYNAMIC_PREFIX: &str = "idle-dyn-";
 /// could be luck; a worker that spins, polls or wakes on a timer would show
 /// `R` in some of many samples.
 const SAMPLES: usize = 50;
-
-/// How long the workers may take to settle before the test fails, listing
-/// each worker's state. A bound on a hang, not a timing assertion; shorter
-/// than the watchdog's stall bound so that this message wins.
-const SETTLE: Duration = Duration::from_secs(15);
 
 /// After each of three bursts (thousands of jobs at every level, some
 /// panicking, some spawning children), all the pool's worker threads are
@@ -91,11 +86,6 @@ fn after_a_burst_a_dynamic_pool_shrinks_to_its_minimum_and_sleeps() {
         println!("dynamic pool: {} worker threads started over 3 bursts", pool.workers_started());
         pool.shutdown();
     });
-}
-
-/// The threads of this process whose name starts with `prefix`.
-fn named(prefix: &str) -> Vec<common::Task> {
-    common::tasks().into_iter().filter(|t| t.name.starts_with(prefix)).collect()
 }
 
 /// Runs 10,000 jobs (and their children) and returns once all have ended.

@@ -20,12 +20,14 @@
 
 mod common;
 
+use std::any::Any;
 use std::panic;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use common::{is_intentional, quiet_panics, watchdog};
 use priopool::{Pool, Priority};
 
 const BOUND: Duration = Duration::from_secs(3);
@@ -43,25 +45,10 @@ impl Drop for Nested {
     }
 }
 
-/// Keeps the deliberate panics out of the test output.
-fn quiet() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let intentional = payload.is::<Nested>()
-                || payload.downcast_ref::<&str>().is_some_and(|s| s.starts_with("intentional test panic"));
-            if !intentional {
-                default(info);
-            }
-        }));
-    });
-}
-
-/// Runs `body` under the shared watchdog, bounded by twice [`BOUND`].
-fn watchdog(what: &str, body: impl FnOnce() + Send + 'static) {
-    common::watchdog(what, 2 * BOUND, body);
+/// The panics these tests raise on purpose, for [`quiet_panics`]: `Nested`
+/// payloads, and the marked string of `Nested(0)`'s destructor.
+fn intentional(payload: &(dyn Any + Send)) -> bool {
+    payload.is::<Nested>() || is_intentional(payload)
 }
 
 /// Whether `pool`'s only worker still runs jobs; leaks the pool if not, so
@@ -79,8 +66,8 @@ fn still_runs_jobs(pool: Pool) -> bool {
 
 #[test]
 fn a_job_panic_whose_payload_panics_when_dropped_does_not_kill_the_worker() {
-    quiet();
-    watchdog("a job's nested panic", || {
+    quiet_panics(intentional);
+    watchdog("a job's nested panic", 2 * BOUND, || {
         let pool = Pool::builder().workers(1).build().unwrap();
         pool.spawn(Priority::HIGH, || panic::panic_any(Nested(1))).unwrap();
         assert!(still_runs_jobs(pool), "the only worker died: the payload's panic unwound out of the worker loop");
@@ -89,8 +76,8 @@ fn a_job_panic_whose_payload_panics_when_dropped_does_not_kill_the_worker() {
 
 #[test]
 fn a_hook_panic_whose_payload_panics_when_dropped_does_not_kill_the_worker() {
-    quiet();
-    watchdog("a hook's nested panic", || {
+    quiet_panics(intentional);
+    watchdog("a hook's nested panic", 2 * BOUND, || {
         let once = AtomicBool::new(true);
         let pool = Pool::builder()
             .workers(1)
@@ -108,8 +95,8 @@ fn a_hook_panic_whose_payload_panics_when_dropped_does_not_kill_the_worker() {
 
 #[test]
 fn a_thread_name_panic_whose_payload_panics_when_dropped_is_contained() {
-    quiet();
-    watchdog("a thread_name nested panic", || {
+    quiet_panics(intentional);
+    watchdog("a thread_name nested panic", 2 * BOUND, || {
         let once = Arc::new(AtomicBool::new(true));
         let name_once = Arc::clone(&once);
         let pool = Pool::builder()

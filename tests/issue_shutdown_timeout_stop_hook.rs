@@ -11,39 +11,31 @@
 //! bound, for as long as the hook runs. The same unbounded join follows a
 //! timed-out call that finds nothing running (`still_running == 0`).
 
+mod common;
+
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use common::Latch;
 use priopool::Pool;
 
 /// Far above the 20 ms the call is given: it only turns the hang into a
 /// failure.
 const BOUND: Duration = Duration::from_secs(5);
 
-#[derive(Default)]
-struct Latch(Mutex<bool>, Condvar);
-
-impl Latch {
-    fn open(&self) {
-        *self.0.lock().unwrap() = true;
-        self.1.notify_all();
-    }
-
-    /// Waits for `open`, at most `2 * BOUND` so that a failed test's
-    /// threads end.
-    fn wait(&self) {
-        let guard = self.0.lock().unwrap();
-        drop(self.1.wait_timeout_while(guard, 2 * BOUND, |open| !*open).unwrap());
-    }
-}
-
 #[test]
 fn shutdown_timeout_is_bounded_even_while_a_stop_hook_runs() {
-    let latch = Arc::new(Latch::default());
-    let hook_latch = Arc::clone(&latch);
-    let pool = Pool::builder().workers(1).on_thread_stop(move |_| hook_latch.wait()).build().unwrap();
+    let latch = Latch::new();
+    let hook_latch = latch.clone();
+    // The hook waits at most `2 * BOUND`, so that a failed test's threads end.
+    let pool = Pool::builder()
+        .workers(1)
+        .on_thread_stop(move |_| {
+            hook_latch.wait_timeout(2 * BOUND);
+        })
+        .build()
+        .unwrap();
     let (done_tx, done_rx) = mpsc::channel();
     let caller = thread::spawn(move || {
         let report = pool.shutdown_timeout(Duration::from_millis(20));

@@ -17,6 +17,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::watchdog;
 use priopool::{Pool, Priority};
 
 const BOUND: Duration = Duration::from_secs(3);
@@ -25,14 +26,9 @@ fn with_nul(index: usize) -> String {
     format!("bad\0name-{index}")
 }
 
-/// Runs `body` under the shared watchdog, bounded by twice [`BOUND`].
-fn run_bounded(what: &str, body: impl FnOnce() + Send + 'static) {
-    common::watchdog(what, 2 * BOUND, body);
-}
-
 #[test]
 fn a_thread_name_with_a_nul_byte_does_not_panic_the_build() {
-    run_bounded("build", || {
+    watchdog("build", 2 * BOUND, || {
         let built = panic::catch_unwind(|| Pool::builder().workers(2).thread_name(with_nul).build());
         let pool = built.expect("build panicked on a thread name with a NUL byte").expect("the pool starts");
         let answer = pool.submit(Priority::HIGH, || 42).unwrap();
@@ -43,7 +39,7 @@ fn a_thread_name_with_a_nul_byte_does_not_panic_the_build() {
 
 #[test]
 fn a_thread_name_with_a_nul_byte_does_not_panic_a_spawn_that_grows_the_pool() {
-    run_bounded("spawn and shutdown", || {
+    watchdog("spawn and shutdown", 2 * BOUND, || {
         let pool = Pool::builder().min_workers(0).max_workers(1).thread_name(with_nul).build().unwrap();
         let (ran_tx, ran_rx) = mpsc::channel();
         let spawned =

@@ -2,11 +2,12 @@
 //! panics at warn with level and message, shutdown begun and done at info.
 //! Run with `cargo test --features log`.
 
-use std::sync::{Mutex, Once};
+mod common;
 
+use std::sync::Mutex;
+
+use common::{MARKER as DELIBERATE, quiet_intentional_panics};
 use priopool::{Pool, Priority};
-
-const DELIBERATE: &str = "deliberate panic (tests/logging.rs)";
 
 /// Collects every record of target "priopool".
 struct Collector(Mutex<Vec<(log::Level, String)>>);
@@ -29,15 +30,7 @@ static COLLECTOR: Collector = Collector(Mutex::new(Vec::new()));
 
 #[test]
 fn the_pool_logs_its_lifecycle_and_job_panics() {
-    static QUIET: Once = Once::new();
-    QUIET.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE) {
-                default(info);
-            }
-        }));
-    });
+    quiet_intentional_panics();
     log::set_logger(&COLLECTOR).expect("the only logger of this test binary");
     log::set_max_level(log::LevelFilter::Trace);
 

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,9 @@ use priopool::{CancelOutcome, JobError, JobOutcome, Metrics, Pool, Priority, Spa
 
 mod common;
 
-use common::{MARKER as DELIBERATE, quiet_intentional_panics as quiet_deliberate_panics, watchdog};
+use common::{
+    LONG_BOUND, Latch, MARKER as DELIBERATE, OnDrop, quiet_intentional_panics as quiet_deliberate_panics, watchdog,
+};
 
 /// The bounds of `Metrics`, and that no count went down since `prev`.
 /// `workers`: the largest size the pool may have, and the most worker
@@ -124,34 +126,6 @@ fn wait_for_metrics(spawner: &Spawner, done: impl Fn(&Metrics) -> bool) -> Metri
     }
 }
 
-/// A one-way gate that jobs (or destructors) wait at until the test opens
-/// it.
-#[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<bool>, Condvar)>);
-
-impl Gate {
-    fn wait(&self) {
-        let (open, opened) = &*self.0;
-        let _open = opened.wait_while(open.lock().expect("gate"), |open| !*open).expect("gate");
-    }
-
-    fn open(&self) {
-        let (open, opened) = &*self.0;
-        *open.lock().expect("gate") = true;
-        opened.notify_all();
-    }
-}
-
-/// Runs `on_drop` when dropped: captured by a job, it runs when the job's
-/// closure is dropped, whether the job ran or not.
-struct OnDrop<F: FnMut()>(F);
-
-impl<F: FnMut()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        (self.0)();
-    }
-}
-
 const SUBMITTERS: usize = 8;
 const JOBS_PER_SUBMITTER: usize = 10_000;
 const LEVELS: usize = 3;
@@ -243,17 +217,17 @@ fn racing_readers(wait_metrics: bool) {
 
 #[test]
 fn racing_readers_see_consistent_counts() {
-    watchdog("racing readers, wait metrics off", Duration::from_secs(120), || racing_readers(false));
+    watchdog("racing readers, wait metrics off", 2 * LONG_BOUND, || racing_readers(false));
 }
 
 #[test]
 fn racing_readers_see_consistent_counts_and_waits() {
-    watchdog("racing readers, wait metrics on", Duration::from_secs(120), || racing_readers(true));
+    watchdog("racing readers, wait metrics on", 2 * LONG_BOUND, || racing_readers(true));
 }
 
 #[test]
 fn busy_and_idle_workers_are_counted() {
-    watchdog("busy and idle workers", Duration::from_secs(60), || {
+    watchdog("busy and idle workers", LONG_BOUND, || {
         let pool = Pool::builder().workers(2).build().expect("build");
         let (started_tx, started_rx) = mpsc::channel();
         let mut releases = Vec::new();
@@ -290,7 +264,7 @@ fn busy_and_idle_workers_are_counted() {
 
 #[test]
 fn a_held_worker_is_busy_and_the_level_behind_it_starves() {
-    watchdog("starvation", Duration::from_secs(60), || {
+    watchdog("starvation", LONG_BOUND, || {
         let pool = Pool::builder().workers(1).levels(2).wait_metrics(true).build().expect("build");
         let (started_tx, started_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
@@ -345,7 +319,7 @@ fn without_wait_metrics_there_are_no_wait_figures() {
 
 #[test]
 fn a_job_taken_from_another_workers_deque_is_a_steal() {
-    watchdog("steal", Duration::from_secs(60), || {
+    watchdog("steal", LONG_BOUND, || {
         let pool = Pool::builder().workers(2).build().expect("build");
         let spawner = pool.spawner();
         // The parent pushes the child onto its own worker's deque and then
@@ -390,7 +364,7 @@ fn since_covers_the_interval() {
 #[test]
 fn cancelled_and_expired_jobs_are_counted_exactly_at_rest() {
     quiet_deliberate_panics();
-    watchdog("cancelled and expired counts", Duration::from_secs(60), || {
+    watchdog("cancelled and expired counts", LONG_BOUND, || {
         let befores = Arc::new(AtomicUsize::new(0));
         let afters = Arc::new(Mutex::new((0usize, 0usize))); // (completed, panicked)
         let pool = Pool::builder()
@@ -420,7 +394,7 @@ fn cancelled_and_expired_jobs_are_counted_exactly_at_rest() {
 
         // Hold the only worker, so that everything below waits in a queue.
         let (started_tx, started_rx) = mpsc::channel();
-        let release = Gate::default();
+        let release = Latch::new();
         let _release_on_failure = OnDrop({
             let release = release.clone();
             move || release.open()
@@ -462,7 +436,7 @@ fn cancelled_and_expired_jobs_are_counted_exactly_at_rest() {
         // so the timer cannot reach the others: the worker finds them
         // expired when it pops them.
         let (dropping_tx, dropping_rx) = mpsc::channel();
-        let timer_free = Gate::default();
+        let timer_free = Latch::new();
         // Opens the gate if an assertion fails below, before the pool is
         // dropped (which joins the timer thread).
         let _free_timer_on_failure = OnDrop({
@@ -543,7 +517,7 @@ fn cancelled_and_expired_jobs_are_counted_exactly_at_rest() {
 /// each counted once; the counts match its report.
 #[test]
 fn shutdown_now_counts_every_job_it_cancels_or_discards() {
-    watchdog("shutdown_now counts", Duration::from_secs(60), || {
+    watchdog("shutdown_now counts", LONG_BOUND, || {
         const HELD: usize = 2;
         const CHILDREN: usize = 3;
         let pool = Pool::builder().workers(HELD).levels(2).build().expect("build");
@@ -552,7 +526,7 @@ fn shutdown_now_counts_every_job_it_cancels_or_discards() {
         // Hold both workers; once released, each spawns children (accepted,
         // since a running job spawns them, and then cancelled).
         let (started_tx, started_rx) = mpsc::channel();
-        let release = Gate::default();
+        let release = Latch::new();
         let _release_on_failure = OnDrop({
             let release = release.clone();
             move || release.open()
@@ -640,7 +614,7 @@ type Tally = [(u64, u64, u64, u64, u64); LEVELS];
 #[test]
 fn racing_readers_see_consistent_counts_with_cancels_and_deadlines() {
     quiet_deliberate_panics();
-    watchdog("racing readers with cancels and deadlines", Duration::from_secs(120), || {
+    watchdog("racing readers with cancels and deadlines", 2 * LONG_BOUND, || {
         const MIXERS: usize = 4;
         const JOBS: usize = 2_500;
         let pool =
@@ -744,7 +718,7 @@ fn racing_readers_see_consistent_counts_with_cancels_and_deadlines() {
 /// retired <= started, nothing going back) while workers come and go.
 #[test]
 fn worker_figures_follow_a_resize() {
-    watchdog("worker figures during a resize", Duration::from_secs(60), || {
+    watchdog("worker figures during a resize", LONG_BOUND, || {
         let pool = Pool::builder().workers(1).levels(2).build().expect("build");
         let spawner = pool.spawner();
         let sampler = Sampler::start(&spawner, 4);
@@ -756,7 +730,7 @@ fn worker_figures_follow_a_resize() {
 
         // Grow to 4 while four jobs hold every worker: all four busy.
         let (started_tx, started_rx) = mpsc::channel();
-        let release = Gate::default();
+        let release = Latch::new();
         let _release_on_failure = OnDrop({
             let release = release.clone();
             move || release.open()
@@ -820,7 +794,7 @@ fn worker_figures_follow_a_resize() {
 /// agree with the pool and the job counts are exact.
 #[test]
 fn random_resizes_keep_the_bounds_and_exact_counts() {
-    watchdog("random resizes", Duration::from_secs(120), || {
+    watchdog("random resizes", 2 * LONG_BOUND, || {
         const MAX: usize = 4;
         const JOBS: usize = 3_000;
         let pool = Pool::builder().workers(2).levels(LEVELS).build().expect("build");

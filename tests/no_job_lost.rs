@@ -37,15 +37,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
 
-use common::{Latch, MARKER, message, quiet_intentional_panics, watchdog};
+use common::{CASE_BOUND, Latch, MARKER, message, quiet_intentional_panics, watchdog};
 use priopool::{JobError, JobHandle, Pool, Priority, SpawnError, SpawnErrorKind, Spawner};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
-
-/// A case takes milliseconds; a case that hangs fails after this bound.
-const CASE_BOUND: Duration = Duration::from_secs(10);
 
 /// Bytes of ballast the racing producers' jobs capture by value. The pool
 /// copies a job into its box between admitting it and queueing it, so a
@@ -187,7 +183,7 @@ struct Ledger {
     /// Set by the test thread once the shutdown has returned.
     shutdown_done: AtomicBool,
     /// Opened once intake has closed: a probe's spawn was refused.
-    closed: Arc<Latch>,
+    closed: Latch,
     /// Handles of every accepted submit, with the job's id.
     handles: Mutex<Vec<(usize, JobHandle<usize>)>>,
     /// Messages of the payloads the panic handler received.
@@ -485,7 +481,7 @@ fn run(program: Program) -> Result<(), TestCaseError> {
                 let ticket = ledger.register(origin, expect, false, false);
                 let id = ticket.id;
                 let tree = tree_job(ctx.clone(), ticket, step, level, depth, fanout);
-                let closed = Arc::clone(&ledger.closed);
+                let closed = ledger.closed.clone();
                 let job = move || {
                     closed.wait();
                     tree();

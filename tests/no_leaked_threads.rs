@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Pending, PendingGuard as Guard, Tally, soak_watchdog};
+use common::{Pending, SETTLE, Tally, soak_watchdog};
 use priopool::{Pool, Priority, SpawnErrorKind};
 
 const CYCLES: usize = 1_000;
@@ -52,7 +52,7 @@ fn a_thousand_pool_lifecycles_leak_no_thread() {
             let ran = Arc::new(Tally::default());
             let spawn = |spawner: &priopool::Spawner, level: Priority, i: usize| {
                 pending.add();
-                let guard = Guard(Arc::clone(&pending));
+                let guard = pending.guard();
                 let ran = Arc::clone(&ran);
                 let pending = Arc::clone(&pending);
                 let child_spawner = spawner.clone();
@@ -61,7 +61,7 @@ fn a_thousand_pool_lifecycles_leak_no_thread() {
                     std::hint::black_box((0..200u64).sum::<u64>());
                     if i.is_multiple_of(8) {
                         pending.add();
-                        let child_guard = Guard(Arc::clone(&pending));
+                        let child_guard = pending.guard();
                         let child_ran = Arc::clone(&ran);
                         let child = move || {
                             let _guard = child_guard;
@@ -98,7 +98,7 @@ fn a_thousand_pool_lifecycles_leak_no_thread() {
                     // from there, so the workers exit on their own once the
                     // drain is over.
                     pending.add();
-                    let guard = Guard(Arc::clone(&pending));
+                    let guard = pending.guard();
                     let last = move || {
                         let _guard = guard;
                         drop(pool);
@@ -150,7 +150,7 @@ fn a_thousand_pool_lifecycles_leak_no_thread() {
                 break;
             }
             let left: Vec<_> = common::tasks().into_iter().map(|t| t.name).collect();
-            assert!(start.elapsed() < Duration::from_secs(15), "{before} threads before, {now} after: {left:?}");
+            assert!(start.elapsed() < SETTLE, "{before} threads before, {now} after: {left:?}");
             thread::sleep(Duration::from_millis(1));
         }
         println!("{CYCLES} cycles, {dynamic_cycles} of them with a dynamic pool");

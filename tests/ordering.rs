@@ -17,15 +17,11 @@ mod common;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use common::{Gate, watchdog};
+use common::{CASE_BOUND, Gate, watchdog};
 use priopool::{JobHandle, Pool, Priority};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
-
-/// A case takes milliseconds; a case that hangs fails after this bound.
-const CASE_BOUND: Duration = Duration::from_secs(10);
 
 /// How one job of a batch is handed to the pool.
 #[derive(Clone, Copy, Debug)]

@@ -10,12 +10,11 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
 
-use common::{Intentional, MARKER, is_intentional, message, prove_alive, quiet_intentional_panics, watchdog};
+use common::{
+    BOUND, Intentional, MARKER, is_intentional, message, prove_alive, quiet_intentional_panics, recv_n, watchdog,
+};
 use priopool::{JobError, Pool, Priority, Spawner};
-
-const BOUND: Duration = Duration::from_secs(30);
 
 /// Submits `n` jobs of real (if tiny) work and checks every result.
 fn completes_new_work(spawner: &Spawner, n: u64) {
@@ -24,13 +23,6 @@ fn completes_new_work(spawner: &Spawner, n: u64) {
         .collect();
     let sum: u64 = handles.into_iter().map(|h| h.join().expect("a healthy job failed")).sum();
     assert_eq!(sum, (0..n).map(|i| i * i).sum::<u64>());
-}
-
-/// Receives `n` messages, failing with `what` if they stop coming.
-fn receive<T>(rx: &mpsc::Receiver<T>, n: usize, what: &str) -> Vec<T> {
-    (0..n)
-        .map(|i| rx.recv_timeout(BOUND).unwrap_or_else(|_| panic!("only {i} of {n} {what} arrived within {BOUND:?}")))
-        .collect()
 }
 
 #[test]
@@ -76,7 +68,7 @@ fn a_thousand_panics_leave_every_worker_alive() {
                 other => panic!("submitted job {i}: expected JobError::Panicked, got {other:?}"),
             }
         }
-        let mut received = receive(&payload_rx, JOBS / 2, "panic payloads");
+        let mut received = recv_n(&payload_rx, JOBS / 2, "panic payloads");
         received.sort();
         let mut expected: Vec<String> = (0..JOBS).step_by(2).map(|i| format!("{MARKER} {i}")).collect();
         expected.sort();
@@ -114,7 +106,7 @@ fn a_panicking_panic_handler_does_not_kill_workers() {
         for i in 0..JOBS {
             pool.spawn(Priority::LOW, move || panic!("{MARKER} {i}")).expect("spawn refused");
         }
-        receive(&called_rx, JOBS, "handler calls");
+        recv_n(&called_rx, JOBS, "handler calls");
         prove_alive(&pool.spawner(), WORKERS);
         assert_eq!(pool.workers(), WORKERS);
         assert_eq!(pool.panic_count(), JOBS);
@@ -174,7 +166,7 @@ fn payloads_are_passed_on_untouched() {
         }
 
         pool.spawn(Priority::LOW, || std::panic::panic_any(Intentional(11))).expect("spawn");
-        assert_eq!(receive(&payload_rx, 1, "payloads"), [Some(11)]);
+        assert_eq!(recv_n(&payload_rx, 1, "payloads"), [Some(11)]);
         pool.shutdown();
     });
 }

@@ -10,12 +10,9 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::Duration;
 
-use common::{Gate, Latch, watchdog};
+use common::{BOUND, Gate, Latch, watchdog};
 use priopool::{MAX_LEVELS, MAX_WORKERS, Pool, Priority, SpawnErrorKind, Spawner};
-
-const BOUND: Duration = Duration::from_secs(30);
 
 /// Spawns a tree of `fanout`-ary jobs `depth` generations deep from inside
 /// the pool, counting each job in `ran` when it runs. Returns how many jobs
@@ -54,7 +51,7 @@ fn drain_runs_everything(by_drop: bool) {
     let mut handles = Vec::new();
 
     for p in 0..PARENTS {
-        let (spawner, ran, closed) = (spawner.clone(), Arc::clone(&ran), Arc::clone(&closed));
+        let (spawner, ran, closed) = (spawner.clone(), Arc::clone(&ran), closed.clone());
         handles.push(
             pool.submit(Priority::level(p % 3), move || {
                 closed.wait();
@@ -67,7 +64,7 @@ fn drain_runs_everything(by_drop: bool) {
 
     // The probe: spawns no-op jobs from outside until one is refused.
     let probe = {
-        let (spawner, closed) = (spawner.clone(), Arc::clone(&closed));
+        let (spawner, closed) = (spawner.clone(), closed.clone());
         let probes_ran = Arc::new(AtomicUsize::new(0));
         let handle = thread::spawn({
             let probes_ran = Arc::clone(&probes_ran);

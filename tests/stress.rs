@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{Pending, PendingGuard as Finished, Progress, intentional_panic, quiet_intentional_panics, soak_watchdog};
+use common::{Pending, Progress, intentional_panic, quiet_intentional_panics, soak_watchdog};
 use priopool::{Pool, Priority, SpawnErrorKind};
 
 /// Divides the default sizes by `PRIOPOOL_STRESS_SCALE` (default 1).
@@ -91,7 +91,7 @@ fn four_producers_random_levels_panics_and_children_exact_counts() {
                         ledger.pending.add();
                         let job = move || {
                             let ledger = ledger_for_job;
-                            let _finished = Finished(Arc::clone(&ledger.pending));
+                            let _finished = ledger.pending.guard();
                             ledger.started.fetch_add(1, Ordering::Relaxed);
                             ledger.runs[id].fetch_add(1, Ordering::Relaxed);
                             if kind == PANICS {
@@ -103,7 +103,7 @@ fn four_producers_random_levels_panics_and_children_exact_counts() {
                                 ledger.pending.add();
                                 let child_ledger = Arc::clone(&ledger);
                                 let child = move || {
-                                    let _finished = Finished(Arc::clone(&child_ledger.pending));
+                                    let _finished = child_ledger.pending.guard();
                                     child_ledger.started.fetch_add(1, Ordering::Relaxed);
                                     child_ledger.child_runs[id].fetch_add(1, Ordering::Relaxed);
                                     child_ledger.completed.fetch_add(1, Ordering::Relaxed);
@@ -272,8 +272,7 @@ fn wakeups_on_an_idle_pool_never_time_out() {
 #[cfg(target_os = "linux")]
 fn wait_until_asleep(prefix: &str, workers: usize) {
     loop {
-        let tasks = common::tasks();
-        let ours: Vec<_> = tasks.iter().filter(|t| t.name.starts_with(prefix)).collect();
+        let ours = common::named(prefix);
         if ours.len() == workers && ours.iter().all(|t| t.state == 'S') {
             return;
         }

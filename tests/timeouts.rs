@@ -4,7 +4,7 @@
 //! on a latch that the test opens, so "returned at once" and "expired while
 //! the worker was busy" are structural, and every wait has a watchdog.
 
-mod support;
+mod common;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::task::Context;
 use std::time::{Duration, Instant};
 
+use common::{BOUND, Latch, drop_counter, drop_reporter, recv, watchdog};
 use priopool::{CancelOutcome, JobError, JobHandle, JoinTimeoutError, Pool, Priority, ShutdownReport};
-use support::{DropGuard, Latch, recv, within};
 
 /// A pool of `workers` workers, each held by a job blocked on the returned
 /// latch; every holding job has started when this returns.
@@ -45,13 +45,13 @@ fn join_timeout_zero_on_a_running_job_returns_at_once_and_the_handle_still_joins
     let holder = holders.pop().unwrap();
     // The job cannot end before the latch opens, and only this thread opens
     // it: had join_timeout(0) waited, the watchdog would fire.
-    let holder = within("join_timeout(0)", move || match holder.join_timeout(Duration::ZERO) {
+    let holder = watchdog("join_timeout(0)", BOUND, move || match holder.join_timeout(Duration::ZERO) {
         Err(JoinTimeoutError::TimedOut(handle)) => handle,
         other => panic!("expected a timeout, got {other:?}"),
     });
     assert!(!holder.is_finished());
     latch.open();
-    assert_eq!(within("join", move || holder.join().unwrap()), 0);
+    assert_eq!(watchdog("join", BOUND, move || holder.join().unwrap()), 0);
     pool.shutdown();
 }
 
@@ -64,7 +64,7 @@ fn join_after_a_timed_out_join_timeout_still_gets_the_value() {
     assert_eq!(error.to_string(), "the job did not end within the join timeout");
     let holder = error.into_handle().unwrap();
     latch.open();
-    assert_eq!(within("join", move || holder.join().unwrap()), 0);
+    assert_eq!(watchdog("join", BOUND, move || holder.join().unwrap()), 0);
     pool.shutdown();
 }
 
@@ -72,9 +72,9 @@ fn join_after_a_timed_out_join_timeout_still_gets_the_value() {
 fn join_timeout_returns_the_value_or_the_error_of_an_ended_job() {
     let pool = Pool::builder().workers(1).build().unwrap();
     let ok = pool.submit(Priority::HIGH, || "value").unwrap();
-    assert_eq!(ok.join_timeout(support::BOUND).unwrap(), "value");
+    assert_eq!(ok.join_timeout(BOUND).unwrap(), "value");
     let panicked = pool.submit(Priority::HIGH, || panic!("boom")).unwrap();
-    match panicked.join_timeout(support::BOUND) {
+    match panicked.join_timeout(BOUND) {
         Err(JoinTimeoutError::Job(error)) => assert!(error.is_panic()),
         other => panic!("expected the job's panic, got {other:?}"),
     }
@@ -96,7 +96,7 @@ fn join_timeout_and_join_work_after_the_handle_was_polled_as_a_future() {
     };
     let holder = holder.join_timeout(Duration::from_millis(1)).unwrap_err().into_handle().unwrap();
     latch.open();
-    assert_eq!(within("join", move || holder.join().unwrap()), 0);
+    assert_eq!(watchdog("join", BOUND, move || holder.join().unwrap()), 0);
     pool.shutdown();
 }
 
@@ -105,7 +105,7 @@ fn a_job_not_started_by_its_deadline_expires_while_the_workers_are_busy() {
     let (pool, latch, holders) = held_pool(1);
     let drops = Arc::new(AtomicUsize::new(0));
     let ran = Arc::new(AtomicBool::new(false));
-    let (guard, ran_in_job) = (DropGuard::new(0, &drops), Arc::clone(&ran));
+    let (guard, ran_in_job) = (drop_counter(&drops), Arc::clone(&ran));
     let late = pool
         .job(Priority::HIGH)
         .max_wait(Duration::from_millis(2))
@@ -116,7 +116,7 @@ fn a_job_not_started_by_its_deadline_expires_while_the_workers_are_busy() {
         .unwrap();
     // The only worker is held until after this join: the deadline timer,
     // not a worker, expired the job and dropped its closure.
-    let result = within("join of the expiring job", move || late.join().map_err(|e| e.to_string()));
+    let result = watchdog("join of the expiring job", BOUND, move || late.join().map_err(|e| e.to_string()));
     assert_eq!(result, Err(JobError::Expired.to_string()));
     assert_eq!(drops.load(Ordering::SeqCst), 1, "the expired closure was not dropped when the handle completed");
     latch.open();
@@ -133,7 +133,7 @@ fn a_spawned_job_with_a_deadline_expires_and_its_closure_is_dropped_at_once() {
     let (pool, latch, holders) = held_pool(1);
     let drops = Arc::new(AtomicUsize::new(0));
     let (dropped_tx, dropped) = mpsc::channel();
-    let guard = DropGuard::reporting(7, &drops, &dropped_tx);
+    let guard = drop_reporter(7, &drops, &dropped_tx);
     let handle =
         pool.job(Priority::LOW).deadline(Instant::now() + Duration::from_millis(2)).spawn(move || drop(guard)).unwrap();
     assert_eq!(recv(&dropped, "drop of the expired closure"), 7);
@@ -168,7 +168,7 @@ fn a_deadline_already_past_expires_the_job_even_on_an_idle_pool() {
         }))
         .collect();
     for handle in handles {
-        assert!(within("join", move || handle.join()).is_err_and(|e| e.is_expired()));
+        assert!(watchdog("join", BOUND, move || handle.join()).is_err_and(|e| e.is_expired()));
     }
     pool.shutdown();
     assert_eq!(ran.load(Ordering::SeqCst), 0);
@@ -183,7 +183,7 @@ fn many_jobs_expire_and_jobs_within_their_deadline_run() {
     let mut expiring = Vec::new();
     // Submitted latest-deadline first, so the timer's heap reorders them.
     for id in (0..20).rev() {
-        let guard = DropGuard::reporting(id, &drops, &dropped_tx);
+        let guard = drop_reporter(id, &drops, &dropped_tx);
         let at = now + Duration::from_millis(1 + id as u64);
         expiring.push(pool.job(Priority::LOW).deadline(at).submit(move || drop(guard)).unwrap());
     }
@@ -202,7 +202,7 @@ fn many_jobs_expire_and_jobs_within_their_deadline_run() {
     for holder in holders {
         holder.join().unwrap();
     }
-    let values: Vec<_> = patient.into_iter().map(|h| within("join", move || h.join().unwrap())).collect();
+    let values: Vec<_> = patient.into_iter().map(|h| watchdog("join", BOUND, move || h.join().unwrap())).collect();
     assert_eq!(values, (0..10).collect::<Vec<_>>());
     pool.shutdown();
 }
@@ -217,7 +217,7 @@ fn the_earliest_of_several_deadlines_applies() {
         .max_wait(Duration::from_millis(1))
         .submit(|| ())
         .unwrap();
-    assert!(within("join", move || job.join()).is_err_and(|e| e.is_expired()));
+    assert!(watchdog("join", BOUND, move || job.join()).is_err_and(|e| e.is_expired()));
     latch.open();
     for holder in holders {
         holder.join().unwrap();
@@ -237,7 +237,7 @@ fn shutdown_timeout_with_every_worker_stuck_returns_after_one_overall_bound() {
     .unwrap();
     // Both workers stay stuck until after the call returns: had it waited
     // for them, the watchdog would fire.
-    let report = within("shutdown_timeout", move || pool.shutdown_timeout(Duration::from_millis(20)));
+    let report = watchdog("shutdown_timeout", BOUND, move || pool.shutdown_timeout(Duration::from_millis(20)));
     match &report {
         ShutdownReport::TimedOut { cancelled, still_running } => {
             assert_eq!(cancelled.at(Priority::HIGH), 1);
@@ -253,7 +253,7 @@ fn shutdown_timeout_with_every_worker_stuck_returns_after_one_overall_bound() {
     latch.open();
     // The stuck jobs finish on their detached workers.
     for (i, holder) in holders.into_iter().enumerate() {
-        assert_eq!(within("join of a stuck job", move || holder.join().unwrap()), i);
+        assert_eq!(watchdog("join of a stuck job", BOUND, move || holder.join().unwrap()), i);
     }
     assert_eq!(spawned_runs.load(Ordering::SeqCst), 0);
 }
@@ -262,7 +262,7 @@ fn shutdown_timeout_with_every_worker_stuck_returns_after_one_overall_bound() {
 fn shutdown_timeout_drains_when_the_jobs_finish_in_time() {
     let pool = Pool::builder().workers(2).build().unwrap();
     let handles: Vec<_> = (0..100).map(|i| pool.submit(Priority::LOW, move || i * 2).unwrap()).collect();
-    let report = within("shutdown_timeout", move || pool.shutdown_timeout(support::BOUND));
+    let report = watchdog("shutdown_timeout", BOUND, move || pool.shutdown_timeout(BOUND));
     assert_eq!(report, ShutdownReport::Drained);
     for (i, handle) in handles.into_iter().enumerate() {
         assert_eq!(handle.join().unwrap(), i * 2);
@@ -286,9 +286,9 @@ fn shutdown_timeout_from_inside_a_job_detaches() {
     let after: Vec<_> = (0..3).map(|i| pool.submit(Priority::LOW, move || i).unwrap()).collect();
     *owner.lock().unwrap() = Some(pool);
     latch.open();
-    assert_eq!(within("join", move || stopper.join().unwrap()), ShutdownReport::Detached);
+    assert_eq!(watchdog("join", BOUND, move || stopper.join().unwrap()), ShutdownReport::Detached);
     // The drain goes on: the queued jobs run.
-    let values: Vec<_> = after.into_iter().map(|h| within("join", move || h.join().unwrap())).collect();
+    let values: Vec<_> = after.into_iter().map(|h| watchdog("join", BOUND, move || h.join().unwrap())).collect();
     assert_eq!(values, [0, 1, 2]);
 }
 
@@ -299,6 +299,6 @@ fn a_pool_whose_jobs_have_deadlines_shuts_down_cleanly() {
         let pool = Pool::builder().workers(1).build().unwrap();
         let job = pool.job(Priority::HIGH).max_wait(Duration::from_secs(3600)).submit(|| 1).unwrap();
         assert_eq!(job.join().unwrap(), 1);
-        within("shutdown", move || pool.shutdown());
+        watchdog("shutdown", BOUND, move || pool.shutdown());
     }
 }

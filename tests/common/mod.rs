@@ -1,9 +1,8 @@
-//! Helpers shared by the integration tests: watchdogs that turn a hang into
-//! a failure with a message (one with a single bound, one that also fails a
-//! long test that stops making progress), a latch, a countable tally, gate
-//! jobs that hold workers, a panic hook that keeps intentional panics out of
-//! the test output, and readers of the process's threads in `/proc`
-//! (Linux).
+//! Helpers shared by the integration tests: the bounds that turn a hang
+//! into a failure, watchdogs that apply them, a latch and bounded receives,
+//! gate jobs that hold workers, a drop guard, counters that can be waited
+//! on, a panic hook that keeps intentional panics out of the test output,
+//! and readers of the process's threads in `/proc` (Linux).
 //!
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -18,19 +17,30 @@ use std::time::{Duration, Instant};
 
 use priopool::{Pool, Priority, Spawner};
 
-/// Every panic a test causes on purpose carries this text (or the
-/// [`Intentional`] payload), so the hook installed by
-/// [`quiet_intentional_panics`] can keep it out of the output.
-pub const MARKER: &str = "intentional test panic";
+// The bounds. Each is far above what a healthy pool needs: it only turns a
+// hang into a failure with a message, and no assertion depends on it.
 
-/// A non-string panic payload for tests that check payloads are passed on
-/// untouched.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Intentional(pub usize);
+/// One proptest case, or one round of a repeated test.
+pub const CASE_BOUND: Duration = Duration::from_secs(10);
 
-/// How long a gate job may take to start before the test gives up. Far
-/// above what a healthy pool needs; it only turns a hang into a failure.
+/// How long a pool may take to reach a state on its own (workers asleep,
+/// retired or exited) before the test fails saying what it sees. Shorter
+/// than [`STALL`], so that this message wins.
+pub const SETTLE: Duration = Duration::from_secs(15);
+
+/// How long the jobs of a [`Gate`] may take to start.
 pub const START_BOUND: Duration = Duration::from_secs(20);
+
+/// How long a [`soak_watchdog`] test may make no progress at all.
+pub const STALL: Duration = Duration::from_secs(20);
+
+/// One wait ([`Latch::wait`], [`recv`]), or one short test body.
+pub const BOUND: Duration = Duration::from_secs(30);
+
+/// One long test ([`soak_watchdog`]'s overall bound). Also how long a job
+/// may wait for the test (a cancellation, say) before it gives up: longer
+/// than [`BOUND`], so that the test's watchdog fails it first.
+pub const LONG_BOUND: Duration = Duration::from_secs(60);
 
 /// Runs `body` on its own thread and returns its result, or fails the test
 /// with a message naming `what` if `body` has not finished after `bound`.
@@ -61,29 +71,98 @@ pub fn watchdog<T: Send + 'static>(what: &str, bound: Duration, body: impl FnOnc
     }
 }
 
-/// A one-shot gate: threads wait until it is opened; once open it stays open.
-#[derive(Default)]
-pub struct Latch {
-    open: Mutex<bool>,
-    opened: Condvar,
+/// A counter the body of a [`soak_watchdog`] raises as it makes progress.
+#[derive(Clone, Default)]
+pub struct Progress(Arc<AtomicUsize>);
+
+impl Progress {
+    pub fn step(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
+/// As [`watchdog`], for a long test: fails it if the body does not finish
+/// within [`LONG_BOUND`], or if `progress` does not move for [`STALL`].
+pub fn soak_watchdog<T: Send + 'static>(what: &str, body: impl FnOnce(Progress) -> T + Send + 'static) -> T {
+    let progress = Progress::default();
+    let (done_tx, done_rx) = mpsc::channel();
+    let body_progress = progress.clone();
+    let worker = thread::Builder::new()
+        .name(format!("watched: {what}"))
+        .spawn(move || {
+            let value = body(body_progress);
+            let _ = done_tx.send(());
+            value
+        })
+        .expect("the OS refused to start a test thread");
+    let start = Instant::now();
+    let mut last = (progress.get(), Instant::now());
+    loop {
+        match done_rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let now = progress.get();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        assert!(
+            last.1.elapsed() < STALL,
+            "{what}: no progress for {STALL:?} (stuck at step {now}): hung (a lost wake-up or a stuck shutdown?)"
+        );
+        assert!(start.elapsed() < LONG_BOUND, "{what}: not finished after {LONG_BOUND:?} (at step {now}): hung");
+    }
+    match worker.join() {
+        Ok(value) => value,
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
+
+/// A one-way gate: threads wait until it is opened; once open it stays
+/// open. Clones share the gate.
+#[derive(Clone, Default)]
+pub struct Latch(Arc<(Mutex<bool>, Condvar)>);
+
 impl Latch {
-    pub fn new() -> Arc<Latch> {
-        Arc::new(Latch::default())
+    pub fn new() -> Latch {
+        Latch::default()
     }
 
     pub fn open(&self) {
-        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.opened.notify_all();
+        let (open, opened) = &*self.0;
+        *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        opened.notify_all();
     }
 
+    /// Waits until the latch is open; panics (failing the job, hence the
+    /// test) after [`BOUND`].
     pub fn wait(&self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        while !*open {
-            open = self.opened.wait(open).unwrap_or_else(|e| e.into_inner());
-        }
+        assert!(self.wait_timeout(BOUND), "latch never opened within {BOUND:?}");
     }
+
+    /// Waits until the latch is open, at most `bound`; says whether it is.
+    pub fn wait_timeout(&self, bound: Duration) -> bool {
+        let (open, opened) = &*self.0;
+        let open = open.lock().unwrap_or_else(|e| e.into_inner());
+        *opened.wait_timeout_while(open, bound, |open| !*open).unwrap_or_else(|e| e.into_inner()).0
+    }
+}
+
+/// Receives one message, failing the test with `what` after [`BOUND`].
+pub fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
+    rx.recv_timeout(BOUND).unwrap_or_else(|_| panic!("watchdog: no {what} within {BOUND:?}"))
+}
+
+/// Receives `n` messages, failing the test with how many came if the next
+/// one takes longer than [`BOUND`].
+pub fn recv_n<T>(rx: &mpsc::Receiver<T>, n: usize, what: &str) -> Vec<T> {
+    (0..n)
+        .map(|i| rx.recv_timeout(BOUND).unwrap_or_else(|_| panic!("only {i} of {n} {what} arrived within {BOUND:?}")))
+        .collect()
 }
 
 /// `n` gate jobs, each holding one worker of a pool until released.
@@ -93,7 +172,7 @@ impl Latch {
 /// anything queued afterwards waits. Dropping the gate releases it, so a
 /// failing test does not also deadlock the pool's shutdown.
 pub struct Gate {
-    latch: Arc<Latch>,
+    latch: Latch,
 }
 
 impl Gate {
@@ -107,7 +186,7 @@ impl Gate {
         let latch = Latch::new();
         let (started_tx, started_rx) = mpsc::channel();
         for _ in 0..n {
-            let latch = Arc::clone(&latch);
+            let latch = latch.clone();
             let started_tx = started_tx.clone();
             spawner
                 .spawn(Priority::HIGH, move || {
@@ -160,46 +239,36 @@ pub fn prove_alive(spawner: &Spawner, workers: usize) {
     }
 }
 
-/// Whether a panic payload is one the tests raise on purpose.
-pub fn is_intentional(payload: &(dyn Any + Send)) -> bool {
-    payload.downcast_ref::<&str>().is_some_and(|s| s.contains(MARKER))
-        || payload.downcast_ref::<String>().is_some_and(|s| s.contains(MARKER))
-        || payload.is::<Intentional>()
+/// Runs its closure when dropped. Captured by a job, it runs when the job's
+/// closure is dropped, whether the job ran, was cancelled, expired or was
+/// handed back; held by the test, it also runs when the test fails.
+pub struct OnDrop<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }
 
-/// The text of a string panic payload.
-pub fn message(payload: &(dyn Any + Send)) -> Option<&str> {
-    payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+/// An [`OnDrop`] that counts its drop in `drops`.
+pub fn drop_counter(drops: &Arc<AtomicUsize>) -> OnDrop<impl FnMut() + Send + 'static> {
+    let drops = Arc::clone(drops);
+    OnDrop(move || {
+        drops.fetch_add(1, Ordering::SeqCst);
+    })
 }
 
-/// Installs, once per test binary, a panic hook that stays silent for the
-/// panics the tests raise on purpose and hands every other panic to the
-/// previous hook. Panic hooks are global to the binary and tests run in
-/// parallel, so the hook decides from the payload alone: any test's real
-/// failure is still printed.
-pub fn quiet_intentional_panics() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if !is_intentional(info.payload()) {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// The overall bound of [`soak_watchdog`]: a long test fails after it
-/// instead of hanging CI.
-pub const SOAK_BOUND: Duration = Duration::from_secs(60);
-
-/// How long a [`soak_watchdog`] test may make no progress at all before it
-/// is declared hung.
-pub const STALL: Duration = Duration::from_secs(20);
-
-/// Panics with [`MARKER`], which [`quiet_intentional_panics`] keeps quiet.
-pub fn intentional_panic() -> ! {
-    panic::panic_any(MARKER)
+/// As [`drop_counter`], and sends `id` on `report` when dropped.
+pub fn drop_reporter(
+    id: usize,
+    drops: &Arc<AtomicUsize>,
+    report: &mpsc::Sender<usize>,
+) -> OnDrop<impl FnMut() + Send + 'static> {
+    let (drops, report) = (Arc::clone(drops), report.clone());
+    OnDrop(move || {
+        drops.fetch_add(1, Ordering::SeqCst);
+        let _ = report.send(id);
+    })
 }
 
 /// A counter that can be waited on: jobs `add` to it, the test blocks in
@@ -228,103 +297,10 @@ impl Tally {
     }
 }
 
-/// A counter the body of a [`soak_watchdog`] raises as it makes progress.
-#[derive(Clone, Default)]
-pub struct Progress(Arc<AtomicUsize>);
-
-impl Progress {
-    pub fn step(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Runs `body` on its own thread and returns its result. Fails the test
-/// with a message naming `what` if the body does not finish within
-/// [`SOAK_BOUND`], or if `progress` does not move for [`STALL`]; a panic in
-/// the body is passed on unchanged. The watchdog only bounds a hang: no
-/// assertion depends on how fast anything runs.
-pub fn soak_watchdog<T: Send + 'static>(what: &str, body: impl FnOnce(Progress) -> T + Send + 'static) -> T {
-    let progress = Progress::default();
-    let (done_tx, done_rx) = mpsc::channel();
-    let body_progress = progress.clone();
-    let worker = thread::Builder::new()
-        .name(format!("watched: {what}"))
-        .spawn(move || {
-            let value = body(body_progress);
-            let _ = done_tx.send(());
-            value
-        })
-        .expect("the OS refused to start a test thread");
-    let start = Instant::now();
-    let mut last = (progress.get(), Instant::now());
-    loop {
-        match done_rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => {}
-        }
-        let now = progress.get();
-        if now != last.0 {
-            last = (now, Instant::now());
-        }
-        assert!(
-            last.1.elapsed() < STALL,
-            "{what}: no progress for {STALL:?} (stuck at step {now}): hung (a lost wake-up or a stuck shutdown?)"
-        );
-        assert!(start.elapsed() < SOAK_BOUND, "{what}: not finished after {SOAK_BOUND:?} (at step {now}): hung");
-    }
-    match worker.join() {
-        Ok(value) => value,
-        Err(payload) => panic::resume_unwind(payload),
-    }
-}
-
-/// A thread of this process, as `/proc/self/task/<tid>` describes it.
-#[cfg(target_os = "linux")]
-#[derive(Debug)]
-pub struct Task {
-    pub tid: u32,
-    /// The thread's name (`comm`, at most 15 bytes).
-    pub name: String,
-    /// The scheduler state letter: `R` running, `S` asleep (interruptible,
-    /// e.g. blocked on a futex), `D`, `T`, `Z`, ...
-    pub state: char,
-}
-
-/// Every thread of this process; threads that end while being read are
-/// skipped.
-#[cfg(target_os = "linux")]
-pub fn tasks() -> Vec<Task> {
-    let mut tasks = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc/self/task") else {
-        return tasks;
-    };
-    for entry in entries.flatten() {
-        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // "tid (comm) S ...": comm may itself hold spaces or parentheses, so
-        // the state is the first field after the *last* ')'.
-        let Some(close) = stat.rfind(')') else { continue };
-        let Some(state) = stat[close + 1..].trim_start().chars().next() else { continue };
-        let Some(open) = stat.find('(') else { continue };
-        tasks.push(Task { tid, name: stat[open + 1..close].to_owned(), state });
-    }
-    tasks
-}
-
-/// How many threads this process has.
-#[cfg(target_os = "linux")]
-pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|entries| entries.count()).unwrap_or(0)
-}
-
-/// Closures not dropped yet: raised before every spawn attempt, lowered
-/// when the closure is dropped, whether it ran, was cancelled or was handed
-/// back. Reaching zero means every closure was dropped; dropping one twice
-/// would take it below zero, which panics.
+/// Closures not dropped yet: raised before every spawn attempt, lowered by
+/// the closure's [`Pending::guard`] when the closure is dropped, whether it
+/// ran, was cancelled or was handed back. Reaching zero means every closure
+/// was dropped; dropping one twice would take it below zero, which panics.
 #[derive(Default)]
 pub struct Pending {
     count: Mutex<usize>,
@@ -344,6 +320,12 @@ impl Pending {
         }
     }
 
+    /// Lowers the count when dropped: for the closure to capture.
+    pub fn guard(self: &Arc<Self>) -> OnDrop<impl FnMut() + Send + 'static> {
+        let pending = Arc::clone(self);
+        OnDrop(move || pending.done())
+    }
+
     pub fn wait_for_zero(&self) {
         let mut count = self.count.lock().unwrap();
         while *count != 0 {
@@ -352,11 +334,95 @@ impl Pending {
     }
 }
 
-/// Lowers `Pending` when the closure holding it is dropped.
-pub struct PendingGuard(pub Arc<Pending>);
+/// Every panic a test causes on purpose carries this text (or the
+/// [`Intentional`] payload), so the hook installed by
+/// [`quiet_intentional_panics`] can keep it out of the output.
+pub const MARKER: &str = "intentional test panic";
 
-impl Drop for PendingGuard {
-    fn drop(&mut self) {
-        self.0.done();
+/// A non-string panic payload for tests that check payloads are passed on
+/// untouched.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Intentional(pub usize);
+
+/// Panics with [`MARKER`], which [`quiet_intentional_panics`] keeps quiet.
+pub fn intentional_panic() -> ! {
+    panic::panic_any(MARKER)
+}
+
+/// Whether a panic payload is one the tests raise on purpose.
+pub fn is_intentional(payload: &(dyn Any + Send)) -> bool {
+    payload.downcast_ref::<&str>().is_some_and(|s| s.contains(MARKER))
+        || payload.downcast_ref::<String>().is_some_and(|s| s.contains(MARKER))
+        || payload.is::<Intentional>()
+}
+
+/// The text of a string panic payload.
+pub fn message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+/// Installs, once per test binary, a panic hook that stays silent for the
+/// panics the tests raise on purpose ([`is_intentional`]) and hands every
+/// other panic to the previous hook. Panic hooks are global to the binary
+/// and tests run in parallel, so the hook decides from the payload alone:
+/// any test's real failure is still printed.
+pub fn quiet_intentional_panics() {
+    quiet_panics(is_intentional);
+}
+
+/// As [`quiet_intentional_panics`], with the binary's own test of which
+/// payloads are intentional (for payload types of its own). The first call
+/// in a binary installs the hook: every test of it must pass the same test.
+pub fn quiet_panics(intentional: fn(&(dyn Any + Send)) -> bool) {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !intentional(info.payload()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// A thread of this process, as `/proc/self/task/<tid>` describes it.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub struct Task {
+    pub tid: u32,
+    /// The thread's name (`comm`, at most 15 bytes).
+    pub name: String,
+    /// The scheduler state letter: `R` running, `S` asleep (interruptible,
+    /// e.g. blocked on a futex), `D`, `T`, `Z`, ...
+    pub state: char,
+}
+
+/// Every thread of this process; threads that end while being read are
+/// skipped.
+#[cfg(target_os = "linux")]
+pub fn tasks() -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/task").expect("/proc/self/task is readable").flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "tid (comm) S ...": comm may itself hold spaces or parentheses, so
+        // the state is the first field after the *last* ')'.
+        let Some(close) = stat.rfind(')') else { continue };
+        let Some(state) = stat[close + 1..].trim_start().chars().next() else { continue };
+        let Some(open) = stat.find('(') else { continue };
+        tasks.push(Task { tid, name: stat[open + 1..close].to_owned(), state });
     }
+    tasks
+}
+
+/// The threads of this process whose name starts with `prefix`.
+#[cfg(target_os = "linux")]
+pub fn named(prefix: &str) -> Vec<Task> {
+    tasks().into_iter().filter(|t| t.name.starts_with(prefix)).collect()
+}
+
+/// How many threads this process has.
+#[cfg(target_os = "linux")]
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").expect("/proc/self/task is readable").count()
 }
