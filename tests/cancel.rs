@@ -1,6 +1,13 @@
 //! Cancellation: through a handle before and while a job runs, through a
 //! `CancelHandle` from another thread, racing the workers, and by
 //! `Pool::shutdown_now`.
+//!
+//! A job cancelled before it starts never runs, and its closure is dropped
+//! before `cancel` returns; when cancels race the workers, exactly one side
+//! wins each job. `shutdown_now` cancels and drops every queued job before
+//! it returns, while the workers are still busy, and also the jobs that
+//! running jobs spawn during it; from inside a job it does not wait for
+//! itself.
 
 mod common;
 

@@ -1,6 +1,13 @@
 //! Dynamic pools: growing with the backlog, shrinking when idle, resizing at
 //! run time. Concurrency is measured with atomics, events are ordered with
 //! barriers, latches and channels, and every wait has a watchdog.
+//!
+//! A shrink never interrupts a job, and a surplus worker takes no new one;
+//! a resize grows the pool at once, and the backlog grows it up to `max`,
+//! never past it; idle workers retire down to `min`, also 0, and shutdown
+//! leaves no thread behind; a retiring worker hands its local jobs to the
+//! others; a refused thread start is survived; under random resizes every
+//! job runs once and the priority rule holds.
 
 mod common;
 

@@ -1,5 +1,8 @@
 //! A `JobHandle` is a `Future` that works under any executor: here under
-//! `futures::executor::block_on` and under tokio's two runtimes.
+//! `futures::executor::block_on` and under tokio's two runtimes. A pending
+//! handle is woken by the worker, can be awaited again after a
+//! `tokio::time::timeout`, and resolves with the error of a cancelled or
+//! expired job.
 
 mod common;
 

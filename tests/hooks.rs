@@ -1,6 +1,12 @@
 //! Builder hooks: each runs once per thread or per job, on the right
 //! thread; a panicking hook kills no worker; spawns from hooks obey the
-//! shutdown rules.
+//! shutdown rules: a thread hook spawns as an outsider (refused once
+//! shutdown has begun), a job hook as part of its job (accepted during the
+//! drain).
+//!
+//! Known to catch either thread hook moved inside the window in which its
+//! thread counts as a worker, where a stop hook's spawn would be admitted
+//! after the drain and stranded.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,6 +2,10 @@
 //! blocked in the kernel, not spinning, and a dynamic pool's extra workers
 //! have really exited. Read from `/proc/self/task`, so Linux only; the file
 //! compiles to nothing elsewhere.
+//!
+//! Known to catch workers that yield instead of parking (the fixed pool's
+//! test fails listing every worker in state `R`) and a disabled keep-alive
+//! (the dynamic pool's fails listing four workers still parked).
 #![cfg(target_os = "linux")]
 
 mod common;

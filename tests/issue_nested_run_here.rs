@@ -10,6 +10,9 @@
 //! `Registry::shutdown` believes it is called from outside the pool and
 //! waits for A's drain, which includes the calling job: with two workers it
 //! joins the other worker, which waits for the drain forever.
+//!
+//! Fixed: a worker loop restores the thread's previous `CURRENT` on exit
+//! instead of clearing it.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};

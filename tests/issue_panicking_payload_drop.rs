@@ -17,6 +17,11 @@
 //!   `Spawner::spawn` after the job was queued and a worker slot reserved:
 //!   the caller sees a panic for an accepted job, the slot is never given
 //!   back, and a pool with `max_workers(1)` never starts a worker again.
+//!
+//! Fixed: every such drop, the log macro's and the deadline timer's too,
+//! goes through `job::drop_payload`, which drops under `catch_unwind` and
+//! leaks the payload of a panicking destructor: one leaked box, against a
+//! destructor that could panic without end.
 
 mod common;
 

@@ -1,15 +1,18 @@
 //! Regression: `Pool::shutdown_timeout` is documented as "one overall bound
-//! for the whole call", but once the pool has drained it joins the worker
+//! for the whole call", but once the pool had drained it joined the worker
 //! threads without a bound, and those threads still run `on_thread_stop`.
 //!
 //! Interleaving: the pool is idle, so `shutdown_timeout(d)` closes intake,
-//! finds the pool drained at once (`Abort::wait_drained`), and calls
-//! `Registry::shutdown`, whose `WorkerSet::join_all` joins each worker.
-//! Each worker, on its way out, runs the user's `on_thread_stop` hook. A
-//! hook that takes longer than `d` (here: one that waits for something the
-//! caller does after `shutdown_timeout` returns) holds the call past its
-//! bound, for as long as the hook runs. The same unbounded join follows a
-//! timed-out call that finds nothing running (`still_running == 0`).
+//! finds the pool drained at once (`Abort::wait_drained`), and joined each
+//! worker. Each worker, on its way out, runs the user's `on_thread_stop`
+//! hook. A hook that takes longer than `d` (here: one that waits for
+//! something the caller does after `shutdown_timeout` returns) held the
+//! call past its bound, for as long as the hook ran. The same unbounded
+//! join followed a timed-out call that found nothing running
+//! (`still_running == 0`).
+//!
+//! Fixed: in both cases the call joins the workers that finish by its
+//! deadline and detaches the rest (`WorkerSet::join_until`).
 
 mod common;
 

@@ -10,6 +10,9 @@
 //! in `live`. The slot is never given back, so a pool with
 //! `max_workers(1)` believes it has its worker and never starts one: the
 //! accepted job never runs and shutdown waits for it forever.
+//!
+//! Fixed: such a name falls back to the default name, as a panicking name
+//! function does.
 
 mod common;
 

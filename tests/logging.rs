@@ -1,6 +1,6 @@
 //! The `log` events (feature `log`): worker start and exit at debug, job
 //! panics at warn with level and message, shutdown begun and done at info.
-//! Run with `cargo test --features log`.
+//! Run with `cargo test -p priopool-tests --features log`.
 
 mod common;
 

@@ -1,5 +1,10 @@
 //! `Pool::metrics`: the bounds every snapshot keeps while jobs race the
 //! reader, exact counts at rest, worker states, steals and queue waits.
+//!
+//! Known to catch reading `submitted` first, as a direct counter would be
+//! (2 runs in 3); a cancelled or expired job counted as started and
+//! completed (four tests); and `cancelled + expired` left out of the
+//! derived `submitted`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;

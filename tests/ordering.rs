@@ -1,13 +1,29 @@
 //! The priority rule, seen from outside the pool.
 //!
 //! * One worker: jobs queued while the worker is held by a gate job run in
-//!   priority order, and in submission order within a level (one producer).
-//! * W workers: with every worker held by a gate job, a batch is queued and
-//!   the gates released. A job of level `l` may start only when at most
-//!   `W - 1` jobs of more urgent levels have not yet started: those are jobs
-//!   other workers have already taken off the queues but not begun (each
-//!   worker holds at most one such job). Any more would mean a worker took a
-//!   less urgent job while a more urgent one was still queued.
+//!   priority order, and in submission order within a level (one producer),
+//!   whether queued from outside or by a job on that worker (into its local
+//!   deques). A batch of low jobs the worker has already taken into its
+//!   deque does not delay a high job that arrives after it.
+//! * W workers (1 to 4; 2 levels, and 4): with every worker held by a gate
+//!   job, a batch is queued and the gates released. A job of level `l` may
+//!   start only when at most `W - 1` jobs of more urgent levels have not yet
+//!   started. Any more would mean a worker took a less urgent job while a
+//!   more urgent one was still queued.
+//!
+//! Why `W - 1`: a worker takes a level-`l` job only after reading a zero
+//! queued count at every more urgent level. Once the gates have let the
+//! whole batch be queued, those counts only fall, so by then every more
+//! urgent job had been taken off the queues. A job taken but not yet
+//! started is held by its worker between the pick and the job's first
+//! instruction; a worker holds at most one, and the worker starting the
+//! level-`l` job holds none: at most `W - 1` are pending.
+//!
+//! Known to catch a pick that scans the levels least urgent first (every
+//! test), one that pops a local deque before scanning the levels (the
+//! stolen-batch test), and LIFO local deques (the local-jobs test). A pick
+//! that falls through past a counted job still in flight is too narrow a
+//! window to hit from outside; a unit test in `src/priority.rs` covers it.
 //!
 //! Every case runs under a watchdog, so a lost wake-up fails the test with a
 //! message instead of hanging it.

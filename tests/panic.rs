@@ -1,10 +1,16 @@
 //! Panic isolation: a panicking job never takes a worker down, every panic
-//! is counted, spawned jobs' payloads reach the panic handler and submitted
-//! jobs' payloads reach their handles, and a panicking handler is harmless.
+//! is counted, spawned jobs' payloads reach the panic handler (each once)
+//! and submitted jobs' payloads reach their handles. A panicking handler,
+//! the default handler, non-string payloads (passed on untouched) and a
+//! panicking destructor in a job's captures are survived too.
 //!
 //! "Every worker is still alive" is proved, not assumed: `prove_alive` runs
 //! W jobs that all wait on one barrier with the test thread, which only
 //! works if W live workers take them at the same time.
+//!
+//! Known to catch jobs run without `catch_unwind` (every test), a panic
+//! handler run unguarded (the panicking-handler test), and submitted panics
+//! counted twice (the tests that check `panic_count`).
 
 mod common;
 

@@ -1,9 +1,18 @@
 //! Shutdown and refusals: the drain runs every accepted job (including jobs
 //! spawned during the drain), dropping the pool does the same, shutting
 //! down from inside one of the pool's own jobs neither deadlocks nor loses
-//! the jobs still queued, and refused jobs (after shutdown, or at a level
-//! the pool does not have) come back to the caller. Also the builder's
-//! errors and what `Priority::LOW` resolves to.
+//! the jobs still queued (nor one it spawns afterwards), and refused jobs
+//! (after shutdown, or at a level the pool does not have) come back to the
+//! caller. Also the builder's errors (no or too many workers or levels, an
+//! OS that refuses a thread) and what `Priority::LOW` resolves to.
+//!
+//! Known to catch refusing spawns from inside jobs after the close (the
+//! drain and shutdown-from-inside tests), accepting spawns from outside
+//! after it (the drain and spawn-after-shutdown tests), joining the workers
+//! even from inside a job (both shutdown-from-inside tests, through their
+//! watchdog), a refused job dropped and reported as accepted (the refusal
+//! and drain tests), and a pick that scans the levels least urgent first
+//! (`low_is_the_last_level`).
 
 mod common;
 

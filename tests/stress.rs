@@ -6,6 +6,10 @@
 //! `PRIOPOOL_STRESS_SCALE` to a divisor (e.g. `10`) for a quicker run.
 //! Every test runs under a watchdog (tests/common) that fails it with a
 //! message instead of hanging.
+//!
+//! Known to catch a push that wakes no sleeper: all three tests fail
+//! through their watchdogs, the idle round trips only in the phase where
+//! every worker is asleep, which is why that phase exists.
 
 mod common;
 

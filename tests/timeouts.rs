@@ -1,5 +1,11 @@
 //! Join timeouts, per-job deadlines and `shutdown_timeout`.
 //!
+//! `join_timeout(0)` on a running job returns at once, and the handle it
+//! hands back still joins. A job whose deadline passes while every worker
+//! is busy expires then, its closure dropped by the timer (not at
+//! shutdown); a deadline already past never runs. `shutdown_timeout` with
+//! every worker stuck returns and reports the timeout.
+//!
 //! No assertion here depends on how long anything takes: a worker is held
 //! on a latch that the test opens, so "returned at once" and "expired while
 //! the worker was busy" are structural, and every wait has a watchdog.

@@ -4,6 +4,29 @@
 //! on, a panic hook that keeps intentional panics out of the test output,
 //! and readers of the process's threads in `/proc` (Linux).
 //!
+//! # How the tests order events without sleeping
+//!
+//! No assertion depends on how fast anything runs, and no sleep orders two
+//! events:
+//!
+//! * [`Gate`] jobs hold every worker while a batch is queued, so the batch
+//!   is complete before the pool picks any of it and only the pick rule
+//!   decides the order.
+//! * [`prove_alive`] makes counters exact when read after it (a submitted
+//!   job's handle completes before its worker counts the job's panic).
+//! * The shutdown probe (`shutdown.rs`, `no_job_lost.rs`, `hooks.rs`): a
+//!   thread spawns no-op jobs from outside until one is refused, the
+//!   observable moment intake closed; jobs or hooks that must spawn during
+//!   the drain wait for it on a [`Latch`] or a channel.
+//! * Drops are seen through [`OnDrop`] guards and channels.
+//! * Every wait is bounded, by a [`watchdog`] around it or around the test
+//!   body ([`CASE_BOUND`] per proptest case), a [`soak_watchdog`] around a
+//!   long test, or a bound of its own ([`Latch::wait`], [`recv`]). The
+//!   proptests bound `max_shrink_time` too, since shrinking a hanging case
+//!   costs one bound per step.
+//! * Polling is only for states the pool reaches on its own (intake
+//!   closed, workers asleep, retired or exited).
+//!
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
