@@ -12,7 +12,7 @@
 //! `limits::loom_models` holds two more models, of retirement racing the
 //! sleep protocol with the calls composed by hand.
 //!
-//! `docs/design.md` ("Reliability") lists which invariant each model proves.
+//! `docs/design.md` ("Invariants") lists which invariant each model checks.
 
 use std::sync::Once;
 

@@ -23,7 +23,7 @@
 //! test), one that pops a local deque before scanning the levels (the
 //! stolen-batch test), and LIFO local deques (the local-jobs test). A pick
 //! that falls through past a counted job still in flight is too narrow a
-//! window to hit from outside; a unit test in `src/priority.rs` covers it.
+//! window to hit from outside; a unit test in `src/queue/levels.rs` covers it.
 //!
 //! Every case runs under a watchdog, so a lost wake-up fails the test with a
 //! message instead of hanging it.

@@ -44,8 +44,9 @@
 //!
 //! One deadline, `now + d`, bounds the whole call: close intake, wait on the
 //! drained latch (signalled by the drain's last `finish`) until the deadline;
-//! if the pool drained, join the workers and report
-//! [`ShutdownReport::Drained`]. Otherwise do steps 1 to 3 of `shutdown_now`
+//! if the pool drained, join the workers that exit by the deadline
+//! (`WorkerSet::join_until`: their `on_thread_stop` hooks may be slow),
+//! detach the rest, and report [`ShutdownReport::Drained`]. Otherwise do steps 1 to 3 of `shutdown_now`
 //! and return [`ShutdownReport::TimedOut`] without waiting for the jobs
 //! still running: their workers finish them, find the pool drained and exit,
 //! detached. The only unbounded part is the sweep itself, which runs the
