@@ -3,7 +3,8 @@
 #![warn(missing_docs)]
 
 // The layers, for whoever works on the crate. Each module imports only from
-// its own layer or a lower one; only runtime/ may hold an import cycle.
+// its own layer or a lower one. The only import cycles are the registry's
+// knot inside runtime/ and Pool <-> Builder in api/ (each API names the other).
 //
 //   L4 api/       Pool, Spawner, Builder, JobBuilder, the handles: check input, call the runtime
 //   L3 runtime/   the only threads: registry (a job's way in, resizing, shutdown), worker loop,
@@ -14,9 +15,12 @@
 //                 (queue/levels.rs), generic over the job type and free of threads
 //      job/       the job, its cancellable cell and state machine, JobContext
 //      error.rs, config.rs, hooks.rs
-//   L0 sync.rs    std or loom primitives: the one seam the loom models (loom_tests.rs) swap
+//   L0 sync.rs    std or loom primitives
 //
-// docs/design.md summarises the design and points to the module that proves each part.
+// Under `--cfg loom`, sync.rs and queue/deque.rs swap in loom's primitives and
+// a stand-in queue, and the models (loom_tests.rs, limits::loom_models) run
+// the real protocol code. docs/design.md summarises the design and points to
+// the module that proves each part.
 
 mod api;
 mod config;

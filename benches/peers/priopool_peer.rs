@@ -1,7 +1,7 @@
 //! priopool itself, through its public API.
 //!
 //! Design (see the crate docs): one crossbeam injector per priority level
-//! plus a work-stealing deque per worker. A spawn from outside goes to the
+//! plus a work-stealing deque per worker and level. A spawn from outside goes to the
 //! injector of its level; a spawn from inside a job goes to that worker's
 //! local deque. Workers look at the more urgent injectors first.
 //!

@@ -100,7 +100,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
-use super::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
+use super::snapshot::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
 use crate::job::Stamp;
 use crate::job::state::Unrun;
 use crate::queue::levels::Levels;

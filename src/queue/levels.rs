@@ -197,7 +197,7 @@ impl<T> Levels<T> {
 }
 
 /// A raw queued count read as a signed number, negative values as zero
-/// (see `Levels::queued`).
+/// (see the `queued` field of [`Levels`]).
 fn positive(raw: usize) -> usize {
     usize::try_from(raw as isize).unwrap_or(0)
 }
