@@ -159,7 +159,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     row("low job run time", &prio.low_run);
 
-    let floor = prio.low_run.mean() / 2.0;
+    // With every worker inside a low job, started at independent moments, a
+    // high job waits for the first of them to finish: on average L / (W + 1)
+    // for low jobs of length L on W workers.
+    let expected = prio.low_run.mean() / (workers as f64 + 1.0);
     let p50 = prio.high_wait.value_at_quantile(0.5);
     println!(
         "\nthroughput: {:.0} jobs/s with priorities, {:.0} jobs/s without",
@@ -167,8 +170,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (LOW_JOBS + fifo.high_wait.len() as usize) as f64 / fifo.elapsed.as_secs_f64()
     );
     println!(
-        "a high job started after {} (median) instead of {} without priorities; \
-         the floor is the rest of a running low job, about {floor:.0} µs (half the measured mean run time)",
+        "a high job started after {} (median) instead of {} without priorities; a running job is never \
+         interrupted, so it waits for the first of the {workers} busy workers to finish its low job: \
+         about {expected:.0} µs on average (the mean low run time / (workers + 1))",
         human(p50),
         human(fifo.high_wait.value_at_quantile(0.5))
     );
