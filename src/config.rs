@@ -58,3 +58,16 @@ pub(crate) fn print_panic(payload: Box<dyn Any + Send>) {
     let name = thread.name().unwrap_or("<unnamed>");
     eprintln!("priopool: a job panicked on thread '{name}': {}", panic_message(payload.as_ref()));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_validated() {
+        assert!(validate_limits(0, 1).is_ok());
+        assert!(matches!(validate_limits(0, 0), Err(LimitsError::NoWorkers)));
+        assert!(matches!(validate_limits(3, 2), Err(LimitsError::MinAboveMax { min: 3, max: 2 })));
+        assert!(matches!(validate_limits(1, MAX_WORKERS + 1), Err(LimitsError::TooManyWorkers { .. })));
+    }
+}

@@ -17,7 +17,6 @@ pub struct BuildError {
     kind: BuildErrorKind,
 }
 
-#[derive(Debug)]
 pub(crate) enum BuildErrorKind {
     Limits(LimitsError),
     FixedAndDynamic,
@@ -25,6 +24,25 @@ pub(crate) enum BuildErrorKind {
     NoLevels,
     TooManyLevels { asked: usize, max: usize },
     ThreadSpawn { index: usize, source: io::Error },
+}
+
+// `Limits` prints as its cause alone (`BuildError { kind: NoWorkers }`), so
+// that the shared `LimitsError` changed no `{:?}` output.
+impl fmt::Debug for BuildErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildErrorKind::Limits(cause) => fmt::Debug::fmt(cause, f),
+            BuildErrorKind::FixedAndDynamic => f.write_str("FixedAndDynamic"),
+            BuildErrorKind::ZeroKeepAlive => f.write_str("ZeroKeepAlive"),
+            BuildErrorKind::NoLevels => f.write_str("NoLevels"),
+            BuildErrorKind::TooManyLevels { asked, max } => {
+                f.debug_struct("TooManyLevels").field("asked", asked).field("max", max).finish()
+            }
+            BuildErrorKind::ThreadSpawn { index, source } => {
+                f.debug_struct("ThreadSpawn").field("index", index).field("source", source).finish()
+            }
+        }
+    }
 }
 
 impl BuildError {
@@ -103,10 +121,21 @@ pub struct ResizeError {
     kind: ResizeErrorKind,
 }
 
-#[derive(Debug)]
 pub(crate) enum ResizeErrorKind {
     Limits(LimitsError),
     ThreadSpawn { running: usize, source: io::Error },
+}
+
+// As `BuildErrorKind`: `Limits` prints as its cause alone.
+impl fmt::Debug for ResizeErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResizeErrorKind::Limits(cause) => fmt::Debug::fmt(cause, f),
+            ResizeErrorKind::ThreadSpawn { running, source } => {
+                f.debug_struct("ThreadSpawn").field("running", running).field("source", source).finish()
+            }
+        }
+    }
 }
 
 impl ResizeError {
@@ -323,3 +352,16 @@ impl fmt::Display for JobError {
 }
 
 impl Error for JobError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limits_error_prints_as_its_cause() {
+        let build = BuildError::new(BuildErrorKind::Limits(LimitsError::NoWorkers));
+        assert_eq!(format!("{build:?}"), "BuildError { kind: NoWorkers }");
+        let resize = ResizeError::new(ResizeErrorKind::Limits(LimitsError::MinAboveMax { min: 3, max: 2 }));
+        assert_eq!(format!("{resize:?}"), "ResizeError { kind: MinAboveMax { min: 3, max: 2 } }");
+    }
+}

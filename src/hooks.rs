@@ -132,18 +132,15 @@ impl fmt::Debug for Monitoring {
 }
 
 /// Runs the call `call` of the hook named `hook`, catching a panic: the
-/// panic is logged (feature `log`) and its payload dropped with
-/// `job::drop_payload`, in case the payload's destructor panics too.
-/// Returns whether it panicked, for the caller to count.
-#[must_use = "a hook's panic is counted in the metrics"]
-pub(crate) fn guarded(hook: &str, call: impl FnOnce()) -> bool {
-    match panic::catch_unwind(AssertUnwindSafe(call)) {
-        Ok(()) => false,
-        Err(payload) => {
-            report_hook_panic(hook, payload.as_ref());
-            crate::job::drop_payload(payload);
-            true
-        }
+/// panic is counted with `count` (first, so that the log event and the
+/// payload's destructor already see it counted), logged (feature `log`), and
+/// its payload dropped with `job::drop_payload`, in case the payload's
+/// destructor panics too.
+pub(crate) fn guarded(hook: &str, count: impl FnOnce(), call: impl FnOnce()) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(call)) {
+        count();
+        report_hook_panic(hook, payload.as_ref());
+        crate::job::drop_payload(payload);
     }
 }
 

@@ -164,9 +164,7 @@ impl WorkerProbe {
 impl WorkerProbe {
     /// Runs a call of the user's hook `hook`, catching and counting a panic.
     fn guarded(&self, registry: &Registry, hook: &str, call: impl FnOnce()) {
-        if hooks::guarded(hook, call) {
-            registry.metrics.hook_panicked();
-        }
+        hooks::guarded(hook, || registry.metrics.hook_panicked(), call);
     }
 }
 
