@@ -76,7 +76,6 @@ macro_rules! lock_helpers {
         }
 
         /// Waits on `condvar`, ignoring poisoning.
-        #[allow(dead_code)] // the model's Parker waits; plain callers use `wait_for`
         pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
             condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
         }

@@ -70,7 +70,7 @@ impl WorkerProbe {
             sync::plain::thread::current().name().unwrap_or("<unnamed>")
         );
         if let Some(hook) = &registry.config.monitoring.on_thread_start {
-            self.guarded(registry, "on_thread_start", || hook(self.index));
+            self.guarded("on_thread_start", || hook(self.index));
         }
     }
 
@@ -78,7 +78,7 @@ impl WorkerProbe {
     /// after the thread stopped being a worker for spawns.
     pub(crate) fn thread_stopping(&self, registry: &Registry) {
         if let Some(hook) = &registry.config.monitoring.on_thread_stop {
-            self.guarded(registry, "on_thread_stop", || hook(self.index));
+            self.guarded("on_thread_stop", || hook(self.index));
         }
         log_event!(debug, "worker {} exited", self.index);
     }
@@ -115,7 +115,7 @@ impl WorkerProbe {
         let info = JobInfo { level, worker: self.index, queue_wait };
         let monitoring = &registry.config.monitoring;
         if let Some(hook) = &monitoring.before_job {
-            self.guarded(registry, "before_job", || hook(info));
+            self.guarded("before_job", || hook(info));
         }
         Detail { info, began: monitoring.after_job.as_ref().map(|_| Instant::now()) }
     }
@@ -156,15 +156,15 @@ impl WorkerProbe {
         let run_time = detail.began.map(|began| began.elapsed()).unwrap_or_default();
         if let Some(hook) = &registry.config.monitoring.after_job {
             let outcome = if panicked { JobOutcome::Panicked } else { JobOutcome::Completed };
-            self.guarded(registry, "after_job", || hook(detail.info, outcome, run_time));
+            self.guarded("after_job", || hook(detail.info, outcome, run_time));
         }
     }
 }
 
 impl WorkerProbe {
     /// Runs a call of the user's hook `hook`, catching and counting a panic.
-    fn guarded(&self, registry: &Registry, hook: &str, call: impl FnOnce()) {
-        hooks::guarded(hook, || registry.metrics.hook_panicked(), call);
+    fn guarded(&self, hook: &str, call: impl FnOnce()) {
+        hooks::guarded(hook, || self.registry.metrics.hook_panicked(), call);
     }
 }
 
