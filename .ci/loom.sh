@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Model-checks the pool's protocols with loom: the models in
-# src/loom_tests.rs and limits::loom_models (src/limits.rs), run against
+# src/loom_tests.rs, limits::loom_models (src/limits.rs) and
+# queue::levels::loom_models (src/queue/levels.rs), run against
 # the real sleep/wake, shutdown, pick-rule and dynamic-pool code built with
 # `--cfg loom` (see src/sync.rs and src/queue/deque.rs).
 #
@@ -8,7 +9,7 @@
 #   bash .ci/loom.sh model_2 --nocapture    # the models named *model_2*,
 #                                           # with their interleaving counts
 #
-# Arguments go to the test harness (default: the two filters below).
+# Arguments go to the test harness (default: the three filters below).
 #
 # LOOM_MAX_PREEMPTIONS bounds how many times loom may preempt a thread in one
 # interleaving (default 4 here). Some models cap it lower themselves: those
@@ -26,6 +27,6 @@ cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg loom"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-4}"
 if [ "$#" -eq 0 ]; then
-    set -- loom_tests:: limits::loom_models::
+    set -- loom_tests:: limits::loom_models:: queue::levels::loom_models::
 fi
 exec cargo test --release -p priopool --lib --target-dir "${LOOM_TARGET_DIR:-target/loom}" -- "$@"

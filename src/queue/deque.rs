@@ -16,8 +16,8 @@
 //!   the owner's pop answers [`Steal::Retry`] (the stand-in reads a version
 //!   number, then claims only if it is unchanged, as crossbeam claims with a
 //!   compare-and-swap), which is "try again", not "empty";
-//! * `steal_batch_and_pop` takes its batch out of the source and pushes it
-//!   into the destination in two separate steps, so the rest of the batch is
+//! * `steal_batch` and `steal_batch_and_pop` take their batch out of the
+//!   source and push it into the destination in two separate steps, so the rest of the batch is
 //!   briefly *in flight*, visible in neither queue. The per-level queued
 //!   count exists to cover exactly this window.
 //!
@@ -81,11 +81,12 @@ mod model {
         }
 
         /// Takes the front job of this queue plus half of the rest (rounded
-        /// up), then, after releasing this queue, pushes that batch into
-        /// `dest`: until then the batch is in flight, in neither queue. A
-        /// steal that loses the race for the front job (see `version`)
-        /// gives `Retry`.
-        fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
+        /// up), then, after releasing this queue, pushes into `dest` that
+        /// batch, without the front job if `pop` (which is returned) or with
+        /// it at the batch's head. Until then the batch is in flight, in
+        /// neither queue. A steal that loses the race for the front job (see
+        /// `version`) gives `Retry`.
+        fn steal_batch(&self, dest: &Worker<T>, pop: bool) -> Steal<Option<T>> {
             use std::sync::atomic::Ordering::Relaxed;
             let seen = {
                 let jobs = lock(&self.jobs);
@@ -104,8 +105,16 @@ mod model {
                 };
                 self.version.fetch_add(1, Ordering::Relaxed);
                 let take = jobs.len().div_ceil(2);
-                dest.queue.incoming.fetch_add(take, Relaxed);
-                (job, jobs.drain(..take).collect::<Vec<T>>())
+                let mut batch = Vec::with_capacity(take + 1);
+                let job = if pop {
+                    Some(job)
+                } else {
+                    batch.push(job);
+                    None
+                };
+                batch.extend(jobs.drain(..take));
+                dest.queue.incoming.fetch_add(batch.len(), Relaxed);
+                (job, batch)
             };
             if !batch.is_empty() {
                 let mut jobs = lock(&dest.queue.jobs);
@@ -113,6 +122,22 @@ mod model {
                 jobs.extend(batch);
             }
             Steal::Success(job)
+        }
+
+        fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
+            match self.steal_batch(dest, true) {
+                Steal::Success(job) => Steal::Success(job.expect("a popping steal returns its job")),
+                Steal::Empty => Steal::Empty,
+                Steal::Retry => Steal::Retry,
+            }
+        }
+
+        fn steal_batch_only(&self, dest: &Worker<T>) -> Steal<()> {
+            match self.steal_batch(dest, false) {
+                Steal::Success(_) => Steal::Success(()),
+                Steal::Empty => Steal::Empty,
+                Steal::Retry => Steal::Retry,
+            }
         }
 
         /// The owner's pop: never `Retry`, but it moves `version`, so a
@@ -147,9 +172,15 @@ mod model {
         }
 
         /// Takes the front job and about half of the rest; see
-        /// `Queue::steal_batch_and_pop`.
+        /// `Queue::steal_batch`.
         pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
             self.queue.steal_batch_and_pop(dest)
+        }
+
+        /// Moves the front job and about half of the rest into `dest`; see
+        /// `Queue::steal_batch`.
+        pub(crate) fn steal_batch(&self, dest: &Worker<T>) -> Steal<()> {
+            self.queue.steal_batch_only(dest)
         }
 
         #[allow(dead_code)] // crossbeam's API; the models inspect queues with it
@@ -185,9 +216,15 @@ mod model {
 
     impl<T> Stealer<T> {
         /// Takes the front job and about half of the rest; see
-        /// `Queue::steal_batch_and_pop`.
+        /// `Queue::steal_batch`.
         pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
             self.queue.steal_batch_and_pop(dest)
+        }
+
+        /// Moves the front job and about half of the rest into `dest`; see
+        /// `Queue::steal_batch`.
+        pub(crate) fn steal_batch(&self, dest: &Worker<T>) -> Steal<()> {
+            self.queue.steal_batch_only(dest)
         }
 
         /// Test oracle: the queue is empty and no batch is on its way in.

@@ -8,12 +8,27 @@
 //! walks the levels from 0 upwards and, within a level, tries in turn
 //!
 //! 1. its own local deque for that level,
-//! 2. that level's [`Injector`] (`steal_batch_and_pop`, which moves a batch
-//!    into the local deque and pops one job of it),
+//! 2. that level's [`Injector`] (a batch moved into the local deque),
 //! 3. the other workers' [`Stealer`]s for that level
 //!
 //! (the loop crossbeam-deque's crate docs teach, once per level). It moves
 //! on to a less urgent level only when the level's *queued count* is zero.
+//!
+//! The scan of the more urgent levels' counts and the take from a less
+//! urgent level are two steps, and jobs may be pushed between them: were the
+//! take to pop whatever a less urgent level holds by then, a job pushed
+//! after a more urgent one could start while that one waits (one pusher, a
+//! preempted worker, and another worker emptying the level meanwhile are
+//! enough). So below level 0 a take from a shared source first moves its
+//! batch into the local deque, *then* re-reads the more urgent counts, and
+//! pops only if they are all zero; otherwise the pick starts again from
+//! level 0 and the batch waits, counted and stealable, at the front of the
+//! local deque. Whatever the take pops was pushed before the steal, so
+//! every more urgent job counted in before it was pushed is counted in
+//! before the re-read (the steal synchronises with the push), and a zero
+//! means that job was already taken. A job already in the local deque needs
+//! no re-read: it was moved there by an earlier pick, after its push. Level
+//! 0 pops in one step (`steal_batch_and_pop`): nothing is more urgent.
 //! The count is raised right *after* a job is pushed ([`Levels::count_in`]
 //! says why after) and lowered right after a worker pops it, so it also
 //! covers jobs that are briefly invisible to stealers: a batch in flight
@@ -50,6 +65,17 @@ pub(crate) enum Pick<T> {
     Contended,
     /// Every level's queued count was zero.
     Empty,
+}
+
+/// What a take from one level's sources found.
+enum Take<T> {
+    /// A job, not yet counted out.
+    Job(T, Source),
+    /// A batch was moved into the local deque, but a more urgent job was
+    /// counted in meanwhile.
+    Passed,
+    /// No source gave a job.
+    Nothing,
 }
 
 /// The shared, per-level half of the queues: one injector and one queued
@@ -147,41 +173,59 @@ impl<T> Levels<T> {
     /// caller's own included (stealing from oneself finds nothing and is
     /// harmless); the scan of peers starts at `start` to spread contention.
     pub(crate) fn pick<P: AsRef<[Stealer<T>]>>(&self, local: &[Worker<T>], peers: &[P], start: usize) -> Pick<T> {
-        for (level, queued) in self.queued.iter().enumerate() {
-            if positive(queued.load(Ordering::Acquire)) == 0 {
-                continue;
-            }
-            return match self.take(level, &local[level], peers, start) {
-                Some((job, source)) => {
-                    queued.fetch_sub(1, Ordering::Release);
-                    Pick::Found(level, job, source)
+        'scan: loop {
+            for (level, queued) in self.queued.iter().enumerate() {
+                if positive(queued.load(Ordering::Acquire)) == 0 {
+                    continue;
                 }
-                // The level has a job (queued count > 0) that no source gave
-                // us: never fall through to a less urgent level past it.
-                None => Pick::Contended,
-            };
+                return match self.take(level, &local[level], peers, start) {
+                    Take::Job(job, source) => {
+                        queued.fetch_sub(1, Ordering::Release);
+                        Pick::Found(level, job, source)
+                    }
+                    // A more urgent job was counted in meanwhile: take that
+                    // one first (the batch waits in the local deque).
+                    Take::Passed => continue 'scan,
+                    // The level has a job (queued count > 0) that no source
+                    // gave us: never fall through to a less urgent level
+                    // past it.
+                    Take::Nothing => Pick::Contended,
+                };
+            }
+            return Pick::Empty;
         }
-        Pick::Empty
     }
 
     /// Tries the sources of one level in order: local deque, injector, peers.
-    fn take<P: AsRef<[Stealer<T>]>>(
-        &self,
-        level: usize,
-        local: &Worker<T>,
-        peers: &[P],
-        start: usize,
-    ) -> Option<(T, Source)> {
+    fn take<P: AsRef<[Stealer<T>]>>(&self, level: usize, local: &Worker<T>, peers: &[P], start: usize) -> Take<T> {
         if let Some(job) = local.pop() {
-            return Some((job, Source::Local));
-        }
-        if let Some(job) = first_success(|| self.injectors[level].steal_batch_and_pop(local)) {
-            return Some((job, Source::Injector));
+            return Take::Job(job, Source::Local);
         }
         let n = peers.len();
-        (0..n)
-            .find_map(|i| first_success(|| peers[(start + i) % n].as_ref()[level].steal_batch_and_pop(local)))
-            .map(|job| (job, Source::Peer))
+        let peer = |i: usize| &peers[(start + i) % n].as_ref()[level];
+        if level == 0 {
+            // Nothing is more urgent: pop in the same step as the steal.
+            if let Some(job) = first_success(|| self.injectors[level].steal_batch_and_pop(local)) {
+                return Take::Job(job, Source::Injector);
+            }
+            return (0..n)
+                .find_map(|i| first_success(|| peer(i).steal_batch_and_pop(local)))
+                .map_or(Take::Nothing, |job| Take::Job(job, Source::Peer));
+        }
+        let source = if first_success(|| self.injectors[level].steal_batch(local)).is_some() {
+            Source::Injector
+        } else if (0..n).any(|i| first_success(|| peer(i).steal_batch(local)).is_some()) {
+            Source::Peer
+        } else {
+            return Take::Nothing;
+        };
+        // The re-read (see the module docs): `Acquire` loads, after a steal
+        // that acquired the pushes of the batch's jobs.
+        if self.queued[..level].iter().any(|q| positive(q.load(Ordering::Acquire)) > 0) {
+            return Take::Passed;
+        }
+        // `None`: peers stole the whole batch back meanwhile.
+        local.pop().map_or(Take::Nothing, |job| Take::Job(job, source))
     }
 
     /// Moves every job left in `local` (one deque per level) to the
@@ -296,5 +340,65 @@ mod tests {
         assert!(victim[0].is_empty());
         assert!(matches!(pick(&levels, &thief), Pick::Found(0, 2, Source::Injector)));
         assert_eq!(levels.backlog(), 0);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::sync::{Arc, AtomicBool, thread};
+
+    /// One pusher queues a HIGH job and then a LOW one while two workers
+    /// pick, one of them possibly preempted between its scan of the counts
+    /// and its take, with an earlier LOW job the other can take meanwhile.
+    /// A worker whose pick returns the later LOW job must find the HIGH job
+    /// already taken: it was counted in before the LOW job was pushed.
+    /// (Popping in the same step as the steal, as level 0 does, fails here
+    /// with one preemption.)
+    #[test]
+    fn a_pick_never_passes_a_job_pushed_before_the_one_it_takes() {
+        const EARLY_LOW: u32 = 1;
+        const HIGH: u32 = 2;
+        const LATE_LOW: u32 = 3;
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(2).min(2));
+        builder.check(|| {
+            let levels = Arc::new(Levels::new(2));
+            levels.inject(1, EARLY_LOW);
+            levels.count_in(1);
+            let pushed = Arc::new(AtomicBool::new(false));
+            let locals: Vec<Vec<Worker<u32>>> = (0..2).map(|_| (0..2).map(|_| Worker::new_fifo()).collect()).collect();
+            let peers: Arc<Vec<Vec<Stealer<u32>>>> =
+                Arc::new(locals.iter().map(|deques| deques.iter().map(Worker::stealer).collect()).collect());
+            let workers: Vec<_> = locals
+                .into_iter()
+                .enumerate()
+                .map(|(index, local)| {
+                    let (levels, peers, pushed) = (Arc::clone(&levels), Arc::clone(&peers), Arc::clone(&pushed));
+                    thread::spawn(move || {
+                        loop {
+                            match levels.pick(&local, &peers, index) {
+                                Pick::Found(_, job, _) => {
+                                    if job == LATE_LOW {
+                                        assert!(levels.injector_is_empty(0), "the late LOW job passed the HIGH one");
+                                    }
+                                    return;
+                                }
+                                Pick::Empty if pushed.load(Ordering::Acquire) => return,
+                                Pick::Empty | Pick::Contended => thread::yield_now(),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            levels.inject(0, HIGH);
+            levels.count_in(0);
+            levels.inject(1, LATE_LOW);
+            levels.count_in(1);
+            pushed.store(true, Ordering::Release);
+            for worker in workers {
+                worker.join().unwrap();
+            }
+        });
     }
 }
