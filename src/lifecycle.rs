@@ -1,5 +1,5 @@
 //! The pool's lifecycle: accepting jobs, closing intake, and knowing when the
-//! drain is complete.
+//! drain is complete, with no counter that every job touches.
 //!
 //! # Shutdown, step by step
 //!
@@ -8,143 +8,172 @@
 //!    by the pool's own running jobs are still accepted: they are part of
 //!    the work being drained.
 //! 2. Workers keep running every queued job, and the jobs those spawn.
-//! 3. Each finished job lowers the outstanding count in `state`. The job that
-//!    brings it to zero after `CLOSED` was set, or `close` itself when it
-//!    finds zero, runs `Registry::on_drained`: it wakes every sleeping
-//!    worker, opens the drained latch `shutdown_timeout` waits on, and stops
-//!    the deadline timer.
-//! 4. A worker that finds nothing to pick and sees `state == CLOSED` (the
-//!    pool is *drained*: closed, nothing outstanding) moves any stragglers
-//!    from its local deques to the injectors (there are none when drained)
-//!    and exits.
+//! 3. The pool is *drained* when intake is closed, no spawn from outside is
+//!    under way, every queue is empty and every worker is asleep. Whoever
+//!    may have made the last of these true checks them all
+//!    (`Registry::try_drain`): `close` itself, a worker about to sleep, a
+//!    worker loop that ends, a spawn from outside that ends (or is refused)
+//!    after the close, and the `shutdown_now` sweep. The check runs under the sleepers' lock
+//!    (`Sleep::wake_all_if_idle`), so no worker can wake meanwhile; if it
+//!    holds, it sets `DRAINED`, wakes every worker, opens the drained latch
+//!    `shutdown_timeout` waits on, and stops the deadline timer.
+//! 4. A worker that finds nothing to pick and sees `DRAINED` exits.
 //! 5. The thread that called `shutdown` (or dropped the pool) joins every
 //!    worker thread, unless it *is* one of them (see `Pool::shutdown`).
 //!
 //! # Why a job is never accepted and then stranded
 //!
-//! The closed flag and the outstanding count share one atomic word, and
-//! every change to it is a read-modify-write that returns the word as it
-//! was. A spawn's increment and `close`'s `fetch_or` are therefore totally
-//! ordered (the word's modification order): either the spawn comes first,
-//! and the word cannot read "closed, nothing outstanding" until that job has
-//! finished, so no worker exits before running it; or `close` comes first,
-//! the spawn's own increment returns the `CLOSED` bit, and the job is
-//! refused (the increment is undone). A job spawned from inside a running
-//! job cannot race the exit at all: its parent is still outstanding.
+//! A spawn from outside raises its thread's stripe of `spawning` with a
+//! read-modify-write and only then reads `CLOSED`; it lowers the stripe
+//! (another read-modify-write) after its push and its wake-up. The drain
+//! check reads `CLOSED` (`Acquire`) and then every stripe with a
+//! read-modify-write that adds zero (`AcqRel`). Read-modify-writes of one
+//! stripe are totally ordered (its modification order), and each reads the
+//! one before it, so for each spawn one of two things holds:
 //!
-//! Once drained the word stays drained, except for a moment while a refused
-//! spawn's increment is undone; that undo sees the drain again and wakes
-//! every sleeper again.
+//! * the spawn's raise comes first: the check reads the stripe raised and
+//!   does not declare the drain, or reads it lowered again, which it
+//!   acquires, so the spawn's push happens before the check's look at the
+//!   queues, which then sees the job;
+//! * the check's read comes first: the close (which the check acquired)
+//!   happens before the spawn's raise, which acquires the check's read, so
+//!   the spawn reads `CLOSED` and is refused.
 //!
-//! The proof needs no `SeqCst` store-buffering argument, only the
-//! modification order of one location; the loom models check it exactly
-//! (loom treats `SeqCst` loads and stores as acquire/release, so a proof
-//! that rested on them could not be model-checked).
+//! A spawn that lowers its stripe after a check read it raised reads
+//! `CLOSED` in turn (by the same argument) and runs the check again, so a
+//! check that declined because of a spawn is never the last one. A job
+//! spawned from inside a running job cannot race the drain at all: its
+//! worker is awake until the job has ended, and the job is in its queue by
+//! then.
+//!
+//! The stripes spread the spawners over cache lines: a thread's spawns
+//! touch only its own stripe's line, which no worker reads on the way of a
+//! job; only a drain check, once intake is closed, reads them all.
+//!
+//! The proof needs only the modification order of each stripe, which the
+//! loom models check exactly.
 
-use crate::sync::{AtomicUsize, Ordering};
+use crossbeam_utils::CachePadded;
 
-/// The `state` bit set once intake is closed; the bits below it count the
-/// jobs accepted and not yet finished (queued or running).
-/// (The count would need 2^63 outstanding jobs, on a 64-bit target, to
-/// reach the bit.)
-const CLOSED: usize = 1 << (usize::BITS - 1);
+use crate::sync::{AtomicUsize, Ordering, plain, thread_local};
 
-/// Counts accepted-but-unfinished jobs and holds the closed flag.
+/// The `state` bit set once intake is closed.
+const CLOSED: usize = 1;
+/// The `state` bit set once the pool is drained (see the module docs).
+const DRAINED: usize = 2;
+
+/// How many stripes the count of spawns under way is spread over (one
+/// under loom, where every thread uses stripe 0; see [`stripe`]).
+#[cfg(not(loom))]
+const STRIPES: usize = 16;
+#[cfg(loom)]
+const STRIPES: usize = 1;
+
+/// Intake and drain state.
 pub(crate) struct Lifecycle {
-    /// `CLOSED` | the number of outstanding jobs. Changed only by
-    /// read-modify-writes (`AcqRel`: a worker that sees the drain also sees
-    /// the effects of every finished job).
+    /// `CLOSED` | `DRAINED`; set with read-modify-writes, never cleared.
     state: AtomicUsize,
+    /// Spawns from outside the pool under way, spread over stripes by
+    /// spawning thread.
+    spawning: Box<[CachePadded<AtomicUsize>]>,
 }
+
+/// A spawn from outside, admitted and under way: its stripe of `spawning`.
+#[must_use = "the spawn must be ended with `Lifecycle::end_spawn`"]
+pub(crate) struct Spawning(usize);
 
 impl Lifecycle {
     pub(crate) fn new() -> Lifecycle {
-        Lifecycle { state: AtomicUsize::new(0) }
-    }
-
-    /// Admits one job, or refuses it because intake is closed. A job spawned
-    /// by a running job of this pool (`from_job`) is admitted even when
-    /// closed. Returns `false` on refusal, having undone its count; a refusal
-    /// that completes the drain is reported through `on_drained`.
-    pub(crate) fn admit(&self, from_job: bool, on_drained: impl FnOnce()) -> bool {
-        let before = self.state.fetch_add(1, Ordering::AcqRel);
-        if from_job || before & CLOSED == 0 {
-            return true;
-        }
-        self.finish(on_drained);
-        false
-    }
-
-    /// Marks one admitted job as finished; runs `on_drained` if that
-    /// completed the drain of a closed pool.
-    pub(crate) fn finish(&self, on_drained: impl FnOnce()) {
-        if self.state.fetch_sub(1, Ordering::AcqRel) == CLOSED | 1 {
-            on_drained();
+        Lifecycle {
+            state: AtomicUsize::new(0),
+            spawning: (0..STRIPES).map(|_| CachePadded::new(AtomicUsize::new(0))).collect(),
         }
     }
 
-    /// Closes intake; runs `on_drained` if nothing was outstanding.
-    pub(crate) fn close(&self, on_drained: impl FnOnce()) {
-        if self.state.fetch_or(CLOSED, Ordering::AcqRel) == 0 {
-            on_drained();
+    /// Admits a spawn from outside the pool, or refuses it because intake
+    /// is closed (`None`; the caller then runs the drain check, which the
+    /// refused spawn may have delayed).
+    pub(crate) fn begin_spawn(&self) -> Option<Spawning> {
+        let stripe = stripe();
+        self.spawning[stripe].fetch_add(1, Ordering::AcqRel);
+        if self.is_closed() {
+            self.spawning[stripe].fetch_sub(1, Ordering::AcqRel);
+            return None;
         }
+        Some(Spawning(stripe))
     }
 
-    /// How many admitted jobs have not finished (queued or running); a
-    /// snapshot (`shutdown_timeout` reports it).
-    pub(crate) fn outstanding(&self) -> usize {
-        self.state.load(Ordering::Acquire) & !CLOSED
+    /// Ends an admitted spawn, after its push and its wake-up; returns
+    /// whether intake is closed by now (the caller then runs the drain
+    /// check).
+    pub(crate) fn end_spawn(&self, spawning: Spawning) -> bool {
+        self.spawning[spawning.0].fetch_sub(1, Ordering::AcqRel);
+        self.is_closed()
     }
 
-    /// Whether the pool is closed and every admitted job has finished:
-    /// workers may exit. `Acquire`: pairs with the `AcqRel` of the last
-    /// `finish`.
+    /// Closes intake (the drain check comes next).
+    pub(crate) fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+    }
+
+    /// Whether intake is closed. `Acquire`: a drain check that reads it set
+    /// carries the close on to the spawns it reads (see the module docs).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Whether any spawn from outside is under way: a read-modify-write of
+    /// every stripe (see the module docs).
+    pub(crate) fn spawns_under_way(&self) -> bool {
+        self.spawning.iter().any(|stripe| stripe.fetch_add(0, Ordering::AcqRel) != 0)
+    }
+
+    /// Records the drain (under the sleepers' lock; see the module docs).
+    pub(crate) fn set_drained(&self) {
+        self.state.fetch_or(DRAINED, Ordering::Release);
+    }
+
+    /// Whether the pool is drained: workers may exit. `Acquire`: pairs with
+    /// [`Lifecycle::set_drained`].
     pub(crate) fn is_drained(&self) -> bool {
-        self.state.load(Ordering::Acquire) == CLOSED
+        self.state.load(Ordering::Acquire) & DRAINED != 0
     }
+}
+
+/// The calling thread's stripe: threads take stripes in turn as they first
+/// spawn. A thread whose thread-locals are being destroyed uses stripe 0.
+/// (Under loom every thread uses stripe 0: an execution must touch the same
+/// atomics each time it is replayed, and the turn taken would not be.)
+#[cfg(loom)]
+fn stripe() -> usize {
+    0
+}
+
+#[cfg(not(loom))]
+fn stripe() -> usize {
+    static NEXT: plain::AtomicUsize = plain::AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.try_with(|stripe| *stripe).unwrap_or(0)
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::cell::Cell;
-
     use super::*;
 
     #[test]
-    fn drains_once_the_last_outstanding_job_finishes() {
+    fn spawns_are_refused_once_closed_and_tracked_until_they_end() {
         let lifecycle = Lifecycle::new();
-        let drains = Cell::new(0);
-        let drained = || drains.set(drains.get() + 1);
-        assert!(lifecycle.admit(false, drained));
-        assert!(lifecycle.admit(false, drained));
-        lifecycle.close(drained);
-        assert_eq!(drains.get(), 0);
-        assert!(!lifecycle.is_drained());
-        assert!(!lifecycle.admit(false, drained), "intake is closed");
-        assert!(lifecycle.admit(true, drained), "a running job may still spawn");
-        assert_eq!(lifecycle.outstanding(), 3, "the closed bit is not counted");
-        lifecycle.finish(drained);
-        lifecycle.finish(drained);
-        assert!(!lifecycle.is_drained());
-        lifecycle.finish(drained);
-        assert_eq!(drains.get(), 1);
-        assert!(lifecycle.is_drained());
-        assert_eq!(lifecycle.outstanding(), 0);
-    }
-
-    #[test]
-    fn closing_an_idle_pool_drains_at_once_and_refusals_drain_again() {
-        let lifecycle = Lifecycle::new();
-        let drains = Cell::new(0);
-        let drained = || drains.set(drains.get() + 1);
-        lifecycle.close(drained);
-        assert_eq!(drains.get(), 1);
-        assert!(lifecycle.is_drained());
-        // A refused spawn raises the count for a moment; undoing it reports
-        // the drain again so that a worker that saw the raised count and
-        // went to sleep is woken.
-        assert!(!lifecycle.admit(false, drained));
-        assert_eq!(drains.get(), 2);
+        let spawn = lifecycle.begin_spawn().expect("open");
+        assert!(lifecycle.spawns_under_way());
+        lifecycle.close();
+        assert!(lifecycle.is_closed() && !lifecycle.is_drained());
+        assert!(lifecycle.begin_spawn().is_none(), "intake is closed");
+        assert!(lifecycle.spawns_under_way(), "the admitted spawn is still under way");
+        assert!(lifecycle.end_spawn(spawn), "it ends after the close");
+        assert!(!lifecycle.spawns_under_way());
+        lifecycle.set_drained();
         assert!(lifecycle.is_drained());
     }
 }

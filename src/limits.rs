@@ -103,7 +103,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::MAX_WORKERS;
 use crate::queue::levels::Levels;
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, fence};
 
 /// Bits per field of the packed state; `MAX_WORKERS` fits with room to
 /// spare.
@@ -216,16 +216,15 @@ impl Limits {
     /// go back to work (the pool is at its minimum, or a job was queued
     /// meanwhile and its slot was still free to take back). See the module
     /// docs, case 1.
-    pub(crate) fn retire_idle<T>(&self, levels: &Levels<T>) -> bool {
+    pub(crate) fn retire_idle(&self, any_queued: impl FnOnce() -> bool) -> bool {
         if self.update(|c| (c.live > c.min).then_some(Counts { live: c.live - 1, ..c })).is_err() {
             return false;
         }
-        // The re-check reads the queued counts with read-modify-writes: if
-        // it comes before a pusher's count-in in a count's modification
-        // order, the lowered `live` (and the worker's leaving the sleeper
-        // list) happens before the pusher's reads of `sleeping` and `live`.
-        if levels.any_queued() && self.update(|c| (c.live < c.max).then_some(Counts { live: c.live + 1, ..c })).is_ok()
-        {
+        // The re-check pairs with a pusher's fence as a sleeper's does (see
+        // `sleep.rs`): either it sees the job, or the pusher's later reads
+        // of `sleeping` and `live` see the worker gone from both.
+        fence(Ordering::SeqCst);
+        if any_queued() && self.update(|c| (c.live < c.max).then_some(Counts { live: c.live + 1, ..c })).is_ok() {
             return false;
         }
         true
@@ -267,9 +266,11 @@ impl Limits {
     /// A searching worker stops searching; if it stops because it found a
     /// job (`found_job`), returns whether jobs still wait, in which case the
     /// caller passes the baton with `Registry::notify`.
-    pub(crate) fn leave_searching<T>(&self, found_job: bool, levels: &Levels<T>) -> bool {
+    pub(crate) fn leave_searching(&self, found_job: bool, any_queued: impl FnOnce() -> bool) -> bool {
         self.searching.fetch_sub(1, Ordering::SeqCst);
-        found_job && levels.any_queued()
+        // Pairs with a pusher's fence (see `retire_idle`).
+        fence(Ordering::SeqCst);
+        found_job && any_queued()
     }
 
     /// Records a successful thread start: the next failure is reported
@@ -336,20 +337,17 @@ mod tests {
 
     #[test]
     fn idle_retirement_stops_at_min_and_yields_to_queued_work() {
-        let levels = Levels::new(1);
         let limits = Limits::new(0, 0, Duration::from_secs(1));
         limits.set_limits(2, 2);
         limits.set_limits(1, 3);
         assert!(limits.keep_alive_deadline().is_some());
-        assert!(limits.retire_idle(&levels));
+        assert!(limits.retire_idle(|| false));
         assert_eq!(limits.counts().live, 1);
         assert!(limits.keep_alive_deadline().is_none());
-        assert!(!limits.retire_idle(&levels), "never below min");
+        assert!(!limits.retire_idle(|| false), "never below min");
 
         limits.set_limits(0, 3);
-        levels.count_in(0);
-        levels.inject(0, 1u32);
-        assert!(!limits.retire_idle(&levels), "a queued job keeps the worker");
+        assert!(!limits.retire_idle(|| true), "a queued job keeps the worker");
         assert_eq!(limits.counts().live, 1);
     }
 
@@ -359,12 +357,12 @@ mod tests {
         let limits = Limits::new(0, 0, Duration::from_secs(1));
         limits.set_limits(0, 2);
         assert!(!limits.reserve_if_backlogged(&levels), "no backlog, no growth");
-        levels.count_in(1);
+        levels.inject(1, 1);
         assert!(limits.reserve_if_backlogged(&levels));
         assert!(!limits.reserve_if_backlogged(&levels), "the new worker is searching");
-        levels.count_in(0);
+        levels.inject(0, 2);
         assert!(limits.reserve_if_backlogged(&levels));
-        levels.count_in(0);
+        levels.inject(0, 3);
         assert!(!limits.reserve_if_backlogged(&levels), "at max");
         assert_eq!(limits.counts().live, 2);
         limits.release(true);
@@ -385,7 +383,10 @@ mod loom_models {
     use crate::queue::deque::{Stealer, Worker};
     use crate::queue::levels::{Levels, Pick};
     use crate::sleep::{Sleep, Wake};
-    use crate::sync::{Arc, Parker, thread};
+    use crate::sync::{Arc, Ordering, Parker, fence, thread};
+
+    /// No worker deques: the models that need none.
+    const NO_PEERS: &[Vec<Stealer<Job>>] = &[];
 
     /// What `Registry::notify` does, minus starting the thread: `true` if
     /// it woke a sleeper or reserved a slot for a new worker.
@@ -424,18 +425,20 @@ mod loom_models {
                 thread::spawn(move || {
                     let parker = Parker::new();
                     // A deadline already past: the keep-alive has run out.
-                    match sleep.sleep(0, &parker, Some(Instant::now()), || levels.any_queued()) {
+                    match sleep.sleep(0, &parker, Some(Instant::now()), || levels.any_queued(NO_PEERS)) {
                         Wake::Work => Fate::Woken,
-                        Wake::TimedOut if !limits.retire_idle(&levels) => Fate::Stayed,
+                        Wake::TimedOut if !limits.retire_idle(|| levels.any_queued(NO_PEERS)) => Fate::Stayed,
                         // As `Registry::retire_worker`: pass the wake-up on.
-                        Wake::TimedOut => Fate::Retired(levels.any_queued() && notify(&sleep, &limits, &levels)),
+                        Wake::TimedOut => {
+                            fence(Ordering::SeqCst);
+                            Fate::Retired(levels.any_queued(NO_PEERS) && notify(&sleep, &limits, &levels))
+                        }
                     }
                 })
             };
 
-            // Pushed, then counted in, as `Registry::inject` does.
+            // Pushed, then a wake-up, as `Registry::inject` does.
             levels.inject(0, Job::new(|| {}));
-            levels.count_in(0);
             let woke = sleep.wake_one();
             let grew = !woke && limits.reserve_if_backlogged(&levels);
 
@@ -449,8 +452,9 @@ mod loom_models {
 
     /// A surplus worker whose last job pushed a child onto its own local
     /// deque retires before picking it, while the other worker falls
-    /// asleep. The child must reach the other worker: moved to the injector
-    /// and the sleeper woken (or never asleep).
+    /// asleep. The child must reach the other worker: it stays in the
+    /// retired worker's deque, which stays stealable, and the sleeper is
+    /// woken (or never asleep).
     #[test]
     fn surplus_worker_retires_with_a_job_in_its_local_deque() {
         loom::model(|| {
@@ -459,20 +463,20 @@ mod loom_models {
             let limits = Arc::new(Limits::new(0, 0, Duration::from_secs(1)));
             limits.set_limits(2, 2);
             limits.set_limits(1, 1);
+            let local = [Worker::new_fifo()];
+            let peers = Arc::new(vec![vec![local[0].stealer()]]);
 
-            // The other worker, holding the snapshot without the retiring
-            // worker's stealers.
             let other = {
-                let (levels, sleep) = (Arc::clone(&levels), Arc::clone(&sleep));
+                let (levels, sleep, peers) = (Arc::clone(&levels), Arc::clone(&sleep), Arc::clone(&peers));
                 thread::spawn(move || {
                     let parker = Parker::new();
-                    let local = [Worker::new_fifo()];
+                    let own = [Worker::new_fifo()];
                     loop {
-                        match levels.pick::<Vec<Stealer<Job>>>(&local, &[], 0) {
+                        match levels.pick(&own, &peers, 0) {
                             Pick::Found(..) => return,
                             Pick::Contended => thread::yield_now(),
                             Pick::Empty => {
-                                sleep.sleep(1, &parker, None, || levels.any_queued());
+                                sleep.sleep(1, &parker, None, || levels.any_queued(&peers));
                             }
                         }
                     }
@@ -480,15 +484,13 @@ mod loom_models {
             };
 
             // The retiring worker: its job spawns a child (Registry::inject).
-            let local = [Worker::new_fifo()];
-            local[0].push(Job::new(|| {}));
-            levels.count_in(0);
+            levels.push_local(&local[0], 0, Job::new(|| {}));
             notify(&sleep, &limits, &levels);
             // Back at the top of its loop: surplus, so it retires without
             // picking, as `WorkerThread::run` and `Registry::retire_worker` do.
             assert!(limits.is_surplus() && limits.retire_surplus());
-            levels.drain_into_injectors(&local);
-            if levels.any_queued() {
+            fence(Ordering::SeqCst);
+            if levels.any_queued(&peers) {
                 notify(&sleep, &limits, &levels);
             }
 

@@ -278,8 +278,7 @@ enum HighJobs {
     /// One high job in worker 0's local level-0 deque: worker 0 pops it,
     /// worker 1 can only steal it.
     OneInDeque,
-    /// Two high jobs in the injector: a batch steal takes one and moves the
-    /// other, which is in flight (in no queue) for a while.
+    /// Two high jobs in the injector: each worker may take one.
     TwoInInjector,
     /// Three high jobs in the injector: a steal can lose the race for the
     /// front job (`Steal::Retry`) while high jobs are still queued.
@@ -287,7 +286,7 @@ enum HighJobs {
 }
 
 /// Two threads run the real pick rule ([`Levels::pick`]) over the real
-/// queued counts until every level is empty. Whenever one of them takes the
+/// queues until every level is empty. Whenever one of them takes the
 /// low job, every high job must already be taken: in no queue and not in
 /// flight. Every job is taken exactly once.
 fn race_for_the_last_high_job(highs: HighJobs) {
@@ -298,7 +297,6 @@ fn race_for_the_last_high_job(highs: HighJobs) {
             Arc::new(locals.iter().map(|local| local.iter().map(Worker::stealer).collect()).collect());
 
         levels.inject(1, Job::new(|| {}));
-        levels.count_in(1);
         let high_count = match highs {
             HighJobs::OneInInjector | HighJobs::OneInDeque => 1,
             HighJobs::TwoInInjector => 2,
@@ -306,10 +304,9 @@ fn race_for_the_last_high_job(highs: HighJobs) {
         };
         for _ in 0..high_count {
             match highs {
-                HighJobs::OneInDeque => locals[0][0].push(Job::new(|| {})),
+                HighJobs::OneInDeque => levels.push_local(&locals[0][0], 0, Job::new(|| {})),
                 _ => levels.inject(0, Job::new(|| {})),
             }
-            levels.count_in(0);
         }
 
         let racers: Vec<_> = locals
@@ -324,8 +321,8 @@ fn race_for_the_last_high_job(highs: HighJobs) {
                         match levels.pick(&local, &peers, index) {
                             Pick::Found(level, _job, _source) => {
                                 if level == 1 {
-                                    let high_left = !levels.injector_is_empty(0)
-                                        || peers.iter().any(|peer| !peer[0].holds_nothing());
+                                    let high_left =
+                                        !levels.injector_is_empty(0) || peers.iter().any(|peer| !peer[0].is_empty());
                                     assert!(!high_left, "worker {index} took the low job while a high job waited");
                                 }
                                 taken[level] += 1;
@@ -344,7 +341,7 @@ fn race_for_the_last_high_job(highs: HighJobs) {
             taken[1] += by_racer[1];
         }
         assert_eq!(taken, [high_count, 1], "every job is taken exactly once");
-        assert!(!levels.any_queued());
+        assert!(!levels.any_queued(&*peers));
     });
 }
 

@@ -19,11 +19,11 @@
 //!
 //! Falling asleep (worker):
 //! 1. Lock `sleepers`, push `(id, unparker)`, increment `sleeping`, unlock.
-//! 2. Re-check: is any level's queued count non-zero, or is the pool
-//!    drained for shutdown, or (dynamic pools) is the worker surplus? The
-//!    counts are read with a read-modify-write (`Levels::any_queued`), not a
-//!    load. If there is something to do, take itself off the list (if a
-//!    waker has not already) and go back to work.
+//! 2. `fence(SeqCst)`, then re-check: does any queue hold a job
+//!    (`Levels::any_queued`), or is the pool drained for shutdown, or
+//!    (dynamic pools) is the worker surplus? If there is something to do,
+//!    take itself off the list (if a waker has not already) and go back to
+//!    work.
 //! 3. Park. After waking, take itself off the list if it is still on it
 //!    (a spurious wake-up) and go back to work.
 //!
@@ -35,62 +35,59 @@
 //!    never retire. Else, if the deadline has passed, take itself off the
 //!    list and report [`Wake::TimedOut`]. Else (an early return) park again.
 //!
-//! Waking (after a push):
-//! 1. Push the job and count it in (`Levels::count_in`, a read-modify-write).
-//! 2. Load `sleeping`. If zero, done: no lock on the fast path.
+//! Waking (after a push, [`Sleep::wake_one`]):
+//! 1. Push the job (into an injector, or into the worker's own deque).
+//! 2. `fence(SeqCst)`, then load `sleeping`. If zero, done: no lock.
 //! 3. Otherwise lock `sleepers`, pop the most recently registered worker
 //!    (its cache is warmest), decrement `sleeping`, unlock, unpark it.
 //!
 //! # Why no wake-up is lost
 //!
-//! Sleeper step 2 and waker step 1 are both read-modify-writes (`AcqRel`)
-//! of the same queued count, so one of them comes first in that count's
-//! modification order. If the waker's comes first, the sleeper's re-check
-//! reads the job and the sleeper does not park. If the sleeper's comes
-//! first, the waker's increment reads from it (through any increments and
-//! decrements in between, which are read-modify-writes too and so carry the
-//! release sequence on), so the sleeper's registration in step 1 *happens
-//! before* the waker's load of `sleeping`: the waker sees the sleeper
-//! counted and finds it on the list (pushed under the lock before
-//! `sleeping` was raised), unless somebody already took it off, which only
-//! happens when it is being unparked or is already awake (and an awake
-//! worker parks again only after a new registration and a new re-check, to
-//! which the same argument applies). A `Parker` keeps the token of an
-//! `unpark` that arrives before `park`, so the window between step 2 and
-//! step 3 is safe. A worker that times out takes itself off the list under
-//! the lock, so a waker either took it off first (and the worker honours
-//! the wake-up) or does not find it; what then keeps the job from being
-//! stranded is the retiring worker's own re-check (`limits.rs`, case 1),
-//! by the same argument.
+//! The two fences are ordered one way or the other in the single total
+//! order of `SeqCst` operations. If the waker's comes first, the push
+//! (before it) is visible to every load the sleeper makes after its own
+//! fence: the re-check sees the job (`Levels::any_queued` reads the queues
+//! themselves, and a deque's count is raised before its push). If the
+//! sleeper's comes first, its registration (before it) is visible to the
+//! waker's load of `sleeping`, which then finds the sleeper on the list
+//! (pushed under the lock before `sleeping` was raised), unless somebody
+//! already took it off, which only happens when it is being unparked or is
+//! already awake (and an awake worker parks again only after a new
+//! registration and a new re-check, to which the same argument applies). A
+//! `Parker` keeps the token of an `unpark` that arrives before `park`, so
+//! the window between step 2 and step 3 is safe. A worker that times out
+//! takes itself off the list under the lock, so a waker either took it off
+//! first (and the worker honours the wake-up) or does not find it; what
+//! then keeps the job from being stranded is the retiring worker's own
+//! re-check (`limits.rs`, case 1), after a fence of its own.
 //!
-//! A job is counted in *after* its push (see `Levels::count_in`), so a
-//! worker may pop and count out a job before its pusher has counted it in,
-//! and the count may read zero (or less, read as zero) although another job
-//! waits: the sleeper's re-check then misses that job. But a count that
-//! reads low is owed a count-in that comes after the re-check in the
-//! count's modification order, and that pusher's load of `sleeping`, by the
-//! argument above, sees the sleeper and wakes it; the woken worker searches
-//! until every level is empty, which takes in the job the re-check missed.
-//!
-//! This is deliberately not the usual store-buffering (Dekker) argument over
-//! `SeqCst` loads: the proof rests only on the modification order of one
-//! location, which is what the loom models can check exactly (loom treats
-//! `SeqCst` loads and stores as acquire/release, so it reports false lost
-//! wake-ups for a Dekker pair). The price is paid on the cold path: a worker
-//! about to park does one read-modify-write per level instead of one load;
-//! the waker's fast path is unchanged.
+//! This is the store-buffering (Dekker) shape, made sound by `SeqCst`
+//! *fences*, which loom models exactly (it does not model `SeqCst` loads and
+//! stores, which is why the fences are explicit rather than left to the
+//! `SeqCst` accesses inside crossbeam). The price on the waker's fast path
+//! is one fence per push; a channel's send pays the same in its
+//! compare-and-swap.
 //!
 //! Invariant: *whenever a job is queued, at least one worker is active,
 //! spinning or sleepy, or a waker is about to unpark one.* A woken worker
 //! searches until the pick rule reports every level empty, so one wake-up
 //! per push is enough; waking only one avoids a thundering herd.
 //!
-//! Shutdown and resizing rely on the `sleepers` lock instead: the thread
-//! that completes the drain changes the lifecycle word (or a resize changes
-//! the worker limits) and *then* takes the lock to wake everyone
-//! ([`Sleep::wake_all`]). If it takes the lock after a sleeper registered,
-//! it finds and unparks the sleeper; if before, its change happens before
-//! the sleeper's re-check, which then sees the drain (or the surplus).
+//! # Every worker asleep: the drain
+//!
+//! `loops` counts the worker loops running (changed under the lock as a
+//! loop starts and ends). When `sleeping == loops` under the lock, every
+//! worker is registered and none can leave the list while the lock is
+//! held, so no worker holds a job: [`Sleep::wake_all_if_idle`] lets
+//! shutdown decide, under that lock, that the pool is drained
+//! (`lifecycle.rs`).
+//!
+//! Shutdown and resizing rely on the `sleepers` lock too: the thread that
+//! completes the drain (or a resize that changes the worker limits) makes
+//! its change and wakes everyone under the lock. If it takes the lock after
+//! a sleeper registered, it finds and unparks the sleeper; if before, its
+//! change happens before the sleeper's re-check, which then sees the drain
+//! (or the surplus).
 //!
 //! The design follows the shape of rayon-core's sleep module (an idle
 //! thread announces itself, then re-checks before blocking) with a plain
@@ -99,7 +96,7 @@
 
 use std::time::Instant;
 
-use crate::sync::{AtomicUsize, Mutex, Ordering, Parker, Unparker, has_passed, lock, park_until};
+use crate::sync::{AtomicUsize, Mutex, Ordering, Parker, Unparker, fence, has_passed, lock, park_until};
 
 /// How a [`Sleep::sleep`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,16 +113,23 @@ pub(crate) enum Wake {
 pub(crate) struct Sleep {
     /// How many workers are on `sleepers`; changed only under its lock, read
     /// without it by wakers as the fast-path check. `Relaxed` throughout:
-    /// the lock orders the changes, and the fast-path load is ordered after
-    /// a sleeper's registration by the queued count (see the module docs).
+    /// the lock orders the changes, and the fences order the fast-path load
+    /// against a sleeper's registration (see the module docs).
     sleeping: AtomicUsize,
-    /// Registered sleepers: worker id and how to wake it. LIFO.
-    sleepers: Mutex<Vec<(usize, Unparker)>>,
+    /// Registered sleepers, worker id and how to wake it (LIFO), and how
+    /// many worker loops are running.
+    sleepers: Mutex<Sleepers>,
+}
+
+#[derive(Default)]
+struct Sleepers {
+    list: Vec<(usize, Unparker)>,
+    loops: usize,
 }
 
 impl Sleep {
     pub(crate) fn new() -> Sleep {
-        Sleep { sleeping: AtomicUsize::new(0), sleepers: Mutex::new(Vec::new()) }
+        Sleep { sleeping: AtomicUsize::new(0), sleepers: Mutex::new(Sleepers::default()) }
     }
 
     /// Puts worker `id` to sleep on `parker` unless `has_work` says, after
@@ -141,9 +145,11 @@ impl Sleep {
     ) -> Wake {
         {
             let mut sleepers = lock(&self.sleepers);
-            sleepers.push((id, parker.unparker().clone()));
+            sleepers.list.push((id, parker.unparker().clone()));
             self.sleeping.fetch_add(1, Ordering::Relaxed);
         }
+        // The sleeper's fence (see the module docs).
+        fence(Ordering::SeqCst);
         if has_work() {
             self.deregister(id);
             return Wake::Work;
@@ -156,11 +162,11 @@ impl Sleep {
         loop {
             park_until(parker, deadline);
             let mut sleepers = lock(&self.sleepers);
-            let Some(pos) = sleepers.iter().position(|&(i, _)| i == id) else {
+            let Some(pos) = sleepers.list.iter().position(|&(i, _)| i == id) else {
                 return Wake::Work;
             };
             if has_passed(deadline) {
-                sleepers.remove(pos);
+                sleepers.list.remove(pos);
                 self.sleeping.fetch_sub(1, Ordering::Relaxed);
                 return Wake::TimedOut;
             }
@@ -172,8 +178,8 @@ impl Sleep {
     /// once and the worker searches one extra time, which is harmless.
     fn deregister(&self, id: usize) {
         let mut sleepers = lock(&self.sleepers);
-        if let Some(pos) = sleepers.iter().position(|&(i, _)| i == id) {
-            sleepers.remove(pos);
+        if let Some(pos) = sleepers.list.iter().position(|&(i, _)| i == id) {
+            sleepers.list.remove(pos);
             self.sleeping.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -182,18 +188,20 @@ impl Sleep {
     /// oracle).
     #[cfg(all(test, loom))]
     pub(crate) fn sleepers(&self) -> usize {
-        lock(&self.sleepers).len()
+        lock(&self.sleepers).list.len()
     }
 
     /// Wakes one sleeping worker, if any, and says whether it did. Call
-    /// after pushing a job and counting it in.
+    /// after pushing a job.
     pub(crate) fn wake_one(&self) -> bool {
+        // The waker's fence (see the module docs).
+        fence(Ordering::SeqCst);
         if self.sleeping.load(Ordering::Relaxed) == 0 {
             return false;
         }
         let woken = {
             let mut sleepers = lock(&self.sleepers);
-            let woken = sleepers.pop();
+            let woken = sleepers.list.pop();
             if woken.is_some() {
                 self.sleeping.fetch_sub(1, Ordering::Relaxed);
             }
@@ -208,15 +216,43 @@ impl Sleep {
         }
     }
 
-    /// Wakes every sleeping worker (shutdown).
+    /// Wakes every sleeping worker (shutdown, resizing).
     pub(crate) fn wake_all(&self) {
+        let woken = Sleep::take_all(&self.sleeping, &mut lock(&self.sleepers));
+        for (_, unparker) in woken {
+            unparker.unpark();
+        }
+    }
+
+    /// If every running worker loop is registered as a sleeper and then
+    /// `drained` (called under the lock, so no sleeper can leave meanwhile)
+    /// says the pool is drained, wakes them all; returns whether it did.
+    pub(crate) fn wake_all_if_idle(&self, drained: impl FnOnce() -> bool) -> bool {
         let woken = {
             let mut sleepers = lock(&self.sleepers);
-            self.sleeping.fetch_sub(sleepers.len(), Ordering::Relaxed);
-            std::mem::take(&mut *sleepers)
+            if sleepers.list.len() != sleepers.loops || !drained() {
+                return false;
+            }
+            Sleep::take_all(&self.sleeping, &mut sleepers)
         };
         for (_, unparker) in woken {
             unparker.unpark();
         }
+        true
+    }
+
+    fn take_all(sleeping: &AtomicUsize, sleepers: &mut Sleepers) -> Vec<(usize, Unparker)> {
+        sleeping.fetch_sub(sleepers.list.len(), Ordering::Relaxed);
+        std::mem::take(&mut sleepers.list)
+    }
+
+    /// A worker loop starts.
+    pub(crate) fn enter_loop(&self) {
+        lock(&self.sleepers).loops += 1;
+    }
+
+    /// A worker loop ends (its worker is not on the list).
+    pub(crate) fn leave_loop(&self) {
+        lock(&self.sleepers).loops -= 1;
     }
 }

@@ -529,7 +529,7 @@ mod tests {
         let queues = Levels::<u32>::new(1);
         assert_eq!(core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait, Some(Duration::ZERO));
         let stamp = core.stamp_queued(&queues, 0).unwrap();
-        queues.count_in(0);
+        queues.inject(0, 1);
         assert_eq!(core.rose_at[0].load(Ordering::Relaxed), stamp.raw());
         let a = core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait.unwrap();
         let b = core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait.unwrap();

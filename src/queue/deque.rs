@@ -9,21 +9,21 @@
 //!
 //! crossbeam-deque is not loom-aware, so under `cfg(loom)` this module is a
 //! stand-in with the same names and exactly the methods the crate calls,
-//! built on loom's `Mutex<VecDeque>`. It keeps the two behaviours of the
-//! real queues that the pick rule has to survive:
+//! built on loom's `Mutex<VecDeque>`. It keeps the behaviours of the real
+//! queues that the pool's protocols have to survive:
 //!
 //! * a steal that loses the race for the front job to another steal or to
 //!   the owner's pop answers [`Steal::Retry`] (the stand-in reads a version
 //!   number, then claims only if it is unchanged, as crossbeam claims with a
 //!   compare-and-swap), which is "try again", not "empty";
-//! * `steal_batch` and `steal_batch_and_pop` take their batch out of the
-//!   source and push it into the destination in two separate steps, so the rest of the batch is
-//!   briefly *in flight*, visible in neither queue. The per-level queued
-//!   count exists to cover exactly this window.
+//! * `is_empty` reads without the lock, as crossbeam reads its indices: a
+//!   plain `Acquire` load of a length updated after each change, so a
+//!   reader may see a stale length unless something else orders it after
+//!   the change (the pool's `SeqCst` fences do; see `sleep.rs`).
 //!
-//! The stand-in does not model crossbeam's internal memory orderings; the
-//! crate trusts crossbeam for those (its `unsafe` blocks are crossbeam's own, and
-//! crossbeam tests it with its own loom and miri runs).
+//! The stand-in does not model crossbeam's internal memory orderings beyond
+//! that; the crate trusts crossbeam for those (its `unsafe` blocks are
+//! crossbeam's own, and crossbeam tests it with its own loom and miri runs).
 
 #[cfg(not(loom))]
 pub(crate) use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -68,26 +68,27 @@ mod model {
         /// lost that race to another steal or pop answers `Retry` while the
         /// queue may still hold jobs.
         version: AtomicUsize,
-        /// Jobs taken out of another queue on their way into this one. A
-        /// test oracle for the models, deliberately a plain std atomic: it
-        /// adds no interleavings, and the model's threads all run on one OS
-        /// thread, so it always holds the true count.
-        incoming: std::sync::atomic::AtomicUsize,
+        /// The number of jobs, changed (`Release`) under the lock after the
+        /// queue changes and read without it by `is_empty`. (Changed with
+        /// read-modify-writes: loom 0.7's store history trips an internal
+        /// assertion on long runs of plain stores.)
+        len: AtomicUsize,
     }
 
     impl<T> Queue<T> {
         fn new() -> Queue<T> {
-            Queue { jobs: Mutex::new(VecDeque::new()), version: AtomicUsize::new(0), incoming: Default::default() }
+            Queue { jobs: Mutex::new(VecDeque::new()), version: AtomicUsize::new(0), len: AtomicUsize::new(0) }
         }
 
-        /// Takes the front job of this queue plus half of the rest (rounded
-        /// up), then, after releasing this queue, pushes into `dest` that
-        /// batch, without the front job if `pop` (which is returned) or with
-        /// it at the batch's head. Until then the batch is in flight, in
-        /// neither queue. A steal that loses the race for the front job (see
-        /// `version`) gives `Retry`.
-        fn steal_batch(&self, dest: &Worker<T>, pop: bool) -> Steal<Option<T>> {
-            use std::sync::atomic::Ordering::Relaxed;
+        fn push(&self, job: T) {
+            let mut jobs = lock(&self.jobs);
+            jobs.push_back(job);
+            self.len.fetch_add(1, Ordering::Release);
+        }
+
+        /// Takes the front job; `Retry` if another steal or pop took a job
+        /// between this steal's look and its claim.
+        fn steal(&self) -> Steal<T> {
             let seen = {
                 let jobs = lock(&self.jobs);
                 if jobs.is_empty() {
@@ -95,49 +96,16 @@ mod model {
                 }
                 self.version.load(Ordering::Relaxed)
             };
-            let (job, batch) = {
-                let mut jobs = lock(&self.jobs);
-                if self.version.load(Ordering::Relaxed) != seen {
-                    return Steal::Retry;
-                }
-                let Some(job) = jobs.pop_front() else {
-                    return Steal::Retry;
-                };
-                self.version.fetch_add(1, Ordering::Relaxed);
-                let take = jobs.len().div_ceil(2);
-                let mut batch = Vec::with_capacity(take + 1);
-                let job = if pop {
-                    Some(job)
-                } else {
-                    batch.push(job);
-                    None
-                };
-                batch.extend(jobs.drain(..take));
-                dest.queue.incoming.fetch_add(batch.len(), Relaxed);
-                (job, batch)
+            let mut jobs = lock(&self.jobs);
+            if self.version.load(Ordering::Relaxed) != seen {
+                return Steal::Retry;
+            }
+            let Some(job) = jobs.pop_front() else {
+                return Steal::Retry;
             };
-            if !batch.is_empty() {
-                let mut jobs = lock(&dest.queue.jobs);
-                dest.queue.incoming.fetch_sub(batch.len(), Relaxed);
-                jobs.extend(batch);
-            }
+            self.version.fetch_add(1, Ordering::Relaxed);
+            self.len.fetch_sub(1, Ordering::Release);
             Steal::Success(job)
-        }
-
-        fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
-            match self.steal_batch(dest, true) {
-                Steal::Success(job) => Steal::Success(job.expect("a popping steal returns its job")),
-                Steal::Empty => Steal::Empty,
-                Steal::Retry => Steal::Retry,
-            }
-        }
-
-        fn steal_batch_only(&self, dest: &Worker<T>) -> Steal<()> {
-            match self.steal_batch(dest, false) {
-                Steal::Success(_) => Steal::Success(()),
-                Steal::Empty => Steal::Empty,
-                Steal::Retry => Steal::Retry,
-            }
         }
 
         /// The owner's pop: never `Retry`, but it moves `version`, so a
@@ -146,13 +114,12 @@ mod model {
             let mut jobs = lock(&self.jobs);
             let job = jobs.pop_front()?;
             self.version.fetch_add(1, Ordering::Relaxed);
+            self.len.fetch_sub(1, Ordering::Release);
             Some(job)
         }
 
-        /// Test oracle: the queue is empty and no batch is on its way in.
-        #[cfg(test)]
-        fn holds_nothing(&self) -> bool {
-            lock(&self.jobs).is_empty() && self.incoming.load(std::sync::atomic::Ordering::Relaxed) == 0
+        fn len(&self) -> usize {
+            self.len.load(Ordering::Acquire)
         }
     }
 
@@ -168,24 +135,19 @@ mod model {
         }
 
         pub(crate) fn push(&self, job: T) {
-            lock(&self.queue.jobs).push_back(job);
+            self.queue.push(job);
         }
 
-        /// Takes the front job and about half of the rest; see
-        /// `Queue::steal_batch`.
-        pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
-            self.queue.steal_batch_and_pop(dest)
+        pub(crate) fn steal(&self) -> Steal<T> {
+            self.queue.steal()
         }
 
-        /// Moves the front job and about half of the rest into `dest`; see
-        /// `Queue::steal_batch`.
-        pub(crate) fn steal_batch(&self, dest: &Worker<T>) -> Steal<()> {
-            self.queue.steal_batch_only(dest)
-        }
-
-        #[allow(dead_code)] // crossbeam's API; the models inspect queues with it
         pub(crate) fn is_empty(&self) -> bool {
-            lock(&self.queue.jobs).is_empty()
+            self.queue.len() == 0
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.queue.len()
         }
     }
 
@@ -195,7 +157,7 @@ mod model {
         }
 
         pub(crate) fn push(&self, job: T) {
-            lock(&self.queue.jobs).push_back(job);
+            self.queue.push(job);
         }
 
         /// The owner pops from the front (FIFO), like crossbeam's FIFO
@@ -208,29 +170,18 @@ mod model {
             Stealer { queue: Arc::clone(&self.queue) }
         }
 
-        #[allow(dead_code)] // crossbeam's API; the models inspect queues with it
         pub(crate) fn is_empty(&self) -> bool {
-            lock(&self.queue.jobs).is_empty()
+            self.queue.len() == 0
         }
     }
 
     impl<T> Stealer<T> {
-        /// Takes the front job and about half of the rest; see
-        /// `Queue::steal_batch`.
-        pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
-            self.queue.steal_batch_and_pop(dest)
+        pub(crate) fn steal(&self) -> Steal<T> {
+            self.queue.steal()
         }
 
-        /// Moves the front job and about half of the rest into `dest`; see
-        /// `Queue::steal_batch`.
-        pub(crate) fn steal_batch(&self, dest: &Worker<T>) -> Steal<()> {
-            self.queue.steal_batch_only(dest)
-        }
-
-        /// Test oracle: the queue is empty and no batch is on its way in.
-        #[cfg(test)]
-        pub(crate) fn holds_nothing(&self) -> bool {
-            self.queue.holds_nothing()
+        pub(crate) fn is_empty(&self) -> bool {
+            self.queue.len() == 0
         }
     }
 }

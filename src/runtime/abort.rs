@@ -65,7 +65,7 @@ use crate::job::task::Discarded;
 use crate::job::{Cancelled, Job};
 use crate::queue::Priority;
 use crate::queue::deque::Worker;
-use crate::queue::levels::Pick;
+use crate::queue::levels::{Levels, Pick};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Backoff, Condvar, Mutex, Ordering, lock, wait_for, wait_until};
 
 /// How many queued jobs [`Pool::shutdown_now`](crate::Pool::shutdown_now)
@@ -212,9 +212,9 @@ impl Abort {
 }
 
 /// Steps 1 to 3 of the module docs: abort, close, sweep.
-fn abort_and_sweep(registry: &Registry) {
+fn abort_and_sweep(registry: &Arc<Registry>) {
     registry.abort.aborting.store(true, Ordering::SeqCst);
-    registry.close_intake();
+    Registry::close_intake(registry);
     let scratch: Vec<Worker<Job>> = (0..registry.levels.len()).map(|_| Worker::new_fifo()).collect();
     let backoff = Backoff::new();
     let (_, mut peers) = registry.workers.snapshot();
@@ -226,11 +226,9 @@ fn abort_and_sweep(registry: &Registry) {
                 if let Some(payload) = panic {
                     registry.job_panicked(Some(payload));
                 }
-                registry.finish_job();
                 backoff.reset();
             }
-            // A job is being pushed or moved between queues: wait for it to
-            // become visible (the workers may also take it).
+            // Another thread won the race for a job: look again.
             Pick::Contended => {
                 backoff.snooze();
                 (_, peers) = registry.workers.snapshot();
@@ -238,9 +236,11 @@ fn abort_and_sweep(registry: &Registry) {
             Pick::Empty => break,
         }
     }
-    // Empty means every queued count was zero, so the scratch deques, whose
-    // jobs are counted, are empty; this only keeps that promise explicit.
-    registry.levels.drain_into_injectors(&scratch);
+    // The sweep only puts a job into its scratch deques when a more urgent
+    // one appeared, and then picks from them first: they end empty.
+    debug_assert!(Levels::deques_empty(&scratch));
+    // Workers that were asleep may be all that is left: the drain check.
+    Registry::try_drain(registry);
 }
 
 /// [`Pool::shutdown_now`](crate::Pool::shutdown_now).
@@ -253,7 +253,7 @@ pub(crate) fn shutdown_now(registry: &Arc<Registry>) -> CancelledJobs {
 /// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout).
 pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> ShutdownReport {
     let deadline = Instant::now().checked_add(timeout);
-    registry.close_intake();
+    Registry::close_intake(registry);
     if worker::current_local(registry.id).is_some() {
         return ShutdownReport::Detached;
     }
@@ -269,9 +269,8 @@ pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> S
     }
     abort_and_sweep(registry);
     let cancelled = registry.abort.counts();
-    let still_running = registry.lifecycle.outstanding();
-    if still_running == 0 && registry.abort.wait_drained(Some(Instant::now())) && registry.workers.join_until(deadline)
-    {
+    let still_running = registry.metrics().workers.busy + registry.levels.backlog();
+    if registry.abort.wait_drained(Some(Instant::now())) && registry.workers.join_until(deadline) {
         // Nothing ran any more and the workers exited in time.
         registry.timer.join();
     } else {

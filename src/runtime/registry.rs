@@ -14,7 +14,7 @@ use crate::config::{Config, validate_limits};
 use crate::error::{BuildError, BuildErrorKind, ResizeError, ResizeErrorKind, SpawnError, SpawnErrorKind};
 use crate::hooks::log_event;
 use crate::job::{Job, drop_payload};
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Lifecycle, Spawning};
 use crate::limits::Limits;
 use crate::metrics::{Metrics, MetricsCore, ThreadCounts};
 use crate::queue::Priority;
@@ -41,11 +41,19 @@ pub(crate) struct Registry {
     panics: AtomicUsize,
 }
 
-/// A job's ticket between admission and injection: its level and, when the
-/// spawn comes from one of this pool's workers, that worker's local deques.
+/// A job's ticket between admission and injection: its level and where it
+/// comes from.
 pub(crate) struct Admission {
     level: usize,
-    local: Option<std::rc::Rc<Local>>,
+    from: From,
+}
+
+/// Where a spawn comes from.
+enum From {
+    /// A running job of this pool: its worker's local deques.
+    Job(std::rc::Rc<Local>),
+    /// Outside the pool: a spawn under way, until it ends.
+    Outside(Spawning),
 }
 
 impl Registry {
@@ -90,13 +98,12 @@ impl Registry {
         deadline: Option<Instant>,
         make: impl FnOnce(F, Option<Instant>) -> (Job, H),
     ) -> Result<H, SpawnError<F>> {
-        let admission = match this.admit(priority) {
+        let admission = match Registry::admit(this, priority) {
             Ok(admission) => admission,
             Err(kind) => return Err(SpawnError::new(job, kind)),
         };
         if deadline.is_some() && this.timer.start(this).is_err() {
-            // Undo the admission, as a refused spawn does.
-            this.finish_job();
+            Registry::end_spawn(this, admission);
             return Err(SpawnError::new(job, SpawnErrorKind::TimerUnavailable));
         }
         let (entry, handle) = make(job, deadline);
@@ -110,19 +117,33 @@ impl Registry {
     }
 
     /// Checks that `priority` names a level and that intake is open (or the
-    /// caller is one of this pool's running jobs), and counts the job as
-    /// outstanding.
-    fn admit(&self, priority: Priority) -> Result<Admission, SpawnErrorKind> {
-        let levels = self.levels.len();
+    /// caller is one of this pool's running jobs; see `lifecycle.rs`).
+    fn admit(this: &Arc<Registry>, priority: Priority) -> Result<Admission, SpawnErrorKind> {
+        let levels = this.levels.len();
         let level = priority
             .resolve(levels)
             .ok_or(SpawnErrorKind::UnknownLevel { level: priority.asked().unwrap_or(levels), levels })?;
-        let local = worker::current_local(self.id);
-        if self.lifecycle.admit(local.is_some(), || self.on_drained()) {
-            Ok(Admission { level, local })
-        } else {
-            self.metrics.rejected(level);
-            Err(SpawnErrorKind::Shutdown)
+        if let Some(local) = worker::current_local(this.id) {
+            return Ok(Admission { level, from: From::Job(local) });
+        }
+        match this.lifecycle.begin_spawn() {
+            Some(spawning) => Ok(Admission { level, from: From::Outside(spawning) }),
+            None => {
+                this.metrics.rejected(level);
+                // The refused spawn may have kept a drain check from
+                // succeeding.
+                Registry::try_drain(this);
+                Err(SpawnErrorKind::Shutdown)
+            }
+        }
+    }
+
+    /// Ends an admitted spawn from outside (see `lifecycle.rs`).
+    fn end_spawn(this: &Arc<Registry>, admission: Admission) {
+        if let From::Outside(spawning) = admission.from
+            && this.lifecycle.end_spawn(spawning)
+        {
+            Registry::try_drain(this);
         }
     }
 
@@ -130,15 +151,14 @@ impl Registry {
     /// is one, else on the level's injector; then wakes one sleeper, or
     /// grows the pool if there is none (see [`Registry::notify`]).
     fn inject(this: &Arc<Registry>, admission: Admission, job: Job) {
-        let Admission { level, local } = admission;
+        let level = admission.level;
         let job = job.stamped(this.metrics.stamp_queued(&this.levels, level));
-        match local {
-            Some(local) => local.push(level, job),
-            None => this.levels.inject(level, job),
+        match &admission.from {
+            From::Job(local) => local.push(&this.levels, level, job),
+            From::Outside(_) => this.levels.inject(level, job),
         }
-        // After the push: see `Levels::count_in`.
-        this.levels.count_in(level);
         Registry::notify(this);
+        Registry::end_spawn(this, admission);
     }
 
     /// Records the panic of a spawned job and hands it to the panic handler.
@@ -171,6 +191,7 @@ impl Registry {
     /// calling thread, so that shutdown still runs every accepted job.
     fn restart(this: &Arc<Registry>) {
         Registry::notify(this);
+        Registry::try_drain(this);
         if this.limits.counts().live == 0 && !this.lifecycle.is_drained() {
             eprintln!(
                 "priopool: no worker thread could be started; shutdown runs the remaining jobs on its own thread"
@@ -179,26 +200,33 @@ impl Registry {
         }
     }
 
-    /// Counts an admitted job as finished: it ran, or was discarded unrun,
-    /// or its admission is undone. The one place a job leaves the drain
-    /// accounting (`lifecycle.rs`).
-    pub(crate) fn finish_job(&self) {
-        self.lifecycle.finish(|| self.on_drained());
-    }
-
     /// Closes intake: the first step of every shutdown (`lifecycle.rs`).
-    pub(crate) fn close_intake(&self) {
-        self.lifecycle.close(|| self.on_drained());
+    pub(crate) fn close_intake(this: &Arc<Registry>) {
+        this.lifecycle.close();
+        Registry::try_drain(this);
     }
 
-    /// Runs when the last outstanding job of a closed pool finishes (and
-    /// possibly again later): wakes every sleeper so the workers exit, opens
-    /// the drained latch, and stops the deadline timer (nothing is queued
-    /// any more).
-    fn on_drained(&self) {
-        self.sleep.wake_all();
-        self.abort.set_drained();
-        self.timer.stop();
+    /// The drain check of `lifecycle.rs`, step 3: if intake is closed, no
+    /// spawn from outside is under way, no queue holds a job and every
+    /// worker is asleep, records the drain and wakes every worker so that
+    /// they exit, opens the drained latch, and stops the deadline timer.
+    /// Callers have fenced after their own change (see `lifecycle.rs`).
+    pub(crate) fn try_drain(this: &Arc<Registry>) {
+        if !this.lifecycle.is_closed() || this.lifecycle.is_drained() {
+            return;
+        }
+        let (_, peers) = this.workers.snapshot();
+        let drained = this.sleep.wake_all_if_idle(|| {
+            if this.lifecycle.spawns_under_way() || this.levels.any_queued(&peers) {
+                return false;
+            }
+            this.lifecycle.set_drained();
+            true
+        });
+        if drained {
+            this.abort.set_drained();
+            this.timer.stop();
+        }
     }
 
     /// Closes intake and, unless called from one of this pool's own worker
@@ -206,7 +234,7 @@ impl Registry {
     /// started (retired ones included) and the deadline timer.
     pub(crate) fn shutdown(this: &Arc<Registry>) {
         log_event!(info, "shutdown begun: intake closed, draining the accepted jobs");
-        this.close_intake();
+        Registry::close_intake(this);
         if worker::current_local(this.id).is_none() {
             this.workers.join_all(|| this.lifecycle.is_drained(), || Registry::restart(this));
             this.timer.join();
@@ -271,15 +299,17 @@ impl Registry {
         Ok(())
     }
 
-    /// A worker leaves for good (retired as surplus or idle), after moving
-    /// its local jobs to the injectors: it stops being a steal target,
+    /// A worker leaves for good (retired as surplus or idle): it stops
+    /// being a steal target once its deques are empty (`empty`: already),
     /// passes on any wake-up it might have swallowed (`limits.rs`, case 2)
     /// and, if it runs on a thread of its own (`own_thread`; not the
     /// shutdown's last resort of `worker::run_here`), hands its thread to
     /// be joined, which counts it as retired.
-    pub(crate) fn retire_worker(this: &Arc<Registry>, index: usize, own_thread: bool) {
-        this.workers.remove_peer(index);
-        if this.levels.any_queued() {
+    pub(crate) fn retire_worker(this: &Arc<Registry>, index: usize, own_thread: bool, empty: bool) {
+        this.workers.remove_peer(index, empty);
+        crate::sync::fence(Ordering::SeqCst);
+        let (_, peers) = this.workers.snapshot();
+        if this.levels.any_queued(&peers) {
             Registry::notify(this);
         }
         if own_thread {

@@ -13,12 +13,16 @@
 //!                          Contended -> back off briefly, pick again
 //!                          Empty   -> spin a few rounds (crossbeam Backoff,
 //!                                     a few µs), then: drained? exit
-//!                                                      else sleep (`sleep.rs`),
-//!                                     with a keep-alive deadline above the
-//!                                     pool's minimum: timed out? retire
+//!                                                      else sleep (`sleep.rs`;
+//!                                     the re-check also runs the drain
+//!                                     check of `lifecycle.rs` once intake
+//!                                     is closed), with a keep-alive
+//!                                     deadline above the pool's minimum:
+//!                                     timed out? retire
 //! }
-//! on exit: move local jobs to the injectors; if retired, leave the worker
-//!          set and pass on any wake-up (limits.rs)
+//! on exit: leave the worker set (jobs left in the own deques stay
+//!          stealable, see `workers.rs`); if retired, pass on any wake-up
+//!          (limits.rs)
 //! ```
 //!
 //! A running job is never preempted; priority is applied at every job
@@ -37,7 +41,7 @@ use super::workers::{Peer, Peers};
 use crate::job::Job;
 use crate::job::task::{Discarded, Outcome};
 use crate::queue::deque::Worker;
-use crate::queue::levels::{Pick, Source};
+use crate::queue::levels::{Levels, Pick, Source};
 use crate::sleep::Wake;
 use crate::sync::{Arc, Backoff, Parker, thread, thread_local};
 
@@ -48,9 +52,9 @@ pub(crate) struct Local {
 }
 
 impl Local {
-    /// Pushes a job (already counted in) onto this worker's deque for `level`.
-    pub(crate) fn push(&self, level: usize, job: Job) {
-        self.deques[level].push(job);
+    /// Pushes a job onto this worker's deque for `level`.
+    pub(crate) fn push(&self, levels: &Levels<Job>, level: usize, job: Job) {
+        levels.push_local(&self.deques[level], level, job);
     }
 }
 
@@ -169,6 +173,7 @@ impl WorkerThread {
         // the way out, or its running job would pass for an outsider.
         let outer = CURRENT.with(|current| current.replace(Some(Rc::clone(&self.local))));
         let registry = Arc::clone(&self.registry);
+        registry.sleep.enter_loop();
         let idle = Backoff::new();
         let contention = Backoff::new();
         let exit = loop {
@@ -193,13 +198,21 @@ impl WorkerThread {
                         break Exit::Drained;
                     }
                     self.stop_searching(false);
+                    registry.workers.prune_orphans();
                     let deadline = registry.limits.keep_alive_deadline();
                     self.probe.set_idle(true);
                     let wake = registry.sleep.sleep(self.index, &self.parker, deadline, || {
-                        registry.levels.any_queued() || registry.lifecycle.is_drained() || registry.limits.is_surplus()
+                        let (_, peers) = registry.workers.snapshot();
+                        if registry.levels.any_queued(&peers) || registry.limits.is_surplus() {
+                            return true;
+                        }
+                        Registry::try_drain(&registry);
+                        registry.lifecycle.is_drained()
                     });
                     self.probe.set_idle(false);
-                    if wake == Wake::TimedOut && registry.limits.retire_idle(&registry.levels) {
+                    if wake == Wake::TimedOut
+                        && registry.limits.retire_idle(|| registry.levels.any_queued(&registry.workers.snapshot().1))
+                    {
                         break Exit::Retired;
                     }
                     idle.reset();
@@ -208,16 +221,20 @@ impl WorkerThread {
         };
         CURRENT.with(|current| *current.borrow_mut() = outer);
         self.stop_searching(false);
-        // A retiring worker may hold jobs that its last job spawned, or the
-        // rest of a batch it stole; a drained pool has none. Either way no
-        // job is stranded, and the queued counts stay as they are.
-        registry.levels.drain_into_injectors(&self.local.deques);
+        // A retiring worker may hold jobs that its last job spawned; a
+        // drained pool has none. They stay stealable (see `workers.rs`).
+        let empty = Levels::deques_empty(&self.local.deques);
         self.probe.thread_stopping(&registry);
         match exit {
-            Exit::Retired => Registry::retire_worker(&registry, self.index, own_thread),
+            Exit::Retired => Registry::retire_worker(&registry, self.index, own_thread, empty),
             Exit::Drained if own_thread => registry.limits.left_at_shutdown(),
             Exit::Drained => {}
         }
+        registry.sleep.leave_loop();
+        // Every other worker may be asleep now: the drain check
+        // (`lifecycle.rs`), after the fence it asks of its callers.
+        crate::sync::fence(crate::sync::Ordering::SeqCst);
+        Registry::try_drain(&registry);
     }
 
     /// Counts this worker as searching, if the pool could grow (only then
@@ -232,7 +249,8 @@ impl WorkerThread {
     /// Stops counting this worker as searching; having found a job while
     /// others still wait, it passes the baton (see `limits.rs`).
     fn stop_searching(&mut self, found_job: bool) {
-        if std::mem::take(&mut self.searching) && self.registry.limits.leave_searching(found_job, &self.registry.levels)
+        if std::mem::take(&mut self.searching)
+            && self.registry.limits.leave_searching(found_job, || self.registry.levels.any_queued(&self.peers))
         {
             Registry::notify(&self.registry);
         }
@@ -263,7 +281,6 @@ impl WorkerThread {
                     if let Outcome::Panicked(payload) = outcome {
                         registry.job_panicked(payload);
                     }
-                    registry.finish_job();
                     return;
                 }
                 Err(discarded) => discarded,
@@ -281,6 +298,5 @@ impl WorkerThread {
         if let Some(payload) = discarded.panic {
             registry.job_panicked(Some(payload));
         }
-        registry.finish_job();
     }
 }

@@ -4,11 +4,13 @@
 //! The set is published as an immutable snapshot plus a generation number.
 //! A worker keeps its snapshot and reloads it only when the generation has
 //! moved, so stealing costs no lock and no reference count. Adding or
-//! removing a worker publishes a new snapshot. A worker that retires first
-//! moves its local jobs to the injectors and only then leaves the snapshot;
-//! a peer still holding an older snapshot may try to steal from its empty
-//! deques, which finds nothing and is harmless (the stealers keep the
-//! deques' buffers alive).
+//! removing a worker publishes a new snapshot. Jobs never move between
+//! queues (`queue/levels.rs`), so a worker that retires with jobs left in
+//! its deques (its last job spawned them) stays in the snapshot as an
+//! *orphan* until peers have stolen them all (the stealers keep the
+//! deques' buffers alive); [`WorkerSet::prune_orphans`] then drops it. A
+//! peer still holding an older snapshot may try to steal from an empty
+//! orphan, which finds nothing and is harmless.
 //!
 //! # Threads
 //!
@@ -47,6 +49,10 @@ pub(crate) type Peers = Arc<[Peer]>;
 
 pub(crate) struct WorkerSet {
     peers: Mutex<Peers>,
+    /// Retired workers still in the snapshot because their deques held
+    /// jobs when they left; how many, for a lock-free check.
+    orphans: Mutex<Vec<usize>>,
+    orphan_count: AtomicUsize,
     generation: AtomicUsize,
     threads: Mutex<Threads>,
     /// The next worker index: indexes are never reused, so that the sleeper
@@ -74,6 +80,8 @@ impl WorkerSet {
     pub(crate) fn new() -> WorkerSet {
         WorkerSet {
             peers: Mutex::new(arc_slice(Vec::new())),
+            orphans: Mutex::new(Vec::new()),
+            orphan_count: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
             threads: Mutex::new(Threads::default()),
             next_index: AtomicUsize::new(0),
@@ -110,7 +118,7 @@ impl WorkerSet {
                 Ok(true)
             }
             Err(error) => {
-                self.remove_peer(id);
+                self.remove_peer(id, true);
                 Err(error)
             }
         }
@@ -122,9 +130,37 @@ impl WorkerSet {
         self.publish(|peers| peers.push(peer));
     }
 
-    /// Withdraws the stealers of worker `id` from the snapshot.
-    pub(crate) fn remove_peer(&self, id: usize) {
-        self.publish(|peers| peers.retain(|p| p.id != id));
+    /// A worker leaves: its stealers leave the snapshot now if its deques
+    /// are empty (`empty`), or once they are (an orphan).
+    pub(crate) fn remove_peer(&self, id: usize, empty: bool) {
+        if empty {
+            self.publish(|peers| peers.retain(|p| p.id != id));
+        } else {
+            lock(&self.orphans).push(id);
+            self.orphan_count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops from the snapshot the orphans whose deques are empty now (no
+    /// job is ever pushed into them again, so they stay empty). Cheap when
+    /// there are none: one load.
+    pub(crate) fn prune_orphans(&self) {
+        if self.orphan_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut orphans = lock(&self.orphans);
+        let (_, peers) = self.snapshot();
+        let empty: Vec<usize> = orphans
+            .iter()
+            .copied()
+            .filter(|&id| peers.iter().filter(|p| p.id == id).all(|p| p.stealers.iter().all(Stealer::is_empty)))
+            .collect();
+        if empty.is_empty() {
+            return;
+        }
+        orphans.retain(|id| !empty.contains(id));
+        self.orphan_count.store(orphans.len(), Ordering::Relaxed);
+        self.publish(|peers| peers.retain(|p| !empty.contains(&p.id)));
     }
 
     fn publish(&self, change: impl FnOnce(&mut Vec<Peer>)) {
