@@ -121,6 +121,13 @@ mod model {
         fn len(&self) -> usize {
             self.len.load(Ordering::Acquire)
         }
+
+        /// Test oracle: whether a job in the queue passes `test`, read
+        /// under its lock.
+        #[cfg(test)]
+        fn holds(&self, test: impl Fn(&T) -> bool) -> bool {
+            lock(&self.jobs).iter().any(test)
+        }
     }
 
     impl<T> Clone for Stealer<T> {
@@ -148,6 +155,13 @@ mod model {
 
         pub(crate) fn len(&self) -> usize {
             self.queue.len()
+        }
+
+        /// Test oracle: whether a job in the queue passes `test`, read
+        /// under its lock.
+        #[cfg(test)]
+        pub(crate) fn holds(&self, test: impl Fn(&T) -> bool) -> bool {
+            self.queue.holds(test)
         }
     }
 

@@ -332,7 +332,7 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;
-    use crate::sync::{Arc, AtomicBool, thread};
+    use crate::sync::{Arc, AtomicBool, AtomicUsize, thread};
 
     /// One pusher queues a HIGH job and then a LOW one while two workers
     /// pick, one of them possibly preempted between its walk over level 0
@@ -381,6 +381,63 @@ mod loom_models {
             for worker in workers {
                 worker.join().unwrap();
             }
+        });
+    }
+
+    /// Two spawners push one job each, either of them preempted anywhere in
+    /// its push, while a worker picks: the push, the worker's take of that
+    /// job and the other spawner's job, in every order. Once a spawn has
+    /// returned (and the worker knows it), its job is never hidden: a pick
+    /// that then finds every level empty comes after the job was taken.
+    /// (With the old queued count, raised after the push, the worker could
+    /// take one spawner's job on the other's count and read the level
+    /// empty while the other job waited.)
+    #[test]
+    fn a_returned_spawn_is_never_hidden_by_a_preempted_one() {
+        const A: u32 = 1;
+        const B: u32 = 2;
+        loom::model(|| {
+            let levels = Arc::new(Levels::new(1));
+            // Bit `job` set once that job's spawn has returned.
+            let returned = Arc::new(AtomicUsize::new(0));
+            let spawners: Vec<_> = [A, B]
+                .into_iter()
+                .map(|job| {
+                    let (levels, returned) = (Arc::clone(&levels), Arc::clone(&returned));
+                    thread::spawn(move || {
+                        levels.inject(0, job);
+                        returned.fetch_or(job as usize, Ordering::Release);
+                    })
+                })
+                .collect();
+            // The worker: three picks, no waiting, so every interleaving ends.
+            let local = [Worker::new_fifo()];
+            let peers = [[local[0].stealer()]];
+            let mut taken = 0;
+            for _ in 0..3 {
+                let seen = returned.load(Ordering::Acquire) as u32;
+                match levels.pick(&local, &peers, 0) {
+                    Pick::Found(_, job, _) => {
+                        assert_eq!(taken & job, 0, "a job was taken twice");
+                        taken |= job;
+                    }
+                    Pick::Contended => {}
+                    Pick::Empty => {
+                        // The truth, read under the queue's lock: no job
+                        // whose spawn returned is still there.
+                        let hidden = levels.injectors[0].holds(|&job| seen & job != 0);
+                        assert!(!hidden, "a spawn returned, yet the pick found its job nowhere");
+                    }
+                }
+            }
+            for spawner in spawners {
+                spawner.join().unwrap();
+            }
+            while let Pick::Found(_, job, _) = levels.pick(&local, &peers, 0) {
+                assert_eq!(taken & job, 0, "a job was taken twice");
+                taken |= job;
+            }
+            assert_eq!(taken, A | B, "every job is taken");
         });
     }
 }
