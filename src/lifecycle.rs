@@ -55,7 +55,7 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{AtomicUsize, Ordering, plain, thread_local};
+use crate::sync::{AtomicUsize, Ordering};
 
 /// The `state` bit set once intake is closed.
 const CLOSED: usize = 1;
@@ -151,6 +151,7 @@ fn stripe() -> usize {
 
 #[cfg(not(loom))]
 fn stripe() -> usize {
+    use crate::sync::{plain, thread_local};
     static NEXT: plain::AtomicUsize = plain::AtomicUsize::new(0);
     thread_local! {
         static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;

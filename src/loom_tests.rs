@@ -341,7 +341,7 @@ fn race_for_the_last_high_job(highs: HighJobs) {
             taken[1] += by_racer[1];
         }
         assert_eq!(taken, [high_count, 1], "every job is taken exactly once");
-        assert!(!levels.any_queued(&*peers));
+        assert!(!levels.any_queued(&peers));
     });
 }
 
