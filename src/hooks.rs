@@ -29,10 +29,10 @@
 //! as a worker of the pool (the thread-local `CURRENT` of `runtime/worker.rs` is
 //! unset), so a job they spawn is admitted like one from any outside thread:
 //! refused once shutdown has begun. That keeps the drain proof of
-//! `lifecycle.rs` intact: only a thread whose running job is still counted as
-//! outstanding may spawn past the close. `before_job` and `after_job` run
-//! inside that window, while their job is still outstanding (it is finished
-//! only after `after_job` returns), so their spawns are sound too.
+//! `lifecycle.rs` intact: only a worker that is awake, inside a job, may
+//! spawn past the close. `before_job` and `after_job` run inside that
+//! window (the worker is awake until after `after_job` returns), so their
+//! spawns are sound too.
 //!
 //! # A panicking hook
 //!

@@ -11,14 +11,15 @@
 //                 worker set, monitoring probe, shutdown_now, deadline timer
 //   L2 sleep.rs   how idle workers park and a push wakes one (state table and proof)
 //      lifecycle.rs  intake and drain;  limits.rs  growing and shrinking;  metrics/  counters
-//   L1 queue/     Priority, the deques, the per-level injectors and counts, and the pick rule
+//   L1 queue/     Priority, the deques, the per-level injectors and hints, and the pick rule
 //                 (queue/levels.rs), generic over the job type and free of threads
 //      job/       the job, its cancellable cell and state machine, JobContext
 //      error.rs, config.rs, hooks.rs
 //   L0 sync.rs    std or loom primitives
 //
 // Under `--cfg loom`, sync.rs and queue/deque.rs swap in loom's primitives and
-// a stand-in queue, and the models (loom_tests.rs, limits::loom_models) run
+// a stand-in queue, and the models (loom_tests.rs, limits::loom_models,
+// queue::levels::loom_models) run
 // the real protocol code. docs/design.md summarises the design and points to
 // the module that proves each part.
 

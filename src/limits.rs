@@ -23,16 +23,16 @@
 //! A push that finds no sleeper to wake
 //! ([`Sleep::wake_one`](crate::sleep::Sleep::wake_one) returns `false`)
 //! asks `Registry::notify` to grow. The pool grows by one worker
-//! when `live < max` and the backlog (the sum of the queued counts) is
+//! when `live < max` and the backlog (`Levels::backlog`) is
 //! larger than `searching`: jobs wait and no idle worker is about to take
 //! them. A pool at its maximum (every fixed pool) pays one atomic load on this
 //! path; the backlog and `searching` are read only when growth is possible.
 //!
 //! `searching` can be stale: a worker counted as searching may have just
 //! found its job. So a searching worker that finds a job lowers `searching`
-//! and then re-checks the queued counts ([`Levels::any_queued`]); if jobs
-//! still wait it notifies in turn (the *baton*). This re-check pairs with
-//! the pusher's count-in exactly as a sleeper's re-check does in
+//! and then, after a fence, re-checks the queues ([`Levels::any_queued`]);
+//! if jobs still wait it notifies in turn (the *baton*). This re-check
+//! pairs with the pusher's fence exactly as a sleeper's re-check does in
 //! `sleep.rs`: either it sees the pushed job, or the pusher's later read of
 //! `searching` sees it lowered.
 //!
@@ -45,7 +45,7 @@
 //! *Surplus.* `Registry::set_worker_limits` may leave `live > max`. Every
 //! worker checks for surplus at the top of its loop, **before every pick**,
 //! so that a surplus worker takes no new job after its current one (the
-//! re-check before sleeping only reads the counts, it never pops). A worker
+//! re-check before sleeping only looks at the queues, it never pops). A worker
 //! that finds surplus retires with a compare-and-swap that lowers `live`
 //! only while `live > max`, so exactly `live - max` workers leave.
 //!
@@ -62,18 +62,19 @@
 //! one*. Retirement could break it in two ways, and each is closed:
 //!
 //! 1. A sleeper times out just as a job is pushed. The retiring worker takes
-//!    itself off the list and lowers `live`, and *then* re-checks the queued
-//!    counts; the pusher counts the job in and then reads `sleeping` and
-//!    `live`. The re-check pairs with the count-in as a sleeper's re-check
-//!    does in `sleep.rs`: either the retiring worker sees the job, takes its
-//!    slot back (`live += 1` while `live < max`) and goes back to work; or
-//!    the pusher sees the worker gone from the list and from `live`, finds
-//!    `live < max`, and starts a replacement (or wakes another sleeper).
+//!    itself off the list and lowers `live`, and *then*, after a fence,
+//!    re-checks the queues; the pusher pushes, fences and then reads
+//!    `sleeping` and `live`. The two fences pair as a sleeper's and a
+//!    waker's do in `sleep.rs`: either the retiring worker sees the job,
+//!    takes its slot back (`live += 1` while `live < max`) and goes back to
+//!    work; or the pusher sees the worker gone from the list and from
+//!    `live`, finds `live < max`, and starts a replacement (or wakes another
+//!    sleeper).
 //! 2. A surplus worker (or an idle one that could not take its slot back)
 //!    leaves with jobs around: a wake-up aimed at it, or jobs of its own
-//!    local deques. It moves its local jobs to the injectors (the queued
-//!    counts do not change, so the priority rule sees them throughout) and,
-//!    if any job is queued, passes the wake-up on with
+//!    local deques. Its deques stay stealable until empty (`workers.rs`;
+//!    jobs never move between queues, so the priority rule sees them
+//!    throughout) and, if any job is queued, it passes the wake-up on with
 //!    `Registry::notify`: it wakes a sleeper, or grows the pool, or finds
 //!    every other worker awake, and awake workers find the job (they pick,
 //!    or register as sleepers and then re-check).

@@ -54,10 +54,10 @@ const MAX_PREEMPTIONS_TWO_WORKERS: usize = 1;
 const MAX_PREEMPTIONS_DYNAMIC: usize = 3;
 
 /// The most preemptions model 1c (two pushers and one worker) is explored
-/// with: about 12,800 interleavings (1.5 s) at 2, 245,000 (29 s) at 3. Its
-/// race, a worker popping one pusher's job on the other's count-in and then
-/// parking while that job waits uncounted, is reached at 2 (checked with an
-/// assertion in the re-check that fired there).
+/// with (2). Its race, a worker taking one pusher's job while the other
+/// pusher is preempted mid-push and then parking, is reached at 2; the
+/// same race without the pool around it is
+/// `levels::loom_models::a_returned_spawn_is_never_hidden_by_a_preempted_one`.
 const MAX_PREEMPTIONS_TWO_PUSHERS: usize = 2;
 
 /// The most preemptions model 2 (shutdown racing a spawn) is explored with:
@@ -215,11 +215,10 @@ fn model_1b_child_job_is_stolen_by_a_peer_falling_asleep() {
 }
 
 /// Two threads each push a job while the only worker runs, searches or falls
-/// asleep. A job is counted in only after its push, so the worker may pop
-/// one pusher's job on the other pusher's count-in, and then re-check and
-/// park while the second job waits, its count-in still to come. Both jobs
-/// run without any further push: that count-in's pusher finds the sleeper.
-/// The main thread waits for both before shutting down.
+/// asleep; either pusher may be preempted anywhere in its spawn. Both jobs
+/// run without any further push: whichever push the worker's re-check
+/// misses, its pusher's fence and load of `sleeping` find the sleeper. The
+/// main thread waits for both before shutting down.
 #[test]
 fn model_1c_two_pushers_racing_a_worker_falling_asleep() {
     model_capped(MAX_PREEMPTIONS_TWO_PUSHERS, || {
@@ -364,7 +363,7 @@ fn model_3b_race_for_the_last_high_job_in_a_worker_deque() {
 }
 
 #[test]
-fn model_3c_race_for_high_jobs_while_a_batch_is_in_flight() {
+fn model_3c_race_for_two_high_jobs_in_the_injector() {
     race_for_the_last_high_job(HighJobs::TwoInInjector);
 }
 
@@ -380,8 +379,8 @@ fn model_3d_race_for_high_jobs_after_a_lost_steal() {
 /// A job spawns a child and then panics while the main thread shuts the
 /// pool down. Shutdown returns; the child (accepted during the drain because
 /// its parent is a running job) has run exactly once; the panic reached the
-/// panic handler exactly once. (Shutdown returning at all means the
-/// outstanding count reached zero: workers exit only when it has.)
+/// panic handler exactly once. (Shutdown returning at all means the drain
+/// check succeeded: workers exit only when it has.)
 #[test]
 fn model_4_job_panicking_during_shutdown() {
     model(|| {

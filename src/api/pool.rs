@@ -22,8 +22,8 @@ use crate::sync::Arc;
 /// Jobs are queued per priority level and a worker always starts the most
 /// urgent job there is (see the crate docs for the exact rule). Within a
 /// level, jobs start in roughly submission order: one worker takes them in
-/// order, but workers take batches from the shared queue, so with several
-/// workers the start order across workers is not FIFO.
+/// order; with several workers, each takes the next job it finds (its own
+/// deque first), so the start order across workers is not FIFO.
 ///
 /// Dropping the pool shuts it down gracefully, like [`Pool::shutdown`]: the
 /// dropping thread **blocks** until every accepted job has run (unlike

@@ -10,8 +10,8 @@
 //! and whoever moves the job out of `QUEUED` takes it out: a worker to run
 //! it, a canceller or the timer to drop it at once. The queue entry stays
 //! where it is; the worker that later pops it finds the job already ended
-//! and discards the entry. Until then the job is outstanding for the drain
-//! (`lifecycle.rs`) and queued for the metrics, which count it as cancelled
+//! and discards the entry. Until then the entry is queued, for the drain
+//! (`lifecycle.rs`) and for the metrics, which count the job as cancelled
 //! or expired at that pop, when it leaves the backlog.
 //!
 //! A worker that pops an entry first *claims* the job ([`TaskCell::claim`]:

@@ -7,7 +7,7 @@
 //! |------------------------------|-----------------------------|--------------------------------------------|
 //! | started, completed, panicked | the worker running the job  | its own `WorkerCounters`, cache-padded     |
 //! | cancelled, expired           | whoever takes the dead entry off a queue: a worker, or the `shutdown_now` sweep | the worker's own counters; shared atomics for the sweep |
-//! | backlog                      | spawner and worker          | the pick rule's queued count (`queue/levels.rs`) |
+//! | backlog                      | nobody: read from the queues | the injectors' lengths and the `in_deques` hints (`queue/levels.rs`) |
 //! | rejected                     | the refused spawner (rare)  | one cache-padded atomic per level          |
 //! | submitted                    | nobody: derived on read     | `started + cancelled + expired + backlog + rejected` |
 //! | queue-wait histogram         | the worker running the job  | its own histograms, behind its own mutex   |
@@ -16,9 +16,9 @@
 //! A worker's counters have one writer, so a count is bumped with a plain
 //! load and store, no read-modify-write; readers sum over the workers (as
 //! tokio's runtime metrics batch per worker). `submitted` is not written at
-//! all, so that a spawn pays no third contended read-modify-write: every
-//! accepted job is in the queued count before it can be picked, and every
-//! picked job is counted by whoever took it, once.
+//! all, so that a spawn writes no shared counter: every accepted job is in
+//! the backlog before it can be picked, and every picked job is counted by
+//! whoever took it, once.
 //!
 //! A cancelled or expired job is counted where its dead entry leaves its
 //! queue (`job/task.rs`), not where it was cancelled: so every job is in
@@ -47,8 +47,9 @@
 //! - `completed + panicked <= started`;
 //! - `started + cancelled + expired + backlog + rejected <= submitted`: a
 //!   job counted started or discarded was picked before the backlog was
-//!   read, so it is not in the backlog too (every change to the queued count
-//!   is a read-modify-write, so the acquire load sees every earlier pick); a
+//!   read, so it is not in the backlog too (an injector's head and the
+//!   `in_deques` hints move only by read-modify-writes, which the taker
+//!   makes before counting the job, so the later loads see them); a
 //!   job picked between two reads is missed by both, so the sum may lag.
 //!   `submitted` is that sum raised to the largest value any earlier
 //!   snapshot reported (a per-level `fetch_max`), never more than the true
@@ -65,8 +66,8 @@
 //! # Queue waits and the oldest job's wait
 //!
 //! With [`Builder::wait_metrics`](crate::Builder::wait_metrics) on, a job is
-//! stamped (nanoseconds since the pool started) just before it is counted
-//! in, and the worker that starts it reads the clock again: the difference
+//! stamped (nanoseconds since the pool started) just before it is pushed,
+//! and the worker that starts it reads the clock again: the difference
 //! goes into that worker's histogram for the level (microseconds, two
 //! significant digits, the `hdrhistogram` crate).
 //!
@@ -82,7 +83,7 @@
 //! ```
 //!
 //! the time the level has gone with jobs queued and none taken: a lower
-//! bound on the oldest queued job's wait (by induction over count-ins, that
+//! bound on the oldest queued job's wait (by induction over pushes, that
 //! job was stamped before the later mark; this is why a discard records the
 //! mark too), exact while the level starves outright, and small while it is
 //! served, so no false starvation alarm under a steady load. The last taken
@@ -106,7 +107,7 @@ use crate::job::state::Unrun;
 use crate::queue::levels::Levels;
 // The counters are plain std atomics even under loom: they order nothing but
 // their own figures and are read only by snapshots, which no model takes.
-// The roster lock is modelled, since a snapshot reads the queued counts
+// The roster lock is modelled, since a snapshot reads the queues' lengths
 // under it (see `sync.rs`).
 use crate::sync::plain::{Arc, AtomicBool, AtomicU64};
 use crate::sync::{Mutex, Ordering, lock};
@@ -316,9 +317,9 @@ impl MetricsCore {
         self.rejected[level].fetch_add(1, Ordering::Release);
     }
 
-    /// The stamp for a job about to be counted in at `level`, when wait
-    /// metrics are on. Call just before `Levels::count_in`, whose `AcqRel`
-    /// increment publishes the `rose_at` write made here.
+    /// The stamp for a job about to be pushed at `level`, when wait metrics
+    /// are on. Call just before the push, which publishes the `rose_at`
+    /// write made here.
     pub(crate) fn stamp_queued<T>(&self, levels: &Levels<T>, level: usize) -> Option<Stamp> {
         if !self.wait_metrics {
             return None;

@@ -8,28 +8,27 @@
 //!    `worker.rs`).
 //! 2. Close intake (`lifecycle.rs` step 1): spawns from outside are refused.
 //! 3. Sweep: the calling thread takes every queued job with the pick rule
-//!    (`Levels::pick` over the injectors and every worker's stealers, into a
-//!    scratch deque) and cancels it: its closure is dropped, its handle
-//!    yields `JobError::Cancelled`, it is counted at its level (for the
-//!    report and in the metrics) and finished for the drain accounting. The
-//!    entry of a job cancelled or expired earlier is discarded and counted
-//!    in the metrics by its earlier fate. The sweep stops when every
-//!    level's queued count is zero.
+//!    (`Levels::pick` over the injectors and every worker's stealers, with
+//!    a scratch deque of its own) and cancels it: its closure is dropped,
+//!    its handle yields `JobError::Cancelled`, and it is counted at its
+//!    level (for the report and in the metrics). The entry of a job
+//!    cancelled or expired earlier is discarded and counted in the metrics
+//!    by its earlier fate. The sweep stops when the pick finds every queue
+//!    empty. Jobs never hide in a count (`queue/levels.rs`), so every job
+//!    whose spawn returned before the call began is cancelled by the sweep
+//!    or was taken by a worker; a job pushed by a spawn still under way is
+//!    cancelled by the worker that pops it (step 1).
 //! 4. Wait for the drain and join the workers, as `Pool::shutdown` does
 //!    (only running jobs remain; each worker exits when it finds the pool
 //!    drained), then join the deadline timer.
 //!
-//! A job spawned by a running job after step 2 (its admission comes after
-//! the close in the lifecycle word's modification order; in practice: once
-//! `shutdown_now` has closed intake) is accepted, since its parent is part
-//! of the drain, and then cancelled by the sweep or by the worker that pops
-//! it; it is counted too. Proof sketch: the child's admission is an `AcqRel`
-//! read-modify-write of the lifecycle word that reads the close's `AcqRel`
-//! `fetch_or` (or a later read-modify-write of the word), so the `aborting`
-//! store, sequenced before the close, happens before the admission, hence
-//! before the push, the pop and the worker's load of `aborting`, which
-//! therefore reads `true`. A child admitted between steps 1 and 2 may run
-//! or be cancelled; either way it is counted exactly once.
+//! A job spawned by a running job is accepted even after the close, since
+//! its parent is part of the drain. If its push happens after the
+//! `aborting` store (in practice: the parent spawned it after learning of
+//! the `shutdown_now` call), it is cancelled by the sweep or by the worker
+//! that pops it, whose pop acquires the push and so reads `aborting` set.
+//! A child pushed earlier may run or be cancelled; either way it is counted
+//! exactly once.
 //!
 //! Running jobs are not interrupted: Rust cannot stop a thread. A job that
 //! should stop early needs its handle cancelled (see `JobContext`).
@@ -43,7 +42,7 @@
 //! # `shutdown_timeout(d)`
 //!
 //! One deadline, `now + d`, bounds the whole call: close intake, wait on the
-//! drained latch (signalled by the drain's last `finish`) until the deadline;
+//! drained latch (opened by the drain check, `lifecycle.rs`) until the deadline;
 //! if the pool drained, join the workers that exit by the deadline
 //! (`WorkerSet::join_until`: their `on_thread_stop` hooks may be slow),
 //! detach the rest, and report [`ShutdownReport::Drained`]. Otherwise do steps 1 to 3 of `shutdown_now`
