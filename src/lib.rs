@@ -19,9 +19,8 @@
 //
 // Under `--cfg loom`, sync.rs and queue/deque.rs swap in loom's primitives and
 // a stand-in queue, and the models (loom_tests.rs, limits::loom_models,
-// queue::levels::loom_models) run
-// the real protocol code. docs/design.md summarises the design and points to
-// the module that proves each part.
+// queue::levels::loom_models) run the real protocol code. docs/design.md
+// summarises the design and points to the module that proves each part.
 
 mod api;
 mod config;
