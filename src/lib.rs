@@ -11,7 +11,7 @@
 //                 worker set, monitoring probe, shutdown_now, deadline timer
 //   L2 sleep.rs   how idle workers park and a push wakes one (state table and proof)
 //      lifecycle.rs  intake and drain;  limits.rs  growing and shrinking;  metrics/  counters
-//   L1 queue/     Priority, the deques, the per-level injectors and hints, and the pick rule
+//   L1 queue/     Priority, the deques, each worker's deques (local.rs), the injectors and the pick rule
 //                 (queue/levels.rs), generic over the job type and free of threads
 //      job/       the job, its cancellable cell and state machine, JobContext
 //      error.rs, config.rs, hooks.rs

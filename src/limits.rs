@@ -23,7 +23,9 @@
 //! A push that finds no sleeper to wake
 //! ([`Sleep::wake_one`](crate::sleep::Sleep::wake_one) returns `false`)
 //! asks `Registry::notify` to grow. The pool grows by one worker
-//! when `live < max` and the backlog (`Levels::backlog`) is
+//! when `live < max` and the jobs waiting in the injectors
+//! (`Levels::injected`; a job spawned by a job waits in its worker's deque,
+//! and that worker is awake) are
 //! larger than `searching`: jobs wait and no idle worker is about to take
 //! them. A pool at its maximum (every fixed pool) pays one atomic load on this
 //! path; the backlog and `searching` are read only when growth is possible.
@@ -239,7 +241,7 @@ impl Limits {
         if c.live >= c.max {
             return false;
         }
-        if levels.backlog() <= self.searching.load(Ordering::SeqCst) {
+        if levels.injected() <= self.searching.load(Ordering::SeqCst) {
             return false;
         }
         self.searching.fetch_add(1, Ordering::SeqCst);
@@ -381,13 +383,13 @@ mod loom_models {
 
     use super::Limits;
     use crate::job::Job;
-    use crate::queue::deque::{Stealer, Worker};
     use crate::queue::levels::{Levels, Pick};
+    use crate::queue::local::{LocalQueues, SharedQueues};
     use crate::sleep::{Sleep, Wake};
     use crate::sync::{Arc, Ordering, Parker, fence, thread};
 
     /// No worker deques: the models that need none.
-    const NO_PEERS: &[Vec<Stealer<Job>>] = &[];
+    const NO_PEERS: &[Arc<SharedQueues<Job>>] = &[];
 
     /// What `Registry::notify` does, minus starting the thread: `true` if
     /// it woke a sleeper or reserved a slot for a new worker.
@@ -464,14 +466,14 @@ mod loom_models {
             let limits = Arc::new(Limits::new(0, 0, Duration::from_secs(1)));
             limits.set_limits(2, 2);
             limits.set_limits(1, 1);
-            let local = [Worker::new_fifo()];
-            let peers = Arc::new(vec![vec![local[0].stealer()]]);
+            let local = LocalQueues::new(1);
+            let peers = Arc::new(vec![Arc::clone(local.shared())]);
 
             let other = {
                 let (levels, sleep, peers) = (Arc::clone(&levels), Arc::clone(&sleep), Arc::clone(&peers));
                 thread::spawn(move || {
                     let parker = Parker::new();
-                    let own = [Worker::new_fifo()];
+                    let own = LocalQueues::new(1);
                     loop {
                         match levels.pick(&own, &peers, 0) {
                             Pick::Found(..) => return,
@@ -485,7 +487,7 @@ mod loom_models {
             };
 
             // The retiring worker: its job spawns a child (Registry::inject).
-            levels.push_local(&local[0], 0, Job::new(|| {}));
+            local.push(0, Job::new(|| {}));
             notify(&sleep, &limits, &levels);
             // Back at the top of its loop: surplus, so it retires without
             // picking, as `WorkerThread::run` and `Registry::retire_worker` do.

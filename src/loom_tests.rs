@@ -19,8 +19,8 @@ use std::sync::Once;
 use loom::sync::Condvar;
 
 use crate::job::Job;
-use crate::queue::deque::{Stealer, Worker};
 use crate::queue::levels::{Levels, Pick};
+use crate::queue::local::{LocalQueues, SharedQueues};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, lock, thread};
 use crate::{Builder, Pool, Priority, SpawnErrorKind};
 
@@ -299,9 +299,9 @@ enum HighJobs {
 fn race_for_the_last_high_job(highs: HighJobs) {
     model(move || {
         let levels = Arc::new(Levels::new(2));
-        let locals: Vec<Vec<Worker<Job>>> = (0..2).map(|_| (0..2).map(|_| Worker::new_fifo()).collect()).collect();
-        let peers: Arc<Vec<Vec<Stealer<Job>>>> =
-            Arc::new(locals.iter().map(|local| local.iter().map(Worker::stealer).collect()).collect());
+        let locals: Vec<LocalQueues<Job>> = (0..2).map(|_| LocalQueues::new(2)).collect();
+        let peers: Arc<Vec<Arc<SharedQueues<Job>>>> =
+            Arc::new(locals.iter().map(|local| Arc::clone(local.shared())).collect());
 
         levels.inject(1, Job::new(|| {}));
         let high_count = match highs {
@@ -311,7 +311,7 @@ fn race_for_the_last_high_job(highs: HighJobs) {
         };
         for _ in 0..high_count {
             match highs {
-                HighJobs::OneInDeque => levels.push_local(&locals[0][0], 0, Job::new(|| {})),
+                HighJobs::OneInDeque => locals[0].push(0, Job::new(|| {})),
                 _ => levels.inject(0, Job::new(|| {})),
             }
         }
@@ -328,8 +328,9 @@ fn race_for_the_last_high_job(highs: HighJobs) {
                         match levels.pick(&local, &peers, index) {
                             Pick::Found(level, _job, _source) => {
                                 if level == 1 {
+                                    // The truth, read under the queues' locks.
                                     let high_left =
-                                        !levels.injector_is_empty(0) || peers.iter().any(|peer| !peer[0].is_empty());
+                                        levels.injector_holds_any(0) || peers.iter().any(|peer| peer.holds_any(0));
                                     assert!(!high_left, "worker {index} took the low job while a high job waited");
                                 }
                                 taken[level] += 1;

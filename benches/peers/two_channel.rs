@@ -1,23 +1,19 @@
 //! Textbook priority pool #1: one channel per level.
 //!
 //! Design: two unbounded crossbeam channels, `high` and `low`, shared by all
-//! workers (multi-consumer), plus a `stop` channel that never carries a
-//! message. A worker loops:
+//! workers (multi-consumer). A worker loops:
 //!
 //! 1. `try_recv` on `high`, so a waiting urgent job is taken without
 //!    touching `low`;
-//! 2. otherwise block in `select_biased!` over `high`, `low`, `stop`, in that
-//!    order. When several are ready the first listed wins, so `high` beats
-//!    `low`, and `stop` (ready once its sender is dropped) is chosen only
-//!    when both job channels are empty.
+//! 2. otherwise block in `select_biased!` over `high` and `low`, in that
+//!    order: when both are ready the first listed wins, so `high` beats
+//!    `low`.
 //!
-//! Shutdown (or drop) drops the `stop` sender and joins every worker. A worker leaves
-//! only when it sees both job channels empty, so every job queued before
-//! shutdown runs; a job that spawns while the pool drains is run too,
-//! because the worker that spawned it checks the channels again before it
-//! can leave. Spawning from outside once shutdown has begun is a caller bug:
-//! such a job may be dropped unrun (or, after the workers are gone, `spawn`
-//! panics).
+//! Shutdown (or drop) drops both senders and joins every worker. A channel
+//! whose senders are gone answers `recv` with an error once it is empty; a
+//! worker that sees one channel closed runs what is left on the other and
+//! leaves, so every job queued before shutdown runs. Spawning once shutdown
+//! has begun is a caller bug here (`spawn` panics).
 //!
 //! What it costs: every job goes through one shared queue (no locality),
 //! and a blocked worker is woken by the channel's own wait list, one
@@ -29,11 +25,10 @@ use crossbeam_channel::{Receiver, Sender, select_biased, unbounded};
 
 use super::{Job, Level, Peer, Spawn};
 
-/// Running pool: the handle, the stop sender and the workers to join.
+/// Running pool: the handle (whose senders are dropped at shutdown) and the
+/// workers to join.
 pub struct TwoChannel {
-    handle: TwoChannelHandle,
-    /// Dropped to tell idle workers to leave.
-    stop: Option<Sender<()>>,
+    handle: Option<TwoChannelHandle>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -56,17 +51,22 @@ impl Spawn for TwoChannelHandle {
     }
 }
 
-fn worker(high: Receiver<Job>, low: Receiver<Job>, stop: Receiver<()>) {
+fn worker(high: Receiver<Job>, low: Receiver<Job>) {
     loop {
         if let Ok(job) = high.try_recv() {
             job();
             continue;
         }
         select_biased! {
-            recv(high) -> msg => if let Ok(job) = msg { job() },
-            recv(low) -> msg => if let Ok(job) = msg { job() },
-            // Only ever an error (disconnected): both job channels were empty.
-            recv(stop) -> _ => return,
+            recv(high) -> msg => match msg {
+                Ok(job) => job(),
+                // Closed and empty: finish the other level, then leave.
+                Err(_) => return low.iter().for_each(|job| job()),
+            },
+            recv(low) -> msg => match msg {
+                Ok(job) => job(),
+                Err(_) => return high.iter().for_each(|job| job()),
+            },
         }
     }
 }
@@ -78,21 +78,20 @@ impl Peer for TwoChannel {
     fn start(workers: usize) -> Self {
         let (high_tx, high_rx) = unbounded::<Job>();
         let (low_tx, low_rx) = unbounded::<Job>();
-        let (stop_tx, stop_rx) = unbounded::<()>();
         let workers = (0..workers)
             .map(|i| {
-                let (h, l, s) = (high_rx.clone(), low_rx.clone(), stop_rx.clone());
+                let (h, l) = (high_rx.clone(), low_rx.clone());
                 thread::Builder::new()
                     .name(format!("two-channel-{i}"))
-                    .spawn(move || worker(h, l, s))
+                    .spawn(move || worker(h, l))
                     .expect("spawn two-channel worker")
             })
             .collect();
-        TwoChannel { handle: TwoChannelHandle { high: high_tx, low: low_tx }, stop: Some(stop_tx), workers }
+        TwoChannel { handle: Some(TwoChannelHandle { high: high_tx, low: low_tx }), workers }
     }
 
     fn handle(&self) -> TwoChannelHandle {
-        self.handle.clone()
+        self.handle.clone().expect("the pool is running")
     }
 
     fn shutdown(self) {
@@ -100,10 +99,11 @@ impl Peer for TwoChannel {
     }
 }
 
-/// Dropping the pool shuts it down: drain, then join.
+/// Dropping the pool shuts it down: drain, then join. (Handles cloned out
+/// keep their senders; the bench drops them before the pool.)
 impl Drop for TwoChannel {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        drop(self.handle.take());
         for w in self.workers.drain(..) {
             // A worker only ends early if a job panicked; the bench's don't.
             let _ = w.join();

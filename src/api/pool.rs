@@ -203,7 +203,7 @@ impl Pool {
     /// level.
     pub fn queued(&self, priority: Priority) -> Option<usize> {
         let registry = &self.spawner.registry;
-        priority.resolve(registry.levels.len()).map(|level| registry.levels.queued(level))
+        priority.resolve(registry.levels.len()).map(|level| registry.queued(level))
     }
 
     /// How many jobs have panicked since the pool started (spawned and

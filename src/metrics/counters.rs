@@ -7,7 +7,7 @@
 //! |------------------------------|-----------------------------|--------------------------------------------|
 //! | started, completed, panicked | the worker running the job  | its own `WorkerCounters`, cache-padded     |
 //! | cancelled, expired           | whoever takes the dead entry off a queue: a worker, or the `shutdown_now` sweep | the worker's own counters; shared atomics for the sweep |
-//! | backlog                      | nobody: read from the queues | the injectors' lengths and the `in_deques` hints (`queue/levels.rs`) |
+//! | backlog                      | nobody: read from the queues | the injectors' and deques' lengths (`queue/levels.rs`) |
 //! | rejected                     | the refused spawner (rare)  | one cache-padded atomic per level          |
 //! | submitted                    | nobody: derived on read     | `started + cancelled + expired + backlog + rejected` |
 //! | queue-wait histogram         | the worker running the job  | its own histograms, behind its own mutex   |
@@ -47,9 +47,9 @@
 //! - `completed + panicked <= started`;
 //! - `started + cancelled + expired + backlog + rejected <= submitted`: a
 //!   job counted started or discarded was picked before the backlog was
-//!   read, so it is not in the backlog too (an injector's head and the
-//!   `in_deques` hints move only by read-modify-writes, which the taker
-//!   makes before counting the job, so the later loads see them); a
+//!   read, so it is not in the backlog too (a take moves the queue's front
+//!   index with a read-modify-write before the taker counts the job, so the
+//!   later loads of the index see it); a
 //!   job picked between two reads is missed by both, so the sum may lag.
 //!   `submitted` is that sum raised to the largest value any earlier
 //!   snapshot reported (a per-level `fetch_max`), never more than the true
@@ -73,7 +73,9 @@
 //!
 //! The age of the oldest queued job cannot be read from lock-free queues
 //! without taking the jobs out. Instead each level keeps two marks:
-//! `rose_at`, the stamp of a spawn that found the level's backlog at zero,
+//! `rose_at`, the stamp of a spawn that found the queue it pushes into
+//! empty (the level's backlog may have been non-zero elsewhere: the mark is
+//! then later than the level's true rise, and the bound only looser),
 //! and *last taken*, when a job was last taken off the level's queues (to
 //! start, or to be discarded). The snapshot reports
 //!
@@ -104,7 +106,6 @@ use hdrhistogram::Histogram;
 use super::snapshot::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
 use crate::job::Stamp;
 use crate::job::state::Unrun;
-use crate::queue::levels::Levels;
 // The counters are plain std atomics even under loom: they order nothing but
 // their own figures and are read only by snapshots, which no model takes.
 // The roster lock is modelled, since a snapshot reads the queues' lengths
@@ -320,12 +321,13 @@ impl MetricsCore {
     /// The stamp for a job about to be pushed at `level`, when wait metrics
     /// are on. Call just before the push, which publishes the `rose_at`
     /// write made here.
-    pub(crate) fn stamp_queued<T>(&self, levels: &Levels<T>, level: usize) -> Option<Stamp> {
+    /// `was_empty`: whether the queue it goes into is empty now.
+    pub(crate) fn stamp_queued(&self, level: usize, was_empty: impl FnOnce() -> bool) -> Option<Stamp> {
         if !self.wait_metrics {
             return None;
         }
         let stamp = self.now();
-        if levels.queued(level) == 0 {
+        if was_empty() {
             self.rose_at[level].fetch_max(stamp.raw(), Ordering::Relaxed);
         }
         Some(stamp)
@@ -389,7 +391,8 @@ impl MetricsCore {
     /// `threads` are the worker counts kept elsewhere, read by the caller
     /// (before this takes the roster lock: a thread start takes the worker
     /// set's lock and then, if the start fails, the roster's).
-    pub(crate) fn snapshot<T>(&self, queues: &Levels<T>, threads: ThreadCounts) -> Metrics {
+    /// `queued(level)` reads the level's backlog.
+    pub(crate) fn snapshot(&self, queued: impl Fn(usize) -> usize, threads: ThreadCounts) -> Metrics {
         let roster = lock(&self.roster);
         let live = &roster.live;
         let sum = |level: usize, retired: u64, field: fn(&LevelCounters) -> &AtomicU64| {
@@ -408,7 +411,7 @@ impl MetricsCore {
                 let cancelled =
                     sum(level, retired.cancelled, |l| &l.cancelled) + swept.cancelled.load(Ordering::Acquire);
                 let expired = sum(level, retired.expired, |l| &l.expired) + swept.expired.load(Ordering::Acquire);
-                let backlog = queues.queued(level) as u64;
+                let backlog = queued(level) as u64;
                 let rejected = self.rejected[level].load(Ordering::Acquire);
                 let offered = started + cancelled + expired + backlog + rejected;
                 let submitted = offered.max(self.submitted_seen[level].fetch_max(offered, Ordering::Relaxed));
@@ -490,7 +493,7 @@ mod tests {
     #[test]
     fn a_retired_worker_is_counted_once() {
         let core = MetricsCore::new(2, true);
-        let queues = Levels::<u32>::new(2);
+        let queues = |_| 0;
         let a = core.attach();
         let b = core.attach();
         bump(&a.levels[1].started);
@@ -498,45 +501,46 @@ mod tests {
         bump(&b.levels[1].started);
         lock(a.waits.as_ref().unwrap())[1].record(5).unwrap();
         assert_eq!(core.detach(&a), 1);
-        let m = core.snapshot(&queues, ThreadCounts::default());
+        let m = core.snapshot(queues, ThreadCounts::default());
         assert_eq!((m.levels[1].started, m.levels[1].completed, m.workers.total), (2, 1, 1));
         assert_eq!(m.levels[1].wait.as_ref().map(|w| (w.count, w.max_us)), Some((1, 5)));
         assert_eq!(core.detach(&b), 0);
-        let m = core.snapshot(&queues, ThreadCounts::default());
+        let m = core.snapshot(queues, ThreadCounts::default());
         assert_eq!((m.levels[1].started, m.workers.total), (2, 0));
     }
 
     #[test]
     fn since_gives_the_interval() {
         let core = MetricsCore::new(1, true);
-        let queues = Levels::<u32>::new(1);
+        let queues = |_| 0;
         let w = core.attach();
         bump(&w.levels[0].started);
         lock(w.waits.as_ref().unwrap())[0].record(1000).unwrap();
-        let first = core.snapshot(&queues, ThreadCounts::default());
+        let first = core.snapshot(queues, ThreadCounts::default());
         bump(&w.levels[0].started);
         lock(w.waits.as_ref().unwrap())[0].record(10).unwrap();
-        let window = core.snapshot(&queues, ThreadCounts::default()).since(&first);
+        let window = core.snapshot(queues, ThreadCounts::default()).since(&first);
         assert_eq!((window.levels[0].submitted, window.levels[0].started), (1, 1));
         let wait = window.levels[0].wait.as_ref().unwrap();
         assert_eq!((wait.count, wait.max_us), (1, 10));
         // Reversed, the histograms do not subtract.
-        assert!(first.since(&core.snapshot(&queues, ThreadCounts::default())).levels[0].wait.is_none());
+        assert!(first.since(&core.snapshot(queues, ThreadCounts::default())).levels[0].wait.is_none());
     }
 
     #[test]
     fn oldest_wait_is_zero_without_backlog_and_grows_with_it() {
         let core = MetricsCore::new(1, true);
-        let queues = Levels::<u32>::new(1);
-        assert_eq!(core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait, Some(Duration::ZERO));
-        let stamp = core.stamp_queued(&queues, 0).unwrap();
-        queues.inject(0, 1);
+        let backlog = std::cell::Cell::new(0);
+        let queues = |_| backlog.get();
+        assert_eq!(core.snapshot(queues, ThreadCounts::default()).levels[0].oldest_wait, Some(Duration::ZERO));
+        let stamp = core.stamp_queued(0, || true).unwrap();
+        backlog.set(1);
         assert_eq!(core.rose_at[0].load(Ordering::Relaxed), stamp.raw());
-        let a = core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait.unwrap();
-        let b = core.snapshot(&queues, ThreadCounts::default()).levels[0].oldest_wait.unwrap();
+        let a = core.snapshot(queues, ThreadCounts::default()).levels[0].oldest_wait.unwrap();
+        let b = core.snapshot(queues, ThreadCounts::default()).levels[0].oldest_wait.unwrap();
         assert!(b >= a);
         // A second job on a non-empty level leaves the mark alone.
-        core.stamp_queued(&queues, 0);
+        core.stamp_queued(0, || false);
         assert_eq!(core.rose_at[0].load(Ordering::Relaxed), stamp.raw());
     }
 }

@@ -194,8 +194,19 @@ mod model {
             self.queue.steal()
         }
 
+        pub(crate) fn len(&self) -> usize {
+            self.queue.len()
+        }
+
         pub(crate) fn is_empty(&self) -> bool {
             self.queue.len() == 0
+        }
+
+        /// Test oracle: whether a job in the queue passes `test`, read
+        /// under its lock.
+        #[cfg(test)]
+        pub(crate) fn holds(&self, test: impl Fn(&T) -> bool) -> bool {
+            self.queue.holds(test)
         }
     }
 }

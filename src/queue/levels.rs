@@ -15,13 +15,12 @@
 //!
 //! Two cheap hints keep a worker from trying `1 + workers` steals on an
 //! empty level. An injector is skipped when [`Injector::is_empty`] says so
-//! (two loads). The deques of a level are skipped when the level's
-//! `in_deques` count is zero: it is raised *before* a job is pushed into a
-//! deque and lowered *after* the job is taken, so it never reads less than
-//! the jobs visible in the deques. A hint may read high (a push under way,
-//! a take not yet counted out): the worker then tries the sources, finds
-//! them empty and moves on. A zero is never wrong about a job whose push
-//! happened before the read.
+//! (two loads). A peer's deque is skipped when its *occupied* flag is clear
+//! (`queue/local.rs`): set by its owner before a push, cleared by its owner
+//! when its own pop finds the deque empty, so a clear flag is never wrong
+//! about a job whose push happened before the read. A hint may read high (a
+//! push under way, a deque whose jobs were stolen): the worker then tries
+//! the source, finds it empty and moves on.
 //!
 //! # The pick rule
 //!
@@ -62,10 +61,9 @@
 //! until the pusher runs again (a few instructions of the pusher's). Only
 //! that worker waits, for that job; other workers take the jobs behind it.
 //! Nothing else in the pool waits for a pusher.
-use crossbeam_utils::CachePadded;
-
-use super::deque::{Injector, Steal, Stealer, Worker};
-use crate::sync::{AtomicUsize, Ordering, spin_loop};
+use super::deque::{Injector, Steal};
+use super::local::{LocalQueues, SharedQueues};
+use crate::sync::spin_loop;
 
 /// Where the pick rule found a job.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -97,22 +95,15 @@ enum Take<T> {
     Empty,
 }
 
-/// The shared, per-level half of the queues: one injector and one
-/// `in_deques` hint per priority level.
+/// The shared, per-level half of the queues: one injector per priority
+/// level. (The deques are each worker's, `queue/local.rs`.)
 pub(crate) struct Levels<T> {
     injectors: Box<[Injector<T>]>,
-    /// Jobs of each level in workers' own deques, raised before the push and
-    /// lowered after the take (see the module docs). Read-modify-writes
-    /// only, so it never wraps below zero.
-    in_deques: Box<[CachePadded<AtomicUsize>]>,
 }
 
 impl<T> Levels<T> {
     pub(crate) fn new(levels: usize) -> Levels<T> {
-        Levels {
-            injectors: (0..levels).map(|_| Injector::new()).collect(),
-            in_deques: (0..levels).map(|_| CachePadded::new(AtomicUsize::new(0))).collect(),
-        }
+        Levels { injectors: (0..levels).map(|_| Injector::new()).collect() }
     }
 
     /// The number of priority levels.
@@ -125,68 +116,60 @@ impl<T> Levels<T> {
         self.injectors[level].push(job);
     }
 
-    /// Pushes a job onto `deque`, the calling worker's own deque for
-    /// `level` (a spawn from a running job), counting it in first.
-    ///
-    /// `SeqCst`: a worker that reads the count after a sleeper's or a
-    /// drain's fence must see it (see `sleep.rs`).
-    pub(crate) fn push_local(&self, deque: &Worker<T>, level: usize, job: T) {
-        self.in_deques[level].fetch_add(1, Ordering::SeqCst);
-        deque.push(job);
+    /// Whether the level's injector is empty (a snapshot).
+    pub(crate) fn injector_is_empty(&self, level: usize) -> bool {
+        self.injectors[level].is_empty()
     }
 
-    /// Whether a job of `level` may be waiting in some deque (the hint).
-    fn deques_may_hold(&self, level: usize) -> bool {
-        self.in_deques[level].load(Ordering::SeqCst) > 0
+    /// Test oracle: whether the level's injector holds a job, read under
+    /// the stand-in queue's lock.
+    #[cfg(all(test, loom))]
+    pub(crate) fn injector_holds_any(&self, level: usize) -> bool {
+        self.injectors[level].holds(|_| true)
     }
 
-    /// Whether `level` has a job visible in one of its queues: the injector,
-    /// or (when the hint allows) one of `peers`' deques. A snapshot.
-    fn holds(&self, level: usize, peers: &[impl AsRef<[Stealer<T>]>]) -> bool {
-        !self.injectors[level].is_empty()
-            || (self.deques_may_hold(level) && peers.iter().any(|p| !p.as_ref()[level].is_empty()))
+    /// Whether `level` has a job visible in one of its queues: the injector
+    /// or one of `peers`' deques. A snapshot.
+    fn holds<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> bool {
+        !self.injectors[level].is_empty() || peers.iter().any(|p| p.as_ref().holds(level))
     }
 
     /// Whether any level has a visible job: the re-check of a worker that
     /// has announced itself (as a sleeper, a retiree or a searcher that
     /// stopped) and must not miss a job pushed meanwhile, and of the drain.
-    /// `peers` must include every worker's stealers, retired workers' that
+    /// `peers` must include every worker's queues, retired workers' that
     /// still hold jobs too. Its caller fences first (see `sleep.rs`).
-    pub(crate) fn any_queued(&self, peers: &[impl AsRef<[Stealer<T>]>]) -> bool {
+    pub(crate) fn any_queued<P: AsRef<SharedQueues<T>>>(&self, peers: &[P]) -> bool {
         (0..self.len()).any(|level| self.holds(level, peers))
     }
 
     /// How many jobs are queued at `level` right now: a snapshot, exact at
     /// rest, which may include jobs whose push is under way.
-    pub(crate) fn queued(&self, level: usize) -> usize {
-        self.injectors[level].len() + self.in_deques[level].load(Ordering::Acquire)
+    pub(crate) fn queued<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> usize {
+        self.injectors[level].len() + peers.iter().map(|p| p.as_ref().len(level)).sum::<usize>()
     }
 
-    /// Whether `level`'s injector is empty (the loom models' oracle).
-    #[cfg(all(test, loom))]
-    pub(crate) fn injector_is_empty(&self, level: usize) -> bool {
-        self.injectors[level].is_empty()
+    /// How many jobs wait in the injectors (spawned from outside and not
+    /// taken yet), all levels together: the backlog a pusher weighs before
+    /// growing the pool (`limits.rs`).
+    pub(crate) fn injected(&self) -> usize {
+        self.injectors.iter().map(Injector::len).sum()
     }
 
-    /// How many jobs are queued at all levels together (the pool's backlog).
-    pub(crate) fn backlog(&self) -> usize {
-        (0..self.len()).map(|level| self.queued(level)).sum()
-    }
-
-    /// One pass of the pick rule for the worker owning `local` (one deque per
-    /// level). `peers` are every worker's stealers, one per level, the
-    /// caller's own included (stealing from oneself finds nothing and is
-    /// harmless); the scan of peers starts at `start` to spread contention.
-    pub(crate) fn pick<P: AsRef<[Stealer<T>]>>(&self, local: &[Worker<T>], peers: &[P], start: usize) -> Pick<T> {
+    /// One pass of the pick rule for the worker owning `local`. `peers` are
+    /// every worker's queues, the caller's own included (stealing from
+    /// oneself finds nothing and is harmless); the scan of peers starts at
+    /// `start` to spread contention.
+    pub(crate) fn pick<P: AsRef<SharedQueues<T>>>(&self, local: &LocalQueues<T>, peers: &[P], start: usize) -> Pick<T> {
         'walk: loop {
-            for (level, deque) in local.iter().enumerate() {
-                match self.take(level, deque, peers, start) {
+            for level in 0..self.len() {
+                match self.take(level, local, peers, start) {
                     Take::Job(job, source) => {
                         if level > 0 && source != Source::Local && (0..level).any(|more| self.holds(more, peers)) {
                             // A more urgent job may have been pushed before
                             // this one: keep this one for later, at the back
                             // of the own deque (see the module docs).
-                            self.push_local(deque, level, job);
+                            local.push(level, job);
                             continue 'walk;
                         }
                         return Pick::Found(level, job, source);
@@ -200,12 +183,15 @@ impl<T> Levels<T> {
     }
 
     /// Tries the sources of one level in order: own deque, injector, peers.
-    fn take<P: AsRef<[Stealer<T>]>>(&self, level: usize, local: &Worker<T>, peers: &[P], start: usize) -> Take<T> {
+    fn take<P: AsRef<SharedQueues<T>>>(
+        &self,
+        level: usize,
+        local: &LocalQueues<T>,
+        peers: &[P],
+        start: usize,
+    ) -> Take<T> {
         let mut retry = false;
-        if self.deques_may_hold(level)
-            && let Some(job) = local.pop()
-        {
-            self.in_deques[level].fetch_sub(1, Ordering::Release);
+        if let Some(job) = local.pop(level) {
             return Take::Job(job, Source::Local);
         }
         let injector = &self.injectors[level];
@@ -216,26 +202,19 @@ impl<T> Levels<T> {
                 Steal::Empty => {}
             }
         }
-        if self.deques_may_hold(level) {
-            let n = peers.len();
-            for i in 0..n {
-                match first_success(|| peers[(start + i) % n].as_ref()[level].steal()) {
-                    Steal::Success(job) => {
-                        self.in_deques[level].fetch_sub(1, Ordering::Release);
-                        return Take::Job(job, Source::Peer);
-                    }
-                    Steal::Retry => retry = true,
-                    Steal::Empty => {}
-                }
+        let n = peers.len();
+        for i in 0..n {
+            let peer = peers[(start + i) % n].as_ref();
+            if !peer.may_hold(level) {
+                continue;
+            }
+            match first_success(|| peer.steal(level)) {
+                Steal::Success(job) => return Take::Job(job, Source::Peer),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
             }
         }
         if retry { Take::Retry } else { Take::Empty }
-    }
-
-    /// Whether `local` (one deque per level, of a worker about to leave)
-    /// holds no job.
-    pub(crate) fn deques_empty(local: &[Worker<T>]) -> bool {
-        local.iter().all(Worker::is_empty)
     }
 }
 
@@ -255,74 +234,60 @@ fn first_success<T>(mut steal: impl FnMut() -> Steal<T>) -> Steal<T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::sync::Arc;
 
-    /// One pass of the pick rule by a worker that is its only peer.
-    fn pick(levels: &Levels<u32>, local: &[Worker<u32>]) -> Pick<u32> {
-        let own: Vec<Stealer<u32>> = local.iter().map(Worker::stealer).collect();
-        levels.pick(local, &[own], 0)
-    }
-
-    fn deques(levels: usize) -> Vec<Worker<u32>> {
-        (0..levels).map(|_| Worker::new_fifo()).collect()
+    /// A worker and the peers list holding only itself.
+    fn worker(levels: usize) -> (LocalQueues<u32>, Vec<Arc<SharedQueues<u32>>>) {
+        let local = LocalQueues::new(levels);
+        let peers = vec![Arc::clone(local.shared())];
+        (local, peers)
     }
 
     #[test]
     fn picks_the_most_urgent_level_first_and_fifo_within_a_level() {
         let levels = Levels::new(3);
-        let local = deques(3);
+        let (local, peers) = worker(3);
         for (job, level) in [(1, 2), (2, 1), (3, 2), (4, 0)] {
             levels.inject(level, job);
         }
         let mut order = Vec::new();
-        while let Pick::Found(level, job, _) = pick(&levels, &local) {
+        while let Pick::Found(level, job, _) = levels.pick(&local, &peers, 0) {
             order.push((level, job));
         }
         assert_eq!(order, [(0, 4), (1, 2), (2, 1), (2, 3)]);
-        assert_eq!(levels.backlog(), 0);
+        assert!(!levels.any_queued(&peers));
     }
 
     #[test]
     fn own_deque_first_then_injector_then_peers() {
         let levels = Levels::new(2);
-        let (victim, thief) = (deques(2), deques(2));
-        levels.push_local(&victim[1], 1, 1);
+        let (victim, thief) = (LocalQueues::new(2), LocalQueues::new(2));
+        victim.push(1, 1);
         levels.inject(1, 2);
-        levels.push_local(&thief[1], 1, 3);
-        assert_eq!(levels.queued(1), 3);
-        let peers = [victim.iter().map(Worker::stealer).collect::<Vec<_>>()];
+        thief.push(1, 3);
+        let peers = [Arc::clone(victim.shared()), Arc::clone(thief.shared())];
+        assert_eq!(levels.queued(1, &peers), 3);
         let mut order = Vec::new();
         while let Pick::Found(_, job, source) = levels.pick(&thief, &peers, 0) {
             order.push((job, source));
         }
         assert_eq!(order, [(3, Source::Local), (2, Source::Injector), (1, Source::Peer)]);
-        assert_eq!(levels.backlog(), 0);
+        assert_eq!(levels.queued(1, &peers), 0);
         assert!(!levels.any_queued(&peers));
-    }
-
-    #[test]
-    fn a_count_without_a_visible_job_does_not_block_lower_levels() {
-        let levels = Levels::new(2);
-        let local = deques(2);
-        levels.inject(1, 10);
-        // A push into a deque is under way at level 0: counted, not there.
-        levels.in_deques[0].fetch_add(1, Ordering::SeqCst);
-        assert!(matches!(pick(&levels, &local), Pick::Found(1, 10, Source::Injector)));
-        assert!(matches!(pick(&levels, &local), Pick::Empty));
     }
 
     #[test]
     fn a_job_taken_while_a_more_urgent_one_waits_goes_back_to_the_own_deque() {
         let levels = Levels::new(2);
-        let local = deques(2);
-        let peers = [local.iter().map(Worker::stealer).collect::<Vec<_>>()];
+        let (local, peers) = worker(2);
         levels.inject(1, 1);
         levels.inject(1, 2);
         // The take of level 1 finds level 0 non-empty afterwards, as if job
         // 3 had been pushed between the walk over level 0 and the take.
-        let Take::Job(job, source) = levels.take(1, &local[1], &peers, 0) else { panic!("no job") };
+        let Take::Job(job, source) = levels.take(1, &local, &peers, 0) else { panic!("no job") };
         assert_eq!((job, source), (1, Source::Injector));
         levels.inject(0, 3);
-        levels.push_local(&local[1], 1, job);
+        local.push(1, job);
         assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(0, 3, _)));
         assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 1, Source::Local)));
         assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 2, Source::Injector)));
@@ -332,7 +297,7 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;
-    use crate::sync::{Arc, AtomicBool, AtomicUsize, thread};
+    use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, thread};
 
     /// One pusher queues a HIGH job and then a LOW one while two workers
     /// pick, one of them possibly preempted between its walk over level 0
@@ -351,9 +316,9 @@ mod loom_models {
             let levels = Arc::new(Levels::new(2));
             levels.inject(1, EARLY_LOW);
             let pushed = Arc::new(AtomicBool::new(false));
-            let locals: Vec<Vec<Worker<u32>>> = (0..2).map(|_| (0..2).map(|_| Worker::new_fifo()).collect()).collect();
-            let peers: Arc<Vec<Vec<Stealer<u32>>>> =
-                Arc::new(locals.iter().map(|deques| deques.iter().map(Worker::stealer).collect()).collect());
+            let locals: Vec<LocalQueues<u32>> = (0..2).map(|_| LocalQueues::new(2)).collect();
+            let peers: Arc<Vec<Arc<SharedQueues<u32>>>> =
+                Arc::new(locals.iter().map(|local| Arc::clone(local.shared())).collect());
             let workers: Vec<_> = locals
                 .into_iter()
                 .enumerate()
@@ -411,8 +376,8 @@ mod loom_models {
                 })
                 .collect();
             // The worker: three picks, no waiting, so every interleaving ends.
-            let local = [Worker::new_fifo()];
-            let peers = [[local[0].stealer()]];
+            let local = LocalQueues::new(1);
+            let peers = [Arc::clone(local.shared())];
             let mut taken = 0;
             for _ in 0..3 {
                 let seen = returned.load(Ordering::Acquire) as u32;

@@ -1,9 +1,11 @@
-//! The queues: [`Priority`], the lock-free deques, and the per-level
-//! injectors, counts and pick rule ([`levels`]). Generic over the job type
-//! and free of threads, so that they are tested with plain values.
+//! The queues: [`Priority`], the lock-free deques, each worker's own deques
+//! and their flags ([`local`]), and the per-level injectors and pick rule
+//! ([`levels`]). Generic over the job type and free of threads, so that
+//! they are tested with plain values.
 
 pub(crate) mod deque;
 pub(crate) mod levels;
+pub(crate) mod local;
 mod priority;
 
 pub use priority::Priority;

@@ -63,8 +63,8 @@ use crate::job::state::Unrun;
 use crate::job::task::Discarded;
 use crate::job::{Cancelled, Job};
 use crate::queue::Priority;
-use crate::queue::deque::Worker;
-use crate::queue::levels::{Levels, Pick};
+use crate::queue::levels::Pick;
+use crate::queue::local::LocalQueues;
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Backoff, Condvar, Mutex, Ordering, lock, wait_for, wait_until};
 
 /// How many queued jobs [`Pool::shutdown_now`](crate::Pool::shutdown_now)
@@ -214,7 +214,7 @@ impl Abort {
 fn abort_and_sweep(registry: &Arc<Registry>) {
     registry.abort.aborting.store(true, Ordering::SeqCst);
     Registry::close_intake(registry);
-    let scratch: Vec<Worker<Job>> = (0..registry.levels.len()).map(|_| Worker::new_fifo()).collect();
+    let scratch = LocalQueues::new(registry.levels.len());
     let backoff = Backoff::new();
     let (_, mut peers) = registry.workers.snapshot();
     loop {
@@ -237,7 +237,7 @@ fn abort_and_sweep(registry: &Arc<Registry>) {
     }
     // The sweep only puts a job into its scratch deques when a more urgent
     // one appeared, and then picks from them first: they end empty.
-    debug_assert!(Levels::deques_empty(&scratch));
+    debug_assert!(scratch.is_empty());
     // Workers that were asleep may be all that is left: the drain check.
     Registry::try_drain(registry);
 }
@@ -268,7 +268,8 @@ pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> S
     }
     abort_and_sweep(registry);
     let cancelled = registry.abort.counts();
-    let still_running = registry.metrics().workers.busy + registry.levels.backlog();
+    let metrics = registry.metrics();
+    let still_running = metrics.workers.busy + metrics.levels.iter().map(|l| l.backlog as usize).sum::<usize>();
     if registry.abort.wait_drained(Some(Instant::now())) && registry.workers.join_until(deadline) {
         // Nothing ran any more and the workers exited in time.
         registry.timer.join();

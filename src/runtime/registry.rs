@@ -152,10 +152,15 @@ impl Registry {
     /// grows the pool if there is none (see [`Registry::notify`]).
     fn inject(this: &Arc<Registry>, admission: Admission, job: Job) {
         let level = admission.level;
-        let job = job.stamped(this.metrics.stamp_queued(&this.levels, level));
         match &admission.from {
-            From::Job(local) => local.push(&this.levels, level, job),
-            From::Outside(_) => this.levels.inject(level, job),
+            From::Job(local) => {
+                let stamp = this.metrics.stamp_queued(level, || local.queues.is_empty_at(level));
+                local.queues.push(level, job.stamped(stamp));
+            }
+            From::Outside(_) => {
+                let stamp = this.metrics.stamp_queued(level, || this.levels.injector_is_empty(level));
+                this.levels.inject(level, job.stamped(stamp));
+            }
         }
         Registry::notify(this);
         Registry::end_spawn(this, admission);
@@ -179,11 +184,18 @@ impl Registry {
         self.panics.load(Ordering::Relaxed)
     }
 
+    /// How many jobs are queued at `level` (a snapshot).
+    pub(crate) fn queued(&self, level: usize) -> usize {
+        let (_, peers) = self.workers.snapshot();
+        self.levels.queued(level, &peers)
+    }
+
     /// A snapshot of the pool's metrics.
     pub(crate) fn metrics(&self) -> Metrics {
         let (started, retired) = self.workers.thread_counts();
         let threads = ThreadCounts { current: self.limits.current(), started, retired };
-        self.metrics.snapshot(&self.levels, threads)
+        let (_, peers) = self.workers.snapshot();
+        self.metrics.snapshot(|level| self.levels.queued(level, &peers), threads)
     }
 
     /// Called by a shutdown that finds jobs outstanding and no worker thread

@@ -40,22 +40,15 @@ use super::registry::Registry;
 use super::workers::{Peer, Peers};
 use crate::job::Job;
 use crate::job::task::{Discarded, Outcome};
-use crate::queue::deque::Worker;
-use crate::queue::levels::{Levels, Pick, Source};
+use crate::queue::levels::{Pick, Source};
+use crate::queue::local::LocalQueues;
 use crate::sleep::Wake;
 use crate::sync::{Arc, Backoff, Parker, thread, thread_local};
 
 /// A worker's own deques, one per level, reachable from the jobs it runs.
 pub(crate) struct Local {
     registry_id: usize,
-    deques: Box<[Worker<Job>]>,
-}
-
-impl Local {
-    /// Pushes a job onto this worker's deque for `level`.
-    pub(crate) fn push(&self, levels: &Levels<Job>, level: usize, job: Job) {
-        levels.push_local(&self.deques[level], level, job);
-    }
+    pub(crate) queues: LocalQueues<Job>,
 }
 
 #[cfg(not(loom))]
@@ -116,9 +109,9 @@ pub(crate) fn run_here(registry: &Arc<Registry>) {
 /// A fresh worker index, its local deques and the stealers for its peers.
 fn new_worker(registry: &Registry) -> (usize, Peer, Local) {
     let index = registry.workers.next_index();
-    let deques: Box<[Worker<Job>]> = (0..registry.levels.len()).map(|_| Worker::new_fifo()).collect();
-    let peer = Peer { id: index, stealers: deques.iter().map(Worker::stealer).collect() };
-    (index, peer, Local { registry_id: registry.id, deques })
+    let queues = LocalQueues::new(registry.levels.len());
+    let peer = Peer { id: index, queues: Arc::clone(queues.shared()) };
+    (index, peer, Local { registry_id: registry.id, queues })
 }
 
 /// Why a worker's loop ended.
@@ -223,7 +216,7 @@ impl WorkerThread {
         self.stop_searching(false);
         // A retiring worker may hold jobs that its last job spawned; a
         // drained pool has none. They stay stealable (see `workers.rs`).
-        let empty = Levels::deques_empty(&self.local.deques);
+        let empty = self.local.queues.is_empty();
         self.probe.thread_stopping(&registry);
         match exit {
             Exit::Retired => Registry::retire_worker(&registry, self.index, own_thread, empty),
@@ -261,7 +254,7 @@ impl WorkerThread {
             (self.peers_generation, self.peers) = self.registry.workers.snapshot();
         }
         self.tick = self.tick.wrapping_add(1);
-        self.registry.levels.pick(&self.local.deques, &self.peers, self.tick)
+        self.registry.levels.pick(&self.local.queues, &self.peers, self.tick)
     }
 
     /// Runs a popped job, or discards it unrun: while `shutdown_now` aborts

@@ -26,21 +26,22 @@
 use std::time::{Duration, Instant};
 
 use crate::job::Job;
-use crate::queue::deque::Stealer;
+use crate::queue::local::SharedQueues;
 use crate::sync::thread::JoinHandle;
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, arc_slice, has_passed, is_finished, lock, sleep_for};
 
-/// What other workers can reach of one worker: its stealers, one per level.
+/// What other workers can reach of one worker: its deques' stealers and
+/// flags, one per level.
 #[derive(Clone)]
 pub(crate) struct Peer {
     /// The worker's index, unique for the pool's lifetime.
     pub(crate) id: usize,
-    pub(crate) stealers: Box<[Stealer<Job>]>,
+    pub(crate) queues: Arc<SharedQueues<Job>>,
 }
 
-impl AsRef<[Stealer<Job>]> for Peer {
-    fn as_ref(&self) -> &[Stealer<Job>] {
-        &self.stealers
+impl AsRef<SharedQueues<Job>> for Peer {
+    fn as_ref(&self) -> &SharedQueues<Job> {
+        &self.queues
     }
 }
 
@@ -153,7 +154,7 @@ impl WorkerSet {
         let empty: Vec<usize> = orphans
             .iter()
             .copied()
-            .filter(|&id| peers.iter().filter(|p| p.id == id).all(|p| p.stealers.iter().all(Stealer::is_empty)))
+            .filter(|&id| peers.iter().filter(|p| p.id == id).all(|p| p.queues.is_empty()))
             .collect();
         if empty.is_empty() {
             return;
