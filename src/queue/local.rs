@@ -63,10 +63,16 @@ impl<T> LocalQueues<T> {
     }
 
     /// Pops the oldest job of the deque for `level`, clearing its flag if
-    /// there is none.
+    /// there is none. A deque not flagged is empty (only the owner pushes),
+    /// so that case touches nothing: a FIFO pop is a read-modify-write even
+    /// on an empty deque, and every pick tries every level's own deque.
     pub(crate) fn pop(&self, level: usize) -> Option<T> {
+        if !self.flagged[level].get() {
+            return None;
+        }
         let job = self.deques[level].pop();
-        if job.is_none() && self.flagged[level].replace(false) {
+        if job.is_none() {
+            self.flagged[level].set(false);
             self.shared.occupied[level].store(false, Ordering::Release);
         }
         job
