@@ -67,9 +67,15 @@ pub(crate) enum Cancelled {
 }
 
 impl Job {
-    /// A job whose panics reach the pool's panic handler.
-    pub(crate) fn new(f: impl FnOnce() + Send + 'static) -> Job {
-        Job(Kind::Closure(Box::new(f)))
+    /// A job whose panics reach the pool's panic handler. A closure that
+    /// is already a `Box<dyn FnOnce() + Send>` is kept as it is, not boxed
+    /// again (the type test is resolved at compile time).
+    pub(crate) fn new<F: FnOnce() + Send + 'static>(f: F) -> Job {
+        let mut f = Some(f);
+        if let Some(boxed) = (&mut f as &mut dyn Any).downcast_mut::<Option<Box<dyn FnOnce() + Send>>>() {
+            return Job(Kind::Closure(boxed.take().expect("just wrapped")));
+        }
+        Job(Kind::Closure(Box::new(f.expect("just wrapped"))))
     }
 
     /// The queue entry of a task cell.
@@ -207,5 +213,19 @@ mod tests {
     #[test]
     fn a_job_is_two_words() {
         assert_eq!(std::mem::size_of::<super::Job>(), 2 * std::mem::size_of::<usize>());
+    }
+
+    /// A job handed over already boxed keeps its box: the entry points at
+    /// the caller's allocation.
+    #[test]
+    fn a_boxed_closure_is_not_boxed_again() {
+        let boxed: Box<dyn FnOnce() + Send> = Box::new({
+            let captured = 7u64;
+            move || assert_eq!(captured, 7)
+        });
+        let address = &*boxed as *const (dyn FnOnce() + Send) as *const u8;
+        let job = super::Job::new(boxed);
+        let super::Kind::Closure(inner) = &job.0 else { panic!("a closure job") };
+        assert_eq!(&**inner as *const (dyn FnOnce() + Send) as *const u8, address);
     }
 }
