@@ -9,9 +9,12 @@
 //! Scenarios (sizes are the full ones; quick mode shrinks them):
 //!
 //! - **A** one outside thread spawns 500,000 empty jobs; time until the last
-//!   has run (a static count-down latch, no sleeps). Jobs per second.
+//!   has run (a static count-down latch, no sleeps). Jobs per second. Twice:
+//!   closures that capture nothing, handed to each pool's API generically,
+//!   and jobs the caller has already boxed (`Box<dyn FnOnce() + Send>`, one
+//!   allocation each), handed over with `Spawn::spawn_boxed`.
 //! - **B** a binary tree of jobs spawned from inside the pool, 2^18 leaves
-//!   (2^19 - 1 jobs). Jobs per second.
+//!   (2^19 - 1 jobs). Jobs per second. Twice, as A: generic and boxed.
 //! - **C** 20,000 low jobs of ~20 µs of spinning are queued, then another
 //!   thread spawns 100 high jobs 1 ms apart. Start latency of the high
 //!   jobs (p50, p99, max, via `hdrhistogram`), beside two floors computed
@@ -27,7 +30,7 @@
 //!   gate job, 1,000,000 jobs are queued, and RSS (`/proc/self/statm`) is
 //!   read before and after. Each pool runs this in a fresh child process so
 //!   the allocator starts clean.
-//! - **F** A and B again with 1, 2, 4 and 8 workers.
+//! - **F** A and B (generic jobs) again with 1, 2, 4 and 8 workers.
 //!
 //! A, B and F run under criterion (flat sampling, 10 samples); C, D and E
 //! run once per peer after it. Every pool gets the same number of workers:
@@ -126,50 +129,67 @@ fn nanos(d: Duration) -> u64 {
 static BULK: CountLatch = CountLatch::new();
 
 /// A: spawn `jobs` empty jobs from this thread; time until all have run.
-fn run_a<P: Peer>(pool: &P, jobs: usize) -> Duration {
+/// `boxed`: each job is a `Box<dyn FnOnce() + Send>` that owns a pointer
+/// (an allocation), handed over with [`Spawn::spawn_boxed`]; otherwise a
+/// closure that captures nothing, handed over generically.
+fn run_a<P: Peer>(pool: &P, jobs: usize, boxed: bool) -> Duration {
     let h = pool.handle();
     BULK.reset(jobs);
     let start = Instant::now();
-    for _ in 0..jobs {
-        h.spawn(Level::Low, || BULK.count_down());
+    if boxed {
+        let latch: &'static CountLatch = &BULK;
+        for _ in 0..jobs {
+            h.spawn_boxed(Level::Low, Box::new(move || latch.count_down()));
+        }
+    } else {
+        for _ in 0..jobs {
+            h.spawn(Level::Low, || BULK.count_down());
+        }
     }
     BULK.wait();
     start.elapsed()
 }
 
-/// B: one root job; every job above depth 0 spawns two children.
-fn run_b<P: Peer>(pool: &P, depth: u32) -> Duration {
+/// B: one root job; every job above depth 0 spawns two children (`boxed`:
+/// as `Box<dyn FnOnce() + Send>`, with [`Spawn::spawn_boxed`]).
+fn run_b<P: Peer>(pool: &P, depth: u32, boxed: bool) -> Duration {
     let h = pool.handle();
     BULK.reset(1 << depth);
     let start = Instant::now();
     let root = h.clone();
-    h.spawn(Level::Low, move || tree(root, depth));
+    h.spawn(Level::Low, move || tree(root, depth, boxed));
     BULK.wait();
     start.elapsed()
 }
 
-fn tree<S: Spawn>(h: S, depth: u32) {
+fn tree<S: Spawn>(h: S, depth: u32, boxed: bool) {
     if depth == 0 {
         BULK.count_down();
         return;
     }
     for _ in 0..2 {
         let child = h.clone();
-        h.spawn(Level::Low, move || tree(child, depth - 1));
+        if boxed {
+            h.spawn_boxed(Level::Low, Box::new(move || tree(child, depth - 1, true)));
+        } else {
+            h.spawn(Level::Low, move || tree(child, depth - 1, false));
+        }
     }
 }
 
 #[derive(Clone, Copy)]
 enum Bulk {
-    A(usize),
-    B(u32),
+    /// Jobs, boxed.
+    A(usize, bool),
+    /// Depth, boxed.
+    B(u32, bool),
 }
 
 impl Bulk {
     fn run<P: Peer>(self, pool: &P) -> Duration {
         match self {
-            Bulk::A(jobs) => run_a(pool, jobs),
-            Bulk::B(depth) => run_b(pool, depth),
+            Bulk::A(jobs, boxed) => run_a(pool, jobs, boxed),
+            Bulk::B(depth, boxed) => run_b(pool, depth, boxed),
         }
     }
 }
@@ -209,18 +229,20 @@ fn median(mut v: Vec<Duration>) -> Option<Duration> {
     v.get(v.len() / 2).copied()
 }
 
-fn label_a(s: &Sizes) -> String {
-    format!("A  {} jobs spawned from outside, Mjobs/s", s.a_jobs)
+fn label_a(s: &Sizes, boxed: bool) -> String {
+    let how = if boxed { "boxed jobs" } else { "jobs" };
+    format!("A  {} {how} spawned from outside, Mjobs/s", s.a_jobs)
 }
 
-fn label_b(s: &Sizes) -> String {
-    format!("B  fan-out tree, 2^{} leaves, Mjobs/s", s.b_depth)
+fn label_b(s: &Sizes, boxed: bool) -> String {
+    let how = if boxed { ", boxed jobs" } else { "" };
+    format!("B  fan-out tree, 2^{} leaves{how}, Mjobs/s", s.b_depth)
 }
 
 fn label_f(bulk: Bulk, workers: usize) -> String {
     let which = match bulk {
-        Bulk::A(_) => "A",
-        Bulk::B(_) => "B",
+        Bulk::A(..) => "A",
+        Bulk::B(..) => "B",
     };
     format!("F  {which} with {workers} worker{}, Mjobs/s", if workers == 1 { "" } else { "s" })
 }
@@ -230,13 +252,23 @@ fn bulk_scenarios(c: &mut Criterion, s: &Sizes, workers: usize, only: &str, repo
     let mut counts = vec![1, 2, 4, 8, workers];
     counts.sort_unstable();
     counts.dedup();
-    for (letter, bulk, jobs) in [('A', Bulk::A(s.a_jobs), s.a_jobs), ('B', Bulk::B(s.b_depth), s.b_jobs())] {
+    let bulks = [
+        ('A', Bulk::A(s.a_jobs, false), s.a_jobs),
+        ('A', Bulk::A(s.a_jobs, true), s.a_jobs),
+        ('B', Bulk::B(s.b_depth, false), s.b_jobs()),
+        ('B', Bulk::B(s.b_depth, true), s.b_jobs()),
+    ];
+    for (letter, bulk, jobs) in bulks {
+        let boxed = matches!(bulk, Bulk::A(_, true) | Bulk::B(_, true));
         for &w in &counts {
             let main_row = w == workers && only.contains(letter);
-            if !main_row && !only.contains('F') {
+            // F repeats the unboxed jobs only.
+            let f_row = only.contains('F') && !boxed;
+            if !main_row && !f_row {
                 continue;
             }
-            let mut group = c.benchmark_group(format!("{letter}/{w}w"));
+            let suffix = if boxed { "-boxed" } else { "" };
+            let mut group = c.benchmark_group(format!("{letter}{suffix}/{w}w"));
             group
                 .sample_size(10)
                 .sampling_mode(SamplingMode::Flat)
@@ -251,10 +283,10 @@ fn bulk_scenarios(c: &mut Criterion, s: &Sizes, workers: usize, only: &str, repo
                 let Some(m) = median(times) else { continue };
                 let mjobs = jobs as f64 / m.as_secs_f64() / 1e6;
                 if main_row {
-                    let label = if letter == 'A' { label_a(s) } else { label_b(s) };
+                    let label = if letter == 'A' { label_a(s, boxed) } else { label_b(s, boxed) };
                     report.set(&label, Better::Higher, name, mjobs);
                 }
-                if only.contains('F') {
+                if f_row {
                     report.set(&label_f(bulk, w), Better::Higher, name, mjobs);
                 }
             }
@@ -432,7 +464,7 @@ struct Afterburn<'a> {
 impl Visit for Afterburn<'_> {
     fn visit<P: Peer>(&mut self) {
         let pool = P::start(self.workers);
-        run_a(&pool, self.sizes.d_burst);
+        run_a(&pool, self.sizes.d_burst, false);
         let ms_per_s = cpu_over(self.sizes.d_window);
         pool.shutdown();
         eprintln!("D: {}: {ms_per_s:.3} ms of CPU per second", P::NAME);
@@ -541,7 +573,7 @@ fn main() {
     let workers = thread::available_parallelism().map_or(2, |n| n.get());
 
     let mut report = Report::new(&NAMES);
-    for label in [label_a(&s), label_b(&s)] {
+    for label in [label_a(&s, false), label_a(&s, true), label_b(&s, false), label_b(&s, true)] {
         report.declare(&label, Better::Higher);
     }
 

@@ -86,6 +86,10 @@ pub struct HeapCondvarHandle(Arc<Shared>);
 
 impl Spawn for HeapCondvarHandle {
     fn spawn<F: FnOnce() + Send + 'static>(&self, level: Level, job: F) {
+        self.spawn_boxed(level, Box::new(job));
+    }
+
+    fn spawn_boxed(&self, level: Level, job: Job) {
         let mut st = self.0.lock();
         if st.live == 0 {
             drop(st);
@@ -93,7 +97,7 @@ impl Spawn for HeapCondvarHandle {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.heap.push(Entry { level, seq, job: Box::new(job) });
+        st.heap.push(Entry { level, seq, job });
         drop(st);
         self.0.ready.notify_one();
     }

@@ -44,6 +44,14 @@ pub type Job = Box<dyn FnOnce() + Send + 'static>;
 pub trait Spawn: Clone + Send + Sync + 'static {
     /// Queues `job` at `level`.
     fn spawn<F: FnOnce() + Send + 'static>(&self, level: Level, job: F);
+
+    /// Queues a job the caller has already boxed, the way a user whose jobs
+    /// are `Box<dyn FnOnce() + Send>` would: through the pool's own API,
+    /// which may box it again (the default), or as it is where the pool
+    /// stores boxed jobs.
+    fn spawn_boxed(&self, level: Level, job: Job) {
+        self.spawn(level, job);
+    }
 }
 
 /// A running pool under test.

@@ -41,11 +41,15 @@ pub struct TwoChannelHandle {
 
 impl Spawn for TwoChannelHandle {
     fn spawn<F: FnOnce() + Send + 'static>(&self, level: Level, job: F) {
+        self.spawn_boxed(level, Box::new(job));
+    }
+
+    fn spawn_boxed(&self, level: Level, job: Job) {
         let tx = match level {
             Level::High => &self.high,
             Level::Low => &self.low,
         };
-        if tx.send(Box::new(job)).is_err() {
+        if tx.send(job).is_err() {
             panic!("two-channel pool: spawn after shutdown");
         }
     }
