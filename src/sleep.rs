@@ -68,11 +68,6 @@
 //! is one fence per push; a channel's send pays the same in its
 //! compare-and-swap.
 //!
-//! A push from a running job skips the fence ([`Sleep::wake_one_if_seen`]):
-//! the pushing worker is awake and takes its own deque's jobs before it can
-//! sleep, so the job is never stranded; a sleeper it fails to see only
-//! means one helper fewer for a while.
-//!
 //! Invariant: *whenever a job is queued, at least one worker is active,
 //! spinning or sleepy, or a waker is about to unpark one.* A woken worker
 //! searches until the pick rule reports every level empty, so one wake-up
@@ -201,14 +196,6 @@ impl Sleep {
     pub(crate) fn wake_one(&self) -> bool {
         // The waker's fence (see the module docs).
         fence(Ordering::SeqCst);
-        self.wake_one_if_seen()
-    }
-
-    /// As [`Sleep::wake_one`] without the fence, so it may miss a worker
-    /// that is just falling asleep: for a push from a running job, whose
-    /// own worker is awake and takes the job itself if nobody steals it. A
-    /// wake-up missed there costs parallelism, never a job.
-    pub(crate) fn wake_one_if_seen(&self) -> bool {
         if self.sleeping.load(Ordering::Relaxed) == 0 {
             return false;
         }
