@@ -105,7 +105,6 @@
 use std::time::{Duration, Instant};
 
 use crate::config::MAX_WORKERS;
-use crate::queue::levels::Levels;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, fence};
 
 /// Bits per field of the packed state; `MAX_WORKERS` fits with room to
@@ -236,12 +235,12 @@ impl Limits {
     /// Reserves a slot for one more worker if jobs wait and no searching
     /// worker is there to take them; the caller then starts it (counted as
     /// searching) or calls [`Limits::release`].
-    pub(crate) fn reserve_if_backlogged<T>(&self, levels: &Levels<T>) -> bool {
+    pub(crate) fn reserve_if_backlogged(&self, backlog: impl FnOnce() -> usize) -> bool {
         let c = self.counts();
         if c.live >= c.max {
             return false;
         }
-        if levels.injected() <= self.searching.load(Ordering::SeqCst) {
+        if backlog() <= self.searching.load(Ordering::SeqCst) {
             return false;
         }
         self.searching.fetch_add(1, Ordering::SeqCst);
@@ -356,17 +355,13 @@ mod tests {
 
     #[test]
     fn growth_needs_a_backlog_larger_than_the_searchers() {
-        let levels = Levels::<u32>::new(2);
         let limits = Limits::new(0, 0, Duration::from_secs(1));
         limits.set_limits(0, 2);
-        assert!(!limits.reserve_if_backlogged(&levels), "no backlog, no growth");
-        levels.inject(1, 1);
-        assert!(limits.reserve_if_backlogged(&levels));
-        assert!(!limits.reserve_if_backlogged(&levels), "the new worker is searching");
-        levels.inject(0, 2);
-        assert!(limits.reserve_if_backlogged(&levels));
-        levels.inject(0, 3);
-        assert!(!limits.reserve_if_backlogged(&levels), "at max");
+        assert!(!limits.reserve_if_backlogged(|| 0), "no backlog, no growth");
+        assert!(limits.reserve_if_backlogged(|| 1));
+        assert!(!limits.reserve_if_backlogged(|| 1), "the new worker is searching");
+        assert!(limits.reserve_if_backlogged(|| 2));
+        assert!(!limits.reserve_if_backlogged(|| 3), "at max");
         assert_eq!(limits.counts().live, 2);
         limits.release(true);
         assert_eq!(limits.counts().live, 1);
@@ -394,7 +389,7 @@ mod loom_models {
     /// What `Registry::notify` does, minus starting the thread: `true` if
     /// it woke a sleeper or reserved a slot for a new worker.
     fn notify(sleep: &Sleep, limits: &Limits, levels: &Levels<Job>) -> bool {
-        sleep.wake_one() || limits.reserve_if_backlogged(levels)
+        sleep.wake_one() || limits.reserve_if_backlogged(|| levels.injected())
     }
 
     /// How the modelled worker's sleep ended.
@@ -443,7 +438,7 @@ mod loom_models {
             // Pushed, then a wake-up, as `Registry::inject` does.
             levels.inject(0, Job::new(|| {}));
             let woke = sleep.wake_one();
-            let grew = !woke && limits.reserve_if_backlogged(&levels);
+            let grew = !woke && limits.reserve_if_backlogged(|| levels.injected());
 
             let fate = worker.join().unwrap();
             if woke {

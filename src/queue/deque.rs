@@ -184,6 +184,10 @@ mod model {
             Stealer { queue: Arc::clone(&self.queue) }
         }
 
+        pub(crate) fn len(&self) -> usize {
+            self.queue.len()
+        }
+
         pub(crate) fn is_empty(&self) -> bool {
             self.queue.len() == 0
         }

@@ -78,6 +78,12 @@ impl<T> LocalQueues<T> {
         job
     }
 
+    /// How many jobs the deques hold, all levels together (the owner's
+    /// view; a snapshot).
+    pub(crate) fn len(&self) -> usize {
+        self.deques.iter().map(Worker::len).sum()
+    }
+
     /// Whether every deque is empty.
     pub(crate) fn is_empty(&self) -> bool {
         self.deques.iter().all(Worker::is_empty)

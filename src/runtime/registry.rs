@@ -156,13 +156,16 @@ impl Registry {
             From::Job(local) => {
                 let stamp = this.metrics.stamp_queued(level, || local.queues.is_empty_at(level));
                 local.queues.push(level, job.stamped(stamp));
+                if !this.sleep.wake_one() {
+                    Registry::grow_if_backlogged(this, || this.levels.injected() + local.queues.len());
+                }
             }
             From::Outside(_) => {
                 let stamp = this.metrics.stamp_queued(level, || this.levels.injector_is_empty(level));
                 this.levels.inject(level, job.stamped(stamp));
+                Registry::notify(this);
             }
         }
-        Registry::notify(this);
         Registry::end_spawn(this, admission);
     }
 
@@ -260,8 +263,15 @@ impl Registry {
     /// Makes sure a job just queued (or left behind) will be taken: wakes one
     /// sleeper, or if there is none, grows the pool when the rules allow.
     pub(crate) fn notify(this: &Arc<Registry>) {
-        if !this.sleep.wake_one()
-            && this.limits.reserve_if_backlogged(&this.levels)
+        if !this.sleep.wake_one() {
+            Registry::grow_if_backlogged(this, || this.levels.injected());
+        }
+    }
+
+    /// Starts one more worker if the rules allow (`limits.rs`): the pool is
+    /// below its maximum and `backlog()` exceeds the searching workers.
+    fn grow_if_backlogged(this: &Arc<Registry>, backlog: impl FnOnce() -> usize) {
+        if this.limits.reserve_if_backlogged(backlog)
             && let Err(error) = Registry::start_reserved(this, true)
         {
             // Nobody waits for this start to report an error to: say it here.
