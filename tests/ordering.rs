@@ -126,12 +126,12 @@ fn one_worker_from_a_job(levels: usize, batch: Vec<(usize, Via)>) -> Result<(), 
     Ok(())
 }
 
-/// A worker that took a batch of low jobs from the injector into its local
-/// deque still re-checks the more urgent levels before each of them: a high
-/// job that arrives while the first low job runs is the next job to start.
+/// A worker busy with the first of many queued low jobs still walks the
+/// levels from the most urgent before each next one: a high job that
+/// arrives while the first low job runs is the next job to start.
 #[test]
-fn a_stolen_batch_of_low_jobs_does_not_delay_a_later_high_job() {
-    watchdog("stolen low batch", CASE_BOUND, || {
+fn queued_low_jobs_do_not_delay_a_later_high_job() {
+    watchdog("queued low jobs", CASE_BOUND, || {
         const LOWS: usize = 16;
         let pool = Pool::builder().workers(1).levels(2).build().expect("build");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -145,7 +145,7 @@ fn a_stolen_batch_of_low_jobs_does_not_delay_a_later_high_job() {
             pool.spawn(Priority::LOW, move || {
                 log.lock().unwrap().push(format!("low {i}"));
                 if i == 0 {
-                    // The rest of the batch sits in this worker's deque now.
+                    // The rest of the low jobs are queued behind this one.
                     running_tx.send(()).expect("test gone");
                     go_rx.lock().unwrap().recv().expect("test gone");
                 }
