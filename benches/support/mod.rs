@@ -4,3 +4,4 @@ pub mod latch;
 pub mod plot;
 pub mod procfs;
 pub mod report;
+pub mod roundtrip;
