@@ -2,7 +2,8 @@
 //! into a failure, watchdogs that apply them, a latch and bounded receives,
 //! gate jobs that hold workers, a drop guard, counters that can be waited
 //! on, a panic hook that keeps intentional panics out of the test output,
-//! and readers of the process's threads in `/proc` (Linux).
+//! readers of the process's threads in `/proc` (Linux), and ways to lower a
+//! test thread's scheduling priority (Linux).
 //!
 //! # How the tests order events without sleeping
 //!
@@ -448,4 +449,47 @@ pub fn named(prefix: &str) -> Vec<Task> {
 #[cfg(target_os = "linux")]
 pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").expect("/proc/self/task is readable").count()
+}
+
+/// Lowers the calling thread's priority to nice 4 (Linux; `thread-priority`
+/// maps 36 on its 0..=99 scale to nice 4), so that a normal-priority thread
+/// waking on the same CPU preempts it at once, wherever it is, yet it still
+/// gets a fair share of a loaded CPU. Says whether it took effect; elsewhere
+/// it does nothing and says `false`.
+///
+/// Used to preempt a spawner in the middle of a spawn often (the issue-11
+/// reproductions): it changes how often an interleaving happens, never what
+/// a test may assert.
+pub fn lower_priority() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+        ThreadPriorityValue::try_from(36u8)
+            .is_ok_and(|value| set_current_thread_priority(ThreadPriority::Crossplatform(value)).is_ok())
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// Moves the calling thread to `SCHED_IDLE` (Linux): it runs only when no
+/// other thread of normal priority wants its CPU, and is preempted at once,
+/// wherever it is, when one does. Says whether it took effect; elsewhere it
+/// does nothing and says `false`.
+///
+/// As [`lower_priority`], for the issue-11 reproductions only.
+pub fn sched_idle() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id, thread_schedule_policy,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        // The nice value it also sets may be refused (raising priority needs a
+        // privilege) after the policy was changed: ask for the policy itself.
+        let _ = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle);
+        thread_schedule_policy().is_ok_and(|policy| policy == idle)
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
 }
