@@ -31,8 +31,12 @@
 //!   read before and after. Each pool runs this in a fresh child process so
 //!   the allocator starts clean.
 //! - **F** A and B (generic jobs) again with 1, 2, 4 and 8 workers.
+//! - **R** one outside thread runs 20,000 empty jobs one at a time, each
+//!   queued and waited for the pool's way (`Spawn::round_trip`: priopool's
+//!   `submit` + `join`; the others reply on a one-shot channel). Median
+//!   round trip.
 //!
-//! A, B and F run under criterion (flat sampling, 10 samples); C, D and E
+//! A, B and F run under criterion (flat sampling, 10 samples); C, D, E and R
 //! run once per peer after it. Every pool gets the same number of workers:
 //! the number of CPUs, except in F. The summary table prints each figure
 //! with its ratio to the best peer of the same run.
@@ -76,6 +80,7 @@ struct Sizes {
     d_burst: usize,
     d_window: Duration,
     e_jobs: usize,
+    r_trips: usize,
     warm_up: Duration,
     measure: Duration,
 }
@@ -93,6 +98,7 @@ impl Sizes {
                 d_burst: 20_000,
                 d_window: Duration::from_millis(200),
                 e_jobs: 50_000,
+                r_trips: 2_000,
                 warm_up: Duration::from_millis(50),
                 measure: Duration::from_millis(100),
             }
@@ -107,6 +113,7 @@ impl Sizes {
                 d_burst: 200_000,
                 d_window: Duration::from_secs(1),
                 e_jobs: 1_000_000,
+                r_trips: 20_000,
                 warm_up: Duration::from_millis(300),
                 measure: Duration::from_secs(1),
             }
@@ -473,6 +480,43 @@ impl Visit for Afterburn<'_> {
     }
 }
 
+// ---------------------------------------------------------------------- R
+
+fn label_r(s: &Sizes) -> String {
+    format!("R  submit + join round trip from outside (median of {} trips), µs", s.r_trips)
+}
+
+/// R: from one outside thread, one job at a time: queue it and wait for it
+/// to have run, the pool's way (`Spawn::round_trip`); the median trip.
+struct RoundTrips<'a> {
+    sizes: &'a Sizes,
+    workers: usize,
+    report: &'a mut Report,
+}
+
+impl Visit for RoundTrips<'_> {
+    fn visit<P: Peer>(&mut self) {
+        let pool = P::start(self.workers);
+        let h = pool.handle();
+        for _ in 0..self.sizes.r_trips / 10 {
+            h.round_trip();
+        }
+        let mut trips: Vec<Duration> = (0..self.sizes.r_trips)
+            .map(|_| {
+                let start = Instant::now();
+                h.round_trip();
+                start.elapsed()
+            })
+            .collect();
+        drop(h);
+        pool.shutdown();
+        trips.sort_unstable();
+        let us = trips[trips.len() / 2].as_secs_f64() * 1e6;
+        eprintln!("R: {}: {us:.2} µs", P::NAME);
+        self.report.set(&label_r(self.sizes), Better::Lower, P::NAME, us);
+    }
+}
+
 // ---------------------------------------------------------------------- E
 
 fn label_e(s: &Sizes) -> String {
@@ -569,7 +613,7 @@ fn main() {
     // Same rule as criterion: without --bench (cargo test) it is a smoke test.
     let test_mode = !has("--bench") || has("--test");
     let quick = test_mode || env::var("PRIOPOOL_BENCH_QUICK").is_ok_and(|v| v == "1");
-    let only = env::var("PRIOPOOL_BENCH_SCENARIOS").unwrap_or_else(|_| "ABCDEF".into()).to_uppercase();
+    let only = env::var("PRIOPOOL_BENCH_SCENARIOS").unwrap_or_else(|_| "ABCDEFR".into()).to_uppercase();
     let s = Sizes::new(quick);
     let workers = thread::available_parallelism().map_or(2, |n| n.get());
 
@@ -625,6 +669,10 @@ fn main() {
     if only.contains('E') {
         memory_scenario(&s, workers, &mut report);
         note_load("E", &mut loads);
+    }
+    if only.contains('R') {
+        visit_all(&mut RoundTrips { sizes: &s, workers, report: &mut report });
+        note_load("R", &mut loads);
     }
 
     report.prune();

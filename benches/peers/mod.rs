@@ -52,6 +52,18 @@ pub trait Spawn: Clone + Send + Sync + 'static {
     fn spawn_boxed(&self, level: Level, job: Job) {
         self.spawn(level, job);
     }
+
+    /// Runs one empty job and waits for it, from outside the pool: the way
+    /// the pool's API returns a result to the submitter. Default: spawn a
+    /// job that replies on a one-shot channel (crossbeam's `bounded(1)`),
+    /// and block on the reply, as a user of a pool without handles would.
+    fn round_trip(&self) {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.spawn(Level::High, move || {
+            let _ = reply.send(());
+        });
+        answer.recv().expect("the job replies");
+    }
 }
 
 /// A running pool under test.

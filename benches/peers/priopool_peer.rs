@@ -38,6 +38,12 @@ impl Spawn for PriopoolHandle {
             panic!("priopool: spawn refused");
         }
     }
+
+    /// `submit` and `join` on its `JobHandle`: priopool's own way back.
+    fn round_trip(&self) {
+        let handle = self.0.submit(Priority::HIGH, || ()).unwrap_or_else(|_| panic!("priopool: submit refused"));
+        handle.join().expect("the job completes");
+    }
 }
 
 impl<const WAITS: bool> Peer for Priopool<WAITS> {
