@@ -25,6 +25,17 @@
 //! boundary, because every pick starts again from level 0. The surplus
 //! check comes before every pick, so a worker told to leave by a resize
 //! takes no new job after its current one.
+//!
+//! # Thread-locals
+//!
+//! `CURRENT` holds the deques of the worker whose loop runs on the thread,
+//! so that a spawn from a running job goes to them and is admitted past a
+//! closed intake (`lifecycle.rs`). A thread's thread-locals are destroyed
+//! when it exits, in the reverse order of their first use, and a panic in a
+//! thread-local destructor aborts the process. A thread-local of the user's
+//! that was set up before `CURRENT` may spawn on a pool, or drop one, after
+//! `CURRENT` is gone, so `CURRENT` is read with `try_with`, and "gone"
+//! means "not a worker": no loop runs on a thread by then.
 
 use std::cell::RefCell;
 use std::io;
@@ -67,9 +78,12 @@ thread_local! {
 }
 
 /// The local deques of the current thread if it is a worker of registry
-/// `registry_id`.
+/// `registry_id`; `None` once `CURRENT` is destroyed (see the module docs).
 pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
-    CURRENT.with(|current| current.borrow().as_ref().filter(|l| l.registry_id == registry_id).cloned())
+    CURRENT
+        .try_with(|current| current.borrow().as_ref().filter(|l| l.registry_id == registry_id).cloned())
+        .ok()
+        .flatten()
 }
 
 /// Starts a worker thread of `registry` with a fresh index and records it in
@@ -167,7 +181,10 @@ impl WorkerThread {
         // `run_here` may run this loop on a worker of another pool (a job of
         // that pool shutting this one down): restore that pool's deques on
         // the way out, or its running job would pass for an outsider.
-        let outer = CURRENT.with(|current| current.replace(Some(Rc::clone(&self.local))));
+        // `try_with`: `run_here` may run in a thread-local destructor (a
+        // pool dropped there), after `CURRENT` is gone; its jobs then spawn
+        // as outsiders (see `current_local`).
+        let outer = CURRENT.try_with(|current| current.replace(Some(Rc::clone(&self.local)))).ok().flatten();
         let registry = Arc::clone(&self.registry);
         let idle = Backoff::new();
         let contention = Backoff::new();
@@ -206,7 +223,7 @@ impl WorkerThread {
                 }
             }
         };
-        CURRENT.with(|current| *current.borrow_mut() = outer);
+        let _ = CURRENT.try_with(|current| *current.borrow_mut() = outer);
         self.stop_searching(false);
         // A retiring worker may hold jobs that its last job spawned, or the
         // rest of a batch it stole; a drained pool has none. Either way no
