@@ -18,7 +18,8 @@
 //!    from its local deques to the injectors (there are none when drained)
 //!    and exits.
 //! 5. The thread that called `shutdown` (or dropped the pool) joins every
-//!    worker thread, unless it *is* one of them (see `Pool::shutdown`).
+//!    worker thread, unless it *is* one of them, in a job or a hook (see
+//!    `Pool::shutdown`).
 //!
 //! # Why a job is never accepted and then stranded
 //!

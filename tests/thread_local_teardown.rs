@@ -7,23 +7,30 @@
 //! panicked on drop" and SIGABRT. priopool keeps thread-locals of its own
 //! (whether the thread is one of its workers); they are first used by the
 //! first spawn on the thread, so a thread-local set up before that one is
-//! destroyed after it. Here such a thread-local owns the pool
-//! (`thread_local! { static POOL: Pool }` used as `POOL.with(|p|
-//! p.spawn(..))`: built before priopool's own thread-local is first used,
-//! dropped after it is gone), or spawns through a `Spawner` in its `Drop`.
+//! destroyed after it. Here such a thread-local
+//!
+//! - owns a pool (`thread_local! { static POOL: Pool }` used as
+//!   `POOL.with(|p| p.spawn(..))`: built before priopool's own
+//!   thread-local is first used, dropped after it is gone);
+//! - spawns through a `Spawner` in its `Drop`;
+//! - on a worker thread, set up by `on_thread_start`, owns the pool and
+//!   drops it when that worker retires: the worker shuts down its own pool
+//!   after its loop has ended, and must not join itself.
 //!
 //! Each test passing is the check: before the fix the whole test binary
 //! died with SIGABRT ("cannot access a Thread Local Storage value during
-//! or after destruction").
+//! or after destruction"; for the worker, once that was fixed, "failed to
+//! join thread: Resource deadlock avoided").
 
 mod common;
 
 use std::cell::RefCell;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use common::{BOUND, OnDrop, recv, watchdog};
-use priopool::{Pool, Priority};
+use priopool::{Pool, Priority, Spawner};
 
 #[test]
 fn a_pool_in_a_thread_local_is_used_and_dropped_at_thread_exit_without_aborting() {
@@ -44,8 +51,9 @@ fn a_pool_in_a_thread_local_is_used_and_dropped_at_thread_exit_without_aborting(
 
 #[test]
 fn a_thread_local_destructor_spawns_after_priopools_own_thread_locals_are_gone() {
+    type AtExit = OnDrop<Box<dyn FnMut()>>;
     thread_local! {
-        static ON_EXIT: RefCell<Option<OnDrop<Box<dyn FnMut()>>>> = const { RefCell::new(None) };
+        static ON_EXIT: RefCell<Option<AtExit>> = const { RefCell::new(None) };
     }
     watchdog("a spawn from a thread-local destructor", BOUND, || {
         let pool = Pool::builder().workers(1).build().expect("build");
@@ -68,5 +76,51 @@ fn a_thread_local_destructor_spawns_after_priopools_own_thread_locals_are_gone()
         .expect("the thread exits normally");
         assert_eq!(recv(&ran, "the job spawned at thread exit"), "at exit");
         pool.shutdown();
+    });
+}
+
+#[test]
+fn a_worker_thread_local_that_owns_the_pool_drops_it_at_the_workers_exit_without_aborting() {
+    thread_local! {
+        static OWNER: RefCell<Option<Guard>> = const { RefCell::new(None) };
+    }
+    /// Takes the pool out of the slot, if it is still there, and drops it
+    /// when the worker's thread-locals are destroyed.
+    struct Guard(Arc<Mutex<Option<Pool>>>, mpsc::Sender<Spawner>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let pool = self.0.lock().unwrap().take();
+            if let Some(pool) = pool {
+                let spawner = pool.spawner();
+                drop(pool);
+                let _ = self.1.send(spawner);
+            }
+        }
+    }
+    watchdog("a worker's thread-local owns the pool", BOUND, || {
+        let slot: Arc<Mutex<Option<Pool>>> = Arc::default();
+        let (dropped_tx, dropped) = mpsc::channel();
+        let hook_slot = Arc::clone(&slot);
+        // Every worker sets the thread-local up before its loop first uses
+        // priopool's own, so it is destroyed after them.
+        let pool = Pool::builder()
+            .workers(2)
+            .on_thread_start(move |_| {
+                let guard = Guard(Arc::clone(&hook_slot), dropped_tx.clone());
+                OWNER.with(|owner| *owner.borrow_mut() = Some(guard));
+            })
+            .build()
+            .expect("build");
+        let (ran_tx, ran) = mpsc::channel();
+        pool.spawn(Priority::LOW, move || ran_tx.send(()).unwrap()).expect("spawn");
+        recv(&ran, "a job");
+        let mut slot_guard = slot.lock().unwrap();
+        // One worker retires; its thread-local takes the pool once the lock
+        // is released, and drops it on the worker's own thread.
+        slot_guard.insert(pool).set_workers(1).expect("shrink");
+        drop(slot_guard);
+        let spawner = recv(&dropped, "the pool's drop in a worker's thread-local");
+        let refused = spawner.spawn(Priority::LOW, || {}).expect_err("the pool was shut down");
+        assert_eq!(refused.kind(), priopool::SpawnErrorKind::Shutdown);
     });
 }

@@ -234,11 +234,12 @@ impl Pool {
     /// [`Builder::min_workers`] 0 whose thread starts the OS refused), the
     /// calling thread runs them itself.
     ///
-    /// Called from inside one of the pool's own jobs (for instance by a job
-    /// that owns the `Pool` and drops it), it cannot wait for the drain,
-    /// since the calling job is part of it: it stops intake and returns at
-    /// once. The workers still run every accepted job and then exit on
-    /// their own; their threads are detached rather than joined.
+    /// Called from one of the pool's own threads (for instance by a job, or
+    /// a thread hook or thread-local destructor of a worker, that owns the
+    /// `Pool` and drops it), it cannot wait for the drain, which may need
+    /// the calling thread, nor join that thread: it stops intake and
+    /// returns at once. The workers still run every accepted job and then
+    /// exit on their own; their threads are detached rather than joined.
     pub fn shutdown(self) {
         // `Drop` does the work.
     }
@@ -255,10 +256,10 @@ impl Pool {
     /// once this call has begun is accepted and then cancelled, not run,
     /// and counted.
     ///
-    /// Called from inside one of the pool's own jobs, it cancels the queued
-    /// jobs as above but, as [`Pool::shutdown`] does, does not wait for the
-    /// running ones (the caller is one of them): the workers exit on their
-    /// own when those end, detached. The counts then cover the jobs
+    /// Called from one of the pool's own threads (a job, a thread hook), it
+    /// cancels the queued jobs as above but, as [`Pool::shutdown`] does
+    /// there, does not wait for the running ones or join the threads: the
+    /// workers exit on their own when those end, detached. The counts then cover the jobs
     /// cancelled before it returned.
     pub fn shutdown_now(self) -> CancelledJobs {
         abort::shutdown_now(&self.spawner.registry)
@@ -273,10 +274,10 @@ impl Pool {
     /// what was cancelled. The bound does not cover running the destructors
     /// of the cancelled closures, which happens on the calling thread.
     ///
-    /// Called from inside one of the pool's own jobs it cannot wait for the
-    /// drain (the caller is part of it): it closes intake, returns
-    /// [`ShutdownReport::Detached`] at once, and the workers finish every
-    /// accepted job on their own.
+    /// Called from one of the pool's own threads (a job, a thread hook) it
+    /// cannot wait for the drain or join that thread, as [`Pool::shutdown`]
+    /// there: it closes intake, returns [`ShutdownReport::Detached`] at
+    /// once, and the workers finish every accepted job on their own.
     pub fn shutdown_timeout(self, timeout: Duration) -> ShutdownReport {
         abort::shutdown_timeout(&self.spawner.registry, timeout)
     }

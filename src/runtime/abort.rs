@@ -34,9 +34,10 @@
 //! Running jobs are not interrupted: Rust cannot stop a thread. A job that
 //! should stop early needs its handle cancelled (see `JobContext`).
 //!
-//! Called from inside one of the pool's own jobs, steps 1 to 3 happen as
-//! above but step 4 does not (the caller is part of the drain, as with
-//! `Pool::shutdown`): every job queued when the sweep ran is cancelled before
+//! Called from one of the pool's own threads (a job, a thread hook; see
+//! `worker::is_own_thread`), steps 1 to 3 happen as above but step 4 does
+//! not (the caller is part of the drain, or one of the threads to join, as
+//! with `Pool::shutdown`): every job queued when the sweep ran is cancelled before
 //! the call returns, later children are cancelled by the workers, and the
 //! worker threads exit on their own, detached.
 //!
@@ -124,11 +125,12 @@ pub enum ShutdownReport {
         /// call returned; a snapshot.
         still_running: usize,
     },
-    /// It was called from inside one of the pool's own jobs, so it could
-    /// not wait for the drain, which includes the calling job: like
-    /// [`Pool::shutdown`](crate::Pool::shutdown) from inside a job, it
-    /// closed intake and returned at once; the workers run every accepted
-    /// job and exit on their own, detached. Nothing was cancelled.
+    /// It was called from one of the pool's own threads (inside one of its
+    /// jobs, or one of its thread hooks), so it could neither wait for the
+    /// drain, which may need the calling thread, nor join that thread:
+    /// like [`Pool::shutdown`](crate::Pool::shutdown) there, it closed
+    /// intake and returned at once; the workers run every accepted job and
+    /// exit on their own, detached. Nothing was cancelled.
     Detached,
 }
 
@@ -254,7 +256,7 @@ pub(crate) fn shutdown_now(registry: &Arc<Registry>) -> CancelledJobs {
 pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> ShutdownReport {
     let deadline = Instant::now().checked_add(timeout);
     registry.close_intake();
-    if worker::current_local(registry.id).is_some() {
+    if worker::is_own_thread(registry.id) {
         return ShutdownReport::Detached;
     }
     if registry.abort.wait_drained(deadline) {

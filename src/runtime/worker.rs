@@ -36,8 +36,16 @@
 //! that was set up before `CURRENT` may spawn on a pool, or drop one, after
 //! `CURRENT` is gone, so `CURRENT` is read with `try_with`, and "gone"
 //! means "not a worker": no loop runs on a thread by then.
+//!
+//! `OWNER` marks a worker thread for its whole life, hooks and thread-local
+//! destructors included, which is longer than `CURRENT`'s window. A
+//! shutdown called there (the pool dropped in `on_thread_start`,
+//! `on_thread_stop`, or a thread-local destructor of the worker) must not
+//! join the pool's threads, its own among them; it closes intake and
+//! returns, as from a job (`is_own_thread`). `OWNER` has no destructor, so
+//! it never becomes unreadable.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -69,12 +77,17 @@ impl Local {
 thread_local! {
     /// The deques of the pool worker running on this thread, if any.
     static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+    /// The id of the pool this thread was started for, if it is a worker
+    /// thread; never cleared. It has no destructor, so it can be read for
+    /// as long as the thread runs.
+    static OWNER: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 // loom's `thread_local!` takes no `const` initialiser.
 #[cfg(loom)]
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Local>>> = RefCell::new(None);
+    static OWNER: Cell<Option<usize>> = Cell::new(None);
 }
 
 /// The local deques of the current thread if it is a worker of registry
@@ -84,6 +97,15 @@ pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
         .try_with(|current| current.borrow().as_ref().filter(|l| l.registry_id == registry_id).cloned())
         .ok()
         .flatten()
+}
+
+/// Whether the calling thread is part of pool `registry_id`, so that it must
+/// neither wait for the pool's drain nor join the pool's threads: one of the
+/// pool's worker threads (in a job, in a hook, or in its thread-local
+/// destructors after its loop), or a thread running one of the pool's jobs
+/// (`run_here`). See the module docs.
+pub(crate) fn is_own_thread(registry_id: usize) -> bool {
+    OWNER.with(|owner| owner.get() == Some(registry_id)) || current_local(registry_id).is_some()
 }
 
 /// Starts a worker thread of `registry` with a fresh index and records it in
@@ -174,6 +196,9 @@ impl WorkerThread {
     /// thread of its own and into a slot of the pool's size (not by
     /// [`run_here`]).
     fn run(mut self, own_thread: bool) {
+        if own_thread {
+            OWNER.with(|owner| owner.set(Some(self.registry.id)));
+        }
         // The thread start and stop hooks run outside the window in which
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of `lifecycle.rs` valid.
