@@ -24,7 +24,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::context::JobContext;
-use super::state::{CANCEL_REQUESTED, CANCELLED, CancelOutcome, QUEUED, RUNNING, TaskState, Unrun};
+use super::state::{
+    CANCEL_REQUESTED, CANCELLED, CANCELLING, CancelOutcome, EXPIRING, QUEUED, RUNNING, TaskState, Unrun,
+};
 use crate::error::{JobError, PanicPayload};
 use crate::sync::plain::{Arc, Mutex, lock};
 
@@ -170,16 +172,21 @@ where
     }
 
     fn abandon(&self, how: Unrun) -> Abandoned {
-        if !self.state().transition(QUEUED, how.state()) {
+        let state = self.state();
+        if !state.transition(QUEUED, how.state()) {
             return Abandoned::NotQueued;
         }
+        state.dropping();
         let Some(Body { job, result }) = self.take() else {
             debug_assert!(false, "the winner of a transition out of QUEUED found no closure");
+            state.dropped(how);
             return Abandoned::Dropped(None);
         };
-        // Drop the closure first, so that whoever receives the error also
-        // sees everything it captured dropped.
+        // Drop the closure first, then settle the state, then complete the
+        // handle: whoever sees either also sees everything it captured
+        // dropped (`state.rs`).
         let panic = panic::catch_unwind(AssertUnwindSafe(move || drop(job))).err();
+        state.dropped(how);
         if let Some(sender) = result {
             let _ = sender.send(Err(how.error()));
         }
@@ -211,6 +218,15 @@ pub(crate) fn cancel(task: &dyn TaskCell) -> CancelOutcome {
                 }
             }
             CANCEL_REQUESTED => return CancelOutcome::Requested,
+            // Another thread is dropping the closure: the answer promises
+            // it dropped, so wait (`state.rs`).
+            CANCELLING | EXPIRING => {
+                state.wait_dropped();
+                return match state.unrun() {
+                    Some(Unrun::Cancelled) => CancelOutcome::Prevented,
+                    _ => CancelOutcome::TooLate,
+                };
+            }
             CANCELLED => return CancelOutcome::Prevented,
             _ => return CancelOutcome::TooLate,
         }
