@@ -270,8 +270,10 @@ impl Pool {
     /// bound per thread): then it cancels every job still queued, as
     /// [`Pool::shutdown_now`], and returns without waiting for the jobs
     /// still running, whose worker threads finish them and exit on their
-    /// own, detached. The report says which happened and, on a timeout,
-    /// what was cancelled. The bound does not cover running the destructors
+    /// own, detached. If every job ends in time, it joins the threads that
+    /// exit by the same bound and detaches the others (still in a slow
+    /// `on_thread_stop` hook, say). The report says which happened: see
+    /// [`ShutdownReport`]. The bound does not cover running the destructors
     /// of the cancelled closures, which happens on the calling thread.
     ///
     /// Called from one of the pool's own threads (a job, a thread hook) it

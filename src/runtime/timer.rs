@@ -25,7 +25,11 @@
 //!
 //! Lifetime: the thread stops when the pool is drained (nothing is queued
 //! then, so nothing can expire) or when the pool's registry is dropped, and
-//! is joined by `Pool::shutdown` after the workers.
+//! is joined by `Pool::shutdown` after the workers; `Pool::shutdown_timeout`
+//! joins it only if it exits by its deadline, since it may still be running
+//! the destructor of an expired closure (which also delays the expiry of
+//! the jobs behind it, though never their start: workers check deadlines
+//! at pop).
 //!
 //! The timer is not part of the loom models: its thread would be an
 //! unmodelled OS thread inside a model, and it holds a `Weak` pointer to the
@@ -40,7 +44,7 @@
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::registry::Registry;
 use crate::job::state::Unrun;
@@ -182,13 +186,33 @@ impl Timer {
     /// Stops the thread and waits for it to exit, unless called on the
     /// timer thread itself (a job's closure dropped there may own the pool).
     pub(crate) fn join(&self) {
+        self.join_until(None);
+    }
+
+    /// Stops the thread and joins it if it exits by `deadline` (`None`: no
+    /// deadline), polling every millisecond as `WorkerSet::join_until`
+    /// does when there is one; otherwise detaches it. The thread may be late: it runs user
+    /// code, the destructor of an expired job's closure. Returns whether
+    /// the thread is gone (joined, or never started); the timer thread
+    /// itself (a closure that owned the pool, dropped there) is not.
+    pub(crate) fn join_until(&self, deadline: Option<Instant>) -> bool {
         self.shared.stop();
-        let thread = lock(&self.shared.state).thread.take();
-        if let Some(thread) = thread
-            && thread.thread().id() != thread::current().id()
-            && thread.join().is_err()
-        {
-            eprintln!("priopool: the deadline timer thread panicked (a bug in priopool)");
+        let Some(thread) = lock(&self.shared.state).thread.take() else { return true };
+        if thread.thread().id() == thread::current().id() {
+            return false;
+        }
+        loop {
+            if deadline.is_none() || thread.is_finished() {
+                if thread.join().is_err() {
+                    eprintln!("priopool: the deadline timer thread panicked (a bug in priopool)");
+                }
+                return true;
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                // Detached: it exits once the destructor returns.
+                return false;
+            }
+            thread::sleep(Duration::from_millis(1));
         }
     }
 

@@ -214,12 +214,12 @@ impl WorkerSet {
     /// For a drained pool: joins the worker threads that have finished by
     /// `deadline` (polling every millisecond, since a thread can only be
     /// joined without a bound) and detaches the rest, as [`detach_all`]
-    /// does. Returns whether every thread was joined. The threads of a
-    /// drained pool are only running their `on_thread_stop` hooks and
-    /// exiting, so no job is left behind either way.
+    /// does. Returns how many it detached (0: every thread was joined). The
+    /// threads of a drained pool are only running their `on_thread_stop`
+    /// hooks and exiting, so no job is left behind either way.
     ///
     /// [`detach_all`]: WorkerSet::detach_all
-    pub(crate) fn join_until(&self, deadline: Option<Instant>) -> bool {
+    pub(crate) fn join_until(&self, deadline: Option<Instant>) -> usize {
         loop {
             let (finished, left) = {
                 let mut threads = lock(&self.threads);
@@ -236,11 +236,11 @@ impl WorkerSet {
             };
             join(finished);
             if left == 0 {
-                return true;
+                return 0;
             }
             if deadline.is_some_and(has_passed) {
                 self.detach_all();
-                return false;
+                return left;
             }
             sleep_for(Duration::from_millis(1));
         }
