@@ -207,7 +207,12 @@ impl Pool {
     }
 
     /// How many jobs have panicked since the pool started (spawned and
-    /// submitted alike).
+    /// submitted alike): jobs whose closure panicked while it ran, the sum
+    /// of [`LevelMetrics::panicked`](crate::LevelMetrics::panicked) over the
+    /// levels once the pool is at rest. A destructor that panics outside a
+    /// job's run (the closure of a job that never ran, a result nobody
+    /// took) is not a job panic: see
+    /// [`Metrics::drop_panics`](crate::Metrics::drop_panics).
     pub fn panic_count(&self) -> usize {
         self.spawner.registry.panics()
     }
@@ -327,7 +332,8 @@ impl Spawner {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        Registry::spawn(&self.registry, priority, job, None, |job, _| JobHandle::wrap(job))
+        let drops = self.registry.metrics.drop_panics.clone();
+        Registry::spawn(&self.registry, priority, job, None, |job, _| JobHandle::wrap(job, drops))
     }
 
     /// Describes a job at `priority` with options; see [`JobBuilder`].

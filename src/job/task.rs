@@ -27,6 +27,7 @@ use super::context::JobContext;
 use super::state::{
     CANCEL_REQUESTED, CANCELLED, CANCELLING, CancelOutcome, EXPIRING, QUEUED, RUNNING, TaskState, Unrun,
 };
+use super::{DropPanics, UNTAKEN};
 use crate::error::{JobError, PanicPayload};
 use crate::sync::plain::{Arc, Mutex, lock};
 
@@ -73,8 +74,9 @@ pub(crate) trait TaskCell: Send + Sync {
     /// passed, or it had already ended (cancelled or expired).
     fn claim(&self) -> Result<(), Discarded>;
 
-    /// Runs a job this worker [claimed](TaskCell::claim).
-    fn run(&self) -> Outcome;
+    /// Runs a job this worker [claimed](TaskCell::claim); a result that
+    /// nobody takes is dropped here, reporting a panic to `drops`.
+    fn run(&self, drops: &DropPanics) -> Outcome;
 
     /// Drops the job unrun if it is still queued, and completes its handle
     /// with the matching error.
@@ -147,7 +149,7 @@ where
         }
     }
 
-    fn run(&self) -> Outcome {
+    fn run(&self, drops: &DropPanics) -> Outcome {
         let state = self.state();
         let Some(Body { job, result }) = self.take() else {
             // Unreachable: only the winner of QUEUED -> RUNNING runs the job.
@@ -156,15 +158,25 @@ where
         };
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| job(&self.context)));
         state.set_done();
+        // A dropped handle only means nobody wants the result: it comes
+        // back from `send` and is dropped here, outside the job's run.
+        let unwanted = |result: JobResult<T>| drops.drop_caught(UNTAKEN, move || drop(result));
+        let send = |sender: oneshot::Sender<JobResult<T>>, result| {
+            if let Err(unsent) = sender.send(result) {
+                unwanted(unsent.into_inner());
+            }
+        };
         match (outcome, result) {
             (Ok(value), Some(sender)) => {
-                // A dropped handle only means nobody wants the value.
-                let _ = sender.send(Ok(value));
+                send(sender, Ok(value));
                 Outcome::Completed
             }
-            (Ok(_), None) => Outcome::Completed,
+            (Ok(value), None) => {
+                unwanted(Ok(value));
+                Outcome::Completed
+            }
             (Err(payload), Some(sender)) => {
-                let _ = sender.send(Err(JobError::Panicked(PanicPayload::new(payload))));
+                send(sender, Err(JobError::Panicked(PanicPayload::new(payload))));
                 Outcome::Panicked(None)
             }
             (Err(payload), None) => Outcome::Panicked(Some(payload)),

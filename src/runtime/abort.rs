@@ -253,7 +253,7 @@ fn abort_and_sweep(registry: &Registry) {
                 let Discarded { fate, panic } = registry.abort.cancel(level, job);
                 registry.metrics.discarded(level, fate);
                 if let Some(payload) = panic {
-                    registry.job_panicked(Some(payload));
+                    registry.metrics.drop_panics.caught(crate::job::NEVER_RAN, payload);
                 }
                 registry.finish_job();
                 backoff.reset();

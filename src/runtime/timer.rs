@@ -31,9 +31,12 @@
 //! the jobs behind it, though never their start: workers check deadlines
 //! at pop).
 //!
+//! A destructor that panics there is not a job panic (the job never ran): it
+//! is counted in `Metrics::drop_panics` (`job::DropPanics`, of which the
+//! thread holds a clone) and logged.
+//!
 //! The timer is not part of the loom models: its thread would be an
-//! unmodelled OS thread inside a model, and it holds a `Weak` pointer to the
-//! registry, which loom's `Arc` cannot give. Under `cfg(loom)`
+//! unmodelled OS thread inside a model. Under `cfg(loom)`
 //! [`Timer::start`] refuses, so a spawn with a deadline is handed back with
 //! `TimerUnavailable` (see `sync.rs`).
 
@@ -49,6 +52,7 @@ use std::time::{Duration, Instant};
 use super::registry::Registry;
 use crate::job::state::Unrun;
 use crate::job::task::{Abandoned, TaskCell};
+use crate::job::{DropPanics, NEVER_RAN};
 use crate::sync::plain::thread::{self, JoinHandle};
 use crate::sync::plain::{Arc, Condvar, Mutex, MutexGuard, Weak, lock, wait_for};
 
@@ -134,14 +138,14 @@ impl Timer {
     /// The OS error if the thread could not be started (a later call tries
     /// again).
     #[cfg(not(loom))]
-    pub(crate) fn start(&self, registry: &crate::sync::Arc<Registry>) -> io::Result<()> {
+    pub(crate) fn start(&self, registry: &Registry) -> io::Result<()> {
         let mut state = lock(&self.shared.state);
         if state.started || state.stopped {
             return Ok(());
         }
         let shared = Arc::clone(&self.shared);
-        let pool = Arc::downgrade(registry);
-        let thread = thread::Builder::new().name("priopool-timer".to_owned()).spawn(move || run(&shared, &pool))?;
+        let drops = registry.metrics.drop_panics.clone();
+        let thread = thread::Builder::new().name("priopool-timer".to_owned()).spawn(move || run(&shared, &drops))?;
         state.thread = Some(thread);
         state.started = true;
         Ok(())
@@ -153,7 +157,7 @@ impl Timer {
     ///
     /// Always: `ErrorKind::Unsupported`.
     #[cfg(loom)]
-    pub(crate) fn start(&self, _registry: &crate::sync::Arc<Registry>) -> io::Result<()> {
+    pub(crate) fn start(&self, _registry: &Registry) -> io::Result<()> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "the deadline timer does not run under loom"))
     }
 
@@ -245,7 +249,7 @@ impl Shared {
 
 /// The timer thread: expire what is due, then sleep until the next deadline.
 #[cfg(not(loom))]
-fn run(shared: &Shared, pool: &Weak<Registry>) {
+fn run(shared: &Shared, drops: &DropPanics) {
     let mut state = lock(&shared.state);
     let mut due = Vec::new();
     while !state.stopped {
@@ -263,10 +267,7 @@ fn run(shared: &Shared, pool: &Weak<Registry>) {
         for task in due.drain(..) {
             let Some(task) = task.upgrade() else { continue };
             if let Abandoned::Dropped(Some(payload)) = task.abandon(Unrun::Expired) {
-                match pool.upgrade() {
-                    Some(registry) => registry.job_panicked(Some(payload)),
-                    None => crate::job::drop_payload(payload),
-                }
+                drops.caught(NEVER_RAN, payload);
             }
         }
         state = lock(&shared.state);

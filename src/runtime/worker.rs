@@ -53,8 +53,8 @@ use std::rc::Rc;
 use super::probe::WorkerProbe;
 use super::registry::Registry;
 use super::workers::{Peer, Peers};
-use crate::job::Job;
 use crate::job::task::{Discarded, Outcome};
+use crate::job::{Job, NEVER_RAN};
 use crate::queue::deque::Worker;
 use crate::queue::levels::{Pick, Source};
 use crate::sleep::Wake;
@@ -300,7 +300,7 @@ impl WorkerThread {
             match job.claim() {
                 Ok(()) => {
                     let running = self.probe.job_starting(registry, level, source, &job);
-                    let outcome = job.run();
+                    let outcome = job.run(&registry.metrics.drop_panics);
                     self.probe.job_ended(registry, running, &outcome);
                     if let Outcome::Panicked(payload) = outcome {
                         registry.job_panicked(payload);
@@ -321,7 +321,7 @@ impl WorkerThread {
         let registry = &*self.registry;
         self.probe.job_discarded(registry, level, source, discarded.fate);
         if let Some(payload) = discarded.panic {
-            registry.job_panicked(Some(payload));
+            registry.metrics.drop_panics.caught(NEVER_RAN, payload);
         }
         registry.finish_job();
     }
