@@ -21,16 +21,25 @@
 //! died with SIGABRT ("cannot access a Thread Local Storage value during
 //! or after destruction"; for the worker, once that was fixed, "failed to
 //! join thread: Resource deadlock avoided").
+//!
+//! A worker's thread-local destructors are user code that runs after the
+//! worker has left its loop: a retired worker still in them must not hold
+//! up a resize (which reaps retired threads) or a `shutdown_timeout`
+//! beyond its bound. Before the fix both joined it and waited out the
+//! destructor (here one that waits for the test, at most 5 s: the check is
+//! that the call returned while it still waited).
 
 mod common;
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
-use common::{BOUND, OnDrop, recv, watchdog};
-use priopool::{Pool, Priority, Spawner};
+use common::{BOUND, Latch, OnDrop, recv, watchdog};
+use priopool::{Pool, Priority, ShutdownReport, Spawner};
 
 #[test]
 fn a_pool_in_a_thread_local_is_used_and_dropped_at_thread_exit_without_aborting() {
@@ -122,5 +131,79 @@ fn a_worker_thread_local_that_owns_the_pool_drops_it_at_the_workers_exit_without
         let spawner = recv(&dropped, "the pool's drop in a worker's thread-local");
         let refused = spawner.spawn(Priority::LOW, || {}).expect_err("the pool was shut down");
         assert_eq!(refused.kind(), priopool::SpawnErrorKind::Shutdown);
+    });
+}
+
+/// How long a thread-local destructor below waits for the test at most;
+/// only a failing test waits this long.
+const HELD: Duration = Duration::from_secs(5);
+
+/// A worker's thread-local whose destructor says it has begun, waits for
+/// `release` (at most [`HELD`]), and then sets `finished`.
+struct SlowExit {
+    began: mpsc::Sender<()>,
+    release: Latch,
+    finished: Arc<AtomicBool>,
+}
+
+impl Drop for SlowExit {
+    fn drop(&mut self) {
+        let _ = self.began.send(());
+        self.release.wait_timeout(HELD);
+        self.finished.store(true, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static SLOW_EXIT: RefCell<Option<SlowExit>> = const { RefCell::new(None) };
+}
+
+/// A two-worker pool whose workers' thread-locals are [`SlowExit`]s, one of
+/// which has retired and is in its thread-local destructor when this
+/// returns; and the destructors' `release` and `finished`.
+fn pool_with_a_worker_in_its_thread_local_teardown() -> (Pool, Latch, Arc<AtomicBool>) {
+    let (began_tx, began) = mpsc::channel();
+    let release = Latch::new();
+    let finished = Arc::new(AtomicBool::new(false));
+    let pool = {
+        let (release, finished) = (release.clone(), Arc::clone(&finished));
+        let began_tx = Mutex::new(began_tx);
+        Pool::builder()
+            .workers(2)
+            .on_thread_start(move |_| {
+                let began = began_tx.lock().unwrap().clone();
+                let slow = SlowExit { began, release: release.clone(), finished: Arc::clone(&finished) };
+                SLOW_EXIT.with(|slot| *slot.borrow_mut() = Some(slow));
+            })
+            .build()
+            .expect("build")
+    };
+    pool.set_workers(1).expect("shrink");
+    recv(&began, "the retired worker's thread-local destructor");
+    (pool, release, finished)
+}
+
+#[test]
+fn a_resize_does_not_wait_for_a_retired_workers_thread_local_destructors() {
+    watchdog("a resize while a retired worker's thread-locals are destroyed", BOUND, || {
+        let (pool, release, finished) = pool_with_a_worker_in_its_thread_local_teardown();
+        pool.set_workers(2).expect("grow");
+        let returned_during_the_teardown = !finished.load(Ordering::SeqCst);
+        release.open();
+        assert!(returned_during_the_teardown, "set_workers joined a thread still in its thread-local destructors");
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn shutdown_timeout_is_bounded_while_a_retired_workers_thread_locals_are_destroyed() {
+    watchdog("shutdown_timeout while a retired worker's thread-locals are destroyed", BOUND, || {
+        let (pool, release, finished) = pool_with_a_worker_in_its_thread_local_teardown();
+        let report = pool.shutdown_timeout(Duration::from_millis(200));
+        let returned_during_the_teardown = !finished.load(Ordering::SeqCst);
+        release.open();
+        assert!(returned_during_the_teardown, "shutdown_timeout joined a thread still in its thread-local destructors");
+        // Both workers are in their thread-local destructors until released.
+        assert_eq!(report, ShutdownReport::DrainedDetached { threads: 2 });
     });
 }

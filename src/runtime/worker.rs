@@ -129,8 +129,13 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
     let registry_for_thread = Arc::clone(registry);
     // On the roster before the thread runs (see `WorkerProbe::attach`).
     let probe = WorkerProbe::attach(registry, index);
-    registry.workers.start(peer, move || {
-        thread.spawn(move || WorkerThread::new(registry_for_thread, index, local, searching, probe).run(true))
+    registry.workers.start(peer, move |gone| {
+        thread.spawn(move || {
+            // First, so that it is destroyed after any thread-local of the
+            // user's (`workers.rs`).
+            gone.arm();
+            WorkerThread::new(registry_for_thread, index, local, searching, probe).run(true)
+        })
     })
 }
 
