@@ -393,3 +393,35 @@ fn shutdown_timeout_reports_drained_when_every_thread_was_joined() {
         assert!(common::named("drained-").is_empty(), "Drained, but a worker thread is still alive");
     });
 }
+
+#[test]
+fn an_expired_closure_that_owns_its_pool_shuts_it_down_from_the_timer_thread() {
+    watchdog("a pool dropped by the timer", BOUND, || {
+        let (pool, latch, holders) = held_pool(1);
+        let slot = Arc::new(Mutex::new(None::<Pool>));
+        let (events_tx, events) = mpsc::channel();
+        let owner = {
+            let slot = Arc::clone(&slot);
+            OnDrop(move || {
+                let pool = slot.lock().unwrap().take();
+                events_tx.send("dropping").unwrap();
+                // A graceful shutdown on the timer thread: it waits for the
+                // drain, which includes this job's dead entry, popped by a
+                // worker that must not wait for this destructor.
+                drop(pool);
+                events_tx.send("dropped").unwrap();
+            })
+        };
+        let spawner = pool.spawner();
+        *slot.lock().unwrap() = Some(pool);
+        let late = spawner.job(Priority::LOW).max_wait(Duration::ZERO).submit(move || drop(owner)).unwrap();
+        assert_eq!(recv(&events, "the timer dropping the closure"), "dropping");
+        latch.open();
+        assert_eq!(recv(&events, "the shutdown from the timer thread"), "dropped");
+        for (i, holder) in holders.into_iter().enumerate() {
+            assert_eq!(holder.join().unwrap(), i);
+        }
+        assert!(matches!(late.join(), Err(JobError::Expired)));
+        assert!(spawner.spawn(Priority::LOW, || {}).is_err(), "the pool was shut down");
+    });
+}
