@@ -264,8 +264,8 @@ impl Pool {
     /// Called from one of the pool's own threads (a job, a thread hook), it
     /// cancels the queued jobs as above but, as [`Pool::shutdown`] does
     /// there, does not wait for the running ones or join the threads: the
-    /// workers exit on their own when those end, detached. The counts then cover the jobs
-    /// cancelled before it returned.
+    /// workers exit on their own when those end, detached. The counts then
+    /// cover the jobs cancelled before it returned.
     pub fn shutdown_now(self) -> CancelledJobs {
         abort::shutdown_now(&self.spawner.registry)
     }

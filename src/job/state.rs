@@ -41,9 +41,9 @@
 //! winner has dropped the closure and stored the final state before it
 //! answers, since [`CancelOutcome::Prevented`] promises the closure
 //! dropped (and `TooLate` then means the same). The winner records its
-//! thread (`dropper`) under the `waiters` lock before it runs the
-//! destructor and clears it, with the final store, under that lock before
-//! it notifies; a waiter checks both under the lock, so no wake-up is lost.
+//! thread in `dropper` before it runs the destructor, and clears it with
+//! the final store under `dropper`'s lock before it notifies; a waiter
+//! checks both under that lock, so no wake-up is lost.
 //! A `cancel()` made by the destructor itself, on the dropping thread, does
 //! not wait for itself. Workers, the timer and the sweep never wait: an
 //! entry they find in a transient state is discarded with its fate, so a

@@ -37,9 +37,9 @@
 //! Called from one of the pool's own threads (a job, a thread hook; see
 //! `worker::is_own_thread`), steps 1 to 3 happen as above but step 4 does
 //! not (the caller is part of the drain, or one of the threads to join, as
-//! with `Pool::shutdown`): every job queued when the sweep ran is cancelled before
-//! the call returns, later children are cancelled by the workers, and the
-//! worker threads exit on their own, detached.
+//! with `Pool::shutdown`): every job queued when the sweep ran is cancelled
+//! before the call returns, later children are cancelled by the workers,
+//! and the worker threads exit on their own, detached.
 //!
 //! # `shutdown_timeout(d)`
 //!
@@ -114,9 +114,9 @@ impl fmt::Debug for CancelledJobs {
 /// As with Java's `awaitTermination`, the pool counts as shut down only
 /// once its threads are gone, not merely its jobs: [`Drained`] means both,
 /// and [`DrainedDetached`] that every job ended but some thread was still
-/// running user code (an `on_thread_stop` hook, or the destructor of an
-/// expired job's closure on the deadline timer thread) when the timeout
-/// passed. [`ShutdownReport::drained`] is true for both.
+/// running user code (an `on_thread_stop` hook or thread-local destructor
+/// of a worker, or the destructor of an expired job's closure on the
+/// deadline timer thread) when the timeout passed. [`ShutdownReport::drained`] is true for both.
 ///
 /// [`Drained`]: ShutdownReport::Drained
 /// [`DrainedDetached`]: ShutdownReport::DrainedDetached
@@ -130,10 +130,11 @@ pub enum ShutdownReport {
     /// Every accepted job ended within the timeout, as for
     /// [`Drained`](ShutdownReport::Drained), but `threads` of the pool's
     /// threads had not exited by then and were detached: workers still in
-    /// their [`on_thread_stop`](crate::Builder::on_thread_stop) hook, or the
-    /// deadline timer still dropping the closure of a job that expired
-    /// (or the call was made on the timer thread itself, by such a
-    /// closure). They run no job any more and exit on their own.
+    /// their [`on_thread_stop`](crate::Builder::on_thread_stop) hook or
+    /// thread-local destructors, or the deadline timer still dropping the
+    /// closure of a job that expired (or the call was made on the timer
+    /// thread itself, by such a closure). They run no job any more and exit
+    /// on their own.
     DrainedDetached {
         /// How many threads were left running, detached; at least 1.
         threads: usize,

@@ -194,11 +194,11 @@ impl Timer {
     }
 
     /// Stops the thread and joins it if it exits by `deadline` (`None`: no
-    /// deadline), polling every millisecond as `WorkerSet::join_until`
-    /// does when there is one; otherwise detaches it. The thread may be late: it runs user
-    /// code, the destructor of an expired job's closure. Returns whether
-    /// the thread is gone (joined, or never started); the timer thread
-    /// itself (a closure that owned the pool, dropped there) is not.
+    /// deadline), polling every millisecond as `WorkerSet::join_until` does
+    /// when there is one; otherwise detaches it. The thread may be late: it
+    /// runs user code, the destructor of an expired job's closure. Returns
+    /// whether the thread is gone (joined, or never started); the timer
+    /// thread itself (a closure that owned the pool, dropped there) is not.
     pub(crate) fn join_until(&self, deadline: Option<Instant>) -> bool {
         self.shared.stop();
         let Some(thread) = lock(&self.shared.state).thread.take() else { return true };
