@@ -117,6 +117,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     match pool.shutdown_timeout(Duration::from_secs(1)) {
         ShutdownReport::Drained => println!("\n--- Pool drained and shut down. ---"),
+        ShutdownReport::DrainedDetached { threads } => {
+            println!("\n--- Pool drained; {threads} thread(s) still exiting, detached. ---")
+        }
         report => println!("\n--- Shutdown gave up waiting: {report:?} ---"),
     }
     println!("{answered} answered, {expired} expired in the queue, {cancelled} cancelled while stuck");

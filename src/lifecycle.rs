@@ -19,7 +19,8 @@
 //!    `shutdown_timeout` waits on, and stops the deadline timer.
 //! 4. A worker that finds nothing to pick and sees `DRAINED` exits.
 //! 5. The thread that called `shutdown` (or dropped the pool) joins every
-//!    worker thread, unless it *is* one of them (see `Pool::shutdown`).
+//!    worker thread, unless it *is* one of them, in a job or a hook (see
+//!    `Pool::shutdown`).
 //!
 //! # Why a job is never accepted and then stranded
 //!

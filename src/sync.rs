@@ -101,7 +101,7 @@ macro_rules! lock_helpers {
 pub(crate) mod plain {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
-    pub(crate) use std::thread;
+    pub(crate) use std::{thread, thread_local};
 
     lock_helpers!();
 }

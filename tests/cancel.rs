@@ -3,8 +3,12 @@
 //! `Pool::shutdown_now`.
 //!
 //! A job cancelled before it starts never runs, and its closure is dropped
-//! before `cancel` returns; when cancels race the workers, exactly one side
-//! wins each job. `shutdown_now` cancels and drops every queued job before
+//! before `cancel` returns, also when an earlier cancel or `shutdown_now`
+//! is still dropping it on another thread (before the fix the second
+//! `cancel` said `Prevented` at once, the captures alive; seen by letting
+//! it return or block, from `/proc`, before the drop may end), though not
+//! when called from that destructor itself; when cancels race the workers,
+//! exactly one side wins each job. `shutdown_now` cancels and drops every queued job before
 //! it returns, while the workers are still busy, and also the jobs that
 //! running jobs spawn during it; from inside a job it does not wait for
 //! itself.
@@ -12,12 +16,12 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use common::{BOUND, LONG_BOUND, Latch, drop_counter, drop_reporter, recv, watchdog};
-use priopool::{CancelOutcome, JobContext, JobError, JobHandle, Pool, Priority, SpawnErrorKind};
+use common::{BOUND, LONG_BOUND, Latch, OnDrop, drop_counter, drop_reporter, recv, watchdog};
+use priopool::{CancelHandle, CancelOutcome, JobContext, JobError, JobHandle, Pool, Priority, SpawnErrorKind};
 
 /// A one-worker pool whose worker is held by a job blocked on the returned
 /// latch; the job has started when this returns.
@@ -63,6 +67,102 @@ fn cancel_before_start_drops_the_closure_before_returning_and_the_job_never_runs
     pool.shutdown();
     assert!(!ran.load(Ordering::SeqCst), "a cancelled job ran");
     assert_eq!(drops.load(Ordering::SeqCst), 1, "the closure was dropped twice");
+}
+
+/// A queued job whose closure, when dropped, says so on the returned
+/// receiver and then waits for `release`; the weak pointer is to one of its
+/// captures, freed only after that wait.
+fn slow_to_drop(pool: &Pool, release: &Latch) -> (JobHandle<()>, mpsc::Receiver<()>, Weak<()>) {
+    let capture = Arc::new(());
+    let alive = Arc::downgrade(&capture);
+    let (dropping_tx, dropping) = mpsc::channel();
+    let release = release.clone();
+    let slow = OnDrop(move || {
+        let _keep = &capture;
+        let _ = dropping_tx.send(());
+        release.wait();
+    });
+    let job = pool.submit(Priority::LOW, move || drop(slow)).unwrap();
+    (job, dropping, alive)
+}
+
+/// Cancels `job` on a thread named `name` while another thread is dropping
+/// its closure (blocked on `release`), opens `release` once that cancel
+/// has returned or blocks, and returns the cancel's outcome with how many
+/// strong pointers to the closure's capture were alive when it returned.
+#[cfg(target_os = "linux")]
+fn cancel_while_dropped(job: &JobHandle<()>, alive: Weak<()>, release: &Latch, name: &str) -> (CancelOutcome, usize) {
+    let again = job.cancel_handle();
+    let (report_tx, report) = mpsc::channel();
+    thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let outcome = again.cancel();
+            report_tx.send((outcome, alive.strong_count())).unwrap();
+        })
+        .unwrap();
+    let early = common::recv_unless_asleep(&report, name);
+    release.open();
+    early.unwrap_or_else(|| recv(&report, "the second cancel's outcome"))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn cancel_returns_prevented_only_once_an_earlier_cancel_has_dropped_the_closure() {
+    watchdog("two cancels of one job", BOUND, || {
+        let (pool, latch, holder) = held_pool(2);
+        let release = Latch::new();
+        let (job, dropping, alive) = slow_to_drop(&pool, &release);
+        let first = job.cancel_handle();
+        let first = thread::spawn(move || first.cancel());
+        recv(&dropping, "the first cancel dropping the closure");
+        let (outcome, alive_then) = cancel_while_dropped(&job, alive, &release, "cancel-again");
+        assert_eq!(outcome, CancelOutcome::Prevented);
+        assert_eq!(alive_then, 0, "cancel() said Prevented while the closure's captures were still alive");
+        assert_eq!(first.join().unwrap(), CancelOutcome::Prevented);
+        assert!(matches!(job.join(), Err(JobError::Cancelled)));
+        latch.open();
+        holder.join().unwrap();
+        pool.shutdown();
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn cancel_returns_prevented_only_once_shutdown_now_has_dropped_the_closure() {
+    watchdog("cancel racing shutdown_now's sweep", BOUND, || {
+        let (pool, latch, holder) = held_pool(2);
+        let release = Latch::new();
+        let (job, dropping, alive) = slow_to_drop(&pool, &release);
+        let stopping = thread::spawn(move || pool.shutdown_now().total());
+        recv(&dropping, "the sweep dropping the closure");
+        let (outcome, alive_then) = cancel_while_dropped(&job, alive, &release, "cancel-in-sweep");
+        assert_eq!(outcome, CancelOutcome::Prevented);
+        assert_eq!(alive_then, 0, "cancel() said Prevented while the sweep was still dropping the closure");
+        latch.open();
+        assert_eq!(holder.join().unwrap(), "holder");
+        assert_eq!(stopping.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn a_cancel_from_the_closures_own_destructor_does_not_wait_for_itself() {
+    watchdog("cancel from the closure's destructor", BOUND, || {
+        let (pool, latch, holder) = held_pool(2);
+        let own: Arc<OnceLock<CancelHandle>> = Arc::default();
+        let (inner_tx, inner) = mpsc::channel();
+        let in_drop = Arc::clone(&own);
+        let guard = OnDrop(move || {
+            let _ = inner_tx.send(in_drop.get().map(CancelHandle::cancel));
+        });
+        let job = pool.submit(Priority::LOW, move || drop(guard)).unwrap();
+        assert!(own.set(job.cancel_handle()).is_ok());
+        assert_eq!(job.cancel(), CancelOutcome::Prevented);
+        assert_eq!(recv(&inner, "the destructor's cancel"), Some(CancelOutcome::Prevented));
+        latch.open();
+        holder.join().unwrap();
+        pool.shutdown();
+    });
 }
 
 #[test]

@@ -4,6 +4,11 @@
 //! shutdown has begun), a job hook as part of its job (accepted during the
 //! drain).
 //!
+//! A thread hook may own the pool and drop it: the shutdown then returns at
+//! once, as from a job, instead of joining the hook's own thread (which
+//! panicked with "Resource deadlock avoided", caught as a hook panic, and
+//! left the other threads detached).
+//!
 //! Known to catch either thread hook moved inside the window in which its
 //! thread counts as a worker, where a stop hook's spawn would be admitted
 //! after the drain and stranded.
@@ -263,5 +268,92 @@ fn a_spawn_from_a_job_hook_is_part_of_the_drain() {
         release_tx.send(()).expect("job alive");
         shutting_down.join().expect("shutdown");
         assert_eq!(follow_ups.load(Ordering::Relaxed), 1);
+    });
+}
+
+/// Where a test keeps the pool for a hook to take.
+type Slot = Arc<Mutex<Option<Pool>>>;
+
+/// Builds a pool whose thread hook `which` ("start" or "stop"), on the
+/// first call that finds the pool in the returned slot, takes it out and
+/// drops it there, and reports whether that drop returned (rather than
+/// panicked) along with a spawner of the pool.
+fn pool_dropped_in_its_own_hook(which: &'static str, workers: usize) -> (Slot, mpsc::Receiver<(bool, Spawner)>, Pool) {
+    let slot: Slot = Arc::default();
+    let (dropped_tx, dropped) = mpsc::channel();
+    let hook = {
+        let slot = Arc::clone(&slot);
+        let dropped_tx = Mutex::new(dropped_tx);
+        move |_: usize| {
+            let pool = slot.lock().expect("lock").take();
+            if let Some(pool) = pool {
+                let spawner = pool.spawner();
+                let returned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(pool))).is_ok();
+                let _ = dropped_tx.lock().expect("lock").send((returned, spawner));
+            }
+        }
+    };
+    let builder = Pool::builder().workers(workers);
+    let builder = if which == "start" { builder.on_thread_start(hook) } else { builder.on_thread_stop(hook) };
+    (slot, dropped, builder.build().expect("build"))
+}
+
+/// Polls until every worker of the pool has left (its threads run on,
+/// detached, and leave on their own once drained).
+fn wait_until_no_worker(spawner: &Spawner) {
+    let since = Instant::now();
+    while spawner.metrics().workers.total != 0 {
+        assert!(since.elapsed() < common::SETTLE, "workers still present after {:?}", common::SETTLE);
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn dropping_the_pool_in_its_own_on_thread_stop_hook_returns_and_every_job_still_runs() {
+    watchdog("the pool dropped in its own on_thread_stop", LONG_BOUND, || {
+        let (slot, dropped, pool) = pool_dropped_in_its_own_hook("stop", 2);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let gate = common::Gate::hold(&pool, 2);
+        for _ in 0..50 {
+            let ran = Arc::clone(&ran);
+            pool.spawn(Priority::LOW, move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .expect("spawn");
+        }
+        // One worker retires after its gate job and drops the pool in its
+        // stop hook, on its own thread.
+        slot.lock().expect("lock").insert(pool).set_workers(1).expect("shrink");
+        gate.release();
+        let (returned, spawner) = common::recv(&dropped, "the drop in on_thread_stop");
+        assert!(returned, "dropping the pool in its own on_thread_stop panicked (it joined its own thread)");
+        wait_until_no_worker(&spawner);
+        assert_eq!(ran.load(Ordering::SeqCst), 50, "every accepted job ran once");
+        assert_eq!(spawner.metrics().hook_panics, 0);
+    });
+}
+
+#[test]
+fn dropping_the_pool_in_its_own_on_thread_start_hook_returns_and_every_job_still_runs() {
+    watchdog("the pool dropped in its own on_thread_start", LONG_BOUND, || {
+        let (slot, dropped, pool) = pool_dropped_in_its_own_hook("start", 1);
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..50 {
+            let ran = Arc::clone(&ran);
+            pool.spawn(Priority::LOW, move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .expect("spawn");
+        }
+        // The worker started by this resize drops the pool in its start
+        // hook, once the slot's lock is released.
+        let mut slot = slot.lock().expect("lock");
+        slot.insert(pool).set_workers(2).expect("grow");
+        drop(slot);
+        let (returned, spawner) = common::recv(&dropped, "the drop in on_thread_start");
+        assert!(returned, "dropping the pool in its own on_thread_start panicked (it joined its own thread)");
+        wait_until_no_worker(&spawner);
+        assert_eq!(ran.load(Ordering::SeqCst), 50, "every accepted job ran once");
+        assert_eq!(spawner.metrics().hook_panics, 0);
     });
 }

@@ -1,10 +1,12 @@
 //! The `log` events (feature `log`): worker start and exit at debug, job
-//! panics at warn with level and message, shutdown begun and done at info.
+//! panics and destructor panics outside a job at warn with level and
+//! message, shutdown begun and done at info.
 //! Run with `cargo test -p priopool-tests --features log`.
 
 mod common;
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use common::{MARKER as DELIBERATE, quiet_intentional_panics};
 use priopool::{Pool, Priority};
@@ -28,6 +30,15 @@ impl log::Log for Collector {
 
 static COLLECTOR: Collector = Collector(Mutex::new(Vec::new()));
 
+/// A closure capture whose destructor panics.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("{DELIBERATE}: a destructor");
+    }
+}
+
 #[test]
 fn the_pool_logs_its_lifecycle_and_job_panics() {
     quiet_intentional_panics();
@@ -39,6 +50,10 @@ fn the_pool_logs_its_lifecycle_and_job_panics() {
     let handle = pool.submit(Priority::level(2), || -> () { std::panic::panic_any(DELIBERATE) }).expect("submit");
     assert!(handle.join().is_err());
     pool.spawn(Priority::HIGH, || {}).expect("spawn");
+    // Expires at once, so its closure is dropped unrun (by the timer or a
+    // worker), and its destructor panics.
+    let bomb = Bomb;
+    pool.job(Priority::LOW).max_wait(Duration::ZERO).spawn(move || drop(bomb)).expect("spawn");
     pool.shutdown();
 
     let records = COLLECTOR.0.lock().expect("lock").clone();
@@ -48,12 +63,14 @@ fn the_pool_logs_its_lifecycle_and_job_panics() {
     assert_eq!(count(log::Level::Debug, "started on thread"), 2, "{records:#?}");
     assert_eq!(count(log::Level::Debug, "exited"), 2, "{records:#?}");
     assert_eq!(count(log::Level::Warn, "a job at level 1 panicked on worker"), 1, "{records:#?}");
-    assert_eq!(count(log::Level::Warn, DELIBERATE), 1, "the spawned job's message: {records:#?}");
+    assert_eq!(count(log::Level::Warn, DELIBERATE), 2, "the spawned job's and the destructor's: {records:#?}");
     assert_eq!(count(log::Level::Warn, "a job at level 2 panicked"), 1, "{records:#?}");
+    let drop_panic = "dropping the closure of a job that never ran panicked (not a job panic)";
+    assert_eq!(count(log::Level::Warn, drop_panic), 1, "{records:#?}");
     assert_eq!(count(log::Level::Info, "shutdown begun"), 1, "{records:#?}");
     assert_eq!(count(log::Level::Info, "shutdown done"), 1, "{records:#?}");
     let begun = records.iter().position(|(_, m)| m.contains("shutdown begun"));
     let done = records.iter().position(|(_, m)| m.contains("shutdown done"));
     assert!(begun < done, "{records:#?}");
-    assert_eq!(records.len(), 2 + 2 + 2 + 2, "nothing else, and nothing per job: {records:#?}");
+    assert_eq!(records.len(), 2 + 2 + 3 + 2, "nothing else, and nothing per job: {records:#?}");
 }

@@ -4,6 +4,14 @@
 //! the default handler, non-string payloads (passed on untouched) and a
 //! panicking destructor in a job's captures are survived too.
 //!
+//! A destructor the pool runs outside a job's run is not a job panic: the
+//! closure of a job that the timer expired or `shutdown_now` swept (before
+//! the fix: counted in `panic_count` but not in `panicked`, and handed to
+//! the panic handler on the timer or the sweeping thread), and a result
+//! nobody took, whether the handle went before the job ended (counted as a
+//! job panic before the fix) or after (the panic escaped into the thread
+//! dropping the handle). Each is counted in `Metrics::drop_panics`.
+//!
 //! "Every worker is still alive" is proved, not assumed: `prove_alive` runs
 //! W jobs that all wait on one barrier with the test thread, which only
 //! works if W live workers take them at the same time.
@@ -16,6 +24,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use common::{
     BOUND, Intentional, MARKER, is_intentional, message, prove_alive, quiet_intentional_panics, recv_n, watchdog,
@@ -237,4 +246,110 @@ fn errors_are_send_and_sync() {
     assert!(error.to_string().contains("sync"), "{error}");
     let refused = pool.spawn(Priority::level(9), || {}).expect_err("level 9 does not exist");
     assert!(boxed(refused.kind()).to_string().contains("level 9"));
+}
+
+/// A one-worker pool whose panic handler counts its calls, with its only
+/// worker held by the returned gate.
+fn held_pool_counting_handler_calls() -> (Pool, Arc<AtomicUsize>, common::Gate) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let handler_calls = Arc::clone(&calls);
+    let pool = Pool::builder()
+        .workers(1)
+        .panic_handler(move |_| {
+            handler_calls.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .expect("build");
+    let gate = common::Gate::hold(&pool, 1);
+    (pool, calls, gate)
+}
+
+#[test]
+fn a_destructor_panic_of_a_job_the_timer_expired_is_not_a_job_panic() {
+    quiet_intentional_panics();
+    watchdog("an expired closure's panicking destructor", BOUND, || {
+        let (pool, handler_calls, gate) = held_pool_counting_handler_calls();
+        let bomb = PanicsOnDrop(0);
+        let expired = pool.job(Priority::LOW).max_wait(Duration::ZERO).submit(move || drop(bomb)).expect("submit");
+        // The timer expires jobs in deadline order, one after the other: once
+        // the later one has expired, the timer is done with the first.
+        let marker = pool.job(Priority::LOW).max_wait(Duration::ZERO).submit(|| ()).expect("submit");
+        assert!(marker.join().is_err_and(|e| e.is_expired()));
+        assert!(expired.join().is_err_and(|e| e.is_expired()), "the job never ran: it expired");
+        assert_eq!(pool.panic_count(), 0, "a job that never ran counted as a panicked job");
+        assert_eq!(handler_calls.load(Ordering::SeqCst), 0, "the panic handler ran on the timer thread");
+        gate.release();
+        let spawner = pool.spawner();
+        pool.shutdown();
+        let m = spawner.metrics();
+        assert_eq!((m.levels[1].expired, m.levels[1].panicked), (2, 0));
+        assert_eq!(m.drop_panics, 1);
+    });
+}
+
+#[test]
+fn a_destructor_panic_of_a_job_shutdown_now_swept_is_not_a_job_panic() {
+    quiet_intentional_panics();
+    watchdog("a swept closure's panicking destructor", BOUND, || {
+        let (pool, handler_calls, gate) = held_pool_counting_handler_calls();
+        let (dropping_tx, dropping) = mpsc::channel();
+        let bomb = (common::OnDrop(move || dropping_tx.send(()).unwrap()), PanicsOnDrop(1));
+        pool.spawn(Priority::LOW, move || drop(bomb)).expect("spawn");
+        let spawner = pool.spawner();
+        // The held worker is released once the sweep has dropped the closure.
+        let releaser = std::thread::spawn(move || {
+            common::recv(&dropping, "the sweep dropping the closure");
+            gate.release();
+        });
+        assert_eq!(pool.shutdown_now().total(), 1);
+        releaser.join().expect("releaser");
+        assert_eq!(handler_calls.load(Ordering::SeqCst), 0, "the panic handler ran on the shutdown_now caller");
+        let m = spawner.metrics();
+        assert_eq!((m.levels[1].cancelled, m.levels[1].panicked), (1, 0));
+        assert_eq!(m.drop_panics, 1);
+    });
+}
+
+#[test]
+fn a_job_output_whose_destructor_panics_never_escapes_into_the_thread_dropping_its_handle() {
+    quiet_intentional_panics();
+    watchdog("an unjoined output's panicking destructor", BOUND, || {
+        let pool = Pool::builder().workers(1).build().expect("build");
+        let handle = pool.submit(Priority::HIGH, || PanicsOnDrop(2)).expect("submit");
+        // One worker runs jobs one at a time: once this one has run, the
+        // first has ended and its value waits in the handle.
+        pool.submit(Priority::LOW, || ()).expect("submit").join().expect("join");
+        assert!(handle.is_finished());
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(handle)));
+        assert!(dropped.is_ok(), "the output's destructor panicked in the thread dropping the handle");
+        assert_eq!(pool.panic_count(), 0, "the job itself returned");
+        let m = pool.metrics();
+        assert_eq!((m.levels[0].completed, m.levels[0].panicked), (1, 0));
+        assert_eq!(m.drop_panics, 1);
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn a_job_output_nobody_takes_is_a_drop_panic_also_when_the_handle_went_first() {
+    quiet_intentional_panics();
+    watchdog("an output dropped on the worker", BOUND, || {
+        let pool = Pool::builder().workers(1).build().expect("build");
+        let latch = common::Latch::new();
+        let gate = latch.clone();
+        let handle = pool
+            .submit(Priority::HIGH, move || {
+                gate.wait();
+                PanicsOnDrop(3)
+            })
+            .expect("submit");
+        drop(handle);
+        latch.open();
+        prove_alive(&pool.spawner(), 1);
+        assert_eq!(pool.panic_count(), 0, "the job itself returned");
+        let m = pool.metrics();
+        assert_eq!((m.levels[0].completed, m.levels[0].panicked), (1, 0));
+        assert_eq!(m.drop_panics, 1);
+        pool.shutdown();
+    });
 }

@@ -4,7 +4,12 @@
 //! hands back still joins. A job whose deadline passes while every worker
 //! is busy expires then, its closure dropped by the timer (not at
 //! shutdown); a deadline already past never runs. `shutdown_timeout` with
-//! every worker stuck returns and reports the timeout.
+//! every worker stuck returns and reports the timeout; it stays bounded
+//! while the timer thread is in a slow destructor of an expired closure
+//! (before the fix it joined the timer without a bound), and reports
+//! `Drained` only once every thread is joined, `DrainedDetached` with the
+//! count when a stop hook or the timer outlasts the bound (before the fix:
+//! `Drained` with both workers still in their stop hooks).
 //!
 //! No assertion here depends on how long anything takes: a worker is held
 //! on a latch that the test opens, so "returned at once" and "expired while
@@ -19,7 +24,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::task::Context;
 use std::time::{Duration, Instant};
 
-use common::{BOUND, Latch, drop_counter, drop_reporter, recv, watchdog};
+use common::{BOUND, Latch, OnDrop, drop_counter, drop_reporter, recv, watchdog};
 use priopool::{CancelOutcome, JobError, JobHandle, JoinTimeoutError, Pool, Priority, ShutdownReport};
 
 /// A pool of `workers` workers, each held by a job blocked on the returned
@@ -307,4 +312,116 @@ fn a_pool_whose_jobs_have_deadlines_shuts_down_cleanly() {
         assert_eq!(job.join().unwrap(), 1);
         watchdog("shutdown", BOUND, move || pool.shutdown());
     }
+}
+
+/// How long a destructor or hook below waits for the test at most; only a
+/// failing test waits this long.
+const HELD: Duration = Duration::from_secs(5);
+
+#[test]
+fn shutdown_timeout_is_bounded_while_the_timer_drops_an_expired_closure() {
+    watchdog("shutdown_timeout while the timer drops a closure", BOUND, || {
+        let (pool, latch, holders) = held_pool(1);
+        let (dropping_tx, dropping) = mpsc::channel();
+        let (release, finished) = (Latch::new(), Arc::new(AtomicBool::new(false)));
+        let slow = {
+            let (release, finished) = (release.clone(), Arc::clone(&finished));
+            OnDrop(move || {
+                let _ = dropping_tx.send(());
+                release.wait_timeout(HELD);
+                finished.store(true, Ordering::SeqCst);
+            })
+        };
+        // Expired at once: the timer thread drops the closure.
+        let late = pool.job(Priority::LOW).max_wait(Duration::ZERO).submit(move || drop(slow)).unwrap();
+        recv(&dropping, "the timer dropping the expired closure");
+        latch.open();
+        for holder in holders {
+            holder.join().unwrap();
+        }
+        // Every job has ended: the dead entry of the expired one is counted
+        // once the worker has discarded it.
+        let spawner = pool.spawner();
+        while spawner.metrics().levels[1].expired == 0 {
+            std::thread::yield_now();
+        }
+        let report = pool.shutdown_timeout(Duration::from_millis(200));
+        let returned_during_the_drop = !finished.load(Ordering::SeqCst);
+        release.open();
+        assert!(returned_during_the_drop, "shutdown_timeout waited for the timer thread's destructor call");
+        // The timer thread is detached; the worker too if it was slow to exit.
+        assert!(matches!(report, ShutdownReport::DrainedDetached { threads: 1..=2 }), "{report:?}");
+        assert!(matches!(late.join(), Err(JobError::Expired)));
+    });
+}
+
+#[test]
+fn shutdown_timeout_reports_drained_only_once_every_thread_is_joined() {
+    watchdog("shutdown_timeout while stop hooks run", BOUND, || {
+        let release = Latch::new();
+        let stopped = Arc::new(AtomicUsize::new(0));
+        let pool = {
+            let (release, stopped) = (release.clone(), Arc::clone(&stopped));
+            Pool::builder()
+                .workers(2)
+                .on_thread_stop(move |_| {
+                    release.wait_timeout(HELD);
+                    stopped.fetch_add(1, Ordering::SeqCst);
+                })
+                .build()
+                .unwrap()
+        };
+        // Nothing was ever queued: drained at once. Both stop hooks wait for
+        // the test, so neither worker thread can have exited.
+        let report = pool.shutdown_timeout(Duration::ZERO);
+        let stopped_then = stopped.load(Ordering::SeqCst);
+        release.open();
+        assert_eq!(stopped_then, 0, "the stop hooks ran to their end before the call returned");
+        assert_eq!(report, ShutdownReport::DrainedDetached { threads: 2 }, "both workers are still in their hooks");
+        assert!(report.drained());
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn shutdown_timeout_reports_drained_when_every_thread_was_joined() {
+    watchdog("shutdown_timeout of an idle pool", BOUND, || {
+        let pool = Pool::builder().workers(2).thread_name(|i| format!("drained-{i}")).build().unwrap();
+        let expiring = pool.job(Priority::LOW).max_wait(Duration::from_secs(3600)).submit(|| 1).unwrap();
+        assert_eq!(expiring.join().unwrap(), 1);
+        assert_eq!(pool.shutdown_timeout(BOUND), ShutdownReport::Drained);
+        assert!(common::named("drained-").is_empty(), "Drained, but a worker thread is still alive");
+    });
+}
+
+#[test]
+fn an_expired_closure_that_owns_its_pool_shuts_it_down_from_the_timer_thread() {
+    watchdog("a pool dropped by the timer", BOUND, || {
+        let (pool, latch, holders) = held_pool(1);
+        let slot = Arc::new(Mutex::new(None::<Pool>));
+        let (events_tx, events) = mpsc::channel();
+        let owner = {
+            let slot = Arc::clone(&slot);
+            OnDrop(move || {
+                let pool = slot.lock().unwrap().take();
+                events_tx.send("dropping").unwrap();
+                // A graceful shutdown on the timer thread: it waits for the
+                // drain, which includes this job's dead entry, popped by a
+                // worker that must not wait for this destructor.
+                drop(pool);
+                events_tx.send("dropped").unwrap();
+            })
+        };
+        let spawner = pool.spawner();
+        *slot.lock().unwrap() = Some(pool);
+        let late = spawner.job(Priority::LOW).max_wait(Duration::ZERO).submit(move || drop(owner)).unwrap();
+        assert_eq!(recv(&events, "the timer dropping the closure"), "dropping");
+        latch.open();
+        assert_eq!(recv(&events, "the shutdown from the timer thread"), "dropped");
+        for (i, holder) in holders.into_iter().enumerate() {
+            assert_eq!(holder.join().unwrap(), i);
+        }
+        assert!(matches!(late.join(), Err(JobError::Expired)));
+        assert!(spawner.spawn(Priority::LOW, || {}).is_err(), "the pool was shut down");
+    });
 }

@@ -143,7 +143,9 @@ impl Builder {
     /// panic through its [`JobHandle`](crate::JobHandle) instead). A panic
     /// in the handler itself is caught and ignored. Default: print the
     /// message to stderr. Either way the panic is counted in
-    /// [`Pool::panic_count`].
+    /// [`Pool::panic_count`]. A destructor that panics outside a job's run
+    /// is not a job panic and does not come here: see
+    /// [`Metrics::drop_panics`](crate::Metrics::drop_panics).
     pub fn panic_handler(mut self, handler: impl Fn(Box<dyn Any + Send>) + Send + Sync + 'static) -> Builder {
         self.panic_handler = Some(Arc::new(handler));
         self

@@ -12,7 +12,7 @@ use std::error::Error;
 use crate::error::JobError;
 use crate::job::state::CancelOutcome;
 use crate::job::task::{self, JobResult, Task, TaskCell};
-use crate::job::{Job, JobContext};
+use crate::job::{DropPanics, Job, JobContext, UNTAKEN};
 use crate::sync::plain::Arc;
 use crate::sync::plain::thread::{self, Thread};
 use crate::sync::wait_until;
@@ -23,9 +23,12 @@ use crate::sync::wait_until;
 /// awaiting the handle, which is a [`Future`] that works under any async
 /// runtime (it needs none).
 ///
-/// Dropping a handle neither cancels nor loses the job: it still runs, and
-/// its value is dropped on the worker thread. To stop a job, call
-/// [`JobHandle::cancel`].
+/// Dropping a handle neither cancels nor loses the job: it still runs. Its
+/// result is dropped on the worker thread, or by the handle's drop if the
+/// job ended first; a panic in that destructor is caught either way, never
+/// reaches the thread dropping the handle, and is counted in
+/// [`Metrics::drop_panics`](crate::Metrics::drop_panics) (the job itself
+/// returned). To stop a job, call [`JobHandle::cancel`].
 ///
 /// Joining from inside a job of the same pool blocks that worker: the
 /// pool does not run other jobs on a worker while it waits (there is no
@@ -52,6 +55,8 @@ use crate::sync::wait_until;
 pub struct JobHandle<T> {
     result: Receiving<T>,
     task: Arc<dyn TaskCell>,
+    /// Where a panic from dropping an unclaimed result is counted.
+    drops: DropPanics,
 }
 
 /// The oneshot receiver, in whichever form it was last used.
@@ -75,9 +80,10 @@ pub struct CancelHandle {
 }
 
 impl<T: Send + 'static> JobHandle<T> {
-    /// Wraps `f` into a cancellable job with no deadline, and its handle.
-    pub(crate) fn wrap(f: impl FnOnce() -> T + Send + 'static) -> (Job, JobHandle<T>) {
-        JobHandle::with_context(move |_: &JobContext| f(), None)
+    /// Wraps `f` into a cancellable job with no deadline, and its handle;
+    /// `drops`: the pool's count of destructor panics.
+    pub(crate) fn wrap(f: impl FnOnce() -> T + Send + 'static, drops: DropPanics) -> (Job, JobHandle<T>) {
+        JobHandle::with_context(move |_: &JobContext| f(), None, drops)
     }
 
     /// Wraps `f`, which takes the job's context, into a job expiring at
@@ -85,9 +91,10 @@ impl<T: Send + 'static> JobHandle<T> {
     pub(crate) fn with_context(
         f: impl FnOnce(&JobContext) -> T + Send + 'static,
         deadline: Option<Instant>,
+        drops: DropPanics,
     ) -> (Job, JobHandle<T>) {
         let (task, receiver) = Task::submitted(f, deadline);
-        let handle = JobHandle { result: Receiving::Blocking(receiver), task: Arc::clone(&task) };
+        let handle = JobHandle { result: Receiving::Blocking(receiver), task: Arc::clone(&task), drops };
         (Job::task(task), handle)
     }
 }
@@ -108,8 +115,8 @@ impl<T> JobHandle<T> {
     ///
     /// If the handle was awaited to completion before (its future returned
     /// `Ready`), since the result was already handed out.
-    pub fn join(self) -> Result<T, JobError> {
-        match self.result {
+    pub fn join(mut self) -> Result<T, JobError> {
+        match std::mem::replace(&mut self.result, Receiving::Taken) {
             Receiving::Blocking(receiver) => receiver.recv().unwrap_or(Err(JobError::Cancelled)),
             Receiving::Async(mut receiver) => match block_on(&mut receiver, None) {
                 Some(result) => result,
@@ -211,6 +218,19 @@ impl<T> Future for JobHandle<T> {
                 Poll::Ready(result.unwrap_or(Err(JobError::Cancelled)))
             }
             Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Drops a result the job left and nobody took under a guard: its
+/// destructor's panic is counted (`job::DropPanics`), not let loose in the
+/// thread dropping the handle. The receiver is dropped whole, so that a
+/// result that arrives meanwhile is covered too.
+impl<T> Drop for JobHandle<T> {
+    fn drop(&mut self) {
+        let result = std::mem::replace(&mut self.result, Receiving::Taken);
+        if !matches!(result, Receiving::Taken) {
+            self.drops.drop_caught(UNTAKEN, move || drop(result));
         }
     }
 }

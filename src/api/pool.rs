@@ -207,7 +207,12 @@ impl Pool {
     }
 
     /// How many jobs have panicked since the pool started (spawned and
-    /// submitted alike).
+    /// submitted alike): jobs whose closure panicked while it ran, the sum
+    /// of [`LevelMetrics::panicked`](crate::LevelMetrics::panicked) over the
+    /// levels once the pool is at rest. A destructor that panics outside a
+    /// job's run (the closure of a job that never ran, a result nobody
+    /// took) is not a job panic: see
+    /// [`Metrics::drop_panics`](crate::Metrics::drop_panics).
     pub fn panic_count(&self) -> usize {
         self.spawner.registry.panics()
     }
@@ -234,11 +239,12 @@ impl Pool {
     /// [`Builder::min_workers`] 0 whose thread starts the OS refused), the
     /// calling thread runs them itself.
     ///
-    /// Called from inside one of the pool's own jobs (for instance by a job
-    /// that owns the `Pool` and drops it), it cannot wait for the drain,
-    /// since the calling job is part of it: it stops intake and returns at
-    /// once. The workers still run every accepted job and then exit on
-    /// their own; their threads are detached rather than joined.
+    /// Called from one of the pool's own threads (for instance by a job, or
+    /// a thread hook or thread-local destructor of a worker, that owns the
+    /// `Pool` and drops it), it cannot wait for the drain, which may need
+    /// the calling thread, nor join that thread: it stops intake and
+    /// returns at once. The workers still run every accepted job and then
+    /// exit on their own; their threads are detached rather than joined.
     pub fn shutdown(self) {
         // `Drop` does the work.
     }
@@ -255,11 +261,11 @@ impl Pool {
     /// once this call has begun is accepted and then cancelled, not run,
     /// and counted.
     ///
-    /// Called from inside one of the pool's own jobs, it cancels the queued
-    /// jobs as above but, as [`Pool::shutdown`] does, does not wait for the
-    /// running ones (the caller is one of them): the workers exit on their
-    /// own when those end, detached. The counts then cover the jobs
-    /// cancelled before it returned.
+    /// Called from one of the pool's own threads (a job, a thread hook), it
+    /// cancels the queued jobs as above but, as [`Pool::shutdown`] does
+    /// there, does not wait for the running ones or join the threads: the
+    /// workers exit on their own when those end, detached. The counts then
+    /// cover the jobs cancelled before it returned.
     pub fn shutdown_now(self) -> CancelledJobs {
         abort::shutdown_now(&self.spawner.registry)
     }
@@ -269,14 +275,16 @@ impl Pool {
     /// bound per thread): then it cancels every job still queued, as
     /// [`Pool::shutdown_now`], and returns without waiting for the jobs
     /// still running, whose worker threads finish them and exit on their
-    /// own, detached. The report says which happened and, on a timeout,
-    /// what was cancelled. The bound does not cover running the destructors
+    /// own, detached. If every job ends in time, it joins the threads that
+    /// exit by the same bound and detaches the others (still in a slow
+    /// `on_thread_stop` hook, say). The report says which happened: see
+    /// [`ShutdownReport`]. The bound does not cover running the destructors
     /// of the cancelled closures, which happens on the calling thread.
     ///
-    /// Called from inside one of the pool's own jobs it cannot wait for the
-    /// drain (the caller is part of it): it closes intake, returns
-    /// [`ShutdownReport::Detached`] at once, and the workers finish every
-    /// accepted job on their own.
+    /// Called from one of the pool's own threads (a job, a thread hook) it
+    /// cannot wait for the drain or join that thread, as [`Pool::shutdown`]
+    /// there: it closes intake, returns [`ShutdownReport::Detached`] at
+    /// once, and the workers finish every accepted job on their own.
     pub fn shutdown_timeout(self, timeout: Duration) -> ShutdownReport {
         abort::shutdown_timeout(&self.spawner.registry, timeout)
     }
@@ -324,7 +332,8 @@ impl Spawner {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        Registry::spawn(&self.registry, priority, job, None, |job, _| JobHandle::wrap(job))
+        let drops = self.registry.metrics.drop_panics.clone();
+        Registry::spawn(&self.registry, priority, job, None, |job, _| JobHandle::wrap(job, drops))
     }
 
     /// Describes a job at `priority` with options; see [`JobBuilder`].

@@ -13,7 +13,8 @@ use std::panic::{self, AssertUnwindSafe};
 pub use self::context::JobContext;
 use self::state::Unrun;
 use self::task::{Abandoned, Discarded, Outcome, Payload, TaskCell};
-use crate::sync::plain::Arc;
+use crate::sync::Ordering;
+use crate::sync::plain::{Arc, AtomicU64};
 
 /// When a job was queued: nanoseconds since the pool's epoch, plus one (so
 /// that it is never zero and `Option<Stamp>` costs no extra word). Stamped
@@ -143,24 +144,25 @@ impl Job {
     /// Runs a [claimed](Job::claim) job, catching a panic instead of letting
     /// it unwind into the worker. The closure and everything it captured are
     /// dropped inside the guard too, so a panicking destructor is caught as
-    /// well.
-    pub(crate) fn run(self) -> Outcome {
-        Job::run_kind(self.0)
+    /// well, as the job's panic. A result that nobody takes (its handle is
+    /// gone) is dropped outside the job's run, reporting to `drops`.
+    pub(crate) fn run(self, drops: &DropPanics) -> Outcome {
+        Job::run_kind(self.0, drops)
     }
 
-    fn run_kind(kind: Kind) -> Outcome {
+    fn run_kind(kind: Kind, drops: &DropPanics) -> Outcome {
         match kind {
             Kind::Closure(f) => match panic::catch_unwind(AssertUnwindSafe(f)) {
                 Ok(()) => Outcome::Completed,
                 Err(payload) => Outcome::Panicked(Some(payload)),
             },
             Kind::Other(other) => match *other {
-                // The task catches the job's panic itself; this guard catches
-                // a panic from dropping a value nobody took.
-                Other::Task(task) => {
-                    panic::catch_unwind(AssertUnwindSafe(|| task.run())).unwrap_or_else(|p| Outcome::Panicked(Some(p)))
-                }
-                Other::Stamped(kind, _) => Job::run_kind(kind),
+                // The task catches the job's panic itself, and a panic from
+                // dropping a result nobody took; this guard is a backstop,
+                // so that nothing after them can unwind into the worker.
+                Other::Task(task) => panic::catch_unwind(AssertUnwindSafe(|| task.run(drops)))
+                    .unwrap_or_else(|p| Outcome::Panicked(Some(p))),
+                Other::Stamped(kind, _) => Job::run_kind(kind, drops),
             },
         }
     }
@@ -182,6 +184,59 @@ impl Job {
                 Other::Stamped(kind, _) => Job::cancel_kind(kind),
             },
         }
+    }
+}
+
+/// What [`DropPanics`] is told a job's closure was when it never ran.
+pub(crate) const NEVER_RAN: &str = "the closure of a job that never ran";
+
+/// What [`DropPanics`] is told a job's result was when its handle was
+/// dropped without it.
+pub(crate) const UNTAKEN: &str = "the result of a job nobody took";
+
+/// Counts the panics of destructors that the pool runs for a job outside
+/// the job's run ([`Metrics::drop_panics`](crate::Metrics::drop_panics)):
+/// the closure of a job that never ran (cancelled, expired, swept by
+/// `shutdown_now`: on a worker, the timer thread or the sweeping thread),
+/// and the value of a job that returned when nobody takes it (its handle
+/// was dropped: on the worker, or in the handle's drop). Such a panic is
+/// not the job's: the job never ran, or it returned. So it is neither a
+/// job panic (the job's level counts it cancelled, expired or completed;
+/// the panic handler, which receives job panics on the worker thread, does
+/// not see it) nor let unwind into the pool or into the thread dropping a
+/// handle. It is counted, logged (feature `log`), and its payload dropped.
+///
+/// One per pool, in the metrics; each `JobHandle` holds a clone, since it
+/// may drop its job's value after the pool is gone.
+#[derive(Clone, Default)]
+pub(crate) struct DropPanics(Arc<AtomicU64>);
+
+impl DropPanics {
+    /// Runs `drop` (of a closure or value that belonged to a job)
+    /// catching a panic, and counts and reports the panic; `what` names
+    /// what was dropped, for the log.
+    pub(crate) fn drop_caught(&self, what: &str, drop: impl FnOnce()) {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(drop)) {
+            self.caught(what, payload);
+        }
+    }
+
+    /// Counts and reports the caught panic of a destructor run for a job
+    /// outside its run, and drops its payload.
+    #[cfg_attr(not(feature = "log"), allow(unused_variables))]
+    pub(crate) fn caught(&self, what: &str, payload: Payload) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        crate::hooks::log_event!(
+            warn,
+            "dropping {what} panicked (not a job panic): {}",
+            panic_message(payload.as_ref())
+        );
+        drop_payload(payload);
+    }
+
+    /// How many such panics there have been.
+    pub(crate) fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

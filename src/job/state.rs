@@ -9,7 +9,9 @@
 //! | `RUNNING`          | runs on a worker                      | no (the worker has it) | (pending)         |
 //! | `CANCEL_REQUESTED` | runs; its context reports cancelled   | no                  | (pending)            |
 //! | `DONE`             | returned or panicked                  | no (consumed)       | its value or panic   |
+//! | `CANCELLING`       | never ran, never will                 | no (being dropped)  | (pending)            |
 //! | `CANCELLED`        | never ran, never will                 | no (dropped)        | `JobError::Cancelled`|
+//! | `EXPIRING`         | never ran: deadline passed first      | no (being dropped)  | (pending)            |
 //! | `EXPIRED`          | never ran: deadline passed first      | no (dropped)        | `JobError::Expired`  |
 //!
 //! # Transitions
@@ -17,19 +19,36 @@
 //! | from                          | to                 | made by                                                        |
 //! |-------------------------------|--------------------|----------------------------------------------------------------|
 //! | `QUEUED`                      | `RUNNING`          | a worker that popped the entry before the deadline             |
-//! | `QUEUED`                      | `CANCELLED`        | `cancel()` on a handle; `shutdown_now` (its sweep, or a worker) |
-//! | `QUEUED`                      | `EXPIRED`          | the timer at the deadline; a worker that pops it after it      |
+//! | `QUEUED`                      | `CANCELLING`       | `cancel()` on a handle; `shutdown_now` (its sweep, or a worker) |
+//! | `QUEUED`                      | `EXPIRING`         | the timer at the deadline; a worker that pops it after it      |
+//! | `CANCELLING`, `EXPIRING`      | `CANCELLED`, `EXPIRED` | the same thread, once it has dropped the closure           |
 //! | `RUNNING`                     | `CANCEL_REQUESTED` | `cancel()` on a handle                                         |
 //! | `RUNNING`, `CANCEL_REQUESTED` | `DONE`             | the worker, when the closure returns or panics                 |
 //!
 //! Every transition out of `QUEUED` is a compare-exchange from `QUEUED`, so
 //! among a worker, any number of cancellers and the timer exactly one wins;
 //! only the winner locks the body and takes the closure out, so the lock is
-//! never contended. The winner of `CANCELLED` or `EXPIRED` drops the closure
-//! *before* completing the handle, so whoever sees the handle's error also
-//! sees the closure (and everything it captured) dropped. `DONE` is stored
+//! never contended. The winner of `CANCELLING` or `EXPIRING` drops the
+//! closure, then stores `CANCELLED` or `EXPIRED`, then completes the handle,
+//! so whoever sees the final state or the handle's error also sees the
+//! closure (and everything it captured) dropped. `DONE` is likewise stored
 //! before the value is sent, so a `cancel()` after a successful
 //! `join_timeout` answers [`CancelOutcome::TooLate`].
+//!
+//! # A cancel that loses to a drop in progress
+//!
+//! A `cancel()` that finds `CANCELLING` or `EXPIRING` waits until the
+//! winner has dropped the closure and stored the final state before it
+//! answers, since [`CancelOutcome::Prevented`] promises the closure
+//! dropped (and `TooLate` then means the same). The winner records its
+//! thread in `dropper` before it runs the destructor, and clears it with
+//! the final store under `dropper`'s lock before it notifies; a waiter
+//! checks both under that lock, so no wake-up is lost.
+//! A `cancel()` made by the destructor itself, on the dropping thread, does
+//! not wait for itself. Workers, the timer and the sweep never wait: an
+//! entry they find in a transient state is discarded with its fate, so a
+//! destructor that blocks on the pool (say, one that owns the `Pool` and
+//! shuts it down) cannot deadlock it.
 //!
 //! Orderings: the compare-exchanges are `AcqRel` and the loads `Acquire`;
 //! the closure and the result travel through the body mutex and the
@@ -39,7 +58,8 @@
 use std::time::{Duration, Instant};
 
 use crate::error::JobError;
-use crate::sync::plain::{AtomicU8, Condvar, Mutex, lock, wait_for};
+use crate::sync::plain::thread::{self, ThreadId};
+use crate::sync::plain::{AtomicU8, Condvar, Mutex, lock, wait, wait_for};
 use crate::sync::{Ordering, wait_until};
 
 pub(super) const QUEUED: u8 = 0;
@@ -48,6 +68,8 @@ pub(super) const CANCEL_REQUESTED: u8 = 2;
 pub(super) const DONE: u8 = 3;
 pub(super) const CANCELLED: u8 = 4;
 pub(super) const EXPIRED: u8 = 5;
+pub(super) const CANCELLING: u8 = 6;
+pub(super) const EXPIRING: u8 = 7;
 
 /// What [`JobHandle::cancel`](crate::JobHandle::cancel) and
 /// [`CancelHandle::cancel`](crate::CancelHandle::cancel) achieved.
@@ -58,7 +80,9 @@ pub enum CancelOutcome {
     /// it captured) was dropped before `cancel` returned, and its handle
     /// yields [`JobError::Cancelled`]. Also the answer when an earlier
     /// cancellation (or [`Pool::shutdown_now`](crate::Pool::shutdown_now))
-    /// already did this.
+    /// already did this; if another thread is still dropping the closure,
+    /// `cancel` waits for that drop to end. (Called from the closure's own
+    /// destructor, it answers at once: the drop is under way.)
     Prevented,
     /// The job is running. Its [`JobContext`](crate::JobContext) now reports
     /// [`is_cancelled`](crate::JobContext::is_cancelled) and wakes its
@@ -66,25 +90,29 @@ pub enum CancelOutcome {
     /// its own code returns, and its handle yields what it returned (a
     /// thread cannot be stopped from outside).
     Requested,
-    /// The job had already ended: it returned, panicked or expired. Nothing
-    /// changed.
+    /// The job had already ended: it returned, panicked or expired (an
+    /// expired job's closure dropped, as for `Prevented`). Nothing changed.
     TooLate,
 }
 
 /// The non-generic half of a task: its state, deadline, and the condition
-/// variable [`JobContext::wait_for_cancel`] sleeps on.
+/// variable that [`JobContext::wait_for_cancel`] and a `cancel()` waiting
+/// for a drop in progress sleep on.
 pub(crate) struct TaskState {
     state: AtomicU8,
     deadline: Option<Instant>,
-    /// Guards nothing; pairs with `cancel_signal` so that a waiter cannot
-    /// miss a cancellation made between its check and its wait.
-    waiters: Mutex<()>,
-    cancel_signal: Condvar,
+    /// The thread dropping the closure while the state is `CANCELLING` or
+    /// `EXPIRING` (see the module docs). The lock pairs with `signal` so
+    /// that a waiter cannot miss a change made between its check and its
+    /// wait.
+    dropper: Mutex<Option<ThreadId>>,
+    /// Notified on a cancellation request and when a drop in progress ends.
+    signal: Condvar,
 }
 
 impl TaskState {
     pub(crate) fn new(deadline: Option<Instant>) -> TaskState {
-        TaskState { state: AtomicU8::new(QUEUED), deadline, waiters: Mutex::new(()), cancel_signal: Condvar::new() }
+        TaskState { state: AtomicU8::new(QUEUED), deadline, dropper: Mutex::new(None), signal: Condvar::new() }
     }
 
     /// Whether the job still waits in a queue.
@@ -92,17 +120,18 @@ impl TaskState {
         self.state.load(Ordering::Acquire) == QUEUED
     }
 
-    /// Whether the job has ended: returned, panicked, cancelled or expired.
+    /// Whether the job has ended: returned, panicked, cancelled or expired
+    /// (its closure possibly still being dropped: the fate is sealed).
     pub(crate) fn has_ended(&self) -> bool {
-        matches!(self.state.load(Ordering::Acquire), DONE | CANCELLED | EXPIRED)
+        matches!(self.state.load(Ordering::Acquire), DONE | CANCELLING | CANCELLED | EXPIRING | EXPIRED)
     }
 
-    /// How a job that ended without running ended: `None` unless it is
-    /// `CANCELLED` or `EXPIRED`.
-    fn unrun(&self) -> Option<Unrun> {
+    /// How a job that will not run ends, its closure dropped or being
+    /// dropped: `None` unless it left `QUEUED` for a cancellation or expiry.
+    pub(super) fn unrun(&self) -> Option<Unrun> {
         match self.state.load(Ordering::Acquire) {
-            CANCELLED => Some(Unrun::Cancelled),
-            EXPIRED => Some(Unrun::Expired),
+            CANCELLING | CANCELLED => Some(Unrun::Cancelled),
+            EXPIRING | EXPIRED => Some(Unrun::Expired),
             _ => None,
         }
     }
@@ -146,10 +175,10 @@ impl TaskState {
     pub(crate) fn wait_for_cancel(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         let (guard, _) = wait_until(
-            lock(&self.waiters),
+            lock(&self.dropper),
             deadline,
             |_| self.is_cancel_requested(),
-            |guard, left| wait_for(&self.cancel_signal, guard, left),
+            |guard, left| wait_for(&self.signal, guard, left),
         );
         drop(guard);
         self.is_cancel_requested()
@@ -159,8 +188,35 @@ impl TaskState {
     /// this after any waiter's check of the state: a waiter either saw the
     /// request, or is already waiting and gets the notification.
     pub(super) fn wake_waiters(&self) {
-        drop(lock(&self.waiters));
-        self.cancel_signal.notify_all();
+        drop(lock(&self.dropper));
+        self.signal.notify_all();
+    }
+
+    /// Called by the winner of `QUEUED → CANCELLING` or `EXPIRING` before
+    /// it drops the closure: records the dropping thread.
+    pub(super) fn dropping(&self) {
+        *lock(&self.dropper) = Some(thread::current().id());
+    }
+
+    /// Called by the same thread once the closure is dropped: stores the
+    /// final state for `how` and wakes the cancels waiting for it.
+    pub(super) fn dropped(&self, how: Unrun) {
+        let mut dropper = lock(&self.dropper);
+        *dropper = None;
+        self.state.store(how.settled(), Ordering::Release);
+        drop(dropper);
+        self.signal.notify_all();
+    }
+
+    /// Waits while another thread is dropping the closure (the state is
+    /// `CANCELLING` or `EXPIRING`); returns at once on the dropping thread
+    /// itself.
+    pub(super) fn wait_dropped(&self) {
+        let me = thread::current().id();
+        let mut dropper = lock(&self.dropper);
+        while matches!(self.load(), CANCELLING | EXPIRING) && *dropper != Some(me) {
+            dropper = wait(&self.signal, dropper);
+        }
     }
 }
 
@@ -175,7 +231,17 @@ pub(crate) enum Unrun {
 }
 
 impl Unrun {
+    /// The state its winner moves the job to from `QUEUED`, while it drops
+    /// the closure.
     pub(super) fn state(self) -> u8 {
+        match self {
+            Unrun::Cancelled => CANCELLING,
+            Unrun::Expired => EXPIRING,
+        }
+    }
+
+    /// The state once the closure is dropped.
+    fn settled(self) -> u8 {
         match self {
             Unrun::Cancelled => CANCELLED,
             Unrun::Expired => EXPIRED,

@@ -24,7 +24,10 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::context::JobContext;
-use super::state::{CANCEL_REQUESTED, CANCELLED, CancelOutcome, QUEUED, RUNNING, TaskState, Unrun};
+use super::state::{
+    CANCEL_REQUESTED, CANCELLED, CANCELLING, CancelOutcome, EXPIRING, QUEUED, RUNNING, TaskState, Unrun,
+};
+use super::{DropPanics, UNTAKEN};
 use crate::error::{JobError, PanicPayload};
 use crate::sync::plain::{Arc, Mutex, lock};
 
@@ -71,8 +74,9 @@ pub(crate) trait TaskCell: Send + Sync {
     /// passed, or it had already ended (cancelled or expired).
     fn claim(&self) -> Result<(), Discarded>;
 
-    /// Runs a job this worker [claimed](TaskCell::claim).
-    fn run(&self) -> Outcome;
+    /// Runs a job this worker [claimed](TaskCell::claim); a result that
+    /// nobody takes is dropped here, reporting a panic to `drops`.
+    fn run(&self, drops: &DropPanics) -> Outcome;
 
     /// Drops the job unrun if it is still queued, and completes its handle
     /// with the matching error.
@@ -145,7 +149,7 @@ where
         }
     }
 
-    fn run(&self) -> Outcome {
+    fn run(&self, drops: &DropPanics) -> Outcome {
         let state = self.state();
         let Some(Body { job, result }) = self.take() else {
             // Unreachable: only the winner of QUEUED -> RUNNING runs the job.
@@ -154,15 +158,25 @@ where
         };
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| job(&self.context)));
         state.set_done();
+        // A dropped handle only means nobody wants the result: it comes
+        // back from `send` and is dropped here, outside the job's run.
+        let unwanted = |result: JobResult<T>| drops.drop_caught(UNTAKEN, move || drop(result));
+        let send = |sender: oneshot::Sender<JobResult<T>>, result| {
+            if let Err(unsent) = sender.send(result) {
+                unwanted(unsent.into_inner());
+            }
+        };
         match (outcome, result) {
             (Ok(value), Some(sender)) => {
-                // A dropped handle only means nobody wants the value.
-                let _ = sender.send(Ok(value));
+                send(sender, Ok(value));
                 Outcome::Completed
             }
-            (Ok(_), None) => Outcome::Completed,
+            (Ok(value), None) => {
+                unwanted(Ok(value));
+                Outcome::Completed
+            }
             (Err(payload), Some(sender)) => {
-                let _ = sender.send(Err(JobError::Panicked(PanicPayload::new(payload))));
+                send(sender, Err(JobError::Panicked(PanicPayload::new(payload))));
                 Outcome::Panicked(None)
             }
             (Err(payload), None) => Outcome::Panicked(Some(payload)),
@@ -170,16 +184,21 @@ where
     }
 
     fn abandon(&self, how: Unrun) -> Abandoned {
-        if !self.state().transition(QUEUED, how.state()) {
+        let state = self.state();
+        if !state.transition(QUEUED, how.state()) {
             return Abandoned::NotQueued;
         }
+        state.dropping();
         let Some(Body { job, result }) = self.take() else {
             debug_assert!(false, "the winner of a transition out of QUEUED found no closure");
+            state.dropped(how);
             return Abandoned::Dropped(None);
         };
-        // Drop the closure first, so that whoever receives the error also
-        // sees everything it captured dropped.
+        // Drop the closure first, then settle the state, then complete the
+        // handle: whoever sees either also sees everything it captured
+        // dropped (`state.rs`).
         let panic = panic::catch_unwind(AssertUnwindSafe(move || drop(job))).err();
+        state.dropped(how);
         if let Some(sender) = result {
             let _ = sender.send(Err(how.error()));
         }
@@ -211,6 +230,15 @@ pub(crate) fn cancel(task: &dyn TaskCell) -> CancelOutcome {
                 }
             }
             CANCEL_REQUESTED => return CancelOutcome::Requested,
+            // Another thread is dropping the closure: the answer promises
+            // it dropped, so wait (`state.rs`).
+            CANCELLING | EXPIRING => {
+                state.wait_dropped();
+                return match state.unrun() {
+                    Some(Unrun::Cancelled) => CancelOutcome::Prevented,
+                    _ => CancelOutcome::TooLate,
+                };
+            }
             CANCELLED => return CancelOutcome::Prevented,
             _ => return CancelOutcome::TooLate,
         }

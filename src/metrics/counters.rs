@@ -104,8 +104,8 @@ use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
 use super::snapshot::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
-use crate::job::Stamp;
 use crate::job::state::Unrun;
+use crate::job::{DropPanics, Stamp};
 // The counters are plain std atomics even under loom: they order nothing but
 // their own figures and are read only by snapshots, which no model takes.
 // The roster lock is modelled, since a snapshot reads the queues' lengths
@@ -140,6 +140,8 @@ pub(crate) struct MetricsCore {
     rose_at: Box<[CachePadded<AtomicU64>]>,
     roster: Mutex<Roster>,
     hook_panics: AtomicU64,
+    /// Panics of destructors run for a job outside its run (`job::DropPanics`).
+    pub(crate) drop_panics: DropPanics,
 }
 
 /// The workers' counters: those of the running workers, and the totals of
@@ -300,6 +302,7 @@ impl MetricsCore {
                 },
             }),
             hook_panics: AtomicU64::new(0),
+            drop_panics: DropPanics::default(),
         }
     }
 
@@ -470,6 +473,7 @@ impl MetricsCore {
             },
             uptime: self.epoch.elapsed(),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),
+            drop_panics: self.drop_panics.count(),
         }
     }
 

@@ -51,6 +51,22 @@ pub struct Metrics {
     /// How many calls of user hooks (see [`Builder::before_job`](crate::Builder::before_job)
     /// and the others) panicked. The panics were caught; the workers live on.
     pub hook_panics: u64,
+    /// How many destructors that the pool ran for a job outside the job's
+    /// run panicked: the closure of a job that never ran (cancelled,
+    /// expired, or swept by [`Pool::shutdown_now`](crate::Pool::shutdown_now)),
+    /// or the result of a job that nobody took (its
+    /// [`JobHandle`](crate::JobHandle) was dropped without it, before or
+    /// after the job ended). They are not job panics: the job never ran, or
+    /// it returned, and is counted as cancelled, expired or completed; so
+    /// they are not in [`LevelMetrics::panicked`] or
+    /// [`Pool::panic_count`](crate::Pool::panic_count) and do not reach the
+    /// panic handler. Each was caught where it happened (the worker, the
+    /// deadline timer thread, the thread sweeping the queues, the thread
+    /// dropping the handle), reported through the `log` feature at `warn`,
+    /// and its payload dropped. (A panic from the closure's destructor
+    /// during [`JobHandle::cancel`](crate::JobHandle::cancel) is resumed in
+    /// its caller instead, and not counted here.)
+    pub drop_panics: u64,
 }
 
 /// The figures of one priority level; see [`Metrics`].
@@ -255,6 +271,7 @@ impl Metrics {
             },
             uptime: self.uptime.saturating_sub(earlier.uptime),
             hook_panics: self.hook_panics.saturating_sub(earlier.hook_panics),
+            drop_panics: self.drop_panics.saturating_sub(earlier.drop_panics),
         }
     }
 }

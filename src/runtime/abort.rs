@@ -33,23 +33,28 @@
 //! Running jobs are not interrupted: Rust cannot stop a thread. A job that
 //! should stop early needs its handle cancelled (see `JobContext`).
 //!
-//! Called from inside one of the pool's own jobs, steps 1 to 3 happen as
-//! above but step 4 does not (the caller is part of the drain, as with
-//! `Pool::shutdown`): every job queued when the sweep ran is cancelled before
-//! the call returns, later children are cancelled by the workers, and the
-//! worker threads exit on their own, detached.
+//! Called from one of the pool's own threads (a job, a thread hook; see
+//! `worker::is_own_thread`), steps 1 to 3 happen as above but step 4 does
+//! not (the caller is part of the drain, or one of the threads to join, as
+//! with `Pool::shutdown`): every job queued when the sweep ran is cancelled
+//! before the call returns, later children are cancelled by the workers,
+//! and the worker threads exit on their own, detached.
 //!
 //! # `shutdown_timeout(d)`
 //!
 //! One deadline, `now + d`, bounds the whole call: close intake, wait on the
 //! drained latch (opened by the drain check, `lifecycle.rs`) until the deadline;
-//! if the pool drained, join the workers that exit by the deadline
-//! (`WorkerSet::join_until`: their `on_thread_stop` hooks may be slow),
-//! detach the rest, and report [`ShutdownReport::Drained`]. Otherwise do steps 1 to 3 of `shutdown_now`
-//! and return [`ShutdownReport::TimedOut`] without waiting for the jobs
-//! still running: their workers finish them, find the pool drained and exit,
-//! detached. The only unbounded part is the sweep itself, which runs the
-//! cancelled closures' destructors on the calling thread.
+//! if the pool drained, join the workers, then the timer, that exit by the
+//! deadline (`WorkerSet::join_until`, `Timer::join_until`: `on_thread_stop`
+//! hooks may be slow, and so may the destructor of an expired closure on
+//! the timer thread, which the drain does not wait for), detach the rest,
+//! and report [`ShutdownReport::Drained`] if nothing was detached, else
+//! [`ShutdownReport::DrainedDetached`] with the count. Otherwise do steps 1
+//! to 3 of `shutdown_now` and return [`ShutdownReport::TimedOut`] without
+//! waiting for the jobs still running: their workers finish them, find the
+//! pool drained and exit, detached. The only unbounded part is the sweep
+//! itself, which runs the cancelled closures' destructors on the calling
+//! thread.
 //!
 //! [`Pool::shutdown_now`]: crate::Pool::shutdown_now
 //! [`Pool::shutdown_timeout`]: crate::Pool::shutdown_timeout
@@ -104,13 +109,35 @@ impl fmt::Debug for CancelledJobs {
 }
 
 /// What [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout) did.
+///
+/// As with Java's `awaitTermination`, the pool counts as shut down only
+/// once its threads are gone, not merely its jobs: [`Drained`] means both,
+/// and [`DrainedDetached`] that every job ended but some thread was still
+/// running user code (an `on_thread_stop` hook or thread-local destructor
+/// of a worker, or the destructor of an expired job's closure on the
+/// deadline timer thread) when the timeout passed. [`ShutdownReport::drained`] is true for both.
+///
+/// [`Drained`]: ShutdownReport::Drained
+/// [`DrainedDetached`]: ShutdownReport::DrainedDetached
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ShutdownReport {
     /// Every accepted job ran (or ended otherwise: cancelled through its
-    /// handle, expired) within the timeout, and every worker thread was
-    /// joined.
+    /// handle, expired) within the timeout, and every thread of the pool
+    /// (its workers, and the deadline timer if it was started) was joined.
     Drained,
+    /// Every accepted job ended within the timeout, as for
+    /// [`Drained`](ShutdownReport::Drained), but `threads` of the pool's
+    /// threads had not exited by then and were detached: workers still in
+    /// their [`on_thread_stop`](crate::Builder::on_thread_stop) hook or
+    /// thread-local destructors, or the deadline timer still dropping the
+    /// closure of a job that expired (or the call was made on the timer
+    /// thread itself, by such a closure). They run no job any more and exit
+    /// on their own.
+    DrainedDetached {
+        /// How many threads were left running, detached; at least 1.
+        threads: usize,
+    },
     /// The timeout passed first. Every job still queued was cancelled as by
     /// [`Pool::shutdown_now`](crate::Pool::shutdown_now), but the jobs still
     /// running were not waited for: their worker threads finish them and
@@ -123,18 +150,21 @@ pub enum ShutdownReport {
         /// call returned; a snapshot.
         still_running: usize,
     },
-    /// It was called from inside one of the pool's own jobs, so it could
-    /// not wait for the drain, which includes the calling job: like
-    /// [`Pool::shutdown`](crate::Pool::shutdown) from inside a job, it
-    /// closed intake and returned at once; the workers run every accepted
-    /// job and exit on their own, detached. Nothing was cancelled.
+    /// It was called from one of the pool's own threads (inside one of its
+    /// jobs, or one of its thread hooks), so it could neither wait for the
+    /// drain, which may need the calling thread, nor join that thread:
+    /// like [`Pool::shutdown`](crate::Pool::shutdown) there, it closed
+    /// intake and returned at once; the workers run every accepted job and
+    /// exit on their own, detached. Nothing was cancelled.
     Detached,
 }
 
 impl ShutdownReport {
-    /// Whether the pool drained within the timeout.
+    /// Whether every accepted job ended within the timeout:
+    /// [`Drained`](ShutdownReport::Drained) or
+    /// [`DrainedDetached`](ShutdownReport::DrainedDetached).
     pub fn drained(&self) -> bool {
-        matches!(self, ShutdownReport::Drained)
+        matches!(self, ShutdownReport::Drained | ShutdownReport::DrainedDetached { .. })
     }
 
     /// Whether the timeout passed before the pool drained.
@@ -223,7 +253,7 @@ fn abort_and_sweep(registry: &Arc<Registry>) {
                 let Discarded { fate, panic } = registry.abort.cancel(level, job);
                 registry.metrics.discarded(level, fate);
                 if let Some(payload) = panic {
-                    registry.job_panicked(Some(payload));
+                    registry.metrics.drop_panics.caught(crate::job::NEVER_RAN, payload);
                 }
                 backoff.reset();
             }
@@ -253,29 +283,35 @@ pub(crate) fn shutdown_now(registry: &Arc<Registry>) -> CancelledJobs {
 pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> ShutdownReport {
     let deadline = Instant::now().checked_add(timeout);
     Registry::close_intake(registry);
-    if worker::current_local(registry.id).is_some() {
+    if worker::is_own_thread(registry.id) {
         return ShutdownReport::Detached;
     }
     if registry.abort.wait_drained(deadline) {
-        // Every job has run; the workers are on their way out. Join them
-        // within the same deadline: their `on_thread_stop` hooks may be slow.
-        if registry.workers.join_until(deadline) {
-            registry.timer.join();
-        } else {
-            registry.timer.detach();
-        }
-        return ShutdownReport::Drained;
+        // Every job has run; the workers and the timer are on their way
+        // out. Join them within the same deadline: `on_thread_stop` hooks
+        // and the destructor of an expired closure may be slow.
+        return match join_until(registry, deadline) {
+            0 => ShutdownReport::Drained,
+            threads => ShutdownReport::DrainedDetached { threads },
+        };
     }
     abort_and_sweep(registry);
     let cancelled = registry.abort.counts();
     let metrics = registry.metrics();
     let still_running = metrics.workers.busy + metrics.levels.iter().map(|l| l.backlog as usize).sum::<usize>();
-    if registry.abort.wait_drained(Some(Instant::now())) && registry.workers.join_until(deadline) {
-        // Nothing ran any more and the workers exited in time.
-        registry.timer.join();
+    if still_running == 0 && registry.abort.wait_drained(Some(Instant::now())) {
+        // Nothing runs any more: join what exits in time.
+        join_until(registry, deadline);
     } else {
         registry.workers.detach_all();
         registry.timer.detach();
     }
     ShutdownReport::TimedOut { cancelled, still_running }
+}
+
+/// Joins the workers, then the timer, of a drained pool if they exit by
+/// `deadline`, and detaches the rest; returns how many it detached.
+fn join_until(registry: &Registry, deadline: Option<Instant>) -> usize {
+    let workers = registry.workers.join_until(deadline);
+    workers + usize::from(!registry.timer.join_until(deadline))
 }

@@ -244,13 +244,14 @@ impl Registry {
         }
     }
 
-    /// Closes intake and, unless called from one of this pool's own worker
-    /// threads, waits for the drain and joins every worker thread ever
-    /// started (retired ones included) and the deadline timer.
+    /// Closes intake and, unless called from one of this pool's own threads
+    /// (`worker::is_own_thread`: a job, a hook), waits for the drain and
+    /// joins every worker thread ever started (retired ones included) and
+    /// the deadline timer.
     pub(crate) fn shutdown(this: &Arc<Registry>) {
         log_event!(info, "shutdown begun: intake closed, draining the accepted jobs");
         Registry::close_intake(this);
-        if worker::current_local(this.id).is_none() {
+        if !worker::is_own_thread(this.id) {
             this.workers.join_all(|| this.lifecycle.is_drained(), || Registry::restart(this));
             this.timer.join();
         }

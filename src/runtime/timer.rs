@@ -25,11 +25,18 @@
 //!
 //! Lifetime: the thread stops when the pool is drained (nothing is queued
 //! then, so nothing can expire) or when the pool's registry is dropped, and
-//! is joined by `Pool::shutdown` after the workers.
+//! is joined by `Pool::shutdown` after the workers; `Pool::shutdown_timeout`
+//! joins it only if it exits by its deadline, since it may still be running
+//! the destructor of an expired closure (which also delays the expiry of
+//! the jobs behind it, though never their start: workers check deadlines
+//! at pop).
+//!
+//! A destructor that panics there is not a job panic (the job never ran): it
+//! is counted in `Metrics::drop_panics` (`job::DropPanics`, of which the
+//! thread holds a clone) and logged.
 //!
 //! The timer is not part of the loom models: its thread would be an
-//! unmodelled OS thread inside a model, and it holds a `Weak` pointer to the
-//! registry, which loom's `Arc` cannot give. Under `cfg(loom)`
+//! unmodelled OS thread inside a model. Under `cfg(loom)`
 //! [`Timer::start`] refuses, so a spawn with a deadline is handed back with
 //! `TimerUnavailable` (see `sync.rs`).
 
@@ -40,11 +47,12 @@
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::registry::Registry;
 use crate::job::state::Unrun;
 use crate::job::task::{Abandoned, TaskCell};
+use crate::job::{DropPanics, NEVER_RAN};
 use crate::sync::plain::thread::{self, JoinHandle};
 use crate::sync::plain::{Arc, Condvar, Mutex, MutexGuard, Weak, lock, wait_for};
 
@@ -130,14 +138,14 @@ impl Timer {
     /// The OS error if the thread could not be started (a later call tries
     /// again).
     #[cfg(not(loom))]
-    pub(crate) fn start(&self, registry: &crate::sync::Arc<Registry>) -> io::Result<()> {
+    pub(crate) fn start(&self, registry: &Registry) -> io::Result<()> {
         let mut state = lock(&self.shared.state);
         if state.started || state.stopped {
             return Ok(());
         }
         let shared = Arc::clone(&self.shared);
-        let pool = Arc::downgrade(registry);
-        let thread = thread::Builder::new().name("priopool-timer".to_owned()).spawn(move || run(&shared, &pool))?;
+        let drops = registry.metrics.drop_panics.clone();
+        let thread = thread::Builder::new().name("priopool-timer".to_owned()).spawn(move || run(&shared, &drops))?;
         state.thread = Some(thread);
         state.started = true;
         Ok(())
@@ -149,7 +157,7 @@ impl Timer {
     ///
     /// Always: `ErrorKind::Unsupported`.
     #[cfg(loom)]
-    pub(crate) fn start(&self, _registry: &crate::sync::Arc<Registry>) -> io::Result<()> {
+    pub(crate) fn start(&self, _registry: &Registry) -> io::Result<()> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "the deadline timer does not run under loom"))
     }
 
@@ -182,13 +190,33 @@ impl Timer {
     /// Stops the thread and waits for it to exit, unless called on the
     /// timer thread itself (a job's closure dropped there may own the pool).
     pub(crate) fn join(&self) {
+        self.join_until(None);
+    }
+
+    /// Stops the thread and joins it if it exits by `deadline` (`None`: no
+    /// deadline), polling every millisecond as `WorkerSet::join_until` does
+    /// when there is one; otherwise detaches it. The thread may be late: it
+    /// runs user code, the destructor of an expired job's closure. Returns
+    /// whether the thread is gone (joined, or never started); the timer
+    /// thread itself (a closure that owned the pool, dropped there) is not.
+    pub(crate) fn join_until(&self, deadline: Option<Instant>) -> bool {
         self.shared.stop();
-        let thread = lock(&self.shared.state).thread.take();
-        if let Some(thread) = thread
-            && thread.thread().id() != thread::current().id()
-            && thread.join().is_err()
-        {
-            eprintln!("priopool: the deadline timer thread panicked (a bug in priopool)");
+        let Some(thread) = lock(&self.shared.state).thread.take() else { return true };
+        if thread.thread().id() == thread::current().id() {
+            return false;
+        }
+        loop {
+            if deadline.is_none() || thread.is_finished() {
+                if thread.join().is_err() {
+                    eprintln!("priopool: the deadline timer thread panicked (a bug in priopool)");
+                }
+                return true;
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                // Detached: it exits once the destructor returns.
+                return false;
+            }
+            thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -221,7 +249,7 @@ impl Shared {
 
 /// The timer thread: expire what is due, then sleep until the next deadline.
 #[cfg(not(loom))]
-fn run(shared: &Shared, pool: &Weak<Registry>) {
+fn run(shared: &Shared, drops: &DropPanics) {
     let mut state = lock(&shared.state);
     let mut due = Vec::new();
     while !state.stopped {
@@ -239,10 +267,7 @@ fn run(shared: &Shared, pool: &Weak<Registry>) {
         for task in due.drain(..) {
             let Some(task) = task.upgrade() else { continue };
             if let Abandoned::Dropped(Some(payload)) = task.abandon(Unrun::Expired) {
-                match pool.upgrade() {
-                    Some(registry) => registry.job_panicked(Some(payload)),
-                    None => crate::job::drop_payload(payload),
-                }
+                drops.caught(NEVER_RAN, payload);
             }
         }
         state = lock(&shared.state);

@@ -29,8 +29,27 @@
 //! boundary, because every pick starts again from level 0. The surplus
 //! check comes before every pick, so a worker told to leave by a resize
 //! takes no new job after its current one.
+//!
+//! # Thread-locals
+//!
+//! `CURRENT` holds the deques of the worker whose loop runs on the thread,
+//! so that a spawn from a running job goes to them and is admitted past a
+//! closed intake (`lifecycle.rs`). A thread's thread-locals are destroyed
+//! when it exits, in the reverse order of their first use, and a panic in a
+//! thread-local destructor aborts the process. A thread-local of the user's
+//! that was set up before `CURRENT` may spawn on a pool, or drop one, after
+//! `CURRENT` is gone, so `CURRENT` is read with `try_with`, and "gone"
+//! means "not a worker": no loop runs on a thread by then.
+//!
+//! `OWNER` marks a worker thread for its whole life, hooks and thread-local
+//! destructors included, which is longer than `CURRENT`'s window. A
+//! shutdown called there (the pool dropped in `on_thread_start`,
+//! `on_thread_stop`, or a thread-local destructor of the worker) must not
+//! join the pool's threads, its own among them; it closes intake and
+//! returns, as from a job (`is_own_thread`). `OWNER` has no destructor, so
+//! it never becomes unreadable.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -38,8 +57,8 @@ use std::rc::Rc;
 use super::probe::WorkerProbe;
 use super::registry::Registry;
 use super::workers::{Peer, Peers};
-use crate::job::Job;
 use crate::job::task::{Discarded, Outcome};
+use crate::job::{Job, NEVER_RAN};
 use crate::queue::levels::{Pick, Source};
 use crate::queue::local::LocalQueues;
 use crate::sleep::Wake;
@@ -55,18 +74,35 @@ pub(crate) struct Local {
 thread_local! {
     /// The deques of the pool worker running on this thread, if any.
     static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+    /// The id of the pool this thread was started for, if it is a worker
+    /// thread; never cleared. It has no destructor, so it can be read for
+    /// as long as the thread runs.
+    static OWNER: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 // loom's `thread_local!` takes no `const` initialiser.
 #[cfg(loom)]
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Local>>> = RefCell::new(None);
+    static OWNER: Cell<Option<usize>> = Cell::new(None);
 }
 
 /// The local deques of the current thread if it is a worker of registry
-/// `registry_id`.
+/// `registry_id`; `None` once `CURRENT` is destroyed (see the module docs).
 pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
-    CURRENT.with(|current| current.borrow().as_ref().filter(|l| l.registry_id == registry_id).cloned())
+    CURRENT
+        .try_with(|current| current.borrow().as_ref().filter(|l| l.registry_id == registry_id).cloned())
+        .ok()
+        .flatten()
+}
+
+/// Whether the calling thread is part of pool `registry_id`, so that it must
+/// neither wait for the pool's drain nor join the pool's threads: one of the
+/// pool's worker threads (in a job, in a hook, or in its thread-local
+/// destructors after its loop), or a thread running one of the pool's jobs
+/// (`run_here`). See the module docs.
+pub(crate) fn is_own_thread(registry_id: usize) -> bool {
+    OWNER.with(|owner| owner.get() == Some(registry_id)) || current_local(registry_id).is_some()
 }
 
 /// Starts a worker thread of `registry` with a fresh index and records it in
@@ -90,8 +126,13 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
     let registry_for_thread = Arc::clone(registry);
     // On the roster before the thread runs (see `WorkerProbe::attach`).
     let probe = WorkerProbe::attach(registry, index);
-    registry.workers.start(peer, move || {
-        thread.spawn(move || WorkerThread::new(registry_for_thread, index, local, searching, probe).run(true))
+    registry.workers.start(peer, move |gone| {
+        thread.spawn(move || {
+            // First, so that it is destroyed after any thread-local of the
+            // user's (`workers.rs`).
+            gone.arm();
+            WorkerThread::new(registry_for_thread, index, local, searching, probe).run(true)
+        })
     })
 }
 
@@ -157,6 +198,9 @@ impl WorkerThread {
     /// thread of its own and into a slot of the pool's size (not by
     /// [`run_here`]).
     fn run(mut self, own_thread: bool) {
+        if own_thread {
+            OWNER.with(|owner| owner.set(Some(self.registry.id)));
+        }
         // The thread start and stop hooks run outside the window in which
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of `lifecycle.rs` valid.
@@ -164,7 +208,10 @@ impl WorkerThread {
         // `run_here` may run this loop on a worker of another pool (a job of
         // that pool shutting this one down): restore that pool's deques on
         // the way out, or its running job would pass for an outsider.
-        let outer = CURRENT.with(|current| current.replace(Some(Rc::clone(&self.local))));
+        // `try_with`: `run_here` may run in a thread-local destructor (a
+        // pool dropped there), after `CURRENT` is gone; its jobs then spawn
+        // as outsiders (see `current_local`).
+        let outer = CURRENT.try_with(|current| current.replace(Some(Rc::clone(&self.local)))).ok().flatten();
         let registry = Arc::clone(&self.registry);
         registry.sleep.enter_loop();
         let idle = Backoff::new();
@@ -212,7 +259,7 @@ impl WorkerThread {
                 }
             }
         };
-        CURRENT.with(|current| *current.borrow_mut() = outer);
+        let _ = CURRENT.try_with(|current| *current.borrow_mut() = outer);
         self.stop_searching(false);
         // A retiring worker may hold jobs that its last job spawned; a
         // drained pool has none. They stay stealable (see `workers.rs`).
@@ -269,7 +316,7 @@ impl WorkerThread {
             match job.claim() {
                 Ok(()) => {
                     let running = self.probe.job_starting(registry, level, source, &job);
-                    let outcome = job.run();
+                    let outcome = job.run(&registry.metrics.drop_panics);
                     self.probe.job_ended(registry, running, &outcome);
                     if let Outcome::Panicked(payload) = outcome {
                         registry.job_panicked(payload);
@@ -289,7 +336,7 @@ impl WorkerThread {
         let registry = &*self.registry;
         self.probe.job_discarded(registry, level, source, discarded.fate);
         if let Some(payload) = discarded.panic {
-            registry.job_panicked(Some(payload));
+            registry.metrics.drop_panics.caught(NEVER_RAN, payload);
         }
     }
 }

@@ -16,17 +16,33 @@
 //!
 //! Every thread started is recorded under one lock, and every one is joined:
 //! a retiring thread hands its own handle to the `exited` list and joins the
-//! ones already there (they have finished their work, so those joins end
-//! promptly; each thread joins only threads that retired before it, so the
-//! joins cannot wait on each other in a cycle); resizing reaps the list
-//! too; shutdown joins whatever is left. Starting a thread happens under
-//! the same lock, after checking that shutdown has not finished joining
+//! ones there that have finished; resizing reaps the finished ones too;
+//! shutdown joins whatever is left. Starting a thread happens under the
+//! same lock, after checking that shutdown has not finished joining
 //! (`sealed`), so no thread can be started behind its back.
+//!
+//! # When a thread has finished
+//!
+//! A thread in the list has done its work and its `on_thread_stop` hook,
+//! but may still be running its thread-local destructors: user code (a
+//! thread-local set up by a hook or a job), which may take any time, and
+//! which `JoinHandle::is_finished` does not cover (it turns true when the
+//! thread's main function returns, before they run). So each worker thread
+//! first arms a thread-local of its own, [`Gone`], whose destructor raises a
+//! flag: thread-locals are destroyed in the reverse order of their first
+//! use, so the user's go before it, and the flag means the joins will not
+//! wait for user code. A thread counts as finished when both say so. Only
+//! shutdown (`join_all`) waits for unfinished threads, and `join_until` as
+//! long as its deadline allows; a retiring worker and a resize skip them,
+//! to be joined later. (Where an OS ran the destructors in another order,
+//! a join would wait for the user's, as a plain join does.)
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use crate::job::Job;
 use crate::queue::local::SharedQueues;
+use crate::sync::plain::{self, AtomicBool};
 use crate::sync::thread::JoinHandle;
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, arc_slice, has_passed, is_finished, lock, sleep_for};
 
@@ -61,12 +77,54 @@ pub(crate) struct WorkerSet {
     next_index: AtomicUsize,
 }
 
+/// A worker thread: its handle, and its [`Gone`] flag.
+struct Thread {
+    handle: JoinHandle<()>,
+    gone: Gone,
+}
+
+impl Thread {
+    /// Whether joining the thread will not wait: it has returned and run
+    /// its thread-local destructors (see the module docs).
+    fn is_finished(&self) -> bool {
+        // Under loom a thread-local of std's is never destroyed, and every
+        // thread counts as finished anyway (`sync::is_finished`).
+        is_finished(&self.handle) && (cfg!(loom) || self.gone.0.load(Ordering::Acquire))
+    }
+}
+
+/// Raised when a worker thread's thread-locals have been destroyed; see
+/// the module docs. The worker thread arms it with [`Gone::arm`].
+#[derive(Clone, Default)]
+pub(crate) struct Gone(plain::Arc<AtomicBool>);
+
+/// The thread-local that raises a [`Gone`] flag when destroyed.
+struct RaiseOnDrop(Gone);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.0.store(true, Ordering::Release);
+    }
+}
+
+plain::thread_local! {
+    static GONE: RefCell<Option<RaiseOnDrop>> = const { RefCell::new(None) };
+}
+
+impl Gone {
+    /// Called first thing on the new worker thread: its thread-local with a
+    /// destructor is then the first one used, hence the last destroyed.
+    pub(crate) fn arm(self) {
+        GONE.with(|gone| *gone.borrow_mut() = Some(RaiseOnDrop(self)));
+    }
+}
+
 #[derive(Default)]
 struct Threads {
     /// Threads of workers that have not retired, by worker index.
-    running: Vec<(usize, JoinHandle<()>)>,
+    running: Vec<(usize, Thread)>,
     /// Threads of retired workers, finishing or finished, not yet joined.
-    exited: Vec<JoinHandle<()>>,
+    exited: Vec<Thread>,
     /// Shutdown has joined every thread: no more may start.
     sealed: bool,
     /// Worker threads started since the pool was built.
@@ -94,14 +152,15 @@ impl WorkerSet {
         self.next_index.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Publishes a new worker's stealers, starts its thread with `spawn` and
-    /// records the thread. Returns `Ok(false)`, starting nothing, if
-    /// shutdown has already joined every thread; on a spawn error the
-    /// stealers are withdrawn again.
+    /// Publishes a new worker's stealers, starts its thread with `spawn`
+    /// (which hands the thread the [`Gone`] flag to arm) and records the
+    /// thread. Returns `Ok(false)`, starting nothing, if shutdown has
+    /// already joined every thread; on a spawn error the stealers are
+    /// withdrawn again.
     pub(crate) fn start(
         &self,
         peer: Peer,
-        spawn: impl FnOnce() -> std::io::Result<JoinHandle<()>>,
+        spawn: impl FnOnce(Gone) -> std::io::Result<JoinHandle<()>>,
     ) -> std::io::Result<bool> {
         let mut threads = lock(&self.threads);
         if threads.sealed {
@@ -112,9 +171,10 @@ impl WorkerSet {
         // from them before the thread starts finds them empty, which is
         // harmless.
         self.add_peer(peer);
-        match spawn() {
-            Ok(thread) => {
-                threads.running.push((id, thread));
+        let gone = Gone::default();
+        match spawn(gone.clone()) {
+            Ok(handle) => {
+                threads.running.push((id, Thread { handle, gone }));
                 threads.started += 1;
                 Ok(true)
             }
@@ -185,11 +245,12 @@ impl WorkerSet {
     }
 
     /// Called by retiring worker `id` as its last act: moves its own thread
-    /// to the exited list and joins the threads that retired before it.
+    /// to the exited list and joins the threads that retired before it and
+    /// have finished.
     pub(crate) fn retire_thread(&self, id: usize) {
         let earlier = {
             let mut threads = lock(&self.threads);
-            let earlier = std::mem::take(&mut threads.exited);
+            let earlier = take_finished(&mut threads.exited);
             threads.retired += 1;
             // Absent if shutdown has already taken it to join.
             if let Some(pos) = threads.running.iter().position(|&(i, _)| i == id) {
@@ -208,9 +269,9 @@ impl WorkerSet {
         (threads.started, threads.retired)
     }
 
-    /// Joins the threads of workers that have retired so far.
+    /// Joins the threads of workers that have retired and finished so far.
     pub(crate) fn reap(&self) {
-        let exited = std::mem::take(&mut lock(&self.threads).exited);
+        let exited = take_finished(&mut lock(&self.threads).exited);
         join(exited);
     }
 
@@ -251,21 +312,22 @@ impl WorkerSet {
     /// For a drained pool: joins the worker threads that have finished by
     /// `deadline` (polling every millisecond, since a thread can only be
     /// joined without a bound) and detaches the rest, as [`detach_all`]
-    /// does. Returns whether every thread was joined. The threads of a
-    /// drained pool are only running their `on_thread_stop` hooks and
-    /// exiting, so no job is left behind either way.
+    /// does. Returns how many it detached (0: every thread was joined). The
+    /// threads of a drained pool are only running their `on_thread_stop`
+    /// hooks and thread-local destructors, and exiting, so no job is left
+    /// behind either way.
     ///
     /// [`detach_all`]: WorkerSet::detach_all
-    pub(crate) fn join_until(&self, deadline: Option<Instant>) -> bool {
+    pub(crate) fn join_until(&self, deadline: Option<Instant>) -> usize {
         loop {
             let (finished, left) = {
                 let mut threads = lock(&self.threads);
-                let mut finished = std::mem::take(&mut threads.exited);
+                let mut finished = take_finished(&mut threads.exited);
                 let (done, running): (Vec<_>, Vec<_>) =
-                    std::mem::take(&mut threads.running).into_iter().partition(|(_, t)| is_finished(t));
+                    std::mem::take(&mut threads.running).into_iter().partition(|(_, t)| t.is_finished());
                 finished.extend(done.into_iter().map(|(_, thread)| thread));
                 threads.running = running;
-                let left = threads.running.len();
+                let left = threads.running.len() + threads.exited.len();
                 if left == 0 {
                     threads.sealed = true;
                 }
@@ -273,11 +335,11 @@ impl WorkerSet {
             };
             join(finished);
             if left == 0 {
-                return true;
+                return 0;
             }
             if deadline.is_some_and(has_passed) {
                 self.detach_all();
-                return false;
+                return left;
             }
             sleep_for(Duration::from_millis(1));
         }
@@ -293,13 +355,21 @@ impl WorkerSet {
     }
 }
 
+/// Takes the threads that have finished out of `exited`, leaving the
+/// others.
+fn take_finished(exited: &mut Vec<Thread>) -> Vec<Thread> {
+    let (finished, running) = std::mem::take(exited).into_iter().partition(Thread::is_finished);
+    *exited = running;
+    finished
+}
+
 /// Joins `threads`. Worker threads never unwind (jobs and handlers run under
 /// `catch_unwind`), so a join error would be a bug in the pool; it is
 /// reported on stderr, not hidden.
-fn join(threads: Vec<JoinHandle<()>>) {
-    for thread in threads {
-        let name = thread.thread().name().map(str::to_owned);
-        if thread.join().is_err() {
+fn join(threads: Vec<Thread>) {
+    for Thread { handle, .. } in threads {
+        let name = handle.thread().name().map(str::to_owned);
+        if handle.join().is_err() {
             eprintln!("priopool: worker thread {name:?} panicked outside a job (a bug in priopool)");
         }
     }

@@ -445,6 +445,30 @@ pub fn named(prefix: &str) -> Vec<Task> {
     tasks().into_iter().filter(|t| t.name.starts_with(prefix)).collect()
 }
 
+/// Receives a message on `rx`, unless the thread named `name` (set with
+/// `thread::Builder::name`, at most 15 bytes) is first seen asleep in the
+/// kernel: then `None`, and the thread is taken to wait for something the
+/// caller does next. For a call that must block until the caller acts (the
+/// fixed code) but returned at once before the fix: either way the test
+/// proceeds without a sleep. A thread briefly asleep for another reason
+/// only makes the check pass early. Fails the test after [`BOUND`].
+#[cfg(target_os = "linux")]
+pub fn recv_unless_asleep<T>(rx: &mpsc::Receiver<T>, name: &str) -> Option<T> {
+    let since = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(message) => return Some(message),
+            Err(mpsc::TryRecvError::Disconnected) => panic!("thread {name} ended without reporting"),
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        if named(name).iter().any(|task| task.name == name && task.state == 'S') {
+            return None;
+        }
+        assert!(since.elapsed() < BOUND, "thread {name} neither reported nor blocked within {BOUND:?}");
+        thread::yield_now();
+    }
+}
+
 /// How many threads this process has.
 #[cfg(target_os = "linux")]
 pub fn thread_count() -> usize {
