@@ -225,7 +225,8 @@ impl Registry {
     /// spawn from outside is under way, no queue holds a job and every
     /// worker is asleep, records the drain and wakes every worker so that
     /// they exit, opens the drained latch, and stops the deadline timer.
-    /// Callers have fenced after their own change (see `lifecycle.rs`).
+    /// Call it after any change that may complete the drain (`lifecycle.rs`,
+    /// step 3); it is cheap until intake is closed.
     pub(crate) fn try_drain(this: &Arc<Registry>) {
         if !this.lifecycle.is_closed() || this.lifecycle.is_drained() {
             return;

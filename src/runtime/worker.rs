@@ -271,9 +271,7 @@ impl WorkerThread {
             Exit::Drained => {}
         }
         registry.sleep.leave_loop();
-        // Every other worker may be asleep now: the drain check
-        // (`lifecycle.rs`), after the fence it asks of its callers.
-        crate::sync::fence(crate::sync::Ordering::SeqCst);
+        // Every other worker may be asleep now: the drain check.
         Registry::try_drain(&registry);
     }
 
