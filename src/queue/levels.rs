@@ -56,11 +56,18 @@
 //! # What a stalled pusher can delay
 //!
 //! crossbeam's injector hands out slots in push order, and a push claims
-//! its slot before writing the job into it. A worker whose steal claims the
-//! slot of a pusher preempted between those two steps waits in that steal
-//! until the pusher runs again (a few instructions of the pusher's). Only
-//! that worker waits, for that job; other workers take the jobs behind it.
-//! Nothing else in the pool waits for a pusher.
+//! its slot before writing the job into it. A thread whose steal claims the
+//! slot of a pusher stopped between those two steps (a few instructions of
+//! the pusher's: a preemption, a signal handler, a debugger) waits in that
+//! steal until the pusher runs again; the injector gives it no way to
+//! decline. That thread is a worker, which then takes nothing else
+//! meanwhile, or the sweep of `shutdown_now`/`shutdown_timeout`. Other
+//! workers go on taking every other job, of every level, the ones behind
+//! that slot included. So a stalled pusher delays the job it is pushing, and
+//! one worker per stalled push: with as many stalled pushes as workers (one
+//! worker: one stall) nothing runs until a pusher resumes. Nothing else in
+//! the pool waits for a pusher; no count or flag stands for a job that is
+//! not in its queue yet.
 use super::deque::{Injector, Steal};
 use super::local::{LocalQueues, SharedQueues};
 use crate::sync::spin_loop;

@@ -54,7 +54,9 @@
 //! waiting for the jobs still running: their workers finish them, find the
 //! pool drained and exit, detached. The only unbounded part is the sweep
 //! itself, which runs the cancelled closures' destructors on the calling
-//! thread.
+//! thread, and waits for a spawner stopped in the middle of its push if it
+//! reaches that job's slot (`queue/levels.rs`, "What a stalled pusher can
+//! delay").
 //!
 //! [`Pool::shutdown_now`]: crate::Pool::shutdown_now
 //! [`Pool::shutdown_timeout`]: crate::Pool::shutdown_timeout
