@@ -255,4 +255,9 @@ impl Sleep {
     pub(crate) fn leave_loop(&self) {
         lock(&self.sleepers).loops -= 1;
     }
+
+    /// How many worker loops are running (a snapshot).
+    pub(crate) fn loops(&self) -> usize {
+        lock(&self.sleepers).loops
+    }
 }

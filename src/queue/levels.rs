@@ -141,6 +141,13 @@ impl<T> Levels<T> {
         !self.injectors[level].is_empty() || peers.iter().any(|p| p.as_ref().holds(level))
     }
 
+    /// Whether a level more urgent than `level` has a visible job: the
+    /// second look after a take (see the module docs), for a caller whose
+    /// `peers` changed meanwhile.
+    pub(crate) fn more_urgent_queued<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> bool {
+        (0..level).any(|more| self.holds(more, peers))
+    }
+
     /// Whether any level has a visible job: the re-check of a worker that
     /// has announced itself (as a sleeper, a retiree or a searcher that
     /// stopped) and must not miss a job pushed meanwhile, and of the drain.
@@ -172,7 +179,7 @@ impl<T> Levels<T> {
             for level in 0..self.len() {
                 match self.take(level, local, peers, start) {
                     Take::Job(job, source) => {
-                        if level > 0 && source != Source::Local && (0..level).any(|more| self.holds(more, peers)) {
+                        if level > 0 && source != Source::Local && self.more_urgent_queued(level, peers) {
                             // A more urgent job may have been pushed before
                             // this one: keep this one for later, at the back
                             // of the own deque (see the module docs).

@@ -246,6 +246,14 @@ impl Abort {
 fn abort_and_sweep(registry: &Arc<Registry>) {
     registry.abort.aborting.store(true, Ordering::SeqCst);
     Registry::close_intake(registry);
+    sweep(registry);
+}
+
+/// Step 3: takes every queued job and cancels it, then runs the drain
+/// check. Also run by a spawn from outside that ends once the pool aborts
+/// (`Registry::end_spawn`): its job may have been pushed after this call's
+/// own sweep.
+pub(crate) fn sweep(registry: &Arc<Registry>) {
     let scratch = LocalQueues::new(registry.levels.len());
     let backoff = Backoff::new();
     let (_, mut peers) = registry.workers.snapshot();

@@ -138,11 +138,19 @@ impl Registry {
         }
     }
 
-    /// Ends an admitted spawn from outside (see `lifecycle.rs`).
+    /// Ends an admitted spawn from outside (see `lifecycle.rs`). One that
+    /// ends after `shutdown_now` or `shutdown_timeout` began to abort may
+    /// have pushed its job after their sweep. A running worker loop will
+    /// pop and cancel it (none exits while the job is queued); with none
+    /// running, and none to start once the workers were detached, the
+    /// spawner sweeps itself, so that the job is cancelled, not stranded.
     fn end_spawn(this: &Arc<Registry>, admission: Admission) {
         if let From::Outside(spawning) = admission.from
             && this.lifecycle.end_spawn(spawning)
         {
+            if this.abort.is_aborting() && this.sleep.loops() == 0 {
+                super::abort::sweep(this);
+            }
             Registry::try_drain(this);
         }
     }

@@ -295,11 +295,36 @@ impl WorkerThread {
     }
 
     fn pick(&mut self) -> Pick<Job> {
-        if self.registry.workers.generation() != self.peers_generation {
-            (self.peers_generation, self.peers) = self.registry.workers.snapshot();
+        loop {
+            self.refresh_peers();
+            self.tick = self.tick.wrapping_add(1);
+            let pick = self.registry.levels.pick(&self.local.queues, &self.peers, self.tick);
+            // The pick's second look (`queue/levels.rs`) saw this snapshot;
+            // a worker added since may hold a more urgent job pushed before
+            // this one (its publication happens before that push, which
+            // happens before this take, so the load below sees it).
+            if let Pick::Found(level, job, source) = pick {
+                if level > 0
+                    && source != Source::Local
+                    && self.refresh_peers()
+                    && self.registry.levels.more_urgent_queued(level, &self.peers)
+                {
+                    self.local.queues.push(level, job);
+                    continue;
+                }
+                return Pick::Found(level, job, source);
+            }
+            return pick;
         }
-        self.tick = self.tick.wrapping_add(1);
-        self.registry.levels.pick(&self.local.queues, &self.peers, self.tick)
+    }
+
+    /// Takes a new snapshot of the worker set if it changed; says whether.
+    fn refresh_peers(&mut self) -> bool {
+        if self.registry.workers.generation() == self.peers_generation {
+            return false;
+        }
+        (self.peers_generation, self.peers) = self.registry.workers.snapshot();
+        true
     }
 
     /// Runs a popped job, or discards it unrun: while `shutdown_now` aborts
