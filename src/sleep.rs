@@ -76,11 +76,16 @@
 //! # Every worker asleep: the drain
 //!
 //! `loops` counts the worker loops running (changed under the lock as a
-//! loop starts and ends). When `sleeping == loops` under the lock, every
-//! worker is registered and none can leave the list while the lock is
-//! held, so no worker holds a job: [`Sleep::wake_all_if_idle`] lets
-//! shutdown decide, under that lock, that the pool is drained
-//! (`lifecycle.rs`).
+//! loop starts and ends), and `spinning` the workers between a pick that
+//! found nothing and their next pick (changed with read-modify-writes:
+//! decremented before that pick starts). When the sleepers plus the
+//! spinning workers make up every loop, no worker holds a job: a sleeper
+//! cannot leave the list while the lock is held, and a spinning worker
+//! holds nothing until its next pick, which can only find a job that
+//! exists. [`Sleep::wake_all_if_idle`] lets shutdown decide, under that
+//! lock, that the pool is drained (`lifecycle.rs`): intake closed, no spawn
+//! under way and every queue empty, so no job can appear for a spinning
+//! worker to find; it sees the drain on its next look and exits.
 //!
 //! Shutdown and resizing rely on the `sleepers` lock too: the thread that
 //! completes the drain (or a resize that changes the worker limits) makes
@@ -119,6 +124,9 @@ pub(crate) struct Sleep {
     /// Registered sleepers, worker id and how to wake it (LIFO), and how
     /// many worker loops are running.
     sleepers: Mutex<Sleepers>,
+    /// Workers spinning between a pick that found nothing and their next
+    /// pick: idle, though not on the list (see "Every worker asleep").
+    spinning: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -129,7 +137,7 @@ struct Sleepers {
 
 impl Sleep {
     pub(crate) fn new() -> Sleep {
-        Sleep { sleeping: AtomicUsize::new(0), sleepers: Mutex::new(Sleepers::default()) }
+        Sleep { sleeping: AtomicUsize::new(0), sleepers: Mutex::new(Sleepers::default()), spinning: AtomicUsize::new(0) }
     }
 
     /// Puts worker `id` to sleep on `parker` unless `has_work` says, after
@@ -230,7 +238,8 @@ impl Sleep {
     pub(crate) fn wake_all_if_idle(&self, drained: impl FnOnce() -> bool) -> bool {
         let woken = {
             let mut sleepers = lock(&self.sleepers);
-            if sleepers.list.len() != sleepers.loops || !drained() {
+            let idle = sleepers.list.len() + self.spinning.load(Ordering::Acquire);
+            if idle != sleepers.loops || !drained() {
                 return false;
             }
             Sleep::take_all(&self.sleeping, &mut sleepers)
@@ -244,6 +253,17 @@ impl Sleep {
     fn take_all(sleeping: &AtomicUsize, sleepers: &mut Sleepers) -> Vec<(usize, Unparker)> {
         sleeping.fetch_sub(sleepers.list.len(), Ordering::Relaxed);
         std::mem::take(&mut sleepers.list)
+    }
+
+    /// A worker whose pick found nothing counts itself idle until its next
+    /// pick ([`Sleep::stop_spinning`], called before that pick starts).
+    pub(crate) fn start_spinning(&self) {
+        self.spinning.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A spinning worker is about to pick again.
+    pub(crate) fn stop_spinning(&self) {
+        self.spinning.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// A worker loop starts.
