@@ -173,7 +173,7 @@ impl Pool {
     /// - Shrinking: if more than `max` workers run, the surplus leaves
     ///   without interrupting any job: each surplus worker finishes the job
     ///   it is running and takes no new one. Jobs still in its local deques
-    ///   move to the shared injectors, to be run by the others. This call
+    ///   stay there, stolen and run by the others. This call
     ///   does not wait for them; [`Pool::workers`] falls as they leave. (A
     ///   worker that was already in the middle of choosing its next job when
     ///   the limits changed may still start that one job.)

@@ -65,9 +65,11 @@
 //! workers go on taking every other job, of every level, the ones behind
 //! that slot included. So a stalled pusher delays the job it is pushing, and
 //! one worker per stalled push: with as many stalled pushes as workers (one
-//! worker: one stall) nothing runs until a pusher resumes. Nothing else in
-//! the pool waits for a pusher; no count or flag stands for a job that is
-//! not in its queue yet.
+//! worker: one stall) nothing runs until a pusher resumes. The injector
+//! also makes other pushers of the same level wait when the stalled push
+//! is the one that must link the queue's next block (one push in 63).
+//! Nothing else in the pool waits for a pusher; no count or flag stands
+//! for a job that is not in its queue yet.
 use super::deque::{Injector, Steal};
 use super::local::{LocalQueues, SharedQueues};
 use crate::sync::spin_loop;
