@@ -17,8 +17,8 @@
 //!   number, then claims only if it is unchanged, as crossbeam claims with a
 //!   compare-and-swap), which is "try again", not "empty";
 //! * `steal_batch` and `steal_batch_and_pop` take their batch out of the
-//!   source and push it into the destination in two separate steps, so the rest of the batch is
-//!   briefly *in flight*, visible in neither queue. The per-level queued
+//!   source and push it into the destination in two separate steps, so the
+//!   rest of the batch is briefly *in flight*, visible in neither queue. The per-level queued
 //!   count exists to cover exactly this window.
 //!
 //! The stand-in does not model crossbeam's internal memory orderings; the
@@ -42,6 +42,17 @@ mod model {
         Empty,
         Success(T),
         Retry,
+    }
+
+    impl<T> Steal<T> {
+        /// The same outcome with `f` applied to a stolen value.
+        fn map<U>(self, f: impl FnOnce(T) -> U) -> Steal<U> {
+            match self {
+                Steal::Success(value) => Steal::Success(f(value)),
+                Steal::Empty => Steal::Empty,
+                Steal::Retry => Steal::Retry,
+            }
+        }
     }
 
     /// A multi-producer FIFO queue.
@@ -125,19 +136,11 @@ mod model {
         }
 
         fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
-            match self.steal_batch(dest, true) {
-                Steal::Success(job) => Steal::Success(job.expect("a popping steal returns its job")),
-                Steal::Empty => Steal::Empty,
-                Steal::Retry => Steal::Retry,
-            }
+            self.steal_batch(dest, true).map(|job| job.expect("a popping steal returns its job"))
         }
 
         fn steal_batch_only(&self, dest: &Worker<T>) -> Steal<()> {
-            match self.steal_batch(dest, false) {
-                Steal::Success(_) => Steal::Success(()),
-                Steal::Empty => Steal::Empty,
-                Steal::Retry => Steal::Retry,
-            }
+            self.steal_batch(dest, false).map(|_| ())
         }
 
         /// The owner's pop: never `Retry`, but it moves `version`, so a

@@ -13,6 +13,13 @@
 //!
 //! (the loop crossbeam-deque's crate docs teach, once per level). It moves
 //! on to a less urgent level only when the level's *queued count* is zero.
+//! The count is raised right *after* a job is pushed ([`Levels::count_in`]
+//! says why after) and lowered right after a worker pops it, so it also
+//! covers jobs that are briefly invisible to stealers: a batch in flight
+//! between the injector and a worker's deque. When the count says a job
+//! waits but no source yields it, the pick reports [`Pick::Contended`] and
+//! the worker retries from level 0 after a short backoff: it never falls
+//! through to a lower level past a waiting job.
 //!
 //! The scan of the more urgent levels' counts and the take from a less
 //! urgent level are two steps, and jobs may be pushed between them: were the
@@ -29,13 +36,6 @@
 //! means that job was already taken. A job already in the local deque needs
 //! no re-read: it was moved there by an earlier pick, after its push. Level
 //! 0 pops in one step (`steal_batch_and_pop`): nothing is more urgent.
-//! The count is raised right *after* a job is pushed ([`Levels::count_in`]
-//! says why after) and lowered right after a worker pops it, so it also
-//! covers jobs that are briefly invisible to stealers: a batch in flight
-//! between the injector and a worker's deque. When the count says a job
-//! waits but no source yields it, the pick reports [`Pick::Contended`] and
-//! the worker retries from level 0 after a short backoff: it never falls
-//! through to a lower level past a waiting job.
 //!
 //! Skipping an empty level costs one atomic load, so a worker does not try
 //! `levels × workers` steals per job when most levels are empty.
