@@ -14,11 +14,10 @@
 # LOOM_MAX_PREEMPTIONS bounds how many times loom may preempt a thread in one
 # interleaving (default 4 here). Some models cap it lower themselves: those
 # with two workers and another thread at 1, the one with two pushers (1c)
-# at 2, the shutdown race (2) and the pool-level dynamic-pool model at 3
+# at 2, the shutdown races (2, 2b) and the pool-level dynamic-pool model at 3
 # (see the constants in src/loom_tests.rs and the models in
 # src/queue/levels.rs).
-# On 2 cores the models take 42 to 55 s, plus about 36 s for a cold build
-# (1 min 18 s end to end, cold, measured inside .ci/run).
+# On 2 cores the models take about 100 s, plus about 36 s for a cold build.
 #
 # Its own target directory (LOOM_TARGET_DIR, default target/loom) keeps the
 # cfg(loom) build from invalidating the normal one.

@@ -60,9 +60,11 @@ const MAX_PREEMPTIONS_DYNAMIC: usize = 3;
 /// `levels::loom_models::a_returned_spawn_is_never_hidden_by_a_preempted_one`.
 const MAX_PREEMPTIONS_TWO_PUSHERS: usize = 2;
 
-/// The most preemptions model 2 (shutdown racing a spawn) is explored with:
-/// about 81,000 interleavings (6 s) at 3; at 4 it takes about 2 minutes,
-/// since every thread that ends or falls asleep runs the drain check. A
+/// The most preemptions models 2 and 2b (shutdown racing a spawn, and a
+/// zero timeout racing a spinning worker) are explored with: about 180,000
+/// and 77,000 interleavings (some 50 s each on one core) at 3; at 4 they
+/// take many minutes, since every thread that ends, spins or falls asleep
+/// runs the drain check. A
 /// drain check that reads the spawns under way with plain loads instead of
 /// read-modify-writes (the stranded-job race of `lifecycle.rs`) fails here
 /// at 2 already.
@@ -270,6 +272,59 @@ fn model_2_shutdown_racing_a_spawn_from_another_thread() {
         let accepted = producer.join().expect("the producer does not panic");
         assert_eq!(ran_by_shutdown, usize::from(accepted), "accepted = {accepted}, yet ran {ran_by_shutdown} times");
         assert_eq!(ran.load(Ordering::SeqCst), usize::from(accepted));
+    });
+}
+
+/// A job is queued, then `shutdown_timeout(0)` races the worker, which may
+/// not have started, may be spinning after an empty pick (counted idle by
+/// the drain check, see `Sleep::start_spinning`), may be taking or running
+/// the job, or asleep. Whatever the report says is exact: `Drained` or
+/// `DrainedDetached` only once the job ran; `TimedOut` counts the job as
+/// cancelled only if it never runs, and otherwise as still running unless
+/// it had ended by the time the call returned. The job ends exactly once
+/// either way. (A worker counted idle while it holds a job it took fails
+/// the first assertion.)
+#[test]
+fn model_2b_shutdown_timeout_zero_racing_a_spinning_worker() {
+    /// Counts the closure's drop, which ends the job whether it ran or not.
+    struct Ended(Arc<AtomicUsize>, Latch);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            self.1.set();
+        }
+    }
+    model_capped(MAX_PREEMPTIONS_SHUTDOWN_RACE, || {
+        let pool = pool(1, 1);
+        let (ran, ended, latch) = (counter(), counter(), Latch::new());
+        let (job_ran, guard) = (Arc::clone(&ran), Ended(Arc::clone(&ended), latch.clone()));
+        pool.spawn(Priority::HIGH, move || {
+            let _guard = guard;
+            job_ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .expect("the pool is open");
+        let report = pool.shutdown_timeout(std::time::Duration::ZERO);
+        let ended_by_return = ended.load(Ordering::SeqCst);
+        latch.wait(); // loom reports a deadlock if the job never ends
+        let ran = ran.load(Ordering::SeqCst);
+        assert_eq!(ended.load(Ordering::SeqCst), 1, "the job ended once");
+        match report {
+            crate::ShutdownReport::Drained | crate::ShutdownReport::DrainedDetached { .. } => {
+                assert_eq!((ended_by_return, ran), (1, 1), "reported drained before the job ran");
+            }
+            crate::ShutdownReport::TimedOut { cancelled, still_running } => {
+                if cancelled.total() == 1 {
+                    assert_eq!((ended_by_return, ran), (1, 0), "a job reported cancelled ran, or was dropped late");
+                } else if still_running == 0 {
+                    assert_eq!(
+                        (ended_by_return, ran),
+                        (1, 1),
+                        "a job neither cancelled nor running at the return had not ended"
+                    );
+                }
+            }
+            crate::ShutdownReport::Detached => panic!("called from outside the pool"),
+        }
     });
 }
 

@@ -137,7 +137,11 @@ struct Sleepers {
 
 impl Sleep {
     pub(crate) fn new() -> Sleep {
-        Sleep { sleeping: AtomicUsize::new(0), sleepers: Mutex::new(Sleepers::default()), spinning: AtomicUsize::new(0) }
+        Sleep {
+            sleeping: AtomicUsize::new(0),
+            sleepers: Mutex::new(Sleepers::default()),
+            spinning: AtomicUsize::new(0),
+        }
     }
 
     /// Puts worker `id` to sleep on `parker` unless `has_work` says, after
@@ -279,5 +283,14 @@ impl Sleep {
     /// How many worker loops are running (a snapshot).
     pub(crate) fn loops(&self) -> usize {
         lock(&self.sleepers).loops
+    }
+
+    /// How many worker loops are neither asleep nor spinning after an
+    /// empty pick (a snapshot): each may hold a job it took, running it or
+    /// about to run or discard it. 0 means no worker holds a job (the
+    /// argument of the module docs' drain paragraph).
+    pub(crate) fn engaged(&self) -> usize {
+        let sleepers = lock(&self.sleepers);
+        sleepers.loops - (sleepers.list.len() + self.spinning.load(Ordering::Acquire))
     }
 }

@@ -28,9 +28,9 @@
 //!   explore both orders), [`sleep_for`] yields, a bounded condition-variable
 //!   wait never times out, and [`is_finished`] says every thread has
 //!   finished (so `shutdown_timeout` joins like `shutdown`).
-//! * `Backoff` never spins: every snooze yields to the model's scheduler and
-//!   it is "completed" at once, so an idle worker goes straight to the sleep
-//!   protocol. Spinning only shortens latency; no invariant depends on it.
+//! * `Backoff` has one round: a snooze yields to the model's scheduler and
+//!   completes it, so an idle worker spins once (counted idle by the drain
+//!   check, which the models then cover) before the sleep protocol.
 //! * The deadline timer refuses to start (`runtime/timer.rs`): no model
 //!   uses deadlines.
 //!
@@ -248,22 +248,27 @@ mod model {
         }
     }
 
-    /// Backoff for a model: no spinning, every snooze is a yield.
-    pub(crate) struct Backoff;
+    /// Backoff for a model: one round, a yield. A worker whose pick found
+    /// nothing spins once (counted idle, see `Sleep::start_spinning`) and
+    /// picks again before it goes to the sleep protocol.
+    pub(crate) struct Backoff(std::cell::Cell<bool>);
 
     impl Backoff {
         pub(crate) fn new() -> Backoff {
-            Backoff
+            Backoff(std::cell::Cell::new(false))
         }
 
-        pub(crate) fn reset(&self) {}
+        pub(crate) fn reset(&self) {
+            self.0.set(false);
+        }
 
         pub(crate) fn snooze(&self) {
+            self.0.set(true);
             loom::thread::yield_now();
         }
 
         pub(crate) fn is_completed(&self) -> bool {
-            true
+            self.0.get()
         }
     }
 }

@@ -148,8 +148,13 @@ pub enum ShutdownReport {
         /// The queued jobs cancelled, per level (those cancelled before the
         /// call returned).
         cancelled: CancelledJobs,
-        /// How many jobs were still running (or being handed over) when the
-        /// call returned; a snapshot.
+        /// How many jobs had not ended when the call returned: one per
+        /// worker still holding a job it took (running it, or about to run
+        /// or discard it), plus any job queued after the sweep (spawned by
+        /// a running job); a snapshot taken before `cancelled` was read.
+        /// 0 means every accepted job had ended: run, or counted in
+        /// `cancelled`, or ended otherwise (cancelled through its handle,
+        /// expired).
         still_running: usize,
     },
     /// It was called from one of the pool's own threads (inside one of its
@@ -210,7 +215,8 @@ impl Abort {
     pub(crate) fn cancel(&self, level: usize, job: Job) -> Discarded {
         match job.cancel() {
             Cancelled::Now(panic) => {
-                self.cancelled[level].fetch_add(1, Ordering::Relaxed);
+                // Release: a report that counts the job sees its closure dropped.
+                self.cancelled[level].fetch_add(1, Ordering::Release);
                 Discarded { fate: Unrun::Cancelled, panic }
             }
             Cancelled::Before(fate) => Discarded { fate, panic: None },
@@ -238,7 +244,7 @@ impl Abort {
     }
 
     fn counts(&self) -> CancelledJobs {
-        CancelledJobs { by_level: self.cancelled.iter().map(|n| n.load(Ordering::Relaxed)).collect() }
+        CancelledJobs { by_level: self.cancelled.iter().map(|n| n.load(Ordering::Acquire)).collect() }
     }
 }
 
@@ -306,9 +312,12 @@ pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> S
         };
     }
     abort_and_sweep(registry);
+    // A worker that took a job, even one it will discard because the pool
+    // aborts, is engaged until its next pick. Read before the counts: a job
+    // a worker cancelled before it stopped being engaged is then counted.
+    let queued: usize = registry.metrics().levels.iter().map(|l| l.backlog as usize).sum();
+    let still_running = registry.sleep.engaged() + queued;
     let cancelled = registry.abort.counts();
-    let metrics = registry.metrics();
-    let still_running = metrics.workers.busy + metrics.levels.iter().map(|l| l.backlog as usize).sum::<usize>();
     if still_running == 0 && registry.abort.wait_drained(Some(Instant::now())) {
         // Nothing runs any more: join what exits in time.
         join_until(registry, deadline);
