@@ -186,10 +186,35 @@ impl Error for ResizeError {
 /// The pool never drops a rejected closure: [`SpawnError::into_inner`]
 /// returns it, so the caller can run it elsewhere, retry, or drop it on
 /// purpose. [`SpawnError::kind`] says why it was refused.
+///
+/// It is `Send + Sync` for any `F: Send`, even a closure that captures
+/// something not `Sync` (an `mpsc::Receiver`, a `Cell`): the job is only
+/// ever handed back by value, so it is kept behind a lock that nothing
+/// takes by reference. With `F: 'static` (every closure the pool takes),
+/// `?` converts it into `Box<dyn Error + Send + Sync>` or `anyhow::Error`.
+/// A closure's type cannot be written down; a function that returns the
+/// error names [`ErasedSpawnError`] and converts with [`SpawnError::erase`]:
+///
+/// ```
+/// use priopool::{ErasedSpawnError, Pool, Priority, SpawnError};
+///
+/// fn start_batch(pool: &Pool) -> Result<(), ErasedSpawnError> {
+///     let receiver = std::sync::mpsc::channel::<u32>().1; // Send, not Sync
+///     pool.spawn(Priority::LOW, move || drop(receiver)).map_err(SpawnError::erase)
+/// }
+/// # let pool = Pool::builder().workers(1).build()?;
+/// # start_batch(&pool)?;
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 pub struct SpawnError<F> {
-    job: F,
+    job: Mutex<F>,
     kind: SpawnErrorKind,
 }
+
+/// A [`SpawnError`] whose job's type is erased ([`SpawnError::erase`]), so
+/// that a function can name it in its return type. The job is still inside:
+/// `into_inner().downcast::<F>()` gives the closure back.
+pub type ErasedSpawnError = SpawnError<Box<dyn Any + Send>>;
 
 /// Why a job was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,7 +256,7 @@ impl Error for SpawnErrorKind {}
 
 impl<F> SpawnError<F> {
     pub(crate) fn new(job: F, kind: SpawnErrorKind) -> SpawnError<F> {
-        SpawnError { job, kind }
+        SpawnError { job: Mutex::new(job), kind }
     }
 
     /// Why the job was refused.
@@ -241,7 +266,17 @@ impl<F> SpawnError<F> {
 
     /// The refused closure, unrun.
     pub fn into_inner(self) -> F {
-        self.job
+        self.job.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The same error with the job's type erased, for a return type that
+    /// must be written down; see [`ErasedSpawnError`].
+    pub fn erase(self) -> ErasedSpawnError
+    where
+        F: Send + 'static,
+    {
+        let kind = self.kind;
+        SpawnError::new(Box::new(self.into_inner()), kind)
     }
 }
 

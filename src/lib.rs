@@ -39,7 +39,7 @@ mod sync;
 
 pub use api::{Builder, CancelHandle, JobBuilder, JobHandle, JoinTimeoutError, Pool, Spawner};
 pub use config::{DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
-pub use error::{BuildError, JobError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
+pub use error::{BuildError, ErasedSpawnError, JobError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
 pub use hooks::{JobInfo, JobOutcome};
 pub use job::JobContext;
 pub use job::state::CancelOutcome;

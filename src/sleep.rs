@@ -137,7 +137,11 @@ struct Sleepers {
 
 impl Sleep {
     pub(crate) fn new() -> Sleep {
-        Sleep { sleeping: AtomicUsize::new(0), sleepers: Mutex::new(Sleepers::default()), spinning: AtomicUsize::new(0) }
+        Sleep {
+            sleeping: AtomicUsize::new(0),
+            sleepers: Mutex::new(Sleepers::default()),
+            spinning: AtomicUsize::new(0),
+        }
     }
 
     /// Puts worker `id` to sleep on `parker` unless `has_work` says, after

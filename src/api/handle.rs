@@ -13,8 +13,8 @@ use crate::error::JobError;
 use crate::job::state::CancelOutcome;
 use crate::job::task::{self, JobResult, Task, TaskCell};
 use crate::job::{DropPanics, Job, JobContext, UNTAKEN};
-use crate::sync::plain::Arc;
 use crate::sync::plain::thread::{self, Thread};
+use crate::sync::plain::{Arc, Mutex, PoisonError, lock};
 use crate::sync::wait_until;
 
 /// The result of a job given to [`Pool::submit`](crate::Pool::submit) or
@@ -53,7 +53,11 @@ use crate::sync::wait_until;
 /// ```
 #[must_use = "dropping a JobHandle discards the job's result (the job still runs)"]
 pub struct JobHandle<T> {
-    result: Receiving<T>,
+    /// Behind a lock only so that the handle (and a [`JoinTimeoutError`]
+    /// holding it) is `Sync` for any `T: Send`: the receiver is not. Every
+    /// use but [`JobHandle::is_finished`] has the handle by value or `&mut`
+    /// and reaches it without locking.
+    result: Mutex<Receiving<T>>,
     task: Arc<dyn TaskCell>,
     /// Where a panic from dropping an unclaimed result is counted.
     drops: DropPanics,
@@ -94,12 +98,17 @@ impl<T: Send + 'static> JobHandle<T> {
         drops: DropPanics,
     ) -> (Job, JobHandle<T>) {
         let (task, receiver) = Task::submitted(f, deadline);
-        let handle = JobHandle { result: Receiving::Blocking(receiver), task: Arc::clone(&task), drops };
+        let handle = JobHandle { result: Mutex::new(Receiving::Blocking(receiver)), task: Arc::clone(&task), drops };
         (Job::task(task), handle)
     }
 }
 
 impl<T> JobHandle<T> {
+    /// The receiver, reached through `&mut` without locking.
+    fn receiving(&mut self) -> &mut Receiving<T> {
+        self.result.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Blocks until the job has ended and returns its value.
     ///
     /// From inside a job of the same pool this can wait for ever: see
@@ -116,7 +125,7 @@ impl<T> JobHandle<T> {
     /// If the handle was awaited to completion before (its future returned
     /// `Ready`), since the result was already handed out.
     pub fn join(mut self) -> Result<T, JobError> {
-        match std::mem::replace(&mut self.result, Receiving::Taken) {
+        match std::mem::replace(self.receiving(), Receiving::Taken) {
             Receiving::Blocking(receiver) => receiver.recv().unwrap_or(Err(JobError::Cancelled)),
             Receiving::Async(mut receiver) => match block_on(&mut receiver, None) {
                 Some(result) => result,
@@ -141,7 +150,7 @@ impl<T> JobHandle<T> {
     ///
     /// As [`JobHandle::join`].
     pub fn join_timeout(mut self, timeout: Duration) -> Result<T, JoinTimeoutError<T>> {
-        let received = match &mut self.result {
+        let received = match self.receiving() {
             Receiving::Blocking(receiver) if timeout.is_zero() => match receiver.try_recv() {
                 Ok(result) => Some(result),
                 Err(oneshot::TryRecvError::Empty) => None,
@@ -165,7 +174,7 @@ impl<T> JobHandle<T> {
     /// Whether the job has ended (returned, panicked, was cancelled or
     /// expired), so that [`JobHandle::join`] will not block. Never blocks.
     pub fn is_finished(&self) -> bool {
-        match &self.result {
+        match &*lock(&self.result) {
             Receiving::Blocking(receiver) => receiver.has_message() || receiver.is_closed(),
             Receiving::Async(receiver) => receiver.has_message() || receiver.is_closed(),
             Receiving::Taken => true,
@@ -203,18 +212,18 @@ impl<T> Future for JobHandle<T> {
     type Output = Result<T, JobError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
+        let receiving = self.receiving();
         // The first poll turns the receiver into its future form for good.
-        this.result = match std::mem::replace(&mut this.result, Receiving::Taken) {
+        *receiving = match std::mem::replace(receiving, Receiving::Taken) {
             Receiving::Blocking(receiver) => Receiving::Async(receiver.into_future()),
             other => other,
         };
-        let Receiving::Async(receiver) = &mut this.result else {
+        let Receiving::Async(receiver) = receiving else {
             panic!("JobHandle polled after it returned Ready");
         };
         match Pin::new(receiver).poll(cx) {
             Poll::Ready(result) => {
-                this.result = Receiving::Taken;
+                *receiving = Receiving::Taken;
                 Poll::Ready(result.unwrap_or(Err(JobError::Cancelled)))
             }
             Poll::Pending => Poll::Pending,
@@ -228,7 +237,7 @@ impl<T> Future for JobHandle<T> {
 /// result that arrives meanwhile is covered too.
 impl<T> Drop for JobHandle<T> {
     fn drop(&mut self) {
-        let result = std::mem::replace(&mut self.result, Receiving::Taken);
+        let result = std::mem::replace(self.receiving(), Receiving::Taken);
         if !matches!(result, Receiving::Taken) {
             self.drops.drop_caught(UNTAKEN, move || drop(result));
         }
