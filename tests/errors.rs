@@ -32,13 +32,17 @@ fn not_sync_job() -> impl FnOnce() -> Cell<u32> + Send + 'static {
 
 fn spawn_boxed(pool: &Pool) -> Result<(), BoxError> {
     let job = not_sync_job();
-    pool.spawn(Priority::LOW, move || drop(job()))?;
+    pool.spawn(Priority::LOW, move || {
+        job();
+    })?;
     Ok(())
 }
 
 fn spawn_anyhow(pool: &Pool) -> anyhow::Result<()> {
     let job = not_sync_job();
-    pool.spawn(Priority::LOW, move || drop(job()))?;
+    pool.spawn(Priority::LOW, move || {
+        job();
+    })?;
     Ok(())
 }
 
@@ -62,7 +66,10 @@ fn join_error_anyhow(pool: &Pool) -> anyhow::Result<u32> {
 /// A function that names the spawn error in its return type.
 fn spawn_named(pool: &Pool) -> Result<(), ErasedSpawnError> {
     let job = not_sync_job();
-    pool.spawn(Priority::LOW, move || drop(job())).map_err(SpawnError::erase)?;
+    pool.spawn(Priority::LOW, move || {
+        job();
+    })
+    .map_err(SpawnError::erase)?;
     Ok(())
 }
 
@@ -70,7 +77,9 @@ fn spawn_named(pool: &Pool) -> Result<(), ErasedSpawnError> {
 fn the_errors_are_send_and_sync_whatever_the_payload() {
     let pool = Pool::builder().workers(1).build().unwrap();
     let job = not_sync_job();
-    let spawn_error = pool.spawn(Priority::level(3), move || drop(job()));
+    let spawn_error = pool.spawn(Priority::level(3), move || {
+        job();
+    });
     is_send_sync(spawn_error.as_ref().unwrap_err());
     let timeout: Result<Cell<u32>, JoinTimeoutError<Cell<u32>>> =
         pool.submit(Priority::HIGH, not_sync_job()).unwrap().join_timeout(Duration::from_secs(30));
@@ -98,7 +107,12 @@ fn a_refused_job_comes_back_through_the_conversions() {
     let spawner = pool.spawner();
     pool.shutdown();
     let job = not_sync_job();
-    let error: anyhow::Error = spawner.spawn(Priority::LOW, move || drop(job())).unwrap_err().into();
+    let error: anyhow::Error = spawner
+        .spawn(Priority::LOW, move || {
+            job();
+        })
+        .unwrap_err()
+        .into();
     assert!(error.to_string().contains("shutting down"), "{error}");
     fn named_job() {}
     let erased = spawner.spawn(Priority::LOW, named_job as fn()).unwrap_err().erase();

@@ -11,8 +11,8 @@ use std::error::Error;
 
 use crate::error::JobError;
 use crate::job::state::CancelOutcome;
-use crate::job::task::{self, JobResult, Task, TaskCell};
-use crate::job::{DropPanics, Job, JobContext, UNTAKEN};
+use crate::job::task::{self, JobResult, Meta, Task, TaskCell};
+use crate::job::{Job, JobContext, UNTAKEN};
 use crate::sync::plain::thread::{self, Thread};
 use crate::sync::plain::{Arc, Mutex, PoisonError, lock};
 use crate::sync::wait_until;
@@ -58,9 +58,9 @@ pub struct JobHandle<T> {
     /// use but [`JobHandle::is_finished`] has the handle by value or `&mut`
     /// and reaches it without locking.
     result: Mutex<Receiving<T>>,
+    /// The job's cell; its tally counts a panic from dropping an unclaimed
+    /// result.
     task: Arc<dyn TaskCell>,
-    /// Where a panic from dropping an unclaimed result is counted.
-    drops: DropPanics,
 }
 
 /// The oneshot receiver, in whichever form it was last used.
@@ -84,21 +84,16 @@ pub struct CancelHandle {
 }
 
 impl<T: Send + 'static> JobHandle<T> {
-    /// Wraps `f` into a cancellable job with no deadline, and its handle;
-    /// `drops`: the pool's count of destructor panics.
-    pub(crate) fn wrap(f: impl FnOnce() -> T + Send + 'static, drops: DropPanics) -> (Job, JobHandle<T>) {
-        JobHandle::with_context(move |_: &JobContext| f(), None, drops)
+    /// Wraps `f` into a cancellable job described by `meta`, and its handle.
+    pub(crate) fn wrap(f: impl FnOnce() -> T + Send + 'static, meta: Meta) -> (Job, JobHandle<T>) {
+        JobHandle::with_context(move |_: &JobContext| f(), meta)
     }
 
-    /// Wraps `f`, which takes the job's context, into a job expiring at
-    /// `deadline`; returns its queue entry and its handle.
-    pub(crate) fn with_context(
-        f: impl FnOnce(&JobContext) -> T + Send + 'static,
-        deadline: Option<Instant>,
-        drops: DropPanics,
-    ) -> (Job, JobHandle<T>) {
-        let (task, receiver) = Task::submitted(f, deadline);
-        let handle = JobHandle { result: Mutex::new(Receiving::Blocking(receiver)), task: Arc::clone(&task), drops };
+    /// Wraps `f`, which takes the job's context, into a job described by
+    /// `meta`; returns its queue entry and its handle.
+    pub(crate) fn with_context(f: impl FnOnce(&JobContext) -> T + Send + 'static, meta: Meta) -> (Job, JobHandle<T>) {
+        let (task, receiver) = Task::submitted(f, meta);
+        let handle = JobHandle { result: Mutex::new(Receiving::Blocking(receiver)), task: Arc::clone(&task) };
         (Job::task(task), handle)
     }
 }
@@ -232,14 +227,14 @@ impl<T> Future for JobHandle<T> {
 }
 
 /// Drops a result the job left and nobody took under a guard: its
-/// destructor's panic is counted (`job::DropPanics`), not let loose in the
+/// destructor's panic is counted (`job::JobTally`), not let loose in the
 /// thread dropping the handle. The receiver is dropped whole, so that a
 /// result that arrives meanwhile is covered too.
 impl<T> Drop for JobHandle<T> {
     fn drop(&mut self) {
         let result = std::mem::replace(self.receiving(), Receiving::Taken);
         if !matches!(result, Receiving::Taken) {
-            self.drops.drop_caught(UNTAKEN, move || drop(result));
+            self.task.tally().drop_caught(UNTAKEN, move || drop(result));
         }
     }
 }

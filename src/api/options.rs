@@ -10,7 +10,7 @@ use crate::error::SpawnError;
 use crate::job::task::Task;
 use crate::job::{Job, JobContext};
 use crate::queue::Priority;
-use crate::runtime::registry::Registry;
+use crate::runtime::registry::{Registry, Slot};
 use crate::sync::{Arc, plain};
 
 /// A job being described before it is handed to the pool: its priority
@@ -41,11 +41,12 @@ pub struct JobBuilder<'a> {
     priority: Priority,
     deadline: Option<Instant>,
     max_wait: Option<Duration>,
+    name: Option<plain::Arc<str>>,
 }
 
 impl<'a> JobBuilder<'a> {
     pub(crate) fn new(registry: &'a Arc<Registry>, priority: Priority) -> JobBuilder<'a> {
-        JobBuilder { registry, priority, deadline: None, max_wait: None }
+        JobBuilder { registry, priority, deadline: None, max_wait: None, name: None }
     }
 
     /// The latest time the job may start. A job that no worker has started
@@ -73,6 +74,16 @@ impl<'a> JobBuilder<'a> {
     #[doc(alias = "timeout")]
     pub fn max_wait(mut self, wait: Duration) -> JobBuilder<'a> {
         self.max_wait = Some(self.max_wait.map_or(wait, |shorter| shorter.min(wait)));
+        self
+    }
+
+    /// Names the job: the name is given to the job hooks
+    /// ([`JobInfo::name`](crate::JobInfo::name)) and to the `log` event of
+    /// its panic, so that a slow or failing job can be told apart. A name
+    /// is shared, not copied, per job: `Arc<str>`, or anything that turns
+    /// into one (`&str`, `String`). Default: none.
+    pub fn name(mut self, name: impl Into<plain::Arc<str>>) -> JobBuilder<'a> {
+        self.name = Some(name.into());
         self
     }
 
@@ -142,8 +153,9 @@ impl JobBuilder<'_> {
     where
         G: FnOnce(&JobContext) + Send + 'static,
     {
-        self.queue(job, |job, deadline| {
-            let task = Task::spawned(wrap(job), deadline);
+        let name = self.name.clone();
+        self.queue(job, |job, slot| {
+            let task = Task::spawned(wrap(job), slot.meta(name));
             (Job::task(plain::Arc::clone(&task)), CancelHandle::new(task))
         })
     }
@@ -153,11 +165,11 @@ impl JobBuilder<'_> {
         G: FnOnce(&JobContext) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let drops = self.registry.metrics.drop_panics.clone();
-        self.queue(job, |job, deadline| JobHandle::with_context(wrap(job), deadline, drops))
+        let name = self.name.clone();
+        self.queue(job, |job, slot| JobHandle::with_context(wrap(job), slot.meta(name)))
     }
 
-    fn queue<F, H>(self, job: F, make: impl FnOnce(F, Option<Instant>) -> (Job, H)) -> Result<H, SpawnError<F>> {
+    fn queue<F, H>(self, job: F, make: impl FnOnce(F, Slot<'_>) -> (Job, H)) -> Result<H, SpawnError<F>> {
         let deadline = self.effective_deadline();
         Registry::spawn(self.registry, self.priority, job, deadline, make)
     }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ops::RangeInclusive;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::builder::Builder;
 use super::handle::JobHandle;
@@ -230,6 +230,49 @@ impl Pool {
         self.spawner.metrics()
     }
 
+    /// Blocks until the pool is at rest: nothing queued, no job running, no
+    /// spawn from another thread under way; then the figures of
+    /// [`Pool::metrics`] are exact. For tests and batch programs: "run all
+    /// of this, then report". Jobs spawned meanwhile (by other threads, or
+    /// by the jobs themselves) are waited for too, so a steady stream of
+    /// spawns can keep it waiting for ever; [`Pool::wait_idle_timeout`]
+    /// bounds the wait. The pool stays open.
+    ///
+    /// It checks every so often (from 10 µs, doubling up to 1 ms) rather
+    /// than being woken, so that the workers pay nothing for it.
+    ///
+    /// Returns `false` at once, without waiting, when called from one of
+    /// the pool's own jobs (which is running, so the pool cannot come to
+    /// rest); `true` otherwise.
+    pub fn wait_idle(&self) -> bool {
+        self.wait_idle_until(None)
+    }
+
+    /// As [`Pool::wait_idle`], waiting at most `timeout`; returns whether
+    /// the pool came to rest in time. A `timeout` too large to add to
+    /// `Instant::now()` waits without bound.
+    pub fn wait_idle_timeout(&self, timeout: Duration) -> bool {
+        self.wait_idle_until(Instant::now().checked_add(timeout))
+    }
+
+    fn wait_idle_until(&self, deadline: Option<Instant>) -> bool {
+        let registry = &self.spawner.registry;
+        if crate::runtime::worker::current_local(registry.id).is_some() {
+            return false;
+        }
+        let mut pause = Duration::from_micros(10);
+        crate::sync::wait_until(
+            (),
+            deadline,
+            |()| Registry::is_idle(registry),
+            |(), left| {
+                std::thread::sleep(left.map_or(pause, |left| left.min(pause)));
+                pause = (pause * 2).min(Duration::from_millis(1));
+            },
+        )
+        .1
+    }
+
     /// Shuts the pool down gracefully: stops intake, runs every job already
     /// accepted (and every job those jobs spawn), then joins every worker
     /// thread ever started (retired workers included). Dropping the pool
@@ -332,8 +375,7 @@ impl Spawner {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let drops = self.registry.metrics.drop_panics.clone();
-        Registry::spawn(&self.registry, priority, job, None, |job, _| JobHandle::wrap(job, drops))
+        Registry::spawn(&self.registry, priority, job, None, |job, slot| JobHandle::wrap(job, slot.meta(None)))
     }
 
     /// Describes a job at `priority` with options; see [`JobBuilder`].

@@ -120,10 +120,11 @@ impl TaskState {
         self.state.load(Ordering::Acquire) == QUEUED
     }
 
-    /// Whether the job has ended: returned, panicked, cancelled or expired
-    /// (its closure possibly still being dropped: the fate is sealed).
+    /// Whether the job has ended and settled: returned, panicked, cancelled
+    /// or expired, counted in the metrics, its closure dropped (a fate being
+    /// dropped, `CANCELLING` or `EXPIRING`, is not settled yet).
     pub(crate) fn has_ended(&self) -> bool {
-        matches!(self.state.load(Ordering::Acquire), DONE | CANCELLING | CANCELLED | EXPIRING | EXPIRED)
+        matches!(self.state.load(Ordering::Acquire), DONE | CANCELLED | EXPIRED)
     }
 
     /// How a job that will not run ends, its closure dropped or being
@@ -134,14 +135,6 @@ impl TaskState {
             EXPIRING | EXPIRED => Some(Unrun::Expired),
             _ => None,
         }
-    }
-
-    /// The fate of a job whose popped entry found it out of `QUEUED`: only
-    /// the popper moves it to `RUNNING`, so it was cancelled or expired.
-    pub(crate) fn unrun_fate(&self) -> Unrun {
-        let fate = self.unrun();
-        debug_assert!(fate.is_some(), "a popped entry found its job neither queued nor ended unrun");
-        fate.unwrap_or(Unrun::Cancelled)
     }
 
     /// Whether a running job was asked to stop.

@@ -17,9 +17,16 @@ use crate::sync::plain::Arc;
 /// `completed + panicked <= started` and `started + cancelled + expired +
 /// backlog + rejected <= submitted`; for the workers, `busy + idle <= total`
 /// and `retired <= started`. No count ever goes back from one snapshot to a
-/// later one. When the pool is at rest (nothing queued or running, for
-/// instance after [`Pool::shutdown`](crate::Pool::shutdown)), `submitted =
-/// completed + panicked + cancelled + expired + rejected` at every level.
+/// later one. When the pool is at rest (nothing queued or running: after
+/// [`Pool::wait_idle`](crate::Pool::wait_idle) or
+/// [`Pool::shutdown`](crate::Pool::shutdown)), `submitted = completed +
+/// panicked + cancelled + expired + rejected` at every level.
+///
+/// A job whose handle has reported its end (`join`, `join_timeout`,
+/// `is_finished`, the awaited future, or `cancel` answering
+/// [`Prevented`](crate::CancelOutcome::Prevented)) is counted, in
+/// `completed`, `panicked`, `cancelled` or `expired`, by every snapshot
+/// taken after that.
 ///
 /// Non-exhaustive: figures may be added; read the fields, do not build the
 /// struct.
@@ -101,16 +108,16 @@ pub struct LevelMetrics {
     /// [`Pool::shutdown_now`](crate::Pool::shutdown_now) (or a timed-out
     /// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout)).
     ///
-    /// A cancelled job's queue entry stays in its queue (and in `backlog`)
-    /// until a worker or the shutdown's sweep takes it out; the job is
-    /// counted here at that moment, when it leaves the backlog, so that
-    /// every job is in exactly one figure at a time. The count may so lag
-    /// the cancellation while every worker is busy; it is exact at rest.
+    /// Counted when the cancellation is decided: before `cancel` answers
+    /// [`Prevented`](crate::CancelOutcome::Prevented) and before the job's
+    /// handle yields [`JobError::Cancelled`](crate::JobError::Cancelled). The
+    /// job leaves `backlog` at the same moment.
     pub cancelled: u64,
     /// Jobs that never started because their deadline (see
     /// [`JobBuilder::deadline`](crate::JobBuilder::deadline) and
     /// [`max_wait`](crate::JobBuilder::max_wait)) passed first. Counted,
-    /// like `cancelled`, when the expired job's entry leaves the backlog.
+    /// like `cancelled`, when the expiry is decided, before the job's handle
+    /// yields [`JobError::Expired`](crate::JobError::Expired).
     pub expired: u64,
     /// How long started jobs waited in the queue; `None` unless the pool
     /// was built with [`wait_metrics(true)`](crate::Builder::wait_metrics).

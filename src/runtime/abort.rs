@@ -12,8 +12,7 @@
 //!    a scratch deque of its own) and cancels it: its closure is dropped,
 //!    its handle yields `JobError::Cancelled`, and it is counted at its
 //!    level (for the report and in the metrics). The entry of a job
-//!    cancelled or expired earlier is discarded and counted in the metrics
-//!    by its earlier fate. The sweep stops when the pick finds every queue
+//!    cancelled or expired earlier (and counted then) is discarded. The sweep stops when the pick finds every queue
 //!    empty. Jobs never hide in a count (`queue/levels.rs`), so every job
 //!    whose spawn returned before the call began is cancelled by the sweep
 //!    or was taken by a worker; a job pushed by a spawn still under way is
@@ -66,9 +65,8 @@ use std::time::{Duration, Instant};
 
 use super::registry::Registry;
 use super::worker;
-use crate::job::state::Unrun;
 use crate::job::task::Discarded;
-use crate::job::{Cancelled, Job};
+use crate::job::{Cancelled, Job, JobTally};
 use crate::queue::Priority;
 use crate::queue::levels::Pick;
 use crate::queue::local::LocalQueues;
@@ -203,17 +201,17 @@ impl Abort {
     }
 
     /// Cancels a popped job of `level` and counts it for the report, if
-    /// this call cancelled it; returns how the job ended (cancelled now, or
-    /// cancelled or expired before) and the panic of its closure's
-    /// destructor, if any. The caller counts the job in the metrics and
-    /// finishes it.
-    pub(crate) fn cancel(&self, level: usize, job: Job) -> Discarded {
-        match job.cancel() {
+    /// this call cancelled it (and in `tally`: `Job::cancel`); returns how
+    /// the job ended (cancelled now, or cancelled or expired before) and the
+    /// panic of its closure's destructor, if any. The caller counts the
+    /// entry taken off its queue and finishes it.
+    pub(crate) fn cancel(&self, level: usize, job: Job, tally: &JobTally) -> Discarded {
+        match job.cancel(level, tally) {
             Cancelled::Now(panic) => {
                 self.cancelled[level].fetch_add(1, Ordering::Relaxed);
-                Discarded { fate: Unrun::Cancelled, panic }
+                Discarded { panic }
             }
-            Cancelled::Before(fate) => Discarded { fate, panic: None },
+            Cancelled::Before => Discarded { panic: None },
         }
     }
 
@@ -260,10 +258,10 @@ pub(crate) fn sweep(registry: &Arc<Registry>) {
     loop {
         match registry.levels.pick(&scratch, &peers, 0) {
             Pick::Found(level, job, _) => {
-                let Discarded { fate, panic } = registry.abort.cancel(level, job);
-                registry.metrics.discarded(level, fate);
+                let Discarded { panic, .. } = registry.abort.cancel(level, job, &registry.metrics.tally);
+                registry.metrics.reaped(level);
                 if let Some(payload) = panic {
-                    registry.metrics.drop_panics.caught(crate::job::NEVER_RAN, payload);
+                    registry.metrics.tally.caught(crate::job::NEVER_RAN, payload);
                 }
                 backoff.reset();
             }

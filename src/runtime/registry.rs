@@ -13,7 +13,8 @@ use super::workers::WorkerSet;
 use crate::config::{Config, validate_limits};
 use crate::error::{BuildError, BuildErrorKind, ResizeError, ResizeErrorKind, SpawnError, SpawnErrorKind};
 use crate::hooks::log_event;
-use crate::job::{Job, drop_payload};
+use crate::job::task::Meta;
+use crate::job::{Job, JobTally, drop_payload};
 use crate::lifecycle::{Lifecycle, Spawning};
 use crate::limits::Limits;
 use crate::metrics::{Metrics, MetricsCore, ThreadCounts};
@@ -46,6 +47,21 @@ pub(crate) struct Registry {
 pub(crate) struct Admission {
     level: usize,
     from: From,
+}
+
+/// What `make` (see [`Registry::spawn`]) is told about an admitted job:
+/// its level, its deadline, and the pool's tally, for a task's [`Meta`].
+pub(crate) struct Slot<'a> {
+    pub(crate) level: usize,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) tally: &'a JobTally,
+}
+
+impl Slot<'_> {
+    /// The [`Meta`] of a task in this slot, named `name`.
+    pub(crate) fn meta(&self, name: Option<plain::Arc<str>>) -> Meta {
+        Meta { deadline: self.deadline, level: self.level, tally: self.tally.clone(), name }
+    }
 }
 
 /// Where a spawn comes from.
@@ -96,7 +112,7 @@ impl Registry {
         priority: Priority,
         job: F,
         deadline: Option<Instant>,
-        make: impl FnOnce(F, Option<Instant>) -> (Job, H),
+        make: impl FnOnce(F, Slot<'_>) -> (Job, H),
     ) -> Result<H, SpawnError<F>> {
         let admission = match Registry::admit(this, priority) {
             Ok(admission) => admission,
@@ -106,7 +122,7 @@ impl Registry {
             Registry::end_spawn(this, admission);
             return Err(SpawnError::new(job, SpawnErrorKind::TimerUnavailable));
         }
-        let (entry, handle) = make(job, deadline);
+        let (entry, handle) = make(job, Slot { level: admission.level, deadline, tally: &this.metrics.tally });
         // Only a job with a deadline pays for a second pointer to its cell.
         let expiry = deadline.and_then(|at| Some((at, entry.task_cell()?.clone())));
         Registry::inject(this, admission, entry);
@@ -177,9 +193,15 @@ impl Registry {
         Registry::end_spawn(this, admission);
     }
 
-    /// Records the panic of a spawned job and hands it to the panic handler.
+    /// Counts a job panic (in [`Registry::panics`]), before the job's
+    /// handle can report it.
+    pub(crate) fn count_panic(&self) {
+        self.panics.fetch_add(1, Ordering::Release);
+    }
+
+    /// Hands the panic of a spawned job (counted already) to the panic
+    /// handler.
     pub(crate) fn job_panicked(&self, payload: Option<Box<dyn Any + Send>>) {
-        self.panics.fetch_add(1, Ordering::Relaxed);
         if let Some(payload) = payload {
             let handler = &self.config.panic_handler;
             // A panicking handler must not take the worker down with it, nor
@@ -192,7 +214,7 @@ impl Registry {
 
     /// How many jobs have panicked so far.
     pub(crate) fn panics(&self) -> usize {
-        self.panics.load(Ordering::Relaxed)
+        self.panics.load(Ordering::Acquire)
     }
 
     /// How many jobs are queued at `level` (a snapshot).
@@ -221,6 +243,16 @@ impl Registry {
             );
             worker::run_here(this);
         }
+    }
+
+    /// Whether the pool is at rest: no spawn from outside under way, no
+    /// queue holding an entry, every worker asleep or spinning after an
+    /// empty pick. This is the drain check of `lifecycle.rs` (without its
+    /// closed intake), under the sleepers' lock, so it is never true while
+    /// a job runs or waits; a spawn may of course begin right after.
+    pub(crate) fn is_idle(this: &Arc<Registry>) -> bool {
+        let (_, peers) = this.workers.snapshot();
+        this.sleep.is_idle(|| !this.lifecycle.spawns_under_way() && !this.levels.any_queued(&peers))
     }
 
     /// Closes intake: the first step of every shutdown (`lifecycle.rs`).
