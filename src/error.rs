@@ -24,6 +24,8 @@ pub(crate) enum BuildErrorKind {
     NoLevels,
     TooManyLevels { asked: usize, max: usize },
     ThreadSpawn { index: usize, source: io::Error },
+    ZeroCapacity { level: usize },
+    CapacityOfUnknownLevel { level: usize, levels: usize },
 }
 
 // `Limits` prints as its cause alone (`BuildError { kind: NoWorkers }`), so
@@ -40,6 +42,10 @@ impl fmt::Debug for BuildErrorKind {
             }
             BuildErrorKind::ThreadSpawn { index, source } => {
                 f.debug_struct("ThreadSpawn").field("index", index).field("source", source).finish()
+            }
+            BuildErrorKind::ZeroCapacity { level } => f.debug_struct("ZeroCapacity").field("level", level).finish(),
+            BuildErrorKind::CapacityOfUnknownLevel { level, levels } => {
+                f.debug_struct("CapacityOfUnknownLevel").field("level", level).field("levels", levels).finish()
             }
         }
     }
@@ -85,6 +91,14 @@ impl fmt::Display for BuildError {
                     "the OS refused to start worker thread {index} ({source}): lower workers(n) or stack_size(bytes)"
                 )
             }
+            BuildErrorKind::ZeroCapacity { level } => write!(
+                f,
+                "capacity(level {level}, 0) would refuse every job: pass a capacity of at least 1, or none for an unbounded level"
+            ),
+            BuildErrorKind::CapacityOfUnknownLevel { level, levels } => write!(
+                f,
+                "capacity is given for priority level {level}, but the pool has levels 0..{levels}: raise levels(k) or fix the level"
+            ),
         }
     }
 }
@@ -236,6 +250,11 @@ pub enum SpawnErrorKind {
     /// a new thread. Retrying may succeed; a job without a deadline needs no
     /// timer.
     TimerUnavailable,
+    /// The job's level is at its capacity (see
+    /// [`Builder::capacity`](crate::Builder::capacity)) and the spawn was
+    /// not to wait for room (`try_spawn`, `try_submit`), or the room did not
+    /// come within its wait (`spawn_timeout`, `submit_timeout`).
+    Full,
 }
 
 impl fmt::Display for SpawnErrorKind {
@@ -247,6 +266,9 @@ impl fmt::Display for SpawnErrorKind {
             }
             SpawnErrorKind::TimerUnavailable => f.write_str(
                 "the OS refused to start the pool's deadline timer thread: retry, or submit the job without a deadline",
+            ),
+            SpawnErrorKind::Full => f.write_str(
+                "the job's priority level is at its capacity: retry later, or let the spawn wait for room (spawn, submit)",
             ),
         }
     }

@@ -84,11 +84,6 @@ pub struct CancelHandle {
 }
 
 impl<T: Send + 'static> JobHandle<T> {
-    /// Wraps `f` into a cancellable job described by `meta`, and its handle.
-    pub(crate) fn wrap(f: impl FnOnce() -> T + Send + 'static, meta: Meta) -> (Job, JobHandle<T>) {
-        JobHandle::with_context(move |_: &JobContext| f(), meta)
-    }
-
     /// Wraps `f`, which takes the job's context, into a job described by
     /// `meta`; returns its queue entry and its handle.
     pub(crate) fn with_context(f: impl FnOnce(&JobContext) -> T + Send + 'static, meta: Meta) -> (Job, JobHandle<T>) {

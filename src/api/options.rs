@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::handle::{CancelHandle, JobHandle};
+use crate::capacity::WhenFull;
 use crate::error::SpawnError;
 use crate::job::task::Task;
 use crate::job::{Job, JobContext};
@@ -36,17 +37,19 @@ use crate::sync::{Arc, plain};
 /// Without options, `pool.job(p).submit(f)` is the same as
 /// `pool.submit(p, f)`.
 #[must_use = "a JobBuilder does nothing until spawn or submit is called"]
+#[derive(Clone)]
 pub struct JobBuilder<'a> {
     registry: &'a Arc<Registry>,
     priority: Priority,
     deadline: Option<Instant>,
     max_wait: Option<Duration>,
     name: Option<plain::Arc<str>>,
+    when_full: WhenFull,
 }
 
 impl<'a> JobBuilder<'a> {
     pub(crate) fn new(registry: &'a Arc<Registry>, priority: Priority) -> JobBuilder<'a> {
-        JobBuilder { registry, priority, deadline: None, max_wait: None, name: None }
+        JobBuilder { registry, priority, deadline: None, max_wait: None, name: None, when_full: WhenFull::Wait }
     }
 
     /// The latest time the job may start. A job that no worker has started
@@ -74,6 +77,15 @@ impl<'a> JobBuilder<'a> {
     #[doc(alias = "timeout")]
     pub fn max_wait(mut self, wait: Duration) -> JobBuilder<'a> {
         self.max_wait = Some(self.max_wait.map_or(wait, |shorter| shorter.min(wait)));
+        self
+    }
+
+    /// What the spawn does if the job's level is at its
+    /// [capacity](crate::Builder::capacity): wait for room (the default),
+    /// refuse at once, or wait at most a given time; see [`WhenFull`]. A
+    /// spawn from one of the pool's own jobs never waits.
+    pub fn when_full(mut self, when_full: WhenFull) -> JobBuilder<'a> {
+        self.when_full = when_full;
         self
     }
 
@@ -171,7 +183,7 @@ impl JobBuilder<'_> {
 
     fn queue<F, H>(self, job: F, make: impl FnOnce(F, Slot<'_>) -> (Job, H)) -> Result<H, SpawnError<F>> {
         let deadline = self.effective_deadline();
-        Registry::spawn(self.registry, self.priority, job, deadline, make)
+        Registry::spawn(self.registry, self.priority, job, self.when_full, deadline, make)
     }
 
     fn effective_deadline(&self) -> Option<Instant> {
@@ -189,6 +201,8 @@ impl fmt::Debug for JobBuilder<'_> {
             .field("priority", &self.priority)
             .field("deadline", &self.deadline)
             .field("max_wait", &self.max_wait)
+            .field("name", &self.name)
+            .field("when_full", &self.when_full)
             .finish_non_exhaustive()
     }
 }

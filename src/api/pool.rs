@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use super::builder::Builder;
 use super::handle::JobHandle;
 use super::options::JobBuilder;
-use crate::config::Config;
+use crate::capacity::WhenFull;
+use crate::config::{Config, DropPolicy};
 use crate::error::{BuildError, ResizeError, SpawnError};
 use crate::job::Job;
 use crate::metrics::Metrics;
@@ -28,7 +29,9 @@ use crate::sync::Arc;
 /// Dropping the pool shuts it down gracefully, like [`Pool::shutdown`]: the
 /// dropping thread **blocks** until every accepted job has run (unlike
 /// rayon's pool, whose drop does not wait). Use [`Pool::shutdown_timeout`]
-/// to bound that wait, or [`Pool::shutdown_now`] to cancel the backlog.
+/// to bound that wait, or [`Pool::shutdown_now`] to cancel the backlog; or
+/// build the pool with [`Builder::on_drop`]`(`[`DropPolicy::CancelBacklog`](crate::DropPolicy::CancelBacklog)`)`
+/// so that a drop on an early `?` or a panic does not run the backlog.
 ///
 /// ```
 /// use priopool::{Pool, Priority};
@@ -87,11 +90,42 @@ impl Pool {
     /// # Errors
     ///
     /// As [`Spawner::spawn`].
-    pub fn spawn<F>(&self, priority: Priority, job: F) -> Result<(), SpawnError<F>>
+    pub fn spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
     where
         F: FnOnce() + Send + 'static,
     {
         self.spawner.spawn(priority, job)
+    }
+
+    /// Queues `job` at `priority` unless its level is full; see
+    /// [`Spawner::try_spawn`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::try_spawn`].
+    pub fn try_spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.spawner.try_spawn(priority, job)
+    }
+
+    /// Queues `job` at `priority`, waiting at most `timeout` for room; see
+    /// [`Spawner::spawn_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::spawn_timeout`].
+    pub fn spawn_timeout<F>(
+        &self,
+        priority: impl Into<Priority>,
+        timeout: Duration,
+        job: F,
+    ) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.spawner.spawn_timeout(priority, timeout, job)
     }
 
     /// Queues `job` at `priority` and returns a handle to its result; see
@@ -100,7 +134,7 @@ impl Pool {
     /// # Errors
     ///
     /// As [`Spawner::submit`].
-    pub fn submit<F, T>(&self, priority: Priority, job: F) -> Result<JobHandle<T>, SpawnError<F>>
+    pub fn submit<F, T>(&self, priority: impl Into<Priority>, job: F) -> Result<JobHandle<T>, SpawnError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -108,9 +142,44 @@ impl Pool {
         self.spawner.submit(priority, job)
     }
 
-    /// Describes a job at `priority` with options (a deadline, a maximum
-    /// queue wait, a [`JobContext`](crate::JobContext)); see [`JobBuilder`].
-    pub fn job(&self, priority: Priority) -> JobBuilder<'_> {
+    /// As [`Pool::submit`] unless the level is full; see
+    /// [`Spawner::try_submit`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::try_submit`].
+    pub fn try_submit<F, T>(&self, priority: impl Into<Priority>, job: F) -> Result<JobHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawner.try_submit(priority, job)
+    }
+
+    /// As [`Pool::submit`], waiting at most `timeout` for room; see
+    /// [`Spawner::submit_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::submit_timeout`].
+    pub fn submit_timeout<F, T>(
+        &self,
+        priority: impl Into<Priority>,
+        timeout: Duration,
+        job: F,
+    ) -> Result<JobHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawner.submit_timeout(priority, timeout, job)
+    }
+
+    /// Describes a job at `priority` with options (a name, a deadline, a
+    /// maximum queue wait, a [`JobContext`](crate::JobContext), a
+    /// [`JobGroup`](crate::JobGroup), what to do on a full level); see
+    /// [`JobBuilder`].
+    pub fn job(&self, priority: impl Into<Priority>) -> JobBuilder<'_> {
         self.spawner.job(priority)
     }
 
@@ -201,9 +270,9 @@ impl Pool {
     /// How many jobs are queued at `priority` right now (a snapshot, the
     /// pool's *backlog* at that level), or `None` if the pool has no such
     /// level.
-    pub fn queued(&self, priority: Priority) -> Option<usize> {
+    pub fn queued(&self, priority: impl Into<Priority>) -> Option<usize> {
         let registry = &self.spawner.registry;
-        priority.resolve(registry.levels.len()).map(|level| registry.queued(level))
+        priority.into().resolve(registry.levels.len()).map(|level| registry.queued(level))
     }
 
     /// How many jobs have panicked since the pool started (spawned and
@@ -276,7 +345,8 @@ impl Pool {
     /// Shuts the pool down gracefully: stops intake, runs every job already
     /// accepted (and every job those jobs spawn), then joins every worker
     /// thread ever started (retired workers included). Dropping the pool
-    /// does the same.
+    /// does the same (unless built with
+    /// [`DropPolicy::CancelBacklog`](crate::DropPolicy::CancelBacklog)).
     ///
     /// If jobs are queued and no worker thread exists (a pool with
     /// [`Builder::min_workers`] 0 whose thread starts the OS refused), the
@@ -289,7 +359,8 @@ impl Pool {
     /// returns at once. The workers still run every accepted job and then
     /// exit on their own; their threads are detached rather than joined.
     pub fn shutdown(self) {
-        // `Drop` does the work.
+        // `Drop` then finds intake closed and only joins what is left.
+        Registry::shutdown(&self.spawner.registry);
     }
 
     /// Shuts the pool down without running its backlog: stops intake,
@@ -334,8 +405,16 @@ impl Pool {
 }
 
 impl Drop for Pool {
+    /// As [`Pool::shutdown`], or [`Pool::shutdown_now`] with
+    /// [`DropPolicy::CancelBacklog`](crate::DropPolicy::CancelBacklog); see
+    /// [`Builder::on_drop`].
     fn drop(&mut self) {
-        Registry::shutdown(&self.spawner.registry);
+        let registry = &self.spawner.registry;
+        // After an explicit shutdown call, intake is closed: finish that one.
+        match registry.config.on_drop {
+            DropPolicy::CancelBacklog if !registry.lifecycle.is_closed() => drop(abort::shutdown_now(registry)),
+            _ => Registry::shutdown(registry),
+        }
     }
 }
 
@@ -346,7 +425,10 @@ impl fmt::Debug for Pool {
 }
 
 impl Spawner {
-    /// Queues `job` at `priority`, to run once on some worker thread.
+    /// Queues `job` at `priority`, to run once on some worker thread. On a
+    /// level with a [capacity](Builder::capacity) that is full, waits for
+    /// room first (unless called from one of the pool's own jobs, which
+    /// never waits).
     ///
     /// A panic in `job` is caught: the worker survives, the pool's panic
     /// handler (see [`Builder::panic_handler`]) receives the payload, and
@@ -356,31 +438,106 @@ impl Spawner {
     ///
     /// A [`SpawnError`] holding `job`, unrun, when `priority` names a level
     /// the pool does not have, or when the pool has begun shutting down and
-    /// the caller is not one of its own running jobs.
-    pub fn spawn<F>(&self, priority: Priority, job: F) -> Result<(), SpawnError<F>>
+    /// the caller is not one of its own running jobs (also while it waited
+    /// for room).
+    pub fn spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
     where
         F: FnOnce() + Send + 'static,
     {
-        Registry::spawn(&self.registry, priority, job, None, |job, _| (Job::new(job), ()))
+        self.spawn_when_full(priority.into(), job, WhenFull::Wait)
+    }
+
+    /// As [`Spawner::spawn`], but never waits for room: on a full level it
+    /// returns at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::spawn`], and [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)
+    /// with `job` handed back when the level is at its capacity.
+    pub fn try_spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.spawn_when_full(priority.into(), job, WhenFull::Refuse)
+    }
+
+    /// As [`Spawner::spawn`], waiting at most `timeout` for room on a full
+    /// level.
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::spawn`], and [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)
+    /// with `job` handed back when no room came within `timeout`.
+    pub fn spawn_timeout<F>(
+        &self,
+        priority: impl Into<Priority>,
+        timeout: Duration,
+        job: F,
+    ) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.spawn_when_full(priority.into(), job, WhenFull::WaitAtMost(timeout))
+    }
+
+    fn spawn_when_full<F>(&self, priority: Priority, job: F, when_full: WhenFull) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        Registry::spawn(&self.registry, priority, job, when_full, None, |job, _| (Job::new(job), ()))
     }
 
     /// Queues `job` at `priority` and returns a [`JobHandle`] through which
-    /// the submitter gets its value, or its panic, back.
+    /// the submitter gets its value, or its panic, back. Waits for room on
+    /// a full level, as [`Spawner::spawn`].
     ///
     /// # Errors
     ///
     /// As [`Spawner::spawn`].
-    pub fn submit<F, T>(&self, priority: Priority, job: F) -> Result<JobHandle<T>, SpawnError<F>>
+    pub fn submit<F, T>(&self, priority: impl Into<Priority>, job: F) -> Result<JobHandle<T>, SpawnError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        Registry::spawn(&self.registry, priority, job, None, |job, slot| JobHandle::wrap(job, slot.meta(None)))
+        self.job(priority).submit(job)
+    }
+
+    /// As [`Spawner::submit`], but never waits for room, as
+    /// [`Spawner::try_spawn`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::try_spawn`].
+    pub fn try_submit<F, T>(&self, priority: impl Into<Priority>, job: F) -> Result<JobHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.job(priority).when_full(WhenFull::Refuse).submit(job)
+    }
+
+    /// As [`Spawner::submit`], waiting at most `timeout` for room, as
+    /// [`Spawner::spawn_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::spawn_timeout`].
+    pub fn submit_timeout<F, T>(
+        &self,
+        priority: impl Into<Priority>,
+        timeout: Duration,
+        job: F,
+    ) -> Result<JobHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.job(priority).when_full(WhenFull::WaitAtMost(timeout)).submit(job)
     }
 
     /// Describes a job at `priority` with options; see [`JobBuilder`].
-    pub fn job(&self, priority: Priority) -> JobBuilder<'_> {
-        JobBuilder::new(&self.registry, priority)
+    pub fn job(&self, priority: impl Into<Priority>) -> JobBuilder<'_> {
+        JobBuilder::new(&self.registry, priority.into())
     }
 
     /// The number of priority levels of the pool.

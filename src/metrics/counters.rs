@@ -452,6 +452,8 @@ impl MetricsCore {
                     completed,
                     panicked,
                     rejected,
+                    capacity: None,
+                    full_waits: 0,
                     cancelled,
                     expired,
                     wait: waits.as_ref().map(|waits| WaitTimes::new(waits[level].clone())),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::queue::Priority;
 use crate::sync::plain::Arc;
 
 /// A snapshot of a pool's counters, from [`Pool::metrics`](crate::Pool::metrics)
@@ -40,7 +41,8 @@ use crate::sync::plain::Arc;
 ///     pool.spawn(Priority::LOW, || {})?;
 /// }
 /// pool.shutdown();
-/// let low = &spawner.metrics().levels[1];
+/// let metrics = spawner.metrics();
+/// let low = metrics.level(Priority::LOW).expect("every pool has a lowest level");
 /// assert_eq!((low.submitted, low.completed, low.backlog), (100, 100, 0));
 /// println!("p99 wait: {} µs", low.wait.as_ref().map_or(0, |w| w.p99_us));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -100,8 +102,16 @@ pub struct LevelMetrics {
     pub completed: u64,
     /// Jobs that panicked.
     pub panicked: u64,
-    /// Jobs refused and handed back because the pool was shutting down.
+    /// Jobs refused and handed back: the pool was shutting down, or the
+    /// level was at its capacity and the spawn would not wait (or waited
+    /// in vain) for room.
     pub rejected: u64,
+    /// The level's capacity (see [`Builder::capacity`](crate::Builder::capacity)),
+    /// or `None` for an unbounded level.
+    pub capacity: Option<u64>,
+    /// Spawns from outside the pool that found the level full and waited
+    /// for room (however the wait ended: room, timeout or shutdown).
+    pub full_waits: u64,
     /// Jobs that never started because they were cancelled: through
     /// [`JobHandle::cancel`](crate::JobHandle::cancel) or a
     /// [`CancelHandle`](crate::CancelHandle) before they started, or by
@@ -238,6 +248,13 @@ pub struct WorkerMetrics {
 }
 
 impl Metrics {
+    /// The figures of the level `priority` names, or `None` if the pool has
+    /// no such level: `metrics.level(Priority::LOW)` keeps its meaning when
+    /// levels are added, where `metrics.levels[1]` would not.
+    pub fn level(&self, priority: impl Into<Priority>) -> Option<&LevelMetrics> {
+        priority.into().resolve(self.levels.len()).map(|level| &self.levels[level])
+    }
+
     /// The figures of the interval between `earlier` and `self`, two
     /// snapshots of the same pool: counts, steals, hook panics and uptime
     /// become differences (saturating at zero), queue waits cover only the
@@ -259,6 +276,8 @@ impl Metrics {
                 completed: now.completed.saturating_sub(then.completed),
                 panicked: now.panicked.saturating_sub(then.panicked),
                 rejected: now.rejected.saturating_sub(then.rejected),
+                capacity: now.capacity,
+                full_waits: now.full_waits.saturating_sub(then.full_waits),
                 cancelled: now.cancelled.saturating_sub(then.cancelled),
                 expired: now.expired.saturating_sub(then.expired),
                 wait: match (&now.wait, &then.wait) {

@@ -258,6 +258,7 @@ pub(crate) fn sweep(registry: &Arc<Registry>) {
     loop {
         match registry.levels.pick(&scratch, &peers, 0) {
             Pick::Found(level, job, _) => {
+                registry.capacity.give_back(level);
                 let Discarded { panic, .. } = registry.abort.cancel(level, job, &registry.metrics.tally);
                 registry.metrics.reaped(level);
                 if let Some(payload) = panic {

@@ -10,6 +10,7 @@ use super::abort::Abort;
 use super::timer::Timer;
 use super::worker::{self, Local};
 use super::workers::WorkerSet;
+use crate::capacity::{Capacity, NoRoom, WhenFull};
 use crate::config::{Config, validate_limits};
 use crate::error::{BuildError, BuildErrorKind, ResizeError, ResizeErrorKind, SpawnError, SpawnErrorKind};
 use crate::hooks::log_event;
@@ -38,6 +39,8 @@ pub(crate) struct Registry {
     pub(crate) abort: Abort,
     /// Expires jobs at their deadlines; started lazily (`timer.rs`).
     pub(crate) timer: Timer,
+    /// The bounded levels' slots (`capacity.rs`).
+    pub(crate) capacity: Capacity,
     pub(crate) metrics: MetricsCore,
     panics: AtomicUsize,
 }
@@ -86,6 +89,7 @@ impl Registry {
             limits: Limits::new(config.min_workers, config.max_workers, config.keep_alive),
             abort: Abort::new(config.levels),
             timer: Timer::new(),
+            capacity: Capacity::new(&config.capacities),
             metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
             panics: AtomicUsize::new(0),
             config,
@@ -101,24 +105,27 @@ impl Registry {
     }
 
     /// The one way of a job into the pool, under `spawn`, `submit` and
-    /// every [`JobBuilder`](crate::JobBuilder) method: admits the job at
-    /// `priority`, makes its queue entry (and what the caller gets back)
-    /// with `make`, queues it and, if it has a `deadline`, schedules its
-    /// expiry on the timer (started here if need be). A refused job is
-    /// handed back in the error, unrun.
+    /// every [`JobBuilder`](crate::JobBuilder) method: takes a slot if the
+    /// level is bounded (waiting for room as `when_full` says:
+    /// `capacity.rs`), admits the job at `priority`, makes its queue entry
+    /// (and what the caller gets back) with `make`, queues it and, if it has
+    /// a `deadline`, schedules its expiry on the timer (started here if need
+    /// be). A refused job is handed back in the error, unrun.
     #[inline]
     pub(crate) fn spawn<F, H>(
         this: &Arc<Registry>,
         priority: Priority,
         job: F,
+        when_full: WhenFull,
         deadline: Option<Instant>,
         make: impl FnOnce(F, Slot<'_>) -> (Job, H),
     ) -> Result<H, SpawnError<F>> {
-        let admission = match Registry::admit(this, priority) {
+        let admission = match Registry::admit(this, priority, when_full) {
             Ok(admission) => admission,
             Err(kind) => return Err(SpawnError::new(job, kind)),
         };
         if deadline.is_some() && this.timer.start(this).is_err() {
+            this.capacity.give_back(admission.level);
             Registry::end_spawn(this, admission);
             return Err(SpawnError::new(job, SpawnErrorKind::TimerUnavailable));
         }
@@ -132,19 +139,31 @@ impl Registry {
         Ok(handle)
     }
 
-    /// Checks that `priority` names a level and that intake is open (or the
-    /// caller is one of this pool's running jobs; see `lifecycle.rs`).
-    fn admit(this: &Arc<Registry>, priority: Priority) -> Result<Admission, SpawnErrorKind> {
+    /// Checks that `priority` names a level, takes a slot on a bounded
+    /// level (before the spawn counts as under way, so that a producer
+    /// waiting for room holds up no drain), and checks that intake is open
+    /// (or the caller is one of this pool's running jobs; see
+    /// `lifecycle.rs`).
+    fn admit(this: &Arc<Registry>, priority: Priority, when_full: WhenFull) -> Result<Admission, SpawnErrorKind> {
         let levels = this.levels.len();
         let level = priority
             .resolve(levels)
             .ok_or(SpawnErrorKind::UnknownLevel { level: priority.asked().unwrap_or(levels), levels })?;
-        if let Some(local) = worker::current_local(this.id) {
+        let local = worker::current_local(this.id);
+        if let Err(no_room) = this.capacity.take(level, when_full, local.is_some(), || this.lifecycle.is_closed()) {
+            this.metrics.rejected(level);
+            return Err(match no_room {
+                NoRoom::Full => SpawnErrorKind::Full,
+                NoRoom::Closed => SpawnErrorKind::Shutdown,
+            });
+        }
+        if let Some(local) = local {
             return Ok(Admission { level, from: From::Job(local) });
         }
         match this.lifecycle.begin_spawn() {
             Some(spawning) => Ok(Admission { level, from: From::Outside(spawning) }),
             None => {
+                this.capacity.give_back(level);
                 this.metrics.rejected(level);
                 // The refused spawn may have kept a drain check from
                 // succeeding.
@@ -228,7 +247,11 @@ impl Registry {
         let (started, retired) = self.workers.thread_counts();
         let threads = ThreadCounts { current: self.limits.current(), started, retired };
         let (_, peers) = self.workers.snapshot();
-        self.metrics.snapshot(|level| self.levels.queued(level, &peers), threads)
+        let mut metrics = self.metrics.snapshot(|level| self.levels.queued(level, &peers), threads);
+        for (level, figures) in metrics.levels.iter_mut().enumerate() {
+            (figures.capacity, figures.full_waits) = self.capacity.figures(level);
+        }
+        metrics
     }
 
     /// Called by a shutdown that finds jobs outstanding and no worker thread
@@ -258,6 +281,8 @@ impl Registry {
     /// Closes intake: the first step of every shutdown (`lifecycle.rs`).
     pub(crate) fn close_intake(this: &Arc<Registry>) {
         this.lifecycle.close();
+        // Producers waiting for room see the close and are refused.
+        this.capacity.wake_all();
         Registry::try_drain(this);
     }
 

@@ -343,6 +343,8 @@ impl WorkerThread {
     /// handle or state can tell that it ended (`Job::run`).
     fn execute(&self, level: usize, source: Source, job: Job) {
         let registry = &*self.registry;
+        // Off its queue: a bounded level has room again (`capacity.rs`).
+        registry.capacity.give_back(level);
         let discarded = if registry.abort.is_aborting() {
             registry.abort.cancel(level, job, &registry.metrics.tally)
         } else {
