@@ -39,7 +39,7 @@ mod runtime;
 mod sleep;
 mod sync;
 
-pub use api::{Builder, CancelHandle, JobBuilder, JobHandle, JoinTimeoutError, Pool, Spawner};
+pub use api::{Builder, CancelHandle, JobBuilder, JobGroup, JobHandle, JoinTimeoutError, Pool, Spawner};
 pub use capacity::WhenFull;
 pub use config::{DEFAULT_KEEP_ALIVE, DropPolicy, MAX_LEVELS, MAX_WORKERS};
 pub use error::{BuildError, ErasedSpawnError, JobError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};

@@ -94,6 +94,11 @@ impl<T: Send + 'static> JobHandle<T> {
 }
 
 impl<T> JobHandle<T> {
+    /// The job's cell.
+    pub(crate) fn task(&self) -> &Arc<dyn TaskCell> {
+        &self.task
+    }
+
     /// The receiver, reached through `&mut` without locking.
     fn receiving(&mut self) -> &mut Receiving<T> {
         self.result.get_mut().unwrap_or_else(PoisonError::into_inner)
@@ -243,6 +248,11 @@ impl<T> fmt::Debug for JobHandle<T> {
 impl CancelHandle {
     pub(crate) fn new(task: Arc<dyn TaskCell>) -> CancelHandle {
         CancelHandle { task }
+    }
+
+    /// The job's cell.
+    pub(crate) fn task(&self) -> &Arc<dyn TaskCell> {
+        &self.task
     }
 
     /// Cancels the job, as [`JobHandle::cancel`].

@@ -5,10 +5,11 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use super::group::JobGroup;
 use super::handle::{CancelHandle, JobHandle};
 use crate::capacity::WhenFull;
 use crate::error::SpawnError;
-use crate::job::task::Task;
+use crate::job::task::{Task, TaskCell};
 use crate::job::{Job, JobContext};
 use crate::queue::Priority;
 use crate::runtime::registry::{Registry, Slot};
@@ -45,11 +46,20 @@ pub struct JobBuilder<'a> {
     max_wait: Option<Duration>,
     name: Option<plain::Arc<str>>,
     when_full: WhenFull,
+    group: Option<JobGroup>,
 }
 
 impl<'a> JobBuilder<'a> {
     pub(crate) fn new(registry: &'a Arc<Registry>, priority: Priority) -> JobBuilder<'a> {
-        JobBuilder { registry, priority, deadline: None, max_wait: None, name: None, when_full: WhenFull::Wait }
+        JobBuilder {
+            registry,
+            priority,
+            deadline: None,
+            max_wait: None,
+            name: None,
+            when_full: WhenFull::Wait,
+            group: None,
+        }
     }
 
     /// The latest time the job may start. A job that no worker has started
@@ -86,6 +96,14 @@ impl<'a> JobBuilder<'a> {
     /// spawn from one of the pool's own jobs never waits.
     pub fn when_full(mut self, when_full: WhenFull) -> JobBuilder<'a> {
         self.when_full = when_full;
+        self
+    }
+
+    /// Adds the job to `group`, so that [`JobGroup::cancel`] cancels it
+    /// with the rest of the group (or at once, if the group is already
+    /// cancelled). Given more than once, the last group applies.
+    pub fn group(mut self, group: &JobGroup) -> JobBuilder<'a> {
+        self.group = Some(group.clone());
         self
     }
 
@@ -166,10 +184,14 @@ impl JobBuilder<'_> {
         G: FnOnce(&JobContext) + Send + 'static,
     {
         let name = self.name.clone();
-        self.queue(job, |job, slot| {
-            let task = Task::spawned(wrap(job), slot.meta(name));
-            (Job::task(plain::Arc::clone(&task)), CancelHandle::new(task))
-        })
+        self.queue(
+            job,
+            |job, slot| {
+                let task = Task::spawned(wrap(job), slot.meta(name));
+                (Job::task(plain::Arc::clone(&task)), CancelHandle::new(task))
+            },
+            CancelHandle::task,
+        )
     }
 
     fn submit_wrapped<F, G, T>(self, job: F, wrap: impl FnOnce(F) -> G) -> Result<JobHandle<T>, SpawnError<F>>
@@ -178,12 +200,23 @@ impl JobBuilder<'_> {
         T: Send + 'static,
     {
         let name = self.name.clone();
-        self.queue(job, |job, slot| JobHandle::with_context(wrap(job), slot.meta(name)))
+        self.queue(job, |job, slot| JobHandle::with_context(wrap(job), slot.meta(name)), JobHandle::task)
     }
 
-    fn queue<F, H>(self, job: F, make: impl FnOnce(F, Slot<'_>) -> (Job, H)) -> Result<H, SpawnError<F>> {
+    /// Queues the job that `make` wraps; a grouped job joins its group
+    /// once queued, found through its handle with `task`.
+    fn queue<F, H>(
+        self,
+        job: F,
+        make: impl FnOnce(F, Slot<'_>) -> (Job, H),
+        task: fn(&H) -> &plain::Arc<dyn TaskCell>,
+    ) -> Result<H, SpawnError<F>> {
         let deadline = self.effective_deadline();
-        Registry::spawn(self.registry, self.priority, job, self.when_full, deadline, make)
+        let handle = Registry::spawn(self.registry, self.priority, job, self.when_full, deadline, make)?;
+        if let Some(group) = &self.group {
+            group.add(task(&handle));
+        }
+        Ok(handle)
     }
 
     fn effective_deadline(&self) -> Option<Instant> {
@@ -203,6 +236,7 @@ impl fmt::Debug for JobBuilder<'_> {
             .field("max_wait", &self.max_wait)
             .field("name", &self.name)
             .field("when_full", &self.when_full)
+            .field("group", &self.group)
             .finish_non_exhaustive()
     }
 }

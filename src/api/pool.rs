@@ -275,6 +275,22 @@ impl Pool {
         priority.into().resolve(registry.levels.len()).map(|level| registry.queued(level))
     }
 
+    /// Cancels every job queued at `priority` (the level's whole backlog,
+    /// spawned and submitted jobs alike): each is taken off its queue and
+    /// dropped unrun, its handle yields
+    /// [`JobError::Cancelled`](crate::JobError::Cancelled), and the metrics
+    /// count it cancelled. Running jobs are not touched (a
+    /// [`JobGroup`](crate::JobGroup) can signal those), and the pool keeps
+    /// running and accepting jobs. Returns how many jobs were cancelled;
+    /// jobs queued while it runs may or may not be among them. A panic in
+    /// a cancelled closure's destructor is caught and counted in
+    /// [`Metrics::drop_panics`](crate::Metrics::drop_panics). A level the
+    /// pool does not have has nothing to cancel: 0.
+    pub fn cancel_queued(&self, priority: impl Into<Priority>) -> usize {
+        let registry = &self.spawner.registry;
+        priority.into().resolve(registry.levels.len()).map_or(0, |level| abort::cancel_level(registry, level))
+    }
+
     /// How many jobs have panicked since the pool started (spawned and
     /// submitted alike): jobs whose closure panicked while it ran, the sum
     /// of [`LevelMetrics::panicked`](crate::LevelMetrics::panicked) over the

@@ -281,6 +281,30 @@ pub(crate) fn sweep(registry: &Arc<Registry>) {
     Registry::try_drain(registry);
 }
 
+/// [`Pool::cancel_queued`](crate::Pool::cancel_queued): takes every entry
+/// queued at `level` off its queue and cancels its job, as the sweep does
+/// but for one level and without stopping the pool; returns how many jobs
+/// this call cancelled (not counting dead entries of jobs cancelled or
+/// expired before). Entries pushed while it runs may or may not be taken.
+pub(crate) fn cancel_level(registry: &Arc<Registry>, level: usize) -> usize {
+    let (_, peers) = registry.workers.snapshot();
+    let tally = &registry.metrics.tally;
+    let mut cancelled = 0;
+    while let Some(job) = registry.levels.take_at(level, &peers) {
+        registry.capacity.give_back(level);
+        if let Cancelled::Now(panic) = job.cancel(level, tally) {
+            cancelled += 1;
+            if let Some(payload) = panic {
+                tally.caught(crate::job::NEVER_RAN, payload);
+            }
+        }
+        registry.metrics.reaped(level);
+    }
+    // The queues may have held the drain's last jobs.
+    Registry::try_drain(registry);
+    cancelled
+}
+
 /// [`Pool::shutdown_now`](crate::Pool::shutdown_now).
 pub(crate) fn shutdown_now(registry: &Arc<Registry>) -> CancelledJobs {
     abort_and_sweep(registry);
