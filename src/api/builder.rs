@@ -267,8 +267,8 @@ impl Builder {
     }
 }
 
-/// The monitoring options: queue-wait metrics and hooks (see `hooks.rs` for
-/// where each hook runs).
+/// The monitoring options: queue-wait metrics and hooks (each hook's docs
+/// say on which thread, and when, it runs).
 impl Builder {
     /// Measures how long each job waits in its queue, which fills
     /// [`LevelMetrics::wait`](crate::LevelMetrics::wait) and

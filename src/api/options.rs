@@ -37,6 +37,24 @@ use crate::sync::{Arc, plain};
 ///
 /// Without options, `pool.job(p).submit(f)` is the same as
 /// `pool.submit(p, f)`.
+///
+/// A `JobBuilder` is `Clone`: describe a kind of job once and start many.
+/// (A [`deadline`](JobBuilder::deadline) is an instant, the same for every
+/// clone; a [`max_wait`](JobBuilder::max_wait) counts from each spawn.)
+///
+/// ```
+/// use std::time::Duration;
+/// use priopool::{JobGroup, Pool, Priority, WhenFull};
+///
+/// let pool = Pool::builder().workers(2).build()?;
+/// let batch = JobGroup::new();
+/// let reindex = pool.job(Priority::LOW).name("reindex").group(&batch).when_full(WhenFull::Refuse);
+/// let parts: Vec<_> = (0..4).map(|i| reindex.clone().submit(move || i * 2)).collect::<Result<_, _>>()?;
+/// let interactive = pool.job(Priority::HIGH).name("request").max_wait(Duration::from_millis(200));
+/// assert_eq!(interactive.clone().submit(|| "ok")?.join()?, "ok");
+/// assert_eq!(parts.into_iter().map(|p| p.join()).sum::<Result<i32, _>>()?, 12);
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[must_use = "a JobBuilder does nothing until spawn or submit is called"]
 #[derive(Clone)]
 pub struct JobBuilder<'a> {
@@ -62,13 +80,16 @@ impl<'a> JobBuilder<'a> {
         }
     }
 
-    /// The latest time the job may start. A job that no worker has started
+    /// A *start* deadline: the latest time the job may start, not finish.
+    /// A job that no worker has started
     /// by `at` never runs: its closure is dropped when `at` passes (by the
     /// pool's deadline timer thread, or by a worker that pops it later,
     /// whichever comes first) and its handle yields
     /// [`JobError::Expired`](crate::JobError::Expired). A deadline already
     /// past when the job is submitted expires it at once. The deadline
-    /// bounds the start only: a job that started in time runs to its end.
+    /// bounds the start only: a job that started in time runs to its end
+    /// (to bound the run too, have the job watch its
+    /// [`JobContext`] and cancel it).
     ///
     /// Given more than once, or together with
     /// [`max_wait`](JobBuilder::max_wait), the earliest deadline applies.
@@ -79,9 +100,10 @@ impl<'a> JobBuilder<'a> {
         self
     }
 
-    /// The longest the job may wait in the queue, measured from the call to
-    /// `spawn`/`submit`: the same as a [`deadline`](JobBuilder::deadline) of
-    /// that instant plus `wait`. A zero `wait` is a deadline already past:
+    /// The longest the job may wait before it *starts*, measured from the
+    /// call to `spawn`/`submit` (a wait for room on a full level included):
+    /// the same as a [`deadline`](JobBuilder::deadline) of that instant plus
+    /// `wait`, so it bounds the start only, not the run. A zero `wait` is a deadline already past:
     /// the job expires at once and never runs. A `wait` too large to add to
     /// `Instant::now()` sets no deadline.
     #[doc(alias = "timeout")]

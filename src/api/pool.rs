@@ -45,6 +45,9 @@ use crate::sync::Arc;
 /// ```
 pub struct Pool {
     spawner: Spawner,
+    /// Whether dropping the pool drains it: [`DropPolicy::Drain`], or an
+    /// explicit [`Pool::shutdown`].
+    drain_on_drop: bool,
 }
 
 /// A cloneable, `Send + Sync` handle for giving jobs to a [`Pool`] from
@@ -76,7 +79,8 @@ impl Pool {
     }
 
     pub(crate) fn start(config: Config) -> Result<Pool, BuildError> {
-        Ok(Pool { spawner: Spawner { registry: Registry::start(config)? } })
+        let drain_on_drop = config.on_drop == DropPolicy::Drain;
+        Ok(Pool { spawner: Spawner { registry: Registry::start(config)? }, drain_on_drop })
     }
 
     /// The shared state, for the loom models' oracles.
@@ -374,9 +378,9 @@ impl Pool {
     /// the calling thread, nor join that thread: it stops intake and
     /// returns at once. The workers still run every accepted job and then
     /// exit on their own; their threads are detached rather than joined.
-    pub fn shutdown(self) {
-        // `Drop` then finds intake closed and only joins what is left.
-        Registry::shutdown(&self.spawner.registry);
+    pub fn shutdown(mut self) {
+        // `Drop` does the work.
+        self.drain_on_drop = true;
     }
 
     /// Shuts the pool down without running its backlog: stops intake,
@@ -426,10 +430,12 @@ impl Drop for Pool {
     /// [`Builder::on_drop`].
     fn drop(&mut self) {
         let registry = &self.spawner.registry;
-        // After an explicit shutdown call, intake is closed: finish that one.
-        match registry.config.on_drop {
-            DropPolicy::CancelBacklog if !registry.lifecycle.is_closed() => drop(abort::shutdown_now(registry)),
-            _ => Registry::shutdown(registry),
+        // After `shutdown_now` or `shutdown_timeout`, intake is closed and
+        // the backlog dealt with: join what is left, as always.
+        if self.drain_on_drop || registry.lifecycle.is_closed() {
+            Registry::shutdown(registry);
+        } else {
+            drop(abort::shutdown_now(registry));
         }
     }
 }

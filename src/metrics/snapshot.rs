@@ -137,8 +137,9 @@ pub struct LevelMetrics {
     /// one off its queue); zero when its backlog is zero. A lower bound on
     /// how long its oldest queued job has waited, exact while the level
     /// starts nothing at all; `None` unless the pool was built with
-    /// [`wait_metrics(true)`](crate::Builder::wait_metrics). The module
-    /// `metrics/counters.rs` gives the exact definition.
+    /// [`wait_metrics(true)`](crate::Builder::wait_metrics). Precisely: the
+    /// time since the later of the last spawn that found the queue it
+    /// pushed to empty and the last job taken off the level's queues.
     pub oldest_wait: Option<Duration>,
 }
 

@@ -86,8 +86,8 @@ pub struct CancelledJobs {
 impl CancelledJobs {
     /// How many jobs were cancelled at `priority`; 0 for a level the pool
     /// does not have.
-    pub fn at(&self, priority: Priority) -> usize {
-        priority.resolve(self.by_level.len()).map_or(0, |level| self.by_level[level])
+    pub fn at(&self, priority: impl Into<Priority>) -> usize {
+        priority.into().resolve(self.by_level.len()).map_or(0, |level| self.by_level[level])
     }
 
     /// The counts, indexed by level (index 0 is the most urgent); one entry
