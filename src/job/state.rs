@@ -120,11 +120,21 @@ impl TaskState {
         self.state.load(Ordering::Acquire) == QUEUED
     }
 
-    /// Whether the job has ended and settled: returned, panicked, cancelled
-    /// or expired, counted in the metrics, its closure dropped (a fate being
-    /// dropped, `CANCELLING` or `EXPIRING`, is not settled yet).
+    /// Whether the job has ended: returned, panicked, cancelled or expired
+    /// (its closure possibly still being dropped: the fate is sealed), and
+    /// is counted in the metrics. `DONE` is stored after the count
+    /// (`Job::run`); a fate being dropped is counted before the dropper
+    /// records itself (`task.rs`), so a fate still being decided (no dropper
+    /// yet) does not count as ended. Never blocks but for the short lock.
     pub(crate) fn has_ended(&self) -> bool {
-        matches!(self.state.load(Ordering::Acquire), DONE | CANCELLED | EXPIRED)
+        match self.state.load(Ordering::Acquire) {
+            DONE | CANCELLED | EXPIRED => true,
+            CANCELLING | EXPIRING => {
+                let dropper = lock(&self.dropper);
+                dropper.is_some() || matches!(self.load(), CANCELLED | EXPIRED)
+            }
+            _ => false,
+        }
     }
 
     /// How a job that will not run ends, its closure dropped or being
