@@ -272,8 +272,12 @@ impl Pool {
     }
 
     /// How many jobs are queued at `priority` right now (a snapshot, the
-    /// pool's *backlog* at that level), or `None` if the pool has no such
-    /// level.
+    /// pool's *backlog* at that level, the figure of
+    /// [`LevelMetrics::backlog`](crate::LevelMetrics::backlog)), or `None`
+    /// if the pool has no such level. A job cancelled or expired is out of
+    /// it at once. To hold a producer back, a
+    /// [capacity](Builder::capacity) does what comparing this figure to a
+    /// bound cannot: the check and the push are one step.
     pub fn queued(&self, priority: impl Into<Priority>) -> Option<usize> {
         let registry = &self.spawner.registry;
         priority.into().resolve(registry.levels.len()).map(|level| registry.queued(level))

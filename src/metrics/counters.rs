@@ -120,7 +120,8 @@
 //! allocation (the stamp travels in a wrapper, so that jobs stay two words
 //! without them), and an uncontended mutex and a histogram update on the
 //! worker. Without them a job costs its worker two counter bumps on a line
-//! it owns, and its spawner one branch.
+//! it owns, and its spawner one branch (plus `capacity.rs`'s: whether any
+//! level is bounded, a field fixed at build time).
 
 use std::time::{Duration, Instant};
 
@@ -402,6 +403,19 @@ impl MetricsCore {
         }
         live.retain(|live| !Arc::ptr_eq(live, counters));
         live.len()
+    }
+
+    /// The backlog of `level` alone, as a snapshot reports it: the queue
+    /// entries (`entries()`) less the dead ones.
+    pub(crate) fn backlog(&self, level: usize, entries: impl FnOnce() -> usize) -> usize {
+        let roster = lock(&self.roster);
+        let (cancelled, expired) = self.tally.fates(level);
+        let reaped =
+            roster.live.iter().fold(roster.retired.levels[level].reaped, |sum, w| {
+                sum + w.levels[level].reaped.load(Ordering::Acquire)
+            }) + self.swept[level].reaped.load(Ordering::Acquire);
+        let dead = (cancelled + expired).saturating_sub(reaped);
+        usize::try_from((entries() as u64).saturating_sub(dead)).unwrap_or(usize::MAX)
     }
 
     /// Reads every figure; see the module docs for the order and why.

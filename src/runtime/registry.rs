@@ -236,10 +236,11 @@ impl Registry {
         self.panics.load(Ordering::Acquire)
     }
 
-    /// How many jobs are queued at `level` (a snapshot).
+    /// How many jobs are queued at `level` (a snapshot), the entries of
+    /// cancelled or expired jobs left out, as in the metrics.
     pub(crate) fn queued(&self, level: usize) -> usize {
         let (_, peers) = self.workers.snapshot();
-        self.levels.queued(level, &peers)
+        self.metrics.backlog(level, || self.levels.queued(level, &peers))
     }
 
     /// A snapshot of the pool's metrics.
