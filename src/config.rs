@@ -36,6 +36,10 @@ pub(crate) struct Config {
     pub(crate) stack_size: Option<usize>,
     pub(crate) panic_handler: PanicHandler,
     pub(crate) monitoring: Monitoring,
+    /// Per level: its capacity (`capacity.rs`), or `None` for unbounded.
+    pub(crate) capacities: Vec<Option<usize>>,
+    /// What dropping the `Pool` does with its backlog.
+    pub(crate) on_drop: DropPolicy,
 }
 
 /// Checks worker limits `min..=max`: `max` in `1..=MAX_WORKERS`, `min <= max`.
@@ -57,6 +61,24 @@ pub(crate) fn print_panic(payload: Box<dyn Any + Send>) {
     let thread = crate::sync::plain::thread::current();
     let name = thread.name().unwrap_or("<unnamed>");
     eprintln!("priopool: a job panicked on thread '{name}': {}", panic_message(payload.as_ref()));
+}
+
+/// What dropping a [`Pool`](crate::Pool) does with the jobs still queued;
+/// set with [`Builder::on_drop`](crate::Builder::on_drop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DropPolicy {
+    /// Run every accepted job, then join the workers, as
+    /// [`Pool::shutdown`](crate::Pool::shutdown): the default. The dropping
+    /// thread blocks until the backlog has run.
+    #[default]
+    Drain,
+    /// Cancel the backlog and wait only for the running jobs, as
+    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now): for a pool that an
+    /// early `?` or a panic may drop with work still queued. The cancelled
+    /// jobs' handles yield [`JobError::Cancelled`](crate::JobError::Cancelled)
+    /// and the metrics count them.
+    CancelBacklog,
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub(crate) enum BuildErrorKind {
     NoLevels,
     TooManyLevels { asked: usize, max: usize },
     ThreadSpawn { index: usize, source: io::Error },
+    ZeroCapacity { level: usize },
+    CapacityOfUnknownLevel { level: usize, levels: usize },
 }
 
 // `Limits` prints as its cause alone (`BuildError { kind: NoWorkers }`), so
@@ -40,6 +42,10 @@ impl fmt::Debug for BuildErrorKind {
             }
             BuildErrorKind::ThreadSpawn { index, source } => {
                 f.debug_struct("ThreadSpawn").field("index", index).field("source", source).finish()
+            }
+            BuildErrorKind::ZeroCapacity { level } => f.debug_struct("ZeroCapacity").field("level", level).finish(),
+            BuildErrorKind::CapacityOfUnknownLevel { level, levels } => {
+                f.debug_struct("CapacityOfUnknownLevel").field("level", level).field("levels", levels).finish()
             }
         }
     }
@@ -85,6 +91,14 @@ impl fmt::Display for BuildError {
                     "the OS refused to start worker thread {index} ({source}): lower workers(n) or stack_size(bytes)"
                 )
             }
+            BuildErrorKind::ZeroCapacity { level } => write!(
+                f,
+                "capacity(level {level}, 0) would refuse every job: pass a capacity of at least 1, or none for an unbounded level"
+            ),
+            BuildErrorKind::CapacityOfUnknownLevel { level, levels } => write!(
+                f,
+                "capacity is given for priority level {level}, but the pool has levels 0..{levels}: raise levels(k) or fix the level"
+            ),
         }
     }
 }
@@ -186,10 +200,35 @@ impl Error for ResizeError {
 /// The pool never drops a rejected closure: [`SpawnError::into_inner`]
 /// returns it, so the caller can run it elsewhere, retry, or drop it on
 /// purpose. [`SpawnError::kind`] says why it was refused.
+///
+/// It is `Send + Sync` for any `F: Send`, even a closure that captures
+/// something not `Sync` (an `mpsc::Receiver`, a `Cell`): the job is only
+/// ever handed back by value, so it is kept behind a lock that nothing
+/// takes by reference. With `F: 'static` (every closure the pool takes),
+/// `?` converts it into `Box<dyn Error + Send + Sync>` or `anyhow::Error`.
+/// A closure's type cannot be written down; a function that returns the
+/// error names [`ErasedSpawnError`] and converts with [`SpawnError::erase`]:
+///
+/// ```
+/// use priopool::{ErasedSpawnError, Pool, Priority, SpawnError};
+///
+/// fn start_batch(pool: &Pool) -> Result<(), ErasedSpawnError> {
+///     let receiver = std::sync::mpsc::channel::<u32>().1; // Send, not Sync
+///     pool.spawn(Priority::LOW, move || drop(receiver)).map_err(SpawnError::erase)
+/// }
+/// # let pool = Pool::builder().workers(1).build()?;
+/// # start_batch(&pool)?;
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 pub struct SpawnError<F> {
-    job: F,
+    job: Mutex<F>,
     kind: SpawnErrorKind,
 }
+
+/// A [`SpawnError`] whose job's type is erased ([`SpawnError::erase`]), so
+/// that a function can name it in its return type. The job is still inside:
+/// `into_inner().downcast::<F>()` gives the closure back.
+pub type ErasedSpawnError = SpawnError<Box<dyn Any + Send>>;
 
 /// Why a job was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +250,11 @@ pub enum SpawnErrorKind {
     /// a new thread. Retrying may succeed; a job without a deadline needs no
     /// timer.
     TimerUnavailable,
+    /// The job's level is at its capacity (see
+    /// [`Builder::capacity`](crate::Builder::capacity)) and the spawn was
+    /// not to wait for room (`try_spawn`, `try_submit`), or the room did not
+    /// come within its wait (`spawn_timeout`, `submit_timeout`).
+    Full,
 }
 
 impl fmt::Display for SpawnErrorKind {
@@ -223,6 +267,9 @@ impl fmt::Display for SpawnErrorKind {
             SpawnErrorKind::TimerUnavailable => f.write_str(
                 "the OS refused to start the pool's deadline timer thread: retry, or submit the job without a deadline",
             ),
+            SpawnErrorKind::Full => f.write_str(
+                "the job's priority level is at its capacity: retry later, or let the spawn wait for room (spawn, submit)",
+            ),
         }
     }
 }
@@ -231,7 +278,7 @@ impl Error for SpawnErrorKind {}
 
 impl<F> SpawnError<F> {
     pub(crate) fn new(job: F, kind: SpawnErrorKind) -> SpawnError<F> {
-        SpawnError { job, kind }
+        SpawnError { job: Mutex::new(job), kind }
     }
 
     /// Why the job was refused.
@@ -241,7 +288,17 @@ impl<F> SpawnError<F> {
 
     /// The refused closure, unrun.
     pub fn into_inner(self) -> F {
-        self.job
+        self.job.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The same error with the job's type erased, for a return type that
+    /// must be written down; see [`ErasedSpawnError`].
+    pub fn erase(self) -> ErasedSpawnError
+    where
+        F: Send + 'static,
+    {
+        let kind = self.kind;
+        SpawnError::new(Box::new(self.into_inner()), kind)
     }
 }
 

@@ -89,7 +89,7 @@ pub(crate) struct Monitoring {
 /// hooks.
 ///
 /// Non-exhaustive: fields may be added (a deadline, for example).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub struct JobInfo {
     /// The job's priority level, `0..levels` (0 is the most urgent); the
@@ -103,6 +103,9 @@ pub struct JobInfo {
     /// How long the job waited between being queued and starting, if the
     /// pool measures waits ([`Builder::wait_metrics`](crate::Builder::wait_metrics)); `None` otherwise.
     pub queue_wait: Option<Duration>,
+    /// The job's name, if it was given one
+    /// ([`JobBuilder::name`](crate::JobBuilder::name)).
+    pub name: Option<Arc<str>>,
 }
 
 /// How a job that ran ended, as told to the [`after_job`](crate::Builder::after_job)

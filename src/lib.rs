@@ -11,6 +11,7 @@
 //                 worker set, monitoring probe, shutdown_now, deadline timer
 //   L2 sleep.rs   how idle workers park and a push wakes one (state table and proof)
 //      lifecycle.rs  intake and drain;  limits.rs  growing and shrinking;  metrics/  counters
+//      capacity.rs  bounded levels: slots, producers waiting for room
 //   L1 queue/     Priority, the deques, each worker's deques (local.rs), the injectors and the pick rule
 //                 (queue/levels.rs), generic over the job type and free of threads
 //      job/       the job, its cancellable cell and state machine, JobContext
@@ -23,6 +24,7 @@
 // summarises the design and points to the module that proves each part.
 
 mod api;
+mod capacity;
 mod config;
 mod error;
 mod hooks;
@@ -37,9 +39,10 @@ mod runtime;
 mod sleep;
 mod sync;
 
-pub use api::{Builder, CancelHandle, JobBuilder, JobHandle, JoinTimeoutError, Pool, Spawner};
-pub use config::{DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
-pub use error::{BuildError, JobError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
+pub use api::{Builder, CancelHandle, JobBuilder, JobGroup, JobHandle, JoinTimeoutError, Pool, Spawner};
+pub use capacity::WhenFull;
+pub use config::{DEFAULT_KEEP_ALIVE, DropPolicy, MAX_LEVELS, MAX_WORKERS};
+pub use error::{BuildError, ErasedSpawnError, JobError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
 pub use hooks::{JobInfo, JobOutcome};
 pub use job::JobContext;
 pub use job::state::CancelOutcome;

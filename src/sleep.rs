@@ -254,6 +254,15 @@ impl Sleep {
         true
     }
 
+    /// Whether every running worker loop is registered as a sleeper (or
+    /// spinning after an empty pick) and then `rest()`, called under the
+    /// lock so that no sleeper can leave meanwhile, holds: the drain check
+    /// of [`Sleep::wake_all_if_idle`] without the waking.
+    pub(crate) fn is_idle(&self, rest: impl FnOnce() -> bool) -> bool {
+        let sleepers = lock(&self.sleepers);
+        sleepers.list.len() + self.spinning.load(Ordering::Acquire) == sleepers.loops && rest()
+    }
+
     fn take_all(sleeping: &AtomicUsize, sleepers: &mut Sleepers) -> Vec<(usize, Unparker)> {
         sleeping.fetch_sub(sleepers.list.len(), Ordering::Relaxed);
         std::mem::take(&mut sleepers.list)

@@ -1,5 +1,5 @@
 //! The `log` events (feature `log`): worker start and exit at debug, job
-//! panics and destructor panics outside a job at warn with level and
+//! panics and destructor panics outside a job at warn with level, name and
 //! message, shutdown begun and done at info.
 //! Run with `cargo test -p priopool-tests --features log`.
 
@@ -47,7 +47,8 @@ fn the_pool_logs_its_lifecycle_and_job_panics() {
 
     let pool = Pool::builder().workers(2).levels(3).panic_handler(|_| {}).build().expect("build");
     pool.spawn(Priority::level(1), || std::panic::panic_any(DELIBERATE)).expect("spawn");
-    let handle = pool.submit(Priority::level(2), || -> () { std::panic::panic_any(DELIBERATE) }).expect("submit");
+    let named = pool.job(Priority::level(2)).name("nightly report");
+    let handle = named.submit(|| -> () { std::panic::panic_any(DELIBERATE) }).expect("submit");
     assert!(handle.join().is_err());
     pool.spawn(Priority::HIGH, || {}).expect("spawn");
     // Expires at once, so its closure is dropped unrun (by the timer or a
@@ -64,7 +65,7 @@ fn the_pool_logs_its_lifecycle_and_job_panics() {
     assert_eq!(count(log::Level::Debug, "exited"), 2, "{records:#?}");
     assert_eq!(count(log::Level::Warn, "a job at level 1 panicked on worker"), 1, "{records:#?}");
     assert_eq!(count(log::Level::Warn, DELIBERATE), 2, "the spawned job's and the destructor's: {records:#?}");
-    assert_eq!(count(log::Level::Warn, "a job at level 2 panicked"), 1, "{records:#?}");
+    assert_eq!(count(log::Level::Warn, "a job at level 2 named \"nightly report\" panicked"), 1, "{records:#?}");
     let drop_panic = "dropping the closure of a job that never ran panicked (not a job panic)";
     assert_eq!(count(log::Level::Warn, drop_panic), 1, "{records:#?}");
     assert_eq!(count(log::Level::Info, "shutdown begun"), 1, "{records:#?}");

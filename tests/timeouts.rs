@@ -339,12 +339,9 @@ fn shutdown_timeout_is_bounded_while_the_timer_drops_an_expired_closure() {
         for holder in holders {
             holder.join().unwrap();
         }
-        // Every job has ended: the dead entry of the expired one is counted
-        // once the worker has discarded it.
-        let spawner = pool.spawner();
-        while spawner.metrics().levels[1].expired == 0 {
-            std::thread::yield_now();
-        }
+        // Every job has ended; at rest, the worker has also discarded the
+        // dead entry of the expired one.
+        assert!(pool.wait_idle());
         let report = pool.shutdown_timeout(Duration::from_millis(200));
         let returned_during_the_drop = !finished.load(Ordering::SeqCst);
         release.open();

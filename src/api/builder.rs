@@ -6,9 +6,12 @@ use std::fmt;
 use std::time::Duration;
 
 use super::pool::Pool;
-use crate::config::{Config, DEFAULT_KEEP_ALIVE, MAX_LEVELS, PanicHandler, ThreadNameFn, print_panic, validate_limits};
+use crate::config::{
+    Config, DEFAULT_KEEP_ALIVE, DropPolicy, MAX_LEVELS, PanicHandler, ThreadNameFn, print_panic, validate_limits,
+};
 use crate::error::{BuildError, BuildErrorKind};
 use crate::hooks::{JobInfo, JobOutcome, Monitoring};
+use crate::queue::Priority;
 use crate::sync::plain::Arc;
 
 /// Configures and starts a [`Pool`].
@@ -53,6 +56,8 @@ pub struct Builder {
     panic_handler: Option<PanicHandler>,
     /// Hooks and wait metrics; set by the monitoring options below.
     monitoring: Monitoring,
+    capacities: Vec<(Priority, usize)>,
+    on_drop: DropPolicy,
 }
 
 impl Builder {
@@ -67,6 +72,8 @@ impl Builder {
             stack_size: None,
             panic_handler: None,
             monitoring: Monitoring::default(),
+            capacities: Vec::new(),
+            on_drop: DropPolicy::Drain,
         }
     }
 
@@ -151,6 +158,52 @@ impl Builder {
         self
     }
 
+    /// Bounds the backlog of the level `priority` names to `n` queued jobs
+    /// (`n >= 1`), like a Go buffered channel: a spawn from outside the pool
+    /// that finds the level full waits for room ([`Pool::spawn`],
+    /// [`Pool::submit`]), is refused at once with the job handed back
+    /// ([`Pool::try_spawn`], [`Pool::try_submit`], kind
+    /// [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)), or waits at
+    /// most a given time ([`Pool::spawn_timeout`], [`Pool::submit_timeout`];
+    /// [`JobBuilder::when_full`](crate::JobBuilder::when_full) for jobs with
+    /// options). A shutdown wakes the waiting spawns, which are then
+    /// refused. Default: every level unbounded (a spawn never waits). Given
+    /// twice for a level, the last call applies.
+    ///
+    /// A job holds its slot from its spawn until a worker takes it off the
+    /// queue to run it (or to discard it, cancelled or expired); running
+    /// jobs hold none. Not the number of jobs in flight, then, but the
+    /// backlog: what a producer may run ahead of the workers.
+    ///
+    /// **Spawns from inside the pool's own jobs never wait for room**: a job
+    /// that waited for a worker to make room could wait for ever, since it
+    /// holds a worker itself (in a one-worker pool, at once). Their `spawn`,
+    /// `submit` and timed variants are admitted *over* the capacity instead,
+    /// so the backlog may exceed `n` by the jobs spawned that way;
+    /// `try_spawn` and `try_submit` refuse them when the level is full, as
+    /// anywhere. Each level's capacity and the spawns that waited for room
+    /// are in [`LevelMetrics`](crate::LevelMetrics).
+    ///
+    /// # Errors
+    ///
+    /// [`Builder::build`] fails when `n` is 0 or `priority` names a level
+    /// the pool does not have.
+    pub fn capacity(mut self, priority: impl Into<Priority>, n: usize) -> Builder {
+        self.capacities.push((priority.into(), n));
+        self
+    }
+
+    /// What dropping the [`Pool`] does with the jobs still queued: run them
+    /// all ([`DropPolicy::Drain`], the default, as [`Pool::shutdown`]) or
+    /// cancel them ([`DropPolicy::CancelBacklog`], as [`Pool::shutdown_now`]).
+    /// Either way the drop waits for the running jobs and joins the
+    /// workers. The explicit shutdown calls do what they say whatever this
+    /// is.
+    pub fn on_drop(mut self, policy: DropPolicy) -> Builder {
+        self.on_drop = policy;
+        self
+    }
+
     /// Validates the configuration and starts the worker threads.
     ///
     /// # Errors
@@ -160,7 +213,7 @@ impl Builder {
     /// `min_workers` is above `max_workers`, when `workers` is combined with
     /// `min_workers`/`max_workers`, when `keep_alive` is zero, or when the OS
     /// refuses to start a thread (then the threads already started are
-    /// stopped and joined before this returns).
+    /// stopped and joined before this returns); and as [`Builder::capacity`].
     pub fn build(self) -> Result<Pool, BuildError> {
         Pool::start(self.into_config()?)
     }
@@ -187,7 +240,21 @@ impl Builder {
         if self.levels > MAX_LEVELS {
             return Err(BuildError::new(BuildErrorKind::TooManyLevels { asked: self.levels, max: MAX_LEVELS }));
         }
+        let mut capacities = vec![None; self.levels];
+        for (priority, n) in self.capacities {
+            let level =
+                priority.resolve(self.levels).ok_or(BuildError::new(BuildErrorKind::CapacityOfUnknownLevel {
+                    level: priority.asked().unwrap_or(self.levels),
+                    levels: self.levels,
+                }))?;
+            if n == 0 {
+                return Err(BuildError::new(BuildErrorKind::ZeroCapacity { level }));
+            }
+            capacities[level] = Some(n);
+        }
         Ok(Config {
+            capacities,
+            on_drop: self.on_drop,
             min_workers,
             max_workers,
             keep_alive: self.keep_alive,
@@ -200,8 +267,8 @@ impl Builder {
     }
 }
 
-/// The monitoring options: queue-wait metrics and hooks (see `hooks.rs` for
-/// where each hook runs).
+/// The monitoring options: queue-wait metrics and hooks (each hook's docs
+/// say on which thread, and when, it runs).
 impl Builder {
     /// Measures how long each job waits in its queue, which fills
     /// [`LevelMetrics::wait`](crate::LevelMetrics::wait) and
@@ -280,6 +347,8 @@ impl fmt::Debug for Builder {
             .field("levels", &self.levels)
             .field("stack_size", &self.stack_size)
             .field("monitoring", &self.monitoring)
+            .field("capacities", &self.capacities)
+            .field("on_drop", &self.on_drop)
             .finish_non_exhaustive()
     }
 }

@@ -11,10 +11,10 @@ use std::error::Error;
 
 use crate::error::JobError;
 use crate::job::state::CancelOutcome;
-use crate::job::task::{self, JobResult, Task, TaskCell};
-use crate::job::{DropPanics, Job, JobContext, UNTAKEN};
-use crate::sync::plain::Arc;
+use crate::job::task::{self, JobResult, Meta, Task, TaskCell};
+use crate::job::{Job, JobContext, UNTAKEN};
 use crate::sync::plain::thread::{self, Thread};
+use crate::sync::plain::{Arc, Mutex, PoisonError, lock};
 use crate::sync::wait_until;
 
 /// The result of a job given to [`Pool::submit`](crate::Pool::submit) or
@@ -53,10 +53,14 @@ use crate::sync::wait_until;
 /// ```
 #[must_use = "dropping a JobHandle discards the job's result (the job still runs)"]
 pub struct JobHandle<T> {
-    result: Receiving<T>,
+    /// Behind a lock only so that the handle (and a [`JoinTimeoutError`]
+    /// holding it) is `Sync` for any `T: Send`: the receiver is not. Every
+    /// use but [`JobHandle::is_finished`] has the handle by value or `&mut`
+    /// and reaches it without locking.
+    result: Mutex<Receiving<T>>,
+    /// The job's cell; its tally counts a panic from dropping an unclaimed
+    /// result.
     task: Arc<dyn TaskCell>,
-    /// Where a panic from dropping an unclaimed result is counted.
-    drops: DropPanics,
 }
 
 /// The oneshot receiver, in whichever form it was last used.
@@ -80,26 +84,26 @@ pub struct CancelHandle {
 }
 
 impl<T: Send + 'static> JobHandle<T> {
-    /// Wraps `f` into a cancellable job with no deadline, and its handle;
-    /// `drops`: the pool's count of destructor panics.
-    pub(crate) fn wrap(f: impl FnOnce() -> T + Send + 'static, drops: DropPanics) -> (Job, JobHandle<T>) {
-        JobHandle::with_context(move |_: &JobContext| f(), None, drops)
-    }
-
-    /// Wraps `f`, which takes the job's context, into a job expiring at
-    /// `deadline`; returns its queue entry and its handle.
-    pub(crate) fn with_context(
-        f: impl FnOnce(&JobContext) -> T + Send + 'static,
-        deadline: Option<Instant>,
-        drops: DropPanics,
-    ) -> (Job, JobHandle<T>) {
-        let (task, receiver) = Task::submitted(f, deadline);
-        let handle = JobHandle { result: Receiving::Blocking(receiver), task: Arc::clone(&task), drops };
+    /// Wraps `f`, which takes the job's context, into a job described by
+    /// `meta`; returns its queue entry and its handle.
+    pub(crate) fn with_context(f: impl FnOnce(&JobContext) -> T + Send + 'static, meta: Meta) -> (Job, JobHandle<T>) {
+        let (task, receiver) = Task::submitted(f, meta);
+        let handle = JobHandle { result: Mutex::new(Receiving::Blocking(receiver)), task: Arc::clone(&task) };
         (Job::task(task), handle)
     }
 }
 
 impl<T> JobHandle<T> {
+    /// The job's cell.
+    pub(crate) fn task(&self) -> &Arc<dyn TaskCell> {
+        &self.task
+    }
+
+    /// The receiver, reached through `&mut` without locking.
+    fn receiving(&mut self) -> &mut Receiving<T> {
+        self.result.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Blocks until the job has ended and returns its value.
     ///
     /// From inside a job of the same pool this can wait for ever: see
@@ -116,7 +120,7 @@ impl<T> JobHandle<T> {
     /// If the handle was awaited to completion before (its future returned
     /// `Ready`), since the result was already handed out.
     pub fn join(mut self) -> Result<T, JobError> {
-        match std::mem::replace(&mut self.result, Receiving::Taken) {
+        match std::mem::replace(self.receiving(), Receiving::Taken) {
             Receiving::Blocking(receiver) => receiver.recv().unwrap_or(Err(JobError::Cancelled)),
             Receiving::Async(mut receiver) => match block_on(&mut receiver, None) {
                 Some(result) => result,
@@ -141,7 +145,7 @@ impl<T> JobHandle<T> {
     ///
     /// As [`JobHandle::join`].
     pub fn join_timeout(mut self, timeout: Duration) -> Result<T, JoinTimeoutError<T>> {
-        let received = match &mut self.result {
+        let received = match self.receiving() {
             Receiving::Blocking(receiver) if timeout.is_zero() => match receiver.try_recv() {
                 Ok(result) => Some(result),
                 Err(oneshot::TryRecvError::Empty) => None,
@@ -165,7 +169,7 @@ impl<T> JobHandle<T> {
     /// Whether the job has ended (returned, panicked, was cancelled or
     /// expired), so that [`JobHandle::join`] will not block. Never blocks.
     pub fn is_finished(&self) -> bool {
-        match &self.result {
+        match &*lock(&self.result) {
             Receiving::Blocking(receiver) => receiver.has_message() || receiver.is_closed(),
             Receiving::Async(receiver) => receiver.has_message() || receiver.is_closed(),
             Receiving::Taken => true,
@@ -203,18 +207,18 @@ impl<T> Future for JobHandle<T> {
     type Output = Result<T, JobError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
+        let receiving = self.receiving();
         // The first poll turns the receiver into its future form for good.
-        this.result = match std::mem::replace(&mut this.result, Receiving::Taken) {
+        *receiving = match std::mem::replace(receiving, Receiving::Taken) {
             Receiving::Blocking(receiver) => Receiving::Async(receiver.into_future()),
             other => other,
         };
-        let Receiving::Async(receiver) = &mut this.result else {
+        let Receiving::Async(receiver) = receiving else {
             panic!("JobHandle polled after it returned Ready");
         };
         match Pin::new(receiver).poll(cx) {
             Poll::Ready(result) => {
-                this.result = Receiving::Taken;
+                *receiving = Receiving::Taken;
                 Poll::Ready(result.unwrap_or(Err(JobError::Cancelled)))
             }
             Poll::Pending => Poll::Pending,
@@ -223,14 +227,14 @@ impl<T> Future for JobHandle<T> {
 }
 
 /// Drops a result the job left and nobody took under a guard: its
-/// destructor's panic is counted (`job::DropPanics`), not let loose in the
+/// destructor's panic is counted (`job::JobTally`), not let loose in the
 /// thread dropping the handle. The receiver is dropped whole, so that a
 /// result that arrives meanwhile is covered too.
 impl<T> Drop for JobHandle<T> {
     fn drop(&mut self) {
-        let result = std::mem::replace(&mut self.result, Receiving::Taken);
+        let result = std::mem::replace(self.receiving(), Receiving::Taken);
         if !matches!(result, Receiving::Taken) {
-            self.drops.drop_caught(UNTAKEN, move || drop(result));
+            self.task.tally().drop_caught(UNTAKEN, move || drop(result));
         }
     }
 }
@@ -244,6 +248,11 @@ impl<T> fmt::Debug for JobHandle<T> {
 impl CancelHandle {
     pub(crate) fn new(task: Arc<dyn TaskCell>) -> CancelHandle {
         CancelHandle { task }
+    }
+
+    /// The job's cell.
+    pub(crate) fn task(&self) -> &Arc<dyn TaskCell> {
+        &self.task
     }
 
     /// Cancels the job, as [`JobHandle::cancel`].

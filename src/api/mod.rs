@@ -3,11 +3,13 @@
 //! runtime below.
 
 mod builder;
+mod group;
 mod handle;
 mod options;
 mod pool;
 
 pub use builder::Builder;
+pub use group::JobGroup;
 pub use handle::{CancelHandle, JobHandle, JoinTimeoutError};
 pub use options::JobBuilder;
 pub use pool::{Pool, Spawner};

@@ -5,12 +5,14 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use super::group::JobGroup;
 use super::handle::{CancelHandle, JobHandle};
+use crate::capacity::WhenFull;
 use crate::error::SpawnError;
-use crate::job::task::Task;
+use crate::job::task::{Task, TaskCell};
 use crate::job::{Job, JobContext};
 use crate::queue::Priority;
-use crate::runtime::registry::Registry;
+use crate::runtime::registry::{Registry, Slot};
 use crate::sync::{Arc, plain};
 
 /// A job being described before it is handed to the pool: its priority
@@ -35,26 +37,59 @@ use crate::sync::{Arc, plain};
 ///
 /// Without options, `pool.job(p).submit(f)` is the same as
 /// `pool.submit(p, f)`.
+///
+/// A `JobBuilder` is `Clone`: describe a kind of job once and start many.
+/// (A [`deadline`](JobBuilder::deadline) is an instant, the same for every
+/// clone; a [`max_wait`](JobBuilder::max_wait) counts from each spawn.)
+///
+/// ```
+/// use std::time::Duration;
+/// use priopool::{JobGroup, Pool, Priority, WhenFull};
+///
+/// let pool = Pool::builder().workers(2).build()?;
+/// let batch = JobGroup::new();
+/// let reindex = pool.job(Priority::LOW).name("reindex").group(&batch).when_full(WhenFull::Refuse);
+/// let parts: Vec<_> = (0..4).map(|i| reindex.clone().submit(move || i * 2)).collect::<Result<_, _>>()?;
+/// let interactive = pool.job(Priority::HIGH).name("request").max_wait(Duration::from_millis(200));
+/// assert_eq!(interactive.clone().submit(|| "ok")?.join()?, "ok");
+/// assert_eq!(parts.into_iter().map(|p| p.join()).sum::<Result<i32, _>>()?, 12);
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[must_use = "a JobBuilder does nothing until spawn or submit is called"]
+#[derive(Clone)]
 pub struct JobBuilder<'a> {
     registry: &'a Arc<Registry>,
     priority: Priority,
     deadline: Option<Instant>,
     max_wait: Option<Duration>,
+    name: Option<plain::Arc<str>>,
+    when_full: WhenFull,
+    group: Option<JobGroup>,
 }
 
 impl<'a> JobBuilder<'a> {
     pub(crate) fn new(registry: &'a Arc<Registry>, priority: Priority) -> JobBuilder<'a> {
-        JobBuilder { registry, priority, deadline: None, max_wait: None }
+        JobBuilder {
+            registry,
+            priority,
+            deadline: None,
+            max_wait: None,
+            name: None,
+            when_full: WhenFull::Wait,
+            group: None,
+        }
     }
 
-    /// The latest time the job may start. A job that no worker has started
+    /// A *start* deadline: the latest time the job may start, not finish.
+    /// A job that no worker has started
     /// by `at` never runs: its closure is dropped when `at` passes (by the
     /// pool's deadline timer thread, or by a worker that pops it later,
     /// whichever comes first) and its handle yields
     /// [`JobError::Expired`](crate::JobError::Expired). A deadline already
     /// past when the job is submitted expires it at once. The deadline
-    /// bounds the start only: a job that started in time runs to its end.
+    /// bounds the start only: a job that started in time runs to its end
+    /// (to bound the run too, have the job watch its
+    /// [`JobContext`] and cancel it).
     ///
     /// Given more than once, or together with
     /// [`max_wait`](JobBuilder::max_wait), the earliest deadline applies.
@@ -65,14 +100,42 @@ impl<'a> JobBuilder<'a> {
         self
     }
 
-    /// The longest the job may wait in the queue, measured from the call to
-    /// `spawn`/`submit`: the same as a [`deadline`](JobBuilder::deadline) of
-    /// that instant plus `wait`. A zero `wait` is a deadline already past:
+    /// The longest the job may wait before it *starts*, measured from the
+    /// call to `spawn`/`submit` (a wait for room on a full level included):
+    /// the same as a [`deadline`](JobBuilder::deadline) of that instant plus
+    /// `wait`, so it bounds the start only, not the run. A zero `wait` is a deadline already past:
     /// the job expires at once and never runs. A `wait` too large to add to
     /// `Instant::now()` sets no deadline.
     #[doc(alias = "timeout")]
     pub fn max_wait(mut self, wait: Duration) -> JobBuilder<'a> {
         self.max_wait = Some(self.max_wait.map_or(wait, |shorter| shorter.min(wait)));
+        self
+    }
+
+    /// What the spawn does if the job's level is at its
+    /// [capacity](crate::Builder::capacity): wait for room (the default),
+    /// refuse at once, or wait at most a given time; see [`WhenFull`]. A
+    /// spawn from one of the pool's own jobs never waits.
+    pub fn when_full(mut self, when_full: WhenFull) -> JobBuilder<'a> {
+        self.when_full = when_full;
+        self
+    }
+
+    /// Adds the job to `group`, so that [`JobGroup::cancel`] cancels it
+    /// with the rest of the group (or at once, if the group is already
+    /// cancelled). Given more than once, the last group applies.
+    pub fn group(mut self, group: &JobGroup) -> JobBuilder<'a> {
+        self.group = Some(group.clone());
+        self
+    }
+
+    /// Names the job: the name is given to the job hooks
+    /// ([`JobInfo::name`](crate::JobInfo::name)) and to the `log` event of
+    /// its panic, so that a slow or failing job can be told apart. A name
+    /// is shared, not copied, per job: `Arc<str>`, or anything that turns
+    /// into one (`&str`, `String`). Default: none.
+    pub fn name(mut self, name: impl Into<plain::Arc<str>>) -> JobBuilder<'a> {
+        self.name = Some(name.into());
         self
     }
 
@@ -142,10 +205,15 @@ impl JobBuilder<'_> {
     where
         G: FnOnce(&JobContext) + Send + 'static,
     {
-        self.queue(job, |job, deadline| {
-            let task = Task::spawned(wrap(job), deadline);
-            (Job::task(plain::Arc::clone(&task)), CancelHandle::new(task))
-        })
+        let name = self.name.clone();
+        self.queue(
+            job,
+            |job, slot| {
+                let task = Task::spawned(wrap(job), slot.meta(name));
+                (Job::task(plain::Arc::clone(&task)), CancelHandle::new(task))
+            },
+            CancelHandle::task,
+        )
     }
 
     fn submit_wrapped<F, G, T>(self, job: F, wrap: impl FnOnce(F) -> G) -> Result<JobHandle<T>, SpawnError<F>>
@@ -153,13 +221,24 @@ impl JobBuilder<'_> {
         G: FnOnce(&JobContext) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let drops = self.registry.metrics.drop_panics.clone();
-        self.queue(job, |job, deadline| JobHandle::with_context(wrap(job), deadline, drops))
+        let name = self.name.clone();
+        self.queue(job, |job, slot| JobHandle::with_context(wrap(job), slot.meta(name)), JobHandle::task)
     }
 
-    fn queue<F, H>(self, job: F, make: impl FnOnce(F, Option<Instant>) -> (Job, H)) -> Result<H, SpawnError<F>> {
+    /// Queues the job that `make` wraps; a grouped job joins its group
+    /// once queued, found through its handle with `task`.
+    fn queue<F, H>(
+        self,
+        job: F,
+        make: impl FnOnce(F, Slot<'_>) -> (Job, H),
+        task: fn(&H) -> &plain::Arc<dyn TaskCell>,
+    ) -> Result<H, SpawnError<F>> {
         let deadline = self.effective_deadline();
-        Registry::spawn(self.registry, self.priority, job, deadline, make)
+        let handle = Registry::spawn(self.registry, self.priority, job, self.when_full, deadline, make)?;
+        if let Some(group) = &self.group {
+            group.add(task(&handle));
+        }
+        Ok(handle)
     }
 
     fn effective_deadline(&self) -> Option<Instant> {
@@ -177,6 +256,9 @@ impl fmt::Debug for JobBuilder<'_> {
             .field("priority", &self.priority)
             .field("deadline", &self.deadline)
             .field("max_wait", &self.max_wait)
+            .field("name", &self.name)
+            .field("when_full", &self.when_full)
+            .field("group", &self.group)
             .finish_non_exhaustive()
     }
 }

@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::ops::RangeInclusive;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::builder::Builder;
 use super::handle::JobHandle;
 use super::options::JobBuilder;
-use crate::config::Config;
+use crate::capacity::WhenFull;
+use crate::config::{Config, DropPolicy};
 use crate::error::{BuildError, ResizeError, SpawnError};
 use crate::job::Job;
 use crate::metrics::Metrics;
@@ -28,7 +29,9 @@ use crate::sync::Arc;
 /// Dropping the pool shuts it down gracefully, like [`Pool::shutdown`]: the
 /// dropping thread **blocks** until every accepted job has run (unlike
 /// rayon's pool, whose drop does not wait). Use [`Pool::shutdown_timeout`]
-/// to bound that wait, or [`Pool::shutdown_now`] to cancel the backlog.
+/// to bound that wait, or [`Pool::shutdown_now`] to cancel the backlog; or
+/// build the pool with [`Builder::on_drop`]`(`[`DropPolicy::CancelBacklog`](crate::DropPolicy::CancelBacklog)`)`
+/// so that a drop on an early `?` or a panic does not run the backlog.
 ///
 /// ```
 /// use priopool::{Pool, Priority};
@@ -42,6 +45,9 @@ use crate::sync::Arc;
 /// ```
 pub struct Pool {
     spawner: Spawner,
+    /// Whether dropping the pool drains it: [`DropPolicy::Drain`], or an
+    /// explicit [`Pool::shutdown`].
+    drain_on_drop: bool,
 }
 
 /// A cloneable, `Send + Sync` handle for giving jobs to a [`Pool`] from
@@ -73,7 +79,8 @@ impl Pool {
     }
 
     pub(crate) fn start(config: Config) -> Result<Pool, BuildError> {
-        Ok(Pool { spawner: Spawner { registry: Registry::start(config)? } })
+        let drain_on_drop = config.on_drop == DropPolicy::Drain;
+        Ok(Pool { spawner: Spawner { registry: Registry::start(config)? }, drain_on_drop })
     }
 
     /// The shared state, for the loom models' oracles.
@@ -87,11 +94,42 @@ impl Pool {
     /// # Errors
     ///
     /// As [`Spawner::spawn`].
-    pub fn spawn<F>(&self, priority: Priority, job: F) -> Result<(), SpawnError<F>>
+    pub fn spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
     where
         F: FnOnce() + Send + 'static,
     {
         self.spawner.spawn(priority, job)
+    }
+
+    /// Queues `job` at `priority` unless its level is full; see
+    /// [`Spawner::try_spawn`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::try_spawn`].
+    pub fn try_spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.spawner.try_spawn(priority, job)
+    }
+
+    /// Queues `job` at `priority`, waiting at most `timeout` for room; see
+    /// [`Spawner::spawn_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::spawn_timeout`].
+    pub fn spawn_timeout<F>(
+        &self,
+        priority: impl Into<Priority>,
+        timeout: Duration,
+        job: F,
+    ) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.spawner.spawn_timeout(priority, timeout, job)
     }
 
     /// Queues `job` at `priority` and returns a handle to its result; see
@@ -100,7 +138,7 @@ impl Pool {
     /// # Errors
     ///
     /// As [`Spawner::submit`].
-    pub fn submit<F, T>(&self, priority: Priority, job: F) -> Result<JobHandle<T>, SpawnError<F>>
+    pub fn submit<F, T>(&self, priority: impl Into<Priority>, job: F) -> Result<JobHandle<T>, SpawnError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -108,9 +146,44 @@ impl Pool {
         self.spawner.submit(priority, job)
     }
 
-    /// Describes a job at `priority` with options (a deadline, a maximum
-    /// queue wait, a [`JobContext`](crate::JobContext)); see [`JobBuilder`].
-    pub fn job(&self, priority: Priority) -> JobBuilder<'_> {
+    /// As [`Pool::submit`] unless the level is full; see
+    /// [`Spawner::try_submit`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::try_submit`].
+    pub fn try_submit<F, T>(&self, priority: impl Into<Priority>, job: F) -> Result<JobHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawner.try_submit(priority, job)
+    }
+
+    /// As [`Pool::submit`], waiting at most `timeout` for room; see
+    /// [`Spawner::submit_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::submit_timeout`].
+    pub fn submit_timeout<F, T>(
+        &self,
+        priority: impl Into<Priority>,
+        timeout: Duration,
+        job: F,
+    ) -> Result<JobHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawner.submit_timeout(priority, timeout, job)
+    }
+
+    /// Describes a job at `priority` with options (a name, a deadline, a
+    /// maximum queue wait, a [`JobContext`](crate::JobContext), a
+    /// [`JobGroup`](crate::JobGroup), what to do on a full level); see
+    /// [`JobBuilder`].
+    pub fn job(&self, priority: impl Into<Priority>) -> JobBuilder<'_> {
         self.spawner.job(priority)
     }
 
@@ -199,11 +272,31 @@ impl Pool {
     }
 
     /// How many jobs are queued at `priority` right now (a snapshot, the
-    /// pool's *backlog* at that level), or `None` if the pool has no such
-    /// level.
-    pub fn queued(&self, priority: Priority) -> Option<usize> {
+    /// pool's *backlog* at that level, the figure of
+    /// [`LevelMetrics::backlog`](crate::LevelMetrics::backlog)), or `None`
+    /// if the pool has no such level. A job cancelled or expired is out of
+    /// it at once. To hold a producer back, a
+    /// [capacity](Builder::capacity) does what comparing this figure to a
+    /// bound cannot: the check and the push are one step.
+    pub fn queued(&self, priority: impl Into<Priority>) -> Option<usize> {
         let registry = &self.spawner.registry;
-        priority.resolve(registry.levels.len()).map(|level| registry.queued(level))
+        priority.into().resolve(registry.levels.len()).map(|level| registry.queued(level))
+    }
+
+    /// Cancels every job queued at `priority` (the level's whole backlog,
+    /// spawned and submitted jobs alike): each is taken off its queue and
+    /// dropped unrun, its handle yields
+    /// [`JobError::Cancelled`](crate::JobError::Cancelled), and the metrics
+    /// count it cancelled. Running jobs are not touched (a
+    /// [`JobGroup`](crate::JobGroup) can signal those), and the pool keeps
+    /// running and accepting jobs. Returns how many jobs were cancelled;
+    /// jobs queued while it runs may or may not be among them. A panic in
+    /// a cancelled closure's destructor is caught and counted in
+    /// [`Metrics::drop_panics`](crate::Metrics::drop_panics). A level the
+    /// pool does not have has nothing to cancel: 0.
+    pub fn cancel_queued(&self, priority: impl Into<Priority>) -> usize {
+        let registry = &self.spawner.registry;
+        priority.into().resolve(registry.levels.len()).map_or(0, |level| abort::cancel_level(registry, level))
     }
 
     /// How many jobs have panicked since the pool started (spawned and
@@ -230,10 +323,54 @@ impl Pool {
         self.spawner.metrics()
     }
 
+    /// Blocks until the pool is at rest: nothing queued, no job running, no
+    /// spawn from another thread under way; then the figures of
+    /// [`Pool::metrics`] are exact. For tests and batch programs: "run all
+    /// of this, then report". Jobs spawned meanwhile (by other threads, or
+    /// by the jobs themselves) are waited for too, so a steady stream of
+    /// spawns can keep it waiting for ever; [`Pool::wait_idle_timeout`]
+    /// bounds the wait. The pool stays open.
+    ///
+    /// It checks every so often (from 10 µs, doubling up to 1 ms) rather
+    /// than being woken, so that the workers pay nothing for it.
+    ///
+    /// Returns `false` at once, without waiting, when called from one of
+    /// the pool's own jobs (which is running, so the pool cannot come to
+    /// rest); `true` otherwise.
+    pub fn wait_idle(&self) -> bool {
+        self.wait_idle_until(None)
+    }
+
+    /// As [`Pool::wait_idle`], waiting at most `timeout`; returns whether
+    /// the pool came to rest in time. A `timeout` too large to add to
+    /// `Instant::now()` waits without bound.
+    pub fn wait_idle_timeout(&self, timeout: Duration) -> bool {
+        self.wait_idle_until(Instant::now().checked_add(timeout))
+    }
+
+    fn wait_idle_until(&self, deadline: Option<Instant>) -> bool {
+        let registry = &self.spawner.registry;
+        if crate::runtime::worker::current_local(registry.id).is_some() {
+            return false;
+        }
+        let mut pause = Duration::from_micros(10);
+        crate::sync::wait_until(
+            (),
+            deadline,
+            |()| Registry::is_idle(registry),
+            |(), left| {
+                std::thread::sleep(left.map_or(pause, |left| left.min(pause)));
+                pause = (pause * 2).min(Duration::from_millis(1));
+            },
+        )
+        .1
+    }
+
     /// Shuts the pool down gracefully: stops intake, runs every job already
     /// accepted (and every job those jobs spawn), then joins every worker
     /// thread ever started (retired workers included). Dropping the pool
-    /// does the same.
+    /// does the same (unless built with
+    /// [`DropPolicy::CancelBacklog`](crate::DropPolicy::CancelBacklog)).
     ///
     /// If jobs are queued and no worker thread exists (a pool with
     /// [`Builder::min_workers`] 0 whose thread starts the OS refused), the
@@ -245,8 +382,9 @@ impl Pool {
     /// the calling thread, nor join that thread: it stops intake and
     /// returns at once. The workers still run every accepted job and then
     /// exit on their own; their threads are detached rather than joined.
-    pub fn shutdown(self) {
+    pub fn shutdown(mut self) {
         // `Drop` does the work.
+        self.drain_on_drop = true;
     }
 
     /// Shuts the pool down without running its backlog: stops intake,
@@ -291,8 +429,18 @@ impl Pool {
 }
 
 impl Drop for Pool {
+    /// As [`Pool::shutdown`], or [`Pool::shutdown_now`] with
+    /// [`DropPolicy::CancelBacklog`](crate::DropPolicy::CancelBacklog); see
+    /// [`Builder::on_drop`].
     fn drop(&mut self) {
-        Registry::shutdown(&self.spawner.registry);
+        let registry = &self.spawner.registry;
+        // After `shutdown_now` or `shutdown_timeout`, intake is closed and
+        // the backlog dealt with: join what is left, as always.
+        if self.drain_on_drop || registry.lifecycle.is_closed() {
+            Registry::shutdown(registry);
+        } else {
+            drop(abort::shutdown_now(registry));
+        }
     }
 }
 
@@ -303,7 +451,10 @@ impl fmt::Debug for Pool {
 }
 
 impl Spawner {
-    /// Queues `job` at `priority`, to run once on some worker thread.
+    /// Queues `job` at `priority`, to run once on some worker thread. On a
+    /// level with a [capacity](Builder::capacity) that is full, waits for
+    /// room first (unless called from one of the pool's own jobs, which
+    /// never waits).
     ///
     /// A panic in `job` is caught: the worker survives, the pool's panic
     /// handler (see [`Builder::panic_handler`]) receives the payload, and
@@ -313,32 +464,106 @@ impl Spawner {
     ///
     /// A [`SpawnError`] holding `job`, unrun, when `priority` names a level
     /// the pool does not have, or when the pool has begun shutting down and
-    /// the caller is not one of its own running jobs.
-    pub fn spawn<F>(&self, priority: Priority, job: F) -> Result<(), SpawnError<F>>
+    /// the caller is not one of its own running jobs (also while it waited
+    /// for room).
+    pub fn spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
     where
         F: FnOnce() + Send + 'static,
     {
-        Registry::spawn(&self.registry, priority, job, None, |job, _| (Job::new(job), ()))
+        self.spawn_when_full(priority.into(), job, WhenFull::Wait)
+    }
+
+    /// As [`Spawner::spawn`], but never waits for room: on a full level it
+    /// returns at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::spawn`], and [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)
+    /// with `job` handed back when the level is at its capacity.
+    pub fn try_spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.spawn_when_full(priority.into(), job, WhenFull::Refuse)
+    }
+
+    /// As [`Spawner::spawn`], waiting at most `timeout` for room on a full
+    /// level.
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::spawn`], and [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)
+    /// with `job` handed back when no room came within `timeout`.
+    pub fn spawn_timeout<F>(
+        &self,
+        priority: impl Into<Priority>,
+        timeout: Duration,
+        job: F,
+    ) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.spawn_when_full(priority.into(), job, WhenFull::WaitAtMost(timeout))
+    }
+
+    fn spawn_when_full<F>(&self, priority: Priority, job: F, when_full: WhenFull) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        Registry::spawn(&self.registry, priority, job, when_full, None, |job, _| (Job::new(job), ()))
     }
 
     /// Queues `job` at `priority` and returns a [`JobHandle`] through which
-    /// the submitter gets its value, or its panic, back.
+    /// the submitter gets its value, or its panic, back. Waits for room on
+    /// a full level, as [`Spawner::spawn`].
     ///
     /// # Errors
     ///
     /// As [`Spawner::spawn`].
-    pub fn submit<F, T>(&self, priority: Priority, job: F) -> Result<JobHandle<T>, SpawnError<F>>
+    pub fn submit<F, T>(&self, priority: impl Into<Priority>, job: F) -> Result<JobHandle<T>, SpawnError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let drops = self.registry.metrics.drop_panics.clone();
-        Registry::spawn(&self.registry, priority, job, None, |job, _| JobHandle::wrap(job, drops))
+        self.job(priority).submit(job)
+    }
+
+    /// As [`Spawner::submit`], but never waits for room, as
+    /// [`Spawner::try_spawn`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::try_spawn`].
+    pub fn try_submit<F, T>(&self, priority: impl Into<Priority>, job: F) -> Result<JobHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.job(priority).when_full(WhenFull::Refuse).submit(job)
+    }
+
+    /// As [`Spawner::submit`], waiting at most `timeout` for room, as
+    /// [`Spawner::spawn_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::spawn_timeout`].
+    pub fn submit_timeout<F, T>(
+        &self,
+        priority: impl Into<Priority>,
+        timeout: Duration,
+        job: F,
+    ) -> Result<JobHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.job(priority).when_full(WhenFull::WaitAtMost(timeout)).submit(job)
     }
 
     /// Describes a job at `priority` with options; see [`JobBuilder`].
-    pub fn job(&self, priority: Priority) -> JobBuilder<'_> {
-        JobBuilder::new(&self.registry, priority)
+    pub fn job(&self, priority: impl Into<Priority>) -> JobBuilder<'_> {
+        JobBuilder::new(&self.registry, priority.into())
     }
 
     /// The number of priority levels of the pool.

@@ -14,6 +14,8 @@ pub use self::context::JobContext;
 use self::state::Unrun;
 use self::task::{Abandoned, Discarded, Outcome, Payload, TaskCell};
 use crate::sync::Ordering;
+use crossbeam_utils::CachePadded;
+
 use crate::sync::plain::{Arc, AtomicU64};
 
 /// When a job was queued: nanoseconds since the pool's epoch, plus one (so
@@ -62,9 +64,9 @@ pub(crate) enum Cancelled {
     /// This call dropped the job unrun; the payload is its closure's
     /// destructor's panic, if it panicked.
     Now(Option<Payload>),
-    /// The job had already ended, as said (cancelled or expired earlier);
-    /// its entry was discarded.
-    Before(Unrun),
+    /// The job had already ended (cancelled or expired earlier, and
+    /// counted then); its entry was discarded.
+    Before,
 }
 
 impl Job {
@@ -144,74 +146,160 @@ impl Job {
     /// Runs a [claimed](Job::claim) job, catching a panic instead of letting
     /// it unwind into the worker. The closure and everything it captured are
     /// dropped inside the guard too, so a panicking destructor is caught as
-    /// well, as the job's panic. A result that nobody takes (its handle is
-    /// gone) is dropped outside the job's run, reporting to `drops`.
-    pub(crate) fn run(self, drops: &DropPanics) -> Outcome {
-        Job::run_kind(self.0, drops)
+    /// well, as the job's panic. `ended(panicked)` is called once the job
+    /// has returned or panicked and before anyone can learn that it has (its
+    /// handle, its cell's state): the worker counts the job there, so that a
+    /// handle that reports the end finds it counted. A result that nobody
+    /// takes (its handle is gone) is dropped outside the job's run,
+    /// reporting to `tally`.
+    #[inline]
+    pub(crate) fn run(self, tally: &JobTally, ended: impl FnOnce(bool)) -> Outcome {
+        Job::run_kind(self.0, tally, ended)
     }
 
-    fn run_kind(kind: Kind, drops: &DropPanics) -> Outcome {
+    fn run_kind(kind: Kind, tally: &JobTally, ended: impl FnOnce(bool)) -> Outcome {
         match kind {
-            Kind::Closure(f) => match panic::catch_unwind(AssertUnwindSafe(f)) {
-                Ok(()) => Outcome::Completed,
-                Err(payload) => Outcome::Panicked(Some(payload)),
-            },
+            Kind::Closure(f) => {
+                let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
+                    Ok(()) => Outcome::Completed,
+                    Err(payload) => Outcome::Panicked(Some(payload)),
+                };
+                ended(matches!(outcome, Outcome::Panicked(_)));
+                outcome
+            }
             Kind::Other(other) => match *other {
                 // The task catches the job's panic itself, and a panic from
                 // dropping a result nobody took; this guard is a backstop,
                 // so that nothing after them can unwind into the worker.
-                Other::Task(task) => panic::catch_unwind(AssertUnwindSafe(|| task.run(drops)))
-                    .unwrap_or_else(|p| Outcome::Panicked(Some(p))),
-                Other::Stamped(kind, _) => Job::run_kind(kind, drops),
+                Other::Task(task) => {
+                    let mut ended = Some(ended);
+                    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+                        task.run(tally, &mut |panicked| {
+                            if let Some(ended) = ended.take() {
+                                ended(panicked);
+                            }
+                        })
+                    }))
+                    .unwrap_or_else(|p| Outcome::Panicked(Some(p)));
+                    if let Some(ended) = ended.take() {
+                        ended(matches!(outcome, Outcome::Panicked(_)));
+                    }
+                    outcome
+                }
+                Other::Stamped(kind, _) => Job::run_kind(kind, tally, ended),
             },
         }
     }
 
-    /// Drops the job without running it; a task's handle yields
-    /// [`JobError::Cancelled`](crate::JobError::Cancelled).
-    pub(crate) fn cancel(self) -> Cancelled {
-        Job::cancel_kind(self.0)
+    /// Drops the job of `level` without running it; a task's handle yields
+    /// [`JobError::Cancelled`](crate::JobError::Cancelled). A job whose fate
+    /// this call decides is counted in `tally` before anyone can see it.
+    pub(crate) fn cancel(self, level: usize, tally: &JobTally) -> Cancelled {
+        Job::cancel_kind(self.0, level, tally)
     }
 
-    fn cancel_kind(kind: Kind) -> Cancelled {
+    fn cancel_kind(kind: Kind, level: usize, tally: &JobTally) -> Cancelled {
         match kind {
-            Kind::Closure(f) => Cancelled::Now(panic::catch_unwind(AssertUnwindSafe(move || drop(f))).err()),
+            Kind::Closure(f) => {
+                let panic = panic::catch_unwind(AssertUnwindSafe(move || drop(f))).err();
+                tally.fated(level, Unrun::Cancelled);
+                Cancelled::Now(panic)
+            }
             Kind::Other(other) => match *other {
                 Other::Task(task) => match task.abandon(Unrun::Cancelled) {
                     Abandoned::Dropped(panic) => Cancelled::Now(panic),
-                    Abandoned::NotQueued => Cancelled::Before(task.state().unrun_fate()),
+                    Abandoned::NotQueued => Cancelled::Before,
                 },
-                Other::Stamped(kind, _) => Job::cancel_kind(kind),
+                Other::Stamped(kind, _) => Job::cancel_kind(kind, level, tally),
             },
+        }
+    }
+
+    /// The job's name, if it was given one (a task with a name).
+    pub(crate) fn name(&self) -> Option<&std::sync::Arc<str>> {
+        match &self.0 {
+            Kind::Other(other) => match &**other {
+                Other::Task(task) => task.name(),
+                Other::Stamped(Kind::Other(inner), _) => match &**inner {
+                    Other::Task(task) => task.name(),
+                    Other::Stamped(..) => None,
+                },
+                Other::Stamped(Kind::Closure(_), _) => None,
+            },
+            Kind::Closure(_) => None,
         }
     }
 }
 
-/// What [`DropPanics`] is told a job's closure was when it never ran.
+/// What [`JobTally`] is told a job's closure was when it never ran.
 pub(crate) const NEVER_RAN: &str = "the closure of a job that never ran";
 
-/// What [`DropPanics`] is told a job's result was when its handle was
+/// What [`JobTally`] is told a job's result was when its handle was
 /// dropped without it.
 pub(crate) const UNTAKEN: &str = "the result of a job nobody took";
 
-/// Counts the panics of destructors that the pool runs for a job outside
-/// the job's run ([`Metrics::drop_panics`](crate::Metrics::drop_panics)):
-/// the closure of a job that never ran (cancelled, expired, swept by
-/// `shutdown_now`: on a worker, the timer thread or the sweeping thread),
-/// and the value of a job that returned when nobody takes it (its handle
-/// was dropped: on the worker, or in the handle's drop). Such a panic is
-/// not the job's: the job never ran, or it returned. So it is neither a
-/// job panic (the job's level counts it cancelled, expired or completed;
-/// the panic handler, which receives job panics on the worker thread, does
-/// not see it) nor let unwind into the pool or into the thread dropping a
-/// handle. It is counted, logged (feature `log`), and its payload dropped.
+/// The counts a job's fate writes from wherever that fate is decided, off
+/// the workers: the fates of jobs that never ran, per level, and the panics
+/// of destructors the pool runs for a job outside its run.
 ///
-/// One per pool, in the metrics; each `JobHandle` holds a clone, since it
-/// may drop its job's value after the pool is gone.
-#[derive(Clone, Default)]
-pub(crate) struct DropPanics(Arc<AtomicU64>);
+/// **Fates.** A job that never runs is counted cancelled or expired by the
+/// thread that decides it (`job/task.rs`: the winner of the move out of
+/// `QUEUED`, before the job's handle can see the fate; `Job::cancel`
+/// for a plain closure taken off a queue by `shutdown_now`), so that a
+/// handle that reports the fate finds it counted. Cancelling and expiring
+/// are rare and off the workers' path, so shared atomics do; how the
+/// snapshot keeps a dead entry still queued out of the backlog is in
+/// `metrics/counters.rs`.
+///
+/// **Destructor panics** ([`Metrics::drop_panics`](crate::Metrics::drop_panics)):
+/// the closure of a job that never ran (cancelled, expired, swept by
+/// `shutdown_now`: on a worker, the timer thread, a canceller or the
+/// sweeping thread), and the value of a job that returned when nobody takes
+/// it (its handle was dropped: on the worker, or in the handle's drop). Such
+/// a panic is not the job's: the job never ran, or it returned. So it is
+/// neither a job panic (the job's level counts it cancelled, expired or
+/// completed; the panic handler, which receives job panics on the worker
+/// thread, does not see it) nor let unwind into the pool or into the thread
+/// dropping a handle. It is counted, logged (feature `log`), and its payload
+/// dropped.
+///
+/// One per pool, in the metrics; each task cell holds a clone (its handle
+/// reaches it there), since it may drop its job's value after the pool is
+/// gone.
+#[derive(Clone)]
+pub(crate) struct JobTally(Arc<Tallies>);
 
-impl DropPanics {
+struct Tallies {
+    drop_panics: AtomicU64,
+    /// Per level: jobs cancelled before they started, and jobs expired.
+    cancelled: Box<[CachePadded<AtomicU64>]>,
+    expired: Box<[CachePadded<AtomicU64>]>,
+}
+
+impl JobTally {
+    /// The tally of a pool of `levels` levels.
+    pub(crate) fn new(levels: usize) -> JobTally {
+        let counters = || (0..levels).map(|_| CachePadded::new(AtomicU64::new(0))).collect();
+        JobTally(Arc::new(Tallies { drop_panics: AtomicU64::new(0), cancelled: counters(), expired: counters() }))
+    }
+
+    /// Counts a job of `level` that will never run, decided now.
+    pub(crate) fn fated(&self, level: usize, fate: Unrun) {
+        let counters = match fate {
+            Unrun::Cancelled => &self.0.cancelled,
+            Unrun::Expired => &self.0.expired,
+        };
+        if let Some(counter) = counters.get(level) {
+            counter.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// How many jobs of `level` were cancelled, and expired, so far.
+    pub(crate) fn fates(&self, level: usize) -> (u64, u64) {
+        let read = |counters: &[CachePadded<AtomicU64>]| counters.get(level).map_or(0, |c| c.load(Ordering::Acquire));
+        (read(&self.0.cancelled), read(&self.0.expired))
+    }
+
     /// Runs `drop` (of a closure or value that belonged to a job)
     /// catching a panic, and counts and reports the panic; `what` names
     /// what was dropped, for the log.
@@ -225,7 +313,7 @@ impl DropPanics {
     /// outside its run, and drops its payload.
     #[cfg_attr(not(feature = "log"), allow(unused_variables))]
     pub(crate) fn caught(&self, what: &str, payload: Payload) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.drop_panics.fetch_add(1, Ordering::Relaxed);
         crate::hooks::log_event!(
             warn,
             "dropping {what} panicked (not a job panic): {}",
@@ -234,9 +322,9 @@ impl DropPanics {
         drop_payload(payload);
     }
 
-    /// How many such panics there have been.
+    /// How many destructor panics there have been.
     pub(crate) fn count(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.drop_panics.load(Ordering::Relaxed)
     }
 }
 

@@ -121,9 +121,20 @@ impl TaskState {
     }
 
     /// Whether the job has ended: returned, panicked, cancelled or expired
-    /// (its closure possibly still being dropped: the fate is sealed).
+    /// (its closure possibly still being dropped: the fate is sealed), and
+    /// is counted in the metrics. `DONE` is stored after the count
+    /// (`Job::run`); a fate being dropped is counted before the dropper
+    /// records itself (`task.rs`), so a fate still being decided (no dropper
+    /// yet) does not count as ended. Never blocks but for the short lock.
     pub(crate) fn has_ended(&self) -> bool {
-        matches!(self.state.load(Ordering::Acquire), DONE | CANCELLING | CANCELLED | EXPIRING | EXPIRED)
+        match self.state.load(Ordering::Acquire) {
+            DONE | CANCELLED | EXPIRED => true,
+            CANCELLING | EXPIRING => {
+                let dropper = lock(&self.dropper);
+                dropper.is_some() || matches!(self.load(), CANCELLED | EXPIRED)
+            }
+            _ => false,
+        }
     }
 
     /// How a job that will not run ends, its closure dropped or being
@@ -134,14 +145,6 @@ impl TaskState {
             EXPIRING | EXPIRED => Some(Unrun::Expired),
             _ => None,
         }
-    }
-
-    /// The fate of a job whose popped entry found it out of `QUEUED`: only
-    /// the popper moves it to `RUNNING`, so it was cancelled or expired.
-    pub(crate) fn unrun_fate(&self) -> Unrun {
-        let fate = self.unrun();
-        debug_assert!(fate.is_some(), "a popped entry found its job neither queued nor ended unrun");
-        fate.unwrap_or(Unrun::Cancelled)
     }
 
     /// Whether a running job was asked to stop.

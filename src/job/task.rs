@@ -11,8 +11,10 @@
 //! it, a canceller or the timer to drop it at once. The queue entry stays
 //! where it is; the worker that later pops it finds the job already ended
 //! and discards the entry. Until then the entry is queued, for the drain
-//! (`lifecycle.rs`) and for the metrics, which count the job as cancelled
-//! or expired at that pop, when it leaves the backlog.
+//! (`lifecycle.rs`); the metrics count the job as cancelled or expired at
+//! once, by the winner, before the job's state settles and its handle is
+//! completed (`job::JobTally`), and keep the dead entry out of the backlog
+//! (`metrics/counters.rs`).
 //!
 //! A worker that pops an entry first *claims* the job ([`TaskCell::claim`]:
 //! the deadline check and `QUEUED → RUNNING`) and only then counts it as
@@ -27,7 +29,7 @@ use super::context::JobContext;
 use super::state::{
     CANCEL_REQUESTED, CANCELLED, CANCELLING, CancelOutcome, EXPIRING, QUEUED, RUNNING, TaskState, Unrun,
 };
-use super::{DropPanics, UNTAKEN};
+use super::{JobTally, UNTAKEN};
 use crate::error::{JobError, PanicPayload};
 use crate::sync::plain::{Arc, Mutex, lock};
 
@@ -50,7 +52,6 @@ pub(crate) enum Outcome {
 /// A popped job that will not run: how it ended, and the panic of its
 /// closure's destructor if that panicked when the job was dropped now.
 pub(crate) struct Discarded {
-    pub(crate) fate: Unrun,
     pub(crate) panic: Option<Payload>,
 }
 
@@ -74,9 +75,18 @@ pub(crate) trait TaskCell: Send + Sync {
     /// passed, or it had already ended (cancelled or expired).
     fn claim(&self) -> Result<(), Discarded>;
 
-    /// Runs a job this worker [claimed](TaskCell::claim); a result that
-    /// nobody takes is dropped here, reporting a panic to `drops`.
-    fn run(&self, drops: &DropPanics) -> Outcome;
+    /// Runs a job this worker [claimed](TaskCell::claim), calling
+    /// `ended(panicked)` when the closure has returned or panicked and
+    /// before the job's state or handle says so; a result that nobody takes
+    /// is dropped here, reporting a panic to `tally`.
+    fn run(&self, tally: &JobTally, ended: &mut dyn FnMut(bool)) -> Outcome;
+
+    /// The job's name, if it was given one.
+    fn name(&self) -> Option<&Arc<str>>;
+
+    /// The pool's tally, where the job's fate and the destructor panics of
+    /// its handle are counted.
+    fn tally(&self) -> &JobTally;
 
     /// Drops the job unrun if it is still queued, and completes its handle
     /// with the matching error.
@@ -91,10 +101,21 @@ struct Body<G, T> {
     result: Option<oneshot::Sender<JobResult<T>>>,
 }
 
-/// The cell: the job's context (which holds its state) and its body.
+/// The cell: the job's context (which holds its state), its body, and
+/// what it carries for counting and reporting.
 pub(crate) struct Task<G, T> {
     context: JobContext,
     body: Mutex<Option<Body<G, T>>>,
+    meta: Meta,
+}
+
+/// What a task carries besides its closure: its deadline, where its fate is
+/// counted (`level` in `tally`), and its name.
+pub(crate) struct Meta {
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) level: usize,
+    pub(crate) tally: JobTally,
+    pub(crate) name: Option<Arc<str>>,
 }
 
 impl<G, T> Task<G, T>
@@ -103,19 +124,20 @@ where
     T: Send + 'static,
 {
     /// A job whose value and panic go to the returned receiver.
-    pub(crate) fn submitted(job: G, deadline: Option<Instant>) -> (Arc<dyn TaskCell>, oneshot::Receiver<JobResult<T>>) {
+    pub(crate) fn submitted(job: G, meta: Meta) -> (Arc<dyn TaskCell>, oneshot::Receiver<JobResult<T>>) {
         let (sender, receiver) = oneshot::channel();
-        (Task::with_body(Body { job, result: Some(sender) }, deadline), receiver)
+        (Task::with_body(Body { job, result: Some(sender) }, meta), receiver)
     }
 
     /// A job with no handle: its value is dropped, its panic reported to
     /// the pool.
-    pub(crate) fn spawned(job: G, deadline: Option<Instant>) -> Arc<dyn TaskCell> {
-        Task::with_body(Body { job, result: None }, deadline)
+    pub(crate) fn spawned(job: G, meta: Meta) -> Arc<dyn TaskCell> {
+        Task::with_body(Body { job, result: None }, meta)
     }
 
-    fn with_body(body: Body<G, T>, deadline: Option<Instant>) -> Arc<dyn TaskCell> {
-        Arc::new(Task { context: JobContext::new(TaskState::new(deadline)), body: Mutex::new(Some(body)) })
+    fn with_body(body: Body<G, T>, meta: Meta) -> Arc<dyn TaskCell> {
+        let context = JobContext::new(TaskState::new(meta.deadline));
+        Arc::new(Task { context, body: Mutex::new(Some(body)), meta })
     }
 
     /// Takes the body out; only the winner of a transition out of `QUEUED`
@@ -138,29 +160,28 @@ where
         let state = self.state();
         if state.is_past_deadline() {
             return Err(match self.abandon(Unrun::Expired) {
-                Abandoned::Dropped(panic) => Discarded { fate: Unrun::Expired, panic },
-                Abandoned::NotQueued => Discarded { fate: state.unrun_fate(), panic: None },
+                Abandoned::Dropped(panic) => Discarded { panic },
+                Abandoned::NotQueued => Discarded { panic: None },
             });
         }
-        if state.transition(QUEUED, RUNNING) {
-            Ok(())
-        } else {
-            Err(Discarded { fate: state.unrun_fate(), panic: None })
-        }
+        if state.transition(QUEUED, RUNNING) { Ok(()) } else { Err(Discarded { panic: None }) }
     }
 
-    fn run(&self, drops: &DropPanics) -> Outcome {
+    fn run(&self, tally: &JobTally, ended: &mut dyn FnMut(bool)) -> Outcome {
         let state = self.state();
         let Some(Body { job, result }) = self.take() else {
             // Unreachable: only the winner of QUEUED -> RUNNING runs the job.
             debug_assert!(false, "a claimed job found no closure");
+            ended(false);
             return Outcome::Completed;
         };
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| job(&self.context)));
+        // Counted before the state and the handle can tell.
+        ended(outcome.is_err());
         state.set_done();
         // A dropped handle only means nobody wants the result: it comes
         // back from `send` and is dropped here, outside the job's run.
-        let unwanted = |result: JobResult<T>| drops.drop_caught(UNTAKEN, move || drop(result));
+        let unwanted = |result: JobResult<T>| tally.drop_caught(UNTAKEN, move || drop(result));
         let send = |sender: oneshot::Sender<JobResult<T>>, result| {
             if let Err(unsent) = sender.send(result) {
                 unwanted(unsent.into_inner());
@@ -183,11 +204,22 @@ where
         }
     }
 
+    fn name(&self) -> Option<&Arc<str>> {
+        self.meta.name.as_ref()
+    }
+
+    fn tally(&self) -> &JobTally {
+        &self.meta.tally
+    }
+
     fn abandon(&self, how: Unrun) -> Abandoned {
         let state = self.state();
         if !state.transition(QUEUED, how.state()) {
             return Abandoned::NotQueued;
         }
+        // Counted as it is decided, before the state settles or the handle
+        // can tell.
+        self.meta.tally.fated(self.meta.level, how);
         state.dropping();
         let Some(Body { job, result }) = self.take() else {
             debug_assert!(false, "the winner of a transition out of QUEUED found no closure");

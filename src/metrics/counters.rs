@@ -6,10 +6,12 @@
 //! | figure (per level)           | written by                  | where                                      |
 //! |------------------------------|-----------------------------|--------------------------------------------|
 //! | started, completed, panicked | the worker running the job  | its own `WorkerCounters`, cache-padded     |
-//! | cancelled, expired           | whoever takes the dead entry off a queue: a worker, or the `shutdown_now` sweep | the worker's own counters; shared atomics for the sweep |
-//! | backlog                      | nobody: read from the queues | the injectors' and deques' lengths (`queue/levels.rs`) |
+//! | cancelled, expired           | whoever decides the fate (rare): a canceller, the timer, a worker, the sweep | `job::JobTally`, shared atomics per level |
+//! | reaped (internal)            | whoever takes a dead entry off a queue: a worker, or the `shutdown_now` sweep | the worker's own counters; shared atomics for the sweep |
+//! | entries (internal)           | nobody: read from the queues | the injectors' and deques' lengths (`queue/levels.rs`) |
+//! | backlog                      | nobody: derived on read     | `entries - (cancelled + expired - reaped)`: the live entries |
 //! | rejected                     | the refused spawner (rare)  | one cache-padded atomic per level          |
-//! | submitted                    | nobody: derived on read     | `started + cancelled + expired + backlog + rejected` |
+//! | submitted                    | nobody: derived on read     | `started + reaped + entries + rejected`, see below |
 //! | queue-wait histogram         | the worker running the job  | its own histograms, behind its own mutex   |
 //! | oldest-wait marks            | spawner (rare) and worker   | `rose_at` per level; per-worker last taken |
 //!
@@ -20,14 +22,28 @@
 //! the backlog before it can be picked, and every picked job is counted by
 //! whoever took it, once.
 //!
-//! A cancelled or expired job is counted where its dead entry leaves its
-//! queue (`job/task.rs`), not where it was cancelled: so every job is in
-//! exactly one of backlog, started, cancelled, expired or rejected at any
-//! moment, the derivation of `submitted` never counts one twice, and a
-//! handle's `cancel` and the timer touch no shared counter. The price is a
-//! lag while every worker is busy; at rest the figures are exact. A worker
-//! claims a popped job before counting it as started, so a dead entry is
-//! never counted as started and gets no job hook.
+//! A cancelled or expired job is counted where its fate is decided
+//! (`job::JobTally`), before its handle can report it, while its dead entry
+//! stays queued until a worker or the sweep takes it off (`job/task.rs`)
+//! and counts it *reaped*. So the queues hold `entries` = live jobs + dead
+//! entries, and the dead entries number `cancelled + expired - reaped`
+//! (the fates of plain closures cancelled by `shutdown_now` are counted
+//! and reaped at once). Every job is in exactly one of started, reaped,
+//! entries or rejected at any moment, which is what `submitted` is derived
+//! from; the backlog is the live entries. A worker claims a popped job
+//! before counting it as started, so a dead entry is never counted as
+//! started and gets no job hook.
+//!
+//! # Exact at join
+//!
+//! A job is counted finished (and a panic in `Pool::panic_count`) by its
+//! worker before its state is set and its handle completed (`Job::run`),
+//! and counted cancelled or expired by the winner of its fate before its
+//! state settles and its handle is completed (`job/task.rs`). The count is
+//! a `Release` write and the handle's completion follows it on the same
+//! thread; the joiner acquires the completion and the snapshot reads the
+//! counts with `Acquire`: a snapshot taken after `join` (or
+//! `is_finished`, or the future's `Ready`) returned counts the job.
 //!
 //! Workers come and go: each worker's counters are on the roster while it
 //! runs and are folded into the `retired` totals when it exits, under the
@@ -45,15 +61,23 @@
 //! everything earlier in that job's life is visible to the later reads, so
 //!
 //! - `completed + panicked <= started`;
-//! - `started + cancelled + expired + backlog + rejected <= submitted`: a
-//!   job counted started or discarded was picked before the backlog was
-//!   read, so it is not in the backlog too (a take moves the queue's front
+//! - `started + cancelled + expired + backlog + rejected <= submitted`: the
+//!   snapshot reads started, then the fates, then reaped, then the entries.
+//!   A job counted started or reaped was picked before the entries were
+//!   read, so it is not among them too (a take moves the queue's front
 //!   index with a read-modify-write before the taker counts the job, so the
-//!   later loads of the index see it); a
-//!   job picked between two reads is missed by both, so the sum may lag.
-//!   `submitted` is that sum raised to the largest value any earlier
-//!   snapshot reported (a per-level `fetch_max`), never more than the true
-//!   number of jobs offered, so exact at rest;
+//!   later loads of the index see it); a job picked between two reads is
+//!   missed by both, so `offered = started + reaped + entries + rejected`
+//!   may lag, never count a job twice. The same holds for the reported sum:
+//!   a job with a fate counted before the fates were read is still an entry
+//!   only if it was not yet reaped when reaped was read (a reaper counts
+//!   after its take), so it is in `cancelled + expired - reaped` and taken
+//!   out of the backlog (a job reaped but not yet fated when the fates were
+//!   read only makes the backlog one higher, for a job counted nowhere
+//!   else); started, fated and rejected jobs are disjoint sets. `submitted`
+//!   is the larger of the two sums, raised to the largest value any
+//!   earlier snapshot reported (a per-level `fetch_max`), never more than
+//!   the true number of jobs offered, so exact at rest;
 //! - `busy + idle <= total`: each worker on the roster is classified once
 //!   (idle if it says it is parked, else busy if it has started more jobs
 //!   than it has finished);
@@ -96,7 +120,8 @@
 //! allocation (the stamp travels in a wrapper, so that jobs stay two words
 //! without them), and an uncontended mutex and a histogram update on the
 //! worker. Without them a job costs its worker two counter bumps on a line
-//! it owns, and its spawner one branch.
+//! it owns, and its spawner one branch (plus `capacity.rs`'s: whether any
+//! level is bounded, a field fixed at build time).
 
 use std::time::{Duration, Instant};
 
@@ -104,8 +129,7 @@ use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
 use super::snapshot::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
-use crate::job::state::Unrun;
-use crate::job::{DropPanics, Stamp};
+use crate::job::{JobTally, Stamp};
 // The counters are plain std atomics even under loom: they order nothing but
 // their own figures and are read only by snapshots, which no model takes.
 // The roster lock is modelled, since a snapshot reads the queues' lengths
@@ -133,15 +157,16 @@ pub(crate) struct MetricsCore {
     rejected: Box<[CachePadded<AtomicU64>]>,
     /// Per level: the largest `submitted` any snapshot has reported.
     submitted_seen: Box<[CachePadded<AtomicU64>]>,
-    /// Per level: jobs discarded off the workers (the sweep).
+    /// Per level: dead entries taken off the queues off the workers (the
+    /// sweep).
     swept: Box<[CachePadded<Discards>]>,
     /// Per level: the latest stamp of a spawn that found the level's backlog
     /// at zero (0: none yet). Written only when the level was empty.
     rose_at: Box<[CachePadded<AtomicU64>]>,
     roster: Mutex<Roster>,
     hook_panics: AtomicU64,
-    /// Panics of destructors run for a job outside its run (`job::DropPanics`).
-    pub(crate) drop_panics: DropPanics,
+    /// Panics of destructors run for a job outside its run (`job::JobTally`).
+    pub(crate) tally: JobTally,
 }
 
 /// The workers' counters: those of the running workers, and the totals of
@@ -163,8 +188,7 @@ struct Totals {
     started: u64,
     completed: u64,
     panicked: u64,
-    cancelled: u64,
-    expired: u64,
+    reaped: u64,
     last_taken: u64,
 }
 
@@ -192,10 +216,9 @@ pub(crate) struct LevelCounters {
     started: AtomicU64,
     completed: AtomicU64,
     panicked: AtomicU64,
-    /// Entries of cancelled jobs taken off a queue (see `Discards`).
-    cancelled: AtomicU64,
-    /// Entries of expired jobs taken off a queue.
-    expired: AtomicU64,
+    /// Entries of cancelled or expired jobs taken off a queue (see
+    /// `Discards`).
+    reaped: AtomicU64,
     /// With wait metrics on, the stamp of the latest job taken off the
     /// level's queue, to start or to discard (0: none).
     last_taken: AtomicU64,
@@ -243,13 +266,10 @@ impl LevelCounters {
         bump(if panicked { &self.panicked } else { &self.completed });
     }
 
-    /// Counts a job taken off a queue and discarded unrun.
+    /// Counts the entry of a job that will not run, taken off a queue.
     #[inline]
-    pub(crate) fn discarded(&self, fate: Unrun) {
-        bump(match fate {
-            Unrun::Cancelled => &self.cancelled,
-            Unrun::Expired => &self.expired,
-        });
+    pub(crate) fn reaped(&self) {
+        bump(&self.reaped);
     }
 
     /// Records when a job was last taken off the level's queue (wait
@@ -259,13 +279,12 @@ impl LevelCounters {
     }
 }
 
-/// Per level, the entries of cancelled and expired jobs discarded by a
-/// thread that is not a worker: the calling thread of a `shutdown_now`
+/// Per level, the entries of cancelled and expired jobs taken off a queue
+/// by a thread that is not a worker: the calling thread of a `shutdown_now`
 /// sweep. Rare, so shared atomics with read-modify-writes do.
 #[derive(Default)]
 struct Discards {
-    cancelled: AtomicU64,
-    expired: AtomicU64,
+    reaped: AtomicU64,
     /// As `LevelCounters::last_taken`.
     last_taken: AtomicU64,
 }
@@ -302,7 +321,7 @@ impl MetricsCore {
                 },
             }),
             hook_panics: AtomicU64::new(0),
-            drop_panics: DropPanics::default(),
+            tally: JobTally::new(levels),
         }
     }
 
@@ -336,18 +355,15 @@ impl MetricsCore {
         Some(stamp)
     }
 
-    /// Counts a job of `level`, cancelled or expired, whose entry a thread
-    /// other than a worker (the `shutdown_now` sweep) took off its queue.
-    pub(crate) fn discarded(&self, level: usize, fate: Unrun) {
+    /// Counts the entry of a job of `level`, cancelled or expired, that a
+    /// thread other than a worker (the `shutdown_now` sweep) took off its
+    /// queue.
+    pub(crate) fn reaped(&self, level: usize) {
         let swept = &self.swept[level];
         if self.wait_metrics {
             swept.last_taken.fetch_max(self.now().raw(), Ordering::Relaxed);
         }
-        let counter = match fate {
-            Unrun::Cancelled => &swept.cancelled,
-            Unrun::Expired => &swept.expired,
-        };
-        counter.fetch_add(1, Ordering::Release);
+        swept.reaped.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn hook_panicked(&self) {
@@ -375,8 +391,7 @@ impl MetricsCore {
             total.started += level.started.load(Ordering::Acquire);
             total.completed += level.completed.load(Ordering::Acquire);
             total.panicked += level.panicked.load(Ordering::Acquire);
-            total.cancelled += level.cancelled.load(Ordering::Acquire);
-            total.expired += level.expired.load(Ordering::Acquire);
+            total.reaped += level.reaped.load(Ordering::Acquire);
             total.last_taken = total.last_taken.max(level.last_taken.load(Ordering::Acquire));
         }
         retired.steals += counters.hot.steals.load(Ordering::Acquire);
@@ -388,6 +403,19 @@ impl MetricsCore {
         }
         live.retain(|live| !Arc::ptr_eq(live, counters));
         live.len()
+    }
+
+    /// The backlog of `level` alone, as a snapshot reports it: the queue
+    /// entries (`entries()`) less the dead ones.
+    pub(crate) fn backlog(&self, level: usize, entries: impl FnOnce() -> usize) -> usize {
+        let roster = lock(&self.roster);
+        let (cancelled, expired) = self.tally.fates(level);
+        let reaped =
+            roster.live.iter().fold(roster.retired.levels[level].reaped, |sum, w| {
+                sum + w.levels[level].reaped.load(Ordering::Acquire)
+            }) + self.swept[level].reaped.load(Ordering::Acquire);
+        let dead = (cancelled + expired).saturating_sub(reaped);
+        usize::try_from((entries() as u64).saturating_sub(dead)).unwrap_or(usize::MAX)
     }
 
     /// Reads every figure; see the module docs for the order and why.
@@ -406,17 +434,19 @@ impl MetricsCore {
             .map(|level| {
                 let retired = roster.retired.levels[level];
                 let swept = &self.swept[level];
-                // Against the flow of a job: finished, started or
-                // discarded, queued, rejected.
+                // Against the flow of a job: finished, started, fated,
+                // reaped, queued, rejected.
                 let completed = sum(level, retired.completed, |l| &l.completed);
                 let panicked = sum(level, retired.panicked, |l| &l.panicked);
                 let started = sum(level, retired.started, |l| &l.started);
-                let cancelled =
-                    sum(level, retired.cancelled, |l| &l.cancelled) + swept.cancelled.load(Ordering::Acquire);
-                let expired = sum(level, retired.expired, |l| &l.expired) + swept.expired.load(Ordering::Acquire);
-                let backlog = queued(level) as u64;
+                let (cancelled, expired) = self.tally.fates(level);
+                let reaped = sum(level, retired.reaped, |l| &l.reaped) + swept.reaped.load(Ordering::Acquire);
+                let entries = queued(level) as u64;
                 let rejected = self.rejected[level].load(Ordering::Acquire);
-                let offered = started + cancelled + expired + backlog + rejected;
+                let dead = (cancelled + expired).saturating_sub(reaped);
+                let backlog = entries.saturating_sub(dead);
+                let offered =
+                    (started + reaped + entries + rejected).max(started + cancelled + expired + backlog + rejected);
                 let submitted = offered.max(self.submitted_seen[level].fetch_max(offered, Ordering::Relaxed));
                 let oldest_wait = self.wait_metrics.then(|| {
                     if backlog == 0 {
@@ -436,6 +466,8 @@ impl MetricsCore {
                     completed,
                     panicked,
                     rejected,
+                    capacity: None,
+                    full_waits: 0,
                     cancelled,
                     expired,
                     wait: waits.as_ref().map(|waits| WaitTimes::new(waits[level].clone())),
@@ -473,7 +505,7 @@ impl MetricsCore {
             },
             uptime: self.epoch.elapsed(),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),
-            drop_panics: self.drop_panics.count(),
+            drop_panics: self.tally.count(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::queue::Priority;
 use crate::sync::plain::Arc;
 
 /// A snapshot of a pool's counters, from [`Pool::metrics`](crate::Pool::metrics)
@@ -17,9 +18,16 @@ use crate::sync::plain::Arc;
 /// `completed + panicked <= started` and `started + cancelled + expired +
 /// backlog + rejected <= submitted`; for the workers, `busy + idle <= total`
 /// and `retired <= started`. No count ever goes back from one snapshot to a
-/// later one. When the pool is at rest (nothing queued or running, for
-/// instance after [`Pool::shutdown`](crate::Pool::shutdown)), `submitted =
-/// completed + panicked + cancelled + expired + rejected` at every level.
+/// later one. When the pool is at rest (nothing queued or running: after
+/// [`Pool::wait_idle`](crate::Pool::wait_idle) or
+/// [`Pool::shutdown`](crate::Pool::shutdown)), `submitted = completed +
+/// panicked + cancelled + expired + rejected` at every level.
+///
+/// A job whose handle has reported its end (`join`, `join_timeout`,
+/// `is_finished`, the awaited future, or `cancel` answering
+/// [`Prevented`](crate::CancelOutcome::Prevented)) is counted, in
+/// `completed`, `panicked`, `cancelled` or `expired`, by every snapshot
+/// taken after that.
 ///
 /// Non-exhaustive: figures may be added; read the fields, do not build the
 /// struct.
@@ -33,7 +41,8 @@ use crate::sync::plain::Arc;
 ///     pool.spawn(Priority::LOW, || {})?;
 /// }
 /// pool.shutdown();
-/// let low = &spawner.metrics().levels[1];
+/// let metrics = spawner.metrics();
+/// let low = metrics.level(Priority::LOW).expect("every pool has a lowest level");
 /// assert_eq!((low.submitted, low.completed, low.backlog), (100, 100, 0));
 /// println!("p99 wait: {} µs", low.wait.as_ref().map_or(0, |w| w.p99_us));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -93,24 +102,32 @@ pub struct LevelMetrics {
     pub completed: u64,
     /// Jobs that panicked.
     pub panicked: u64,
-    /// Jobs refused and handed back because the pool was shutting down.
+    /// Jobs refused and handed back: the pool was shutting down, or the
+    /// level was at its capacity and the spawn would not wait (or waited
+    /// in vain) for room.
     pub rejected: u64,
+    /// The level's capacity (see [`Builder::capacity`](crate::Builder::capacity)),
+    /// or `None` for an unbounded level.
+    pub capacity: Option<u64>,
+    /// Spawns from outside the pool that found the level full and waited
+    /// for room (however the wait ended: room, timeout or shutdown).
+    pub full_waits: u64,
     /// Jobs that never started because they were cancelled: through
     /// [`JobHandle::cancel`](crate::JobHandle::cancel) or a
     /// [`CancelHandle`](crate::CancelHandle) before they started, or by
     /// [`Pool::shutdown_now`](crate::Pool::shutdown_now) (or a timed-out
     /// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout)).
     ///
-    /// A cancelled job's queue entry stays in its queue (and in `backlog`)
-    /// until a worker or the shutdown's sweep takes it out; the job is
-    /// counted here at that moment, when it leaves the backlog, so that
-    /// every job is in exactly one figure at a time. The count may so lag
-    /// the cancellation while every worker is busy; it is exact at rest.
+    /// Counted when the cancellation is decided: before `cancel` answers
+    /// [`Prevented`](crate::CancelOutcome::Prevented) and before the job's
+    /// handle yields [`JobError::Cancelled`](crate::JobError::Cancelled). The
+    /// job leaves `backlog` at the same moment.
     pub cancelled: u64,
     /// Jobs that never started because their deadline (see
     /// [`JobBuilder::deadline`](crate::JobBuilder::deadline) and
     /// [`max_wait`](crate::JobBuilder::max_wait)) passed first. Counted,
-    /// like `cancelled`, when the expired job's entry leaves the backlog.
+    /// like `cancelled`, when the expiry is decided, before the job's handle
+    /// yields [`JobError::Expired`](crate::JobError::Expired).
     pub expired: u64,
     /// How long started jobs waited in the queue; `None` unless the pool
     /// was built with [`wait_metrics(true)`](crate::Builder::wait_metrics).
@@ -120,8 +137,9 @@ pub struct LevelMetrics {
     /// one off its queue); zero when its backlog is zero. A lower bound on
     /// how long its oldest queued job has waited, exact while the level
     /// starts nothing at all; `None` unless the pool was built with
-    /// [`wait_metrics(true)`](crate::Builder::wait_metrics). The module
-    /// `metrics/counters.rs` gives the exact definition.
+    /// [`wait_metrics(true)`](crate::Builder::wait_metrics). Precisely: the
+    /// time since the later of the last spawn that found the queue it
+    /// pushed to empty and the last job taken off the level's queues.
     pub oldest_wait: Option<Duration>,
 }
 
@@ -231,6 +249,13 @@ pub struct WorkerMetrics {
 }
 
 impl Metrics {
+    /// The figures of the level `priority` names, or `None` if the pool has
+    /// no such level: `metrics.level(Priority::LOW)` keeps its meaning when
+    /// levels are added, where `metrics.levels[1]` would not.
+    pub fn level(&self, priority: impl Into<Priority>) -> Option<&LevelMetrics> {
+        priority.into().resolve(self.levels.len()).map(|level| &self.levels[level])
+    }
+
     /// The figures of the interval between `earlier` and `self`, two
     /// snapshots of the same pool: counts, steals, hook panics and uptime
     /// become differences (saturating at zero), queue waits cover only the
@@ -252,6 +277,8 @@ impl Metrics {
                 completed: now.completed.saturating_sub(then.completed),
                 panicked: now.panicked.saturating_sub(then.panicked),
                 rejected: now.rejected.saturating_sub(then.rejected),
+                capacity: now.capacity,
+                full_waits: now.full_waits.saturating_sub(then.full_waits),
                 cancelled: now.cancelled.saturating_sub(then.cancelled),
                 expired: now.expired.saturating_sub(then.expired),
                 wait: match (&now.wait, &then.wait) {

@@ -165,6 +165,29 @@ impl<T> Levels<T> {
         self.injectors[level].len() + peers.iter().map(|p| p.as_ref().len(level)).sum::<usize>()
     }
 
+    /// Takes one job of `level` off its injector or one of `peers`'
+    /// deques, oldest first in each; `None` once every one of them answered
+    /// empty (a lost race is tried again). For cancelling a level's whole
+    /// backlog, where the pick rule's order across levels does not matter.
+    pub(crate) fn take_at<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> Option<T> {
+        loop {
+            let mut retry = false;
+            let sources = std::iter::once(self.injectors[level].steal())
+                .chain(peers.iter().filter(|p| p.as_ref().may_hold(level)).map(|p| p.as_ref().steal(level)));
+            for steal in sources {
+                match steal {
+                    Steal::Success(job) => return Some(job),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+            spin_loop();
+        }
+    }
+
     /// How many jobs wait in the injectors (spawned from outside and not
     /// taken yet), all levels together: the backlog a pusher weighs before
     /// growing the pool (`limits.rs`).

@@ -19,6 +19,29 @@ use std::fmt;
 /// the pool does not have is reported as [`SpawnError`](crate::SpawnError)
 /// with kind [`SpawnErrorKind::UnknownLevel`](crate::SpawnErrorKind::UnknownLevel).
 ///
+/// Every method that takes a priority takes `impl Into<Priority>`, so an
+/// application's own names for its levels work directly:
+///
+/// ```
+/// use priopool::{Pool, Priority};
+///
+/// enum Lane { Interactive, Batch }
+///
+/// impl From<Lane> for Priority {
+///     fn from(lane: Lane) -> Priority {
+///         match lane {
+///             Lane::Interactive => Priority::HIGH,
+///             Lane::Batch => Priority::LOW,
+///         }
+///     }
+/// }
+///
+/// let pool = Pool::builder().workers(1).capacity(Lane::Batch, 100).build()?;
+/// pool.spawn(Lane::Batch, || println!("background"))?;
+/// assert!(pool.metrics().level(Lane::Interactive).is_some());
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+///
 /// ```
 /// use priopool::Priority;
 /// assert_eq!(Priority::HIGH, Priority::level(0));

@@ -12,8 +12,7 @@
 //!    a scratch deque of its own) and cancels it: its closure is dropped,
 //!    its handle yields `JobError::Cancelled`, and it is counted at its
 //!    level (for the report and in the metrics). The entry of a job
-//!    cancelled or expired earlier is discarded and counted in the metrics
-//!    by its earlier fate. The sweep stops when the pick finds every queue
+//!    cancelled or expired earlier (and counted then) is discarded. The sweep stops when the pick finds every queue
 //!    empty. Jobs never hide in a count (`queue/levels.rs`), so every job
 //!    whose spawn returned before the call began is cancelled by the sweep
 //!    or was taken by a worker; a job pushed by a spawn still under way is
@@ -66,9 +65,8 @@ use std::time::{Duration, Instant};
 
 use super::registry::Registry;
 use super::worker;
-use crate::job::state::Unrun;
 use crate::job::task::Discarded;
-use crate::job::{Cancelled, Job};
+use crate::job::{Cancelled, Job, JobTally};
 use crate::queue::Priority;
 use crate::queue::levels::Pick;
 use crate::queue::local::LocalQueues;
@@ -88,8 +86,8 @@ pub struct CancelledJobs {
 impl CancelledJobs {
     /// How many jobs were cancelled at `priority`; 0 for a level the pool
     /// does not have.
-    pub fn at(&self, priority: Priority) -> usize {
-        priority.resolve(self.by_level.len()).map_or(0, |level| self.by_level[level])
+    pub fn at(&self, priority: impl Into<Priority>) -> usize {
+        priority.into().resolve(self.by_level.len()).map_or(0, |level| self.by_level[level])
     }
 
     /// The counts, indexed by level (index 0 is the most urgent); one entry
@@ -208,18 +206,18 @@ impl Abort {
     }
 
     /// Cancels a popped job of `level` and counts it for the report, if
-    /// this call cancelled it; returns how the job ended (cancelled now, or
-    /// cancelled or expired before) and the panic of its closure's
-    /// destructor, if any. The caller counts the job in the metrics and
-    /// finishes it.
-    pub(crate) fn cancel(&self, level: usize, job: Job) -> Discarded {
-        match job.cancel() {
+    /// this call cancelled it (and in `tally`: `Job::cancel`); returns how
+    /// the job ended (cancelled now, or cancelled or expired before) and the
+    /// panic of its closure's destructor, if any. The caller counts the
+    /// entry taken off its queue and finishes it.
+    pub(crate) fn cancel(&self, level: usize, job: Job, tally: &JobTally) -> Discarded {
+        match job.cancel(level, tally) {
             Cancelled::Now(panic) => {
                 // Release: a report that counts the job sees its closure dropped.
                 self.cancelled[level].fetch_add(1, Ordering::Release);
-                Discarded { fate: Unrun::Cancelled, panic }
+                Discarded { panic }
             }
-            Cancelled::Before(fate) => Discarded { fate, panic: None },
+            Cancelled::Before => Discarded { panic: None },
         }
     }
 
@@ -266,10 +264,11 @@ pub(crate) fn sweep(registry: &Arc<Registry>) {
     loop {
         match registry.levels.pick(&scratch, &peers, 0) {
             Pick::Found(level, job, _) => {
-                let Discarded { fate, panic } = registry.abort.cancel(level, job);
-                registry.metrics.discarded(level, fate);
+                registry.capacity.give_back(level);
+                let Discarded { panic, .. } = registry.abort.cancel(level, job, &registry.metrics.tally);
+                registry.metrics.reaped(level);
                 if let Some(payload) = panic {
-                    registry.metrics.drop_panics.caught(crate::job::NEVER_RAN, payload);
+                    registry.metrics.tally.caught(crate::job::NEVER_RAN, payload);
                 }
                 backoff.reset();
             }
@@ -286,6 +285,30 @@ pub(crate) fn sweep(registry: &Arc<Registry>) {
     debug_assert!(scratch.is_empty());
     // Workers that were asleep may be all that is left: the drain check.
     Registry::try_drain(registry);
+}
+
+/// [`Pool::cancel_queued`](crate::Pool::cancel_queued): takes every entry
+/// queued at `level` off its queue and cancels its job, as the sweep does
+/// but for one level and without stopping the pool; returns how many jobs
+/// this call cancelled (not counting dead entries of jobs cancelled or
+/// expired before). Entries pushed while it runs may or may not be taken.
+pub(crate) fn cancel_level(registry: &Arc<Registry>, level: usize) -> usize {
+    let (_, peers) = registry.workers.snapshot();
+    let tally = &registry.metrics.tally;
+    let mut cancelled = 0;
+    while let Some(job) = registry.levels.take_at(level, &peers) {
+        registry.capacity.give_back(level);
+        if let Cancelled::Now(panic) = job.cancel(level, tally) {
+            cancelled += 1;
+            if let Some(payload) = panic {
+                tally.caught(crate::job::NEVER_RAN, payload);
+            }
+        }
+        registry.metrics.reaped(level);
+    }
+    // The queues may have held the drain's last jobs.
+    Registry::try_drain(registry);
+    cancelled
 }
 
 /// [`Pool::shutdown_now`](crate::Pool::shutdown_now).

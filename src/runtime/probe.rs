@@ -9,8 +9,6 @@ use crossbeam_utils::CachePadded;
 use super::registry::Registry;
 use crate::hooks::{self, JobInfo, JobOutcome, log_event};
 use crate::job::Job;
-use crate::job::state::Unrun;
-use crate::job::task::Outcome;
 use crate::metrics::{LevelCounters, WorkerCounters};
 use crate::queue::levels::Source;
 use crate::sync;
@@ -35,11 +33,9 @@ pub(crate) struct WorkerProbe {
 
 /// A job between its start and its end: its level's counters.
 pub(crate) struct Running<'a> {
-    level: usize,
     counters: &'a LevelCounters,
 }
 
-#[derive(Clone, Copy)]
 struct Detail {
     info: JobInfo,
     /// When the job itself began, if an `after_job` hook wants its run time.
@@ -100,7 +96,7 @@ impl WorkerProbe {
         if self.detailed {
             self.detail.set(Some(self.start_detail(registry, level, job)));
         }
-        Running { level, counters }
+        Running { counters }
     }
 
     #[inline(never)]
@@ -112,19 +108,20 @@ impl WorkerProbe {
             self.counters.record_wait(level, waited);
             waited
         });
-        let info = JobInfo { level, worker: self.index, queue_wait };
+        let info = JobInfo { level, worker: self.index, queue_wait, name: job.name().cloned() };
         let monitoring = &registry.config.monitoring;
         if let Some(hook) = &monitoring.before_job {
-            self.guarded("before_job", || hook(info));
+            self.guarded("before_job", || hook(info.clone()));
         }
         Detail { info, began: monitoring.after_job.as_ref().map(|_| Instant::now()) }
     }
 
-    /// Counts a job of `level`, found at `source`, that this worker took off
-    /// a queue and discarded unrun (`fate`: cancelled or expired). No hook
+    /// Counts the entry of a job of `level`, found at `source`, that this
+    /// worker took off a queue and discarded unrun (its fate, cancelled or
+    /// expired, was counted when it was decided: `job::JobTally`). No hook
     /// runs for it: it never started.
     #[inline]
-    pub(crate) fn job_discarded(&self, registry: &Registry, level: usize, source: Source, fate: Unrun) {
+    pub(crate) fn job_discarded(&self, registry: &Registry, level: usize, source: Source) {
         if source == Source::Peer {
             self.counters.stole();
         }
@@ -133,21 +130,33 @@ impl WorkerProbe {
             // Progress of the level's queue, for `oldest_wait`.
             counters.took(registry.metrics.now());
         }
-        counters.discarded(fate);
+        counters.reaped();
     }
 
-    /// Runs the `after_job` hook, logs a panic and counts the end of a job
-    /// (last, so that the worker counts as busy through its hooks).
+    /// Runs the `after_job` hook and counts the end of a job (last, so that
+    /// the worker counts as busy through its hooks). Called before the
+    /// job's handle can learn that it ended (`Job::run`).
     #[inline]
-    pub(crate) fn job_ended(&self, registry: &Registry, running: Running<'_>, outcome: &Outcome) {
-        let panicked = matches!(outcome, Outcome::Panicked(_));
+    pub(crate) fn job_ended(&self, registry: &Registry, running: &Running<'_>, panicked: bool) {
         if self.detailed {
             self.end_detail(registry, panicked);
         }
-        if let Outcome::Panicked(payload) = outcome {
-            log_panic(self.index, running.level, payload.as_deref());
-        }
         running.counters.finished(panicked);
+    }
+
+    /// Logs the panic of a job of `level` named `name` (feature `log`).
+    #[cold]
+    #[cfg_attr(not(feature = "log"), allow(unused_variables))]
+    pub(crate) fn log_panic(&self, level: usize, name: Option<&str>, payload: Option<&(dyn std::any::Any + Send)>) {
+        log_event!(
+            warn,
+            "a job at level {level}{} panicked on worker {}: {}",
+            name.map(|name| format!(" named {name:?}")).unwrap_or_default(),
+            self.index,
+            // A submitted job hands its payload to its JobHandle before the
+            // worker sees the outcome.
+            payload.map_or("(a submitted job; its JobHandle has the payload)", crate::job::panic_message)
+        );
     }
 
     #[inline(never)]
@@ -179,16 +188,4 @@ impl Drop for WorkerProbe {
             log_event!(info, "shutdown done: every accepted job has run and every worker has exited");
         }
     }
-}
-
-#[cold]
-#[cfg_attr(not(feature = "log"), allow(unused_variables))]
-fn log_panic(worker: usize, level: usize, payload: Option<&(dyn std::any::Any + Send)>) {
-    log_event!(
-        warn,
-        "a job at level {level} panicked on worker {worker}: {}",
-        // A submitted job hands its payload to its JobHandle before the
-        // worker sees the outcome.
-        payload.map_or("(a submitted job; its JobHandle has the payload)", crate::job::panic_message)
-    );
 }

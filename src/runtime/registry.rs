@@ -10,10 +10,12 @@ use super::abort::Abort;
 use super::timer::Timer;
 use super::worker::{self, Local};
 use super::workers::WorkerSet;
+use crate::capacity::{Capacity, NoRoom, WhenFull};
 use crate::config::{Config, validate_limits};
 use crate::error::{BuildError, BuildErrorKind, ResizeError, ResizeErrorKind, SpawnError, SpawnErrorKind};
 use crate::hooks::log_event;
-use crate::job::{Job, drop_payload};
+use crate::job::task::Meta;
+use crate::job::{Job, JobTally, drop_payload};
 use crate::lifecycle::{Lifecycle, Spawning};
 use crate::limits::Limits;
 use crate::metrics::{Metrics, MetricsCore, ThreadCounts};
@@ -37,6 +39,8 @@ pub(crate) struct Registry {
     pub(crate) abort: Abort,
     /// Expires jobs at their deadlines; started lazily (`timer.rs`).
     pub(crate) timer: Timer,
+    /// The bounded levels' slots (`capacity.rs`).
+    pub(crate) capacity: Capacity,
     pub(crate) metrics: MetricsCore,
     panics: AtomicUsize,
 }
@@ -46,6 +50,21 @@ pub(crate) struct Registry {
 pub(crate) struct Admission {
     level: usize,
     from: From,
+}
+
+/// What `make` (see [`Registry::spawn`]) is told about an admitted job:
+/// its level, its deadline, and the pool's tally, for a task's [`Meta`].
+pub(crate) struct Slot<'a> {
+    pub(crate) level: usize,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) tally: &'a JobTally,
+}
+
+impl Slot<'_> {
+    /// The [`Meta`] of a task in this slot, named `name`.
+    pub(crate) fn meta(&self, name: Option<plain::Arc<str>>) -> Meta {
+        Meta { deadline: self.deadline, level: self.level, tally: self.tally.clone(), name }
+    }
 }
 
 /// Where a spawn comes from.
@@ -70,6 +89,7 @@ impl Registry {
             limits: Limits::new(config.min_workers, config.max_workers, config.keep_alive),
             abort: Abort::new(config.levels),
             timer: Timer::new(),
+            capacity: Capacity::new(&config.capacities),
             metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
             panics: AtomicUsize::new(0),
             config,
@@ -85,28 +105,31 @@ impl Registry {
     }
 
     /// The one way of a job into the pool, under `spawn`, `submit` and
-    /// every [`JobBuilder`](crate::JobBuilder) method: admits the job at
-    /// `priority`, makes its queue entry (and what the caller gets back)
-    /// with `make`, queues it and, if it has a `deadline`, schedules its
-    /// expiry on the timer (started here if need be). A refused job is
-    /// handed back in the error, unrun.
+    /// every [`JobBuilder`](crate::JobBuilder) method: takes a slot if the
+    /// level is bounded (waiting for room as `when_full` says:
+    /// `capacity.rs`), admits the job at `priority`, makes its queue entry
+    /// (and what the caller gets back) with `make`, queues it and, if it has
+    /// a `deadline`, schedules its expiry on the timer (started here if need
+    /// be). A refused job is handed back in the error, unrun.
     #[inline]
     pub(crate) fn spawn<F, H>(
         this: &Arc<Registry>,
         priority: Priority,
         job: F,
+        when_full: WhenFull,
         deadline: Option<Instant>,
-        make: impl FnOnce(F, Option<Instant>) -> (Job, H),
+        make: impl FnOnce(F, Slot<'_>) -> (Job, H),
     ) -> Result<H, SpawnError<F>> {
-        let admission = match Registry::admit(this, priority) {
+        let admission = match Registry::admit(this, priority, when_full) {
             Ok(admission) => admission,
             Err(kind) => return Err(SpawnError::new(job, kind)),
         };
         if deadline.is_some() && this.timer.start(this).is_err() {
+            this.capacity.give_back(admission.level);
             Registry::end_spawn(this, admission);
             return Err(SpawnError::new(job, SpawnErrorKind::TimerUnavailable));
         }
-        let (entry, handle) = make(job, deadline);
+        let (entry, handle) = make(job, Slot { level: admission.level, deadline, tally: &this.metrics.tally });
         // Only a job with a deadline pays for a second pointer to its cell.
         let expiry = deadline.and_then(|at| Some((at, entry.task_cell()?.clone())));
         Registry::inject(this, admission, entry);
@@ -116,19 +139,31 @@ impl Registry {
         Ok(handle)
     }
 
-    /// Checks that `priority` names a level and that intake is open (or the
-    /// caller is one of this pool's running jobs; see `lifecycle.rs`).
-    fn admit(this: &Arc<Registry>, priority: Priority) -> Result<Admission, SpawnErrorKind> {
+    /// Checks that `priority` names a level, takes a slot on a bounded
+    /// level (before the spawn counts as under way, so that a producer
+    /// waiting for room holds up no drain), and checks that intake is open
+    /// (or the caller is one of this pool's running jobs; see
+    /// `lifecycle.rs`).
+    fn admit(this: &Arc<Registry>, priority: Priority, when_full: WhenFull) -> Result<Admission, SpawnErrorKind> {
         let levels = this.levels.len();
         let level = priority
             .resolve(levels)
             .ok_or(SpawnErrorKind::UnknownLevel { level: priority.asked().unwrap_or(levels), levels })?;
-        if let Some(local) = worker::current_local(this.id) {
+        let local = worker::current_local(this.id);
+        if let Err(no_room) = this.capacity.take(level, when_full, local.is_some(), || this.lifecycle.is_closed()) {
+            this.metrics.rejected(level);
+            return Err(match no_room {
+                NoRoom::Full => SpawnErrorKind::Full,
+                NoRoom::Closed => SpawnErrorKind::Shutdown,
+            });
+        }
+        if let Some(local) = local {
             return Ok(Admission { level, from: From::Job(local) });
         }
         match this.lifecycle.begin_spawn() {
             Some(spawning) => Ok(Admission { level, from: From::Outside(spawning) }),
             None => {
+                this.capacity.give_back(level);
                 this.metrics.rejected(level);
                 // The refused spawn may have kept a drain check from
                 // succeeding.
@@ -177,9 +212,15 @@ impl Registry {
         Registry::end_spawn(this, admission);
     }
 
-    /// Records the panic of a spawned job and hands it to the panic handler.
+    /// Counts a job panic (in [`Registry::panics`]), before the job's
+    /// handle can report it.
+    pub(crate) fn count_panic(&self) {
+        self.panics.fetch_add(1, Ordering::Release);
+    }
+
+    /// Hands the panic of a spawned job (counted already) to the panic
+    /// handler.
     pub(crate) fn job_panicked(&self, payload: Option<Box<dyn Any + Send>>) {
-        self.panics.fetch_add(1, Ordering::Relaxed);
         if let Some(payload) = payload {
             let handler = &self.config.panic_handler;
             // A panicking handler must not take the worker down with it, nor
@@ -192,13 +233,14 @@ impl Registry {
 
     /// How many jobs have panicked so far.
     pub(crate) fn panics(&self) -> usize {
-        self.panics.load(Ordering::Relaxed)
+        self.panics.load(Ordering::Acquire)
     }
 
-    /// How many jobs are queued at `level` (a snapshot).
+    /// How many jobs are queued at `level` (a snapshot), the entries of
+    /// cancelled or expired jobs left out, as in the metrics.
     pub(crate) fn queued(&self, level: usize) -> usize {
         let (_, peers) = self.workers.snapshot();
-        self.levels.queued(level, &peers)
+        self.metrics.backlog(level, || self.levels.queued(level, &peers))
     }
 
     /// A snapshot of the pool's metrics.
@@ -206,7 +248,11 @@ impl Registry {
         let (started, retired) = self.workers.thread_counts();
         let threads = ThreadCounts { current: self.limits.current(), started, retired };
         let (_, peers) = self.workers.snapshot();
-        self.metrics.snapshot(|level| self.levels.queued(level, &peers), threads)
+        let mut metrics = self.metrics.snapshot(|level| self.levels.queued(level, &peers), threads);
+        for (level, figures) in metrics.levels.iter_mut().enumerate() {
+            (figures.capacity, figures.full_waits) = self.capacity.figures(level);
+        }
+        metrics
     }
 
     /// Called by a shutdown that finds jobs outstanding and no worker thread
@@ -223,9 +269,21 @@ impl Registry {
         }
     }
 
+    /// Whether the pool is at rest: no spawn from outside under way, no
+    /// queue holding an entry, every worker asleep or spinning after an
+    /// empty pick. This is the drain check of `lifecycle.rs` (without its
+    /// closed intake), under the sleepers' lock, so it is never true while
+    /// a job runs or waits; a spawn may of course begin right after.
+    pub(crate) fn is_idle(this: &Arc<Registry>) -> bool {
+        let (_, peers) = this.workers.snapshot();
+        this.sleep.is_idle(|| !this.lifecycle.spawns_under_way() && !this.levels.any_queued(&peers))
+    }
+
     /// Closes intake: the first step of every shutdown (`lifecycle.rs`).
     pub(crate) fn close_intake(this: &Arc<Registry>) {
         this.lifecycle.close();
+        // Producers waiting for room see the close and are refused.
+        this.capacity.wake_all();
         Registry::try_drain(this);
     }
 

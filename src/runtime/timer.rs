@@ -32,7 +32,7 @@
 //! at pop).
 //!
 //! A destructor that panics there is not a job panic (the job never ran): it
-//! is counted in `Metrics::drop_panics` (`job::DropPanics`, of which the
+//! is counted in `Metrics::drop_panics` (`job::JobTally`, of which the
 //! thread holds a clone) and logged.
 //!
 //! The timer is not part of the loom models: its thread would be an
@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use super::registry::Registry;
 use crate::job::state::Unrun;
 use crate::job::task::{Abandoned, TaskCell};
-use crate::job::{DropPanics, NEVER_RAN};
+use crate::job::{JobTally, NEVER_RAN};
 use crate::sync::plain::thread::{self, JoinHandle};
 use crate::sync::plain::{Arc, Condvar, Mutex, MutexGuard, Weak, lock, wait_for};
 
@@ -144,7 +144,7 @@ impl Timer {
             return Ok(());
         }
         let shared = Arc::clone(&self.shared);
-        let drops = registry.metrics.drop_panics.clone();
+        let drops = registry.metrics.tally.clone();
         let thread = thread::Builder::new().name("priopool-timer".to_owned()).spawn(move || run(&shared, &drops))?;
         state.thread = Some(thread);
         state.started = true;
@@ -249,7 +249,7 @@ impl Shared {
 
 /// The timer thread: expire what is due, then sleep until the next deadline.
 #[cfg(not(loom))]
-fn run(shared: &Shared, drops: &DropPanics) {
+fn run(shared: &Shared, drops: &JobTally) {
     let mut state = lock(&shared.state);
     let mut due = Vec::new();
     while !state.stopped {
@@ -278,10 +278,11 @@ fn run(shared: &Shared, drops: &DropPanics) {
 mod tests {
     use super::*;
     use crate::job::JobContext;
-    use crate::job::task::Task;
+    use crate::job::task::{Meta, Task};
 
     fn task() -> Arc<dyn TaskCell> {
-        Task::spawned(|_: &JobContext| {}, None)
+        let meta = Meta { deadline: None, level: 0, tally: JobTally::new(1), name: None };
+        Task::spawned(|_: &JobContext| {}, meta)
     }
 
     #[test]

@@ -339,18 +339,30 @@ impl WorkerThread {
     /// Runs a popped job, or discards it unrun: while `shutdown_now` aborts
     /// the pool (`abort.rs`), or when its claim fails because it was cancelled
     /// or has expired (`job/task.rs`). Only a job whose closure begins is counted
-    /// as started and gets the job hooks.
+    /// as started and gets the job hooks; it is counted finished before its
+    /// handle or state can tell that it ended (`Job::run`).
     fn execute(&self, level: usize, source: Source, job: Job) {
         let registry = &*self.registry;
+        // Off its queue: a bounded level has room again (`capacity.rs`).
+        registry.capacity.give_back(level);
         let discarded = if registry.abort.is_aborting() {
-            registry.abort.cancel(level, job)
+            registry.abort.cancel(level, job, &registry.metrics.tally)
         } else {
             match job.claim() {
                 Ok(()) => {
+                    #[cfg(feature = "log")]
+                    let name = job.name().cloned();
+                    #[cfg(not(feature = "log"))]
+                    let name: Option<std::sync::Arc<str>> = None;
                     let running = self.probe.job_starting(registry, level, source, &job);
-                    let outcome = job.run(&registry.metrics.drop_panics);
-                    self.probe.job_ended(registry, running, &outcome);
+                    let outcome = job.run(&registry.metrics.tally, |panicked| {
+                        self.probe.job_ended(registry, &running, panicked);
+                        if panicked {
+                            registry.count_panic();
+                        }
+                    });
                     if let Outcome::Panicked(payload) = outcome {
+                        self.probe.log_panic(level, name.as_deref(), payload.as_deref());
                         registry.job_panicked(payload);
                     }
                     return;
@@ -366,9 +378,9 @@ impl WorkerThread {
     #[cold]
     fn discard(&self, level: usize, source: Source, discarded: Discarded) {
         let registry = &*self.registry;
-        self.probe.job_discarded(registry, level, source, discarded.fate);
+        self.probe.job_discarded(registry, level, source);
         if let Some(payload) = discarded.panic {
-            registry.metrics.drop_panics.caught(NEVER_RAN, payload);
+            registry.metrics.tally.caught(NEVER_RAN, payload);
         }
     }
 }

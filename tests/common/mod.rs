@@ -13,8 +13,8 @@
 //! * [`Gate`] jobs hold every worker while a batch is queued, so the batch
 //!   is complete before the pool picks any of it and only the pick rule
 //!   decides the order.
-//! * [`prove_alive`] makes counters exact when read after it (a submitted
-//!   job's handle completes before its worker counts the job's panic).
+//! * [`prove_alive`] makes counters exact when read after it (every worker
+//!   has finished what it ran before); so does `Pool::wait_idle`.
 //! * The shutdown probe (`shutdown.rs`, `no_job_lost.rs`, `hooks.rs`): a
 //!   thread spawns no-op jobs from outside until one is refused, the
 //!   observable moment intake closed; jobs or hooks that must spawn during

@@ -1,0 +1,241 @@
+//! Bounded levels (`Builder::capacity`): a full level makes `spawn` wait for
+//! room, `try_spawn` refuse at once and `spawn_timeout` give up, each
+//! handing the job back; a shutdown wakes the waiting producers; spawns
+//! from inside the pool never wait; and no producer sleeps while there is
+//! room (many producers, exact counts).
+//!
+//! The stress test hangs (its watchdog fails it) when the slot given back by
+//! a worker does not notify a waiting producer: seen by deleting the
+//! `notify_one` of `capacity.rs`, 3 runs in 3.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use common::{BOUND, LONG_BOUND, Latch, recv, watchdog};
+use priopool::{Pool, Priority, SpawnErrorKind, Spawner};
+
+/// A pool of `workers` workers whose every worker is held by a HIGH job
+/// until the latch opens; they have all started when this returns. LOW has
+/// the given capacity.
+fn held(workers: usize, capacity: usize) -> (Pool, Latch) {
+    let pool = Pool::builder().workers(workers).capacity(Priority::LOW, capacity).build().unwrap();
+    let latch = Latch::new();
+    let (started_tx, started) = mpsc::channel();
+    for _ in 0..workers {
+        let (gate, started_tx) = (latch.clone(), started_tx.clone());
+        pool.spawn(Priority::HIGH, move || {
+            started_tx.send(()).unwrap();
+            gate.wait();
+        })
+        .unwrap();
+    }
+    for _ in 0..workers {
+        recv(&started, "a holding job");
+    }
+    (pool, latch)
+}
+
+/// Waits until `waits` spawns have found LOW full and are waiting for room
+/// (a state the pool reaches on its own).
+fn wait_for_full_waits(spawner: &Spawner, waits: u64) {
+    while spawner.metrics().level(Priority::LOW).unwrap().full_waits < waits {
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn a_full_level_refuses_try_spawn_and_hands_the_job_back() {
+    watchdog("try_spawn", BOUND, || {
+        let (pool, latch) = held(1, 3);
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..3 {
+            let ran = Arc::clone(&ran);
+            pool.try_spawn(Priority::LOW, move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        }
+        let refused = pool.try_spawn(Priority::LOW, || {});
+        let error = pool.try_submit(Priority::LOW, || 7).unwrap_err();
+        assert_eq!(error.kind(), SpawnErrorKind::Full);
+        assert_eq!(error.into_inner()(), 7, "the refused job comes back");
+        assert!(refused.is_err());
+        let low = pool.metrics().level(Priority::LOW).unwrap().clone();
+        assert_eq!((low.capacity, low.backlog, low.rejected, low.full_waits), (Some(3), 3, 2, 0));
+        // HIGH is unbounded.
+        for _ in 0..100 {
+            pool.try_spawn(Priority::HIGH, || {}).unwrap();
+        }
+        latch.open();
+        assert!(pool.wait_idle());
+        assert_eq!(ran.load(Ordering::SeqCst), 3);
+        let low = pool.metrics().level(Priority::LOW).unwrap().clone();
+        assert_eq!((low.submitted, low.completed, low.rejected), (5, 3, 2));
+    });
+}
+
+#[test]
+fn spawn_on_a_full_level_waits_for_room() {
+    watchdog("spawn waits", BOUND, || {
+        let (pool, latch) = held(1, 2);
+        pool.spawn(Priority::LOW, || {}).unwrap();
+        pool.spawn(Priority::LOW, || {}).unwrap();
+        let spawner = pool.spawner();
+        let producer = {
+            let spawner = spawner.clone();
+            thread::spawn(move || spawner.submit(Priority::LOW, || 42).map(|h| h.join()))
+        };
+        wait_for_full_waits(&spawner, 1);
+        assert!(!producer.is_finished(), "the producer returned while the level was full");
+        assert_eq!(pool.queued(Priority::LOW), Some(2));
+        latch.open();
+        assert_eq!(producer.join().unwrap().map_err(|_| ()).unwrap().unwrap(), 42);
+    });
+}
+
+#[test]
+fn spawn_timeout_gives_up_and_hands_the_job_back() {
+    watchdog("spawn_timeout", BOUND, || {
+        let (pool, latch) = held(1, 1);
+        pool.spawn(Priority::LOW, || {}).unwrap();
+        let error = pool.spawn_timeout(Priority::LOW, Duration::from_millis(10), || {}).unwrap_err();
+        assert_eq!(error.kind(), SpawnErrorKind::Full);
+        let error = pool.submit_timeout(Priority::LOW, Duration::ZERO, || 6).unwrap_err();
+        assert_eq!(error.into_inner()(), 6);
+        latch.open();
+        assert!(pool.wait_idle());
+        // Room now.
+        let handle = pool.submit_timeout(Priority::LOW, BOUND, || 7).unwrap();
+        assert_eq!(handle.join().unwrap(), 7);
+        assert_eq!(pool.metrics().level(Priority::LOW).unwrap().full_waits, 2);
+    });
+}
+
+#[test]
+fn a_shutdown_wakes_the_waiting_producers() {
+    watchdog("shutdown wakes producers", BOUND, || {
+        let (pool, latch) = held(1, 1);
+        pool.spawn(Priority::LOW, || {}).unwrap();
+        let spawner = pool.spawner();
+        let producers: Vec<_> = (0..3usize)
+            .map(|i| {
+                let spawner = spawner.clone();
+                let (tx, rx) = mpsc::channel();
+                let producer = thread::spawn(move || {
+                    spawner.spawn(Priority::LOW, move || tx.send(i).unwrap()).map_err(|e| (e.kind(), e.into_inner()))
+                });
+                (producer, rx)
+            })
+            .collect();
+        wait_for_full_waits(&spawner, 3);
+        let closer = thread::spawn(move || pool.shutdown());
+        for (i, (producer, rx)) in producers.into_iter().enumerate() {
+            let (kind, job) = producer.join().unwrap().unwrap_err();
+            assert_eq!(kind, SpawnErrorKind::Shutdown);
+            job();
+            assert_eq!(rx.recv().unwrap(), i, "the job handed back is the producer's own");
+        }
+        latch.open();
+        closer.join().unwrap();
+        let low = spawner.metrics().level(Priority::LOW).unwrap().clone();
+        assert_eq!((low.completed, low.rejected, low.submitted), (1, 3, 4));
+    });
+}
+
+/// A one-worker pool whose only job spawns into its own full level: the
+/// spawns are admitted over the capacity (waiting would hold the only
+/// worker for ever), `try_spawn` is refused, and everything runs.
+#[test]
+fn a_job_spawning_into_a_full_level_of_its_own_pool_never_waits() {
+    watchdog("inside spawns", BOUND, || {
+        let pool = Pool::builder().workers(1).capacity(Priority::LOW, 2).build().unwrap();
+        let spawner = pool.spawner();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let inner_ran = Arc::clone(&ran);
+        let parent = pool
+            .submit(Priority::HIGH, move || {
+                let mut kinds = Vec::new();
+                for _ in 0..5 {
+                    let ran = Arc::clone(&inner_ran);
+                    spawner
+                        .spawn(Priority::LOW, move || {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                        })
+                        .unwrap();
+                }
+                let ran = Arc::clone(&inner_ran);
+                spawner
+                    .spawn_timeout(Priority::LOW, LONG_BOUND, move || {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .unwrap();
+                kinds.push(spawner.try_spawn(Priority::LOW, || {}).unwrap_err().kind());
+                (kinds, spawner.metrics().level(Priority::LOW).unwrap().backlog)
+            })
+            .unwrap();
+        let (kinds, backlog) = parent.join().unwrap();
+        assert_eq!(kinds, [SpawnErrorKind::Full]);
+        assert_eq!(backlog, 6, "admitted over the capacity of 2");
+        assert!(pool.wait_idle());
+        assert_eq!(ran.load(Ordering::SeqCst), 6);
+        assert_eq!(pool.metrics().level(Priority::LOW).unwrap().full_waits, 0, "nothing waited");
+    });
+}
+
+#[test]
+fn a_bad_capacity_is_a_build_error() {
+    let zero = Pool::builder().capacity(Priority::LOW, 0).build().unwrap_err();
+    assert!(zero.to_string().contains("at least 1"), "{zero}");
+    let unknown = Pool::builder().levels(2).capacity(Priority::level(2), 4).build().unwrap_err();
+    assert!(unknown.to_string().contains("levels 0..2"), "{unknown}");
+}
+
+/// Many producers push through a small bounded level: every job runs
+/// exactly once, the backlog never exceeds the capacity, and nobody is left
+/// waiting (a lost wake-up hangs the test).
+#[test]
+fn many_producers_through_a_small_level_lose_no_wake_up() {
+    const PRODUCERS: usize = 8;
+    const JOBS: usize = 3_000;
+    const CAPACITY: usize = 3;
+    watchdog("many producers", LONG_BOUND, || {
+        let pool = Pool::builder().workers(2).capacity(Priority::LOW, CAPACITY).build().unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let (spawner, ran) = (pool.spawner(), Arc::clone(&ran));
+                thread::spawn(move || {
+                    for i in 0..JOBS {
+                        let ran = Arc::clone(&ran);
+                        let job = move || {
+                            ran.fetch_add(1, Ordering::Relaxed);
+                        };
+                        match (p + i) % 3 {
+                            0 => spawner.spawn(Priority::LOW, job).unwrap(),
+                            1 => drop(spawner.submit(Priority::LOW, job).unwrap()),
+                            _ => spawner.spawn_timeout(Priority::LOW, LONG_BOUND, job).unwrap(),
+                        }
+                        if i % 64 == 0 {
+                            let backlog = spawner.metrics().level(Priority::LOW).unwrap().backlog;
+                            assert!(backlog <= CAPACITY as u64, "backlog {backlog} above the capacity");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        assert!(pool.wait_idle());
+        assert_eq!(ran.load(Ordering::Relaxed), PRODUCERS * JOBS);
+        let low = pool.metrics().level(Priority::LOW).unwrap().clone();
+        assert_eq!(
+            (low.submitted, low.completed, low.rejected),
+            ((PRODUCERS * JOBS) as u64, (PRODUCERS * JOBS) as u64, 0)
+        );
+    });
+}
