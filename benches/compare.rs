@@ -314,6 +314,8 @@ struct Flood {
     /// Per high job: time from its spawn until the first worker busy with
     /// a low job at that instant finished it (0 if a worker was free).
     oracle: Vec<u64>,
+    /// How long each high job's spawn call took (part of its latency).
+    spawn_call: Vec<u64>,
 }
 
 fn spin_for(d: Duration) {
@@ -354,6 +356,7 @@ fn run_c<P: Peer>(workers: usize, s: &Sizes) -> Flood {
             .spawn(move || {
                 let first = Instant::now();
                 let mut spawned_at = Vec::with_capacity(n);
+                let mut spawn_call = Vec::with_capacity(n);
                 for i in 0..n {
                     let due = first + gap * i as u32;
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
@@ -366,12 +369,13 @@ fn run_c<P: Peer>(workers: usize, s: &Sizes) -> Flood {
                         latency[i].store(nanos(at.elapsed()), Relaxed);
                         done.count_down();
                     });
+                    spawn_call.push(nanos(at.elapsed()));
                 }
-                spawned_at
+                (spawned_at, spawn_call)
             })
             .expect("spawn the C submitter thread")
     };
-    let spawned_at = submitter.join().expect("C submitter panicked");
+    let (spawned_at, spawn_call) = submitter.join().expect("C submitter panicked");
     // The latch's AcqRel/mutex chain makes every Relaxed store above visible.
     done.wait();
     drop(h);
@@ -391,6 +395,7 @@ fn run_c<P: Peer>(workers: usize, s: &Sizes) -> Flood {
         latency: latency.iter().map(|a| a.load(Relaxed)).collect(),
         residual: total / spans.len().max(1) as f64 / 2.0,
         oracle,
+        spawn_call,
     }
 }
 
@@ -424,7 +429,12 @@ fn flood_scenario(s: &Sizes, workers: usize, report: &mut Report, png: Option<&s
     for (name, f) in &all.out {
         let (p50, p99, max) = percentiles(&f.latency);
         if let Some((i, ns)) = f.latency.iter().enumerate().max_by_key(|&(_, ns)| *ns) {
-            eprintln!("C: {name}: slowest high job is #{i} of {}, {:.1} µs", f.latency.len(), *ns as f64 / 1e3);
+            eprintln!(
+                "C: {name}: slowest high job is #{i} of {}, {:.1} µs, of which its spawn call {:.1} µs",
+                f.latency.len(),
+                *ns as f64 / 1e3,
+                f.spawn_call[i] as f64 / 1e3
+            );
         }
         let (oracle50, _, _) = percentiles(&f.oracle);
         report.set("C  high-job start p50, µs", Better::Lower, name, p50);

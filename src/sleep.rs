@@ -47,7 +47,7 @@
 //! order of `SeqCst` operations. If the waker's comes first, the push
 //! (before it) is visible to every load the sleeper makes after its own
 //! fence: the re-check sees the job (`Levels::any_queued` reads the queues
-//! themselves, and a deque's count is raised before its push). If the
+//! themselves, and a deque's occupied flag is set before its push). If the
 //! sleeper's comes first, its registration (before it) is visible to the
 //! waker's load of `sleeping`, which then finds the sleeper on the list
 //! (pushed under the lock before `sleeping` was raised), unless somebody

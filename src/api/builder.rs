@@ -153,6 +153,11 @@ impl Builder {
     /// [`Pool::panic_count`]. A destructor that panics outside a job's run
     /// is not a job panic and does not come here: see
     /// [`Metrics::drop_panics`](crate::Metrics::drop_panics).
+    ///
+    /// The handler runs after the panic has unwound, so the standard
+    /// library's panic hook has already printed its own message (for
+    /// `submit` jobs too), as it does for every panic in the process;
+    /// replace it with [`std::panic::set_hook`] to silence or redirect it.
     pub fn panic_handler(mut self, handler: impl Fn(Box<dyn Any + Send>) + Send + Sync + 'static) -> Builder {
         self.panic_handler = Some(Arc::new(handler));
         self

@@ -221,7 +221,7 @@ impl Abort {
         }
     }
 
-    /// Records that the pool is drained (called by `Registry::on_drained`,
+    /// Records that the pool is drained (called by `Registry::try_drain`,
     /// possibly more than once).
     pub(crate) fn set_drained(&self) {
         *lock(&self.drained) = true;
