@@ -176,5 +176,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         human(p50),
         human(fifo.high_wait.value_at_quantile(0.5))
     );
+    // The tails are the operating system's as much as the pool's: a job
+    // also waits for its worker thread to get a CPU.
+    let load =
+        std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_owned));
+    println!(
+        "p99 and max also count the time a worker thread waited for a CPU: on a busy machine{} they \
+         measure the scheduler, not the pool",
+        load.map(|l| format!(" (load average now {l} on {workers} CPUs)")).unwrap_or_default()
+    );
     Ok(())
 }
