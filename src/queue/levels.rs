@@ -159,6 +159,12 @@ impl<T> Levels<T> {
         (0..self.len()).any(|level| self.holds(level, peers))
     }
 
+    /// Whether a level at least as urgent as `upto` has a visible job: the
+    /// re-check of a waiting worker about to park (`runtime/help.rs`).
+    pub(crate) fn any_queued_upto<P: AsRef<SharedQueues<T>>>(&self, upto: usize, peers: &[P]) -> bool {
+        (0..=upto.min(self.len() - 1)).any(|level| self.holds(level, peers))
+    }
+
     /// How many jobs are queued at `level` right now: a snapshot, exact at
     /// rest, which may include jobs whose push is under way.
     pub(crate) fn queued<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> usize {
@@ -177,8 +183,21 @@ impl<T> Levels<T> {
     /// oneself finds nothing and is harmless); the scan of peers starts at
     /// `start` to spread contention.
     pub(crate) fn pick<P: AsRef<SharedQueues<T>>>(&self, local: &LocalQueues<T>, peers: &[P], start: usize) -> Pick<T> {
+        self.pick_upto(local, peers, start, self.len() - 1)
+    }
+
+    /// The pick rule over levels `0..=upto` only: what a worker waiting
+    /// inside a job of level `upto` may take (`runtime/help.rs`). `Empty`
+    /// says those levels are empty; less urgent ones are not looked at.
+    pub(crate) fn pick_upto<P: AsRef<SharedQueues<T>>>(
+        &self,
+        local: &LocalQueues<T>,
+        peers: &[P],
+        start: usize,
+        upto: usize,
+    ) -> Pick<T> {
         'walk: loop {
-            for level in 0..self.len() {
+            for level in 0..=upto.min(self.len() - 1) {
                 match self.take(level, local, peers, start) {
                     Take::Job(job, source) => {
                         if level > 0 && source != Source::Local && self.more_urgent_queued(level, peers) {
