@@ -62,9 +62,9 @@ pub(crate) enum Cancelled {
     /// This call dropped the job unrun; the payload is its closure's
     /// destructor's panic, if it panicked.
     Now(Option<Payload>),
-    /// The job had already ended, as said (cancelled or expired earlier);
-    /// its entry was discarded.
-    Before(Unrun),
+    /// The job had already ended, as said (cancelled or expired earlier;
+    /// `None`: run by its waiter); its entry was discarded.
+    Before(Option<Unrun>),
 }
 
 impl Job {

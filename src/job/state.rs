@@ -136,12 +136,12 @@ impl TaskState {
         }
     }
 
-    /// The fate of a job whose popped entry found it out of `QUEUED`: only
-    /// the popper moves it to `RUNNING`, so it was cancelled or expired.
-    pub(crate) fn unrun_fate(&self) -> Unrun {
-        let fate = self.unrun();
-        debug_assert!(fate.is_some(), "a popped entry found its job neither queued nor ended unrun");
-        fate.unwrap_or(Unrun::Cancelled)
+    /// The fate of a job whose popped entry found it out of `QUEUED`: it
+    /// was cancelled or expired, or (`None`) a worker waiting for it on its
+    /// handle claimed it and ran it inline (`runtime/help.rs`), which
+    /// counted it; the entry is then only discarded.
+    pub(crate) fn unrun_fate(&self) -> Option<Unrun> {
+        self.unrun()
     }
 
     /// Whether a running job was asked to stop.

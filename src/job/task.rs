@@ -50,7 +50,8 @@ pub(crate) enum Outcome {
 /// A popped job that will not run: how it ended, and the panic of its
 /// closure's destructor if that panicked when the job was dropped now.
 pub(crate) struct Discarded {
-    pub(crate) fate: Unrun,
+    /// `None`: its waiter ran it (see `TaskState::unrun_fate`).
+    pub(crate) fate: Option<Unrun>,
     pub(crate) panic: Option<Payload>,
 }
 
@@ -138,7 +139,7 @@ where
         let state = self.state();
         if state.is_past_deadline() {
             return Err(match self.abandon(Unrun::Expired) {
-                Abandoned::Dropped(panic) => Discarded { fate: Unrun::Expired, panic },
+                Abandoned::Dropped(panic) => Discarded { fate: Some(Unrun::Expired), panic },
                 Abandoned::NotQueued => Discarded { fate: state.unrun_fate(), panic: None },
             });
         }

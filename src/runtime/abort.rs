@@ -211,7 +211,7 @@ impl Abort {
         match job.cancel() {
             Cancelled::Now(panic) => {
                 self.cancelled[level].fetch_add(1, Ordering::Relaxed);
-                Discarded { fate: Unrun::Cancelled, panic }
+                Discarded { fate: Some(Unrun::Cancelled), panic }
             }
             Cancelled::Before(fate) => Discarded { fate, panic: None },
         }
@@ -261,7 +261,9 @@ pub(crate) fn sweep(registry: &Arc<Registry>) {
         match registry.levels.pick(&scratch, &peers, 0) {
             Pick::Found(level, job, _) => {
                 let Discarded { fate, panic } = registry.abort.cancel(level, job);
-                registry.metrics.discarded(level, fate);
+                if let Some(fate) = fate {
+                    registry.metrics.discarded(level, fate);
+                }
                 if let Some(payload) = panic {
                     registry.metrics.drop_panics.caught(crate::job::NEVER_RAN, payload);
                 }

@@ -136,6 +136,16 @@ impl WorkerProbe {
         counters.discarded(fate);
     }
 
+    /// Runs `run`, a job started inside the running one (by a worker that
+    /// waits, `help.rs`), keeping the running job's details for its own
+    /// `after_job`.
+    pub(crate) fn nested<R>(&self, run: impl FnOnce() -> R) -> R {
+        let outer = self.detail.take();
+        let result = run();
+        self.detail.set(outer);
+        result
+    }
+
     /// Runs the `after_job` hook, logs a panic and counts the end of a job
     /// (last, so that the worker counts as busy through its hooks).
     #[inline]

@@ -164,17 +164,36 @@ impl Registry {
             From::Job(local) => {
                 let stamp = this.metrics.stamp_queued(level, || local.queues.is_empty_at(level));
                 local.queues.push(level, job.stamped(stamp));
-                if !this.sleep.wake_one() {
-                    Registry::grow_if_backlogged(this, || this.levels.injected() + local.queues.len());
-                }
+                Registry::notify_local(this, level, local);
             }
             From::Outside(_) => {
                 let stamp = this.metrics.stamp_queued(level, || this.levels.injector_is_empty(level));
                 this.levels.inject(level, job.stamped(stamp));
-                Registry::notify(this);
+                if !this.sleep.wake_one_at(level) {
+                    Registry::grow_if_backlogged(this, || this.levels.injected());
+                }
             }
         }
         Registry::end_spawn(this, admission);
+    }
+
+    /// Queues a fork half of `join` (`forkjoin/join.rs`) on the running
+    /// job's worker, at `level`: its fork deque, where the joiner pops it
+    /// back unless a peer steals it first. Always accepted, as any spawn
+    /// from a running job (`lifecycle.rs`).
+    pub(crate) fn push_fork(this: &Arc<Registry>, local: &Local, level: usize, job: Job) {
+        let stamp = this.metrics.stamp_queued(level, || local.queues.is_empty_at(level));
+        local.queues.push_fork(level, job.stamped(stamp));
+        Registry::notify_local(this, level, local);
+    }
+
+    /// Wakes a sleeper for a job just pushed at `level` onto `local`'s
+    /// deques, or grows the pool if there is none.
+    #[inline]
+    fn notify_local(this: &Arc<Registry>, level: usize, local: &Local) {
+        if !this.sleep.wake_one_at(level) {
+            Registry::grow_if_backlogged(this, || this.levels.injected() + local.queues.len());
+        }
     }
 
     /// Records the panic of a spawned job and hands it to the panic handler.
