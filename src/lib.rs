@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 // The layers, for whoever works on the crate. Each module imports only from
@@ -7,8 +7,9 @@
 // knot inside runtime/ and Pool <-> Builder in api/ (each API names the other).
 //
 //   L4 api/       Pool, Spawner, Builder, JobBuilder, the handles: check input, call the runtime
+//      forkjoin/  join and scope; forkjoin/erase.rs is the only module allowed `unsafe`
 //   L3 runtime/   the only threads: registry (a job's way in, resizing, shutdown), worker loop,
-//                 worker set, monitoring probe, shutdown_now, deadline timer
+//                 worker set, monitoring probe, shutdown_now, deadline timer, help (a waiting job's worker)
 //   L2 sleep.rs   how idle workers park and a push wakes one (state table and proof)
 //      lifecycle.rs  intake and drain;  limits.rs  growing and shrinking;  metrics/  counters
 //   L1 queue/     Priority, the deques, each worker's deques (local.rs), the injectors and the pick rule
@@ -25,6 +26,7 @@
 mod api;
 mod config;
 mod error;
+mod forkjoin;
 mod hooks;
 mod job;
 mod lifecycle;
@@ -40,6 +42,7 @@ mod sync;
 pub use api::{Builder, CancelHandle, JobBuilder, JobHandle, JoinTimeoutError, Pool, Spawner};
 pub use config::{DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
 pub use error::{BuildError, JobError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
+pub use forkjoin::{Scope, join};
 pub use hooks::{JobInfo, JobOutcome};
 pub use job::JobContext;
 pub use job::state::CancelOutcome;
