@@ -1,9 +1,11 @@
 //! [`JobHandle`]: the submitter's end of a job's result, and
 //! [`CancelHandle`], a shareable way to cancel a job.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,8 @@ use crate::error::JobError;
 use crate::job::state::CancelOutcome;
 use crate::job::task::{self, JobResult, Task, TaskCell};
 use crate::job::{DropPanics, Job, JobContext, UNTAKEN};
+use crate::runtime::help;
+use crate::runtime::worker::Local;
 use crate::sync::plain::Arc;
 use crate::sync::plain::thread::{self, Thread};
 use crate::sync::wait_until;
@@ -30,12 +34,13 @@ use crate::sync::wait_until;
 /// [`Metrics::drop_panics`](crate::Metrics::drop_panics) (the job itself
 /// returned). To stop a job, call [`JobHandle::cancel`].
 ///
-/// Joining from inside a job of the same pool blocks that worker: the
-/// pool does not run other jobs on a worker while it waits (there is no
-/// work-stealing join). If every worker ends up waiting for jobs still
-/// queued behind them (in a one-worker pool, a job that joins a job it
-/// submitted), the joins never return. Inside a job, prefer spawning the
-/// follow-up work, or bound the wait with [`JobHandle::join_timeout`].
+/// Joining from inside a job of the same pool does not block the worker:
+/// if the job has not started, the waiting worker runs it inline (whatever
+/// its level); otherwise it runs other jobs at least as urgent as its own
+/// until the job ends (see the [crate docs](crate#jobs-that-wait-for-jobs)).
+/// So a job may wait for a job it submitted, even in a one-worker pool.
+/// Awaiting the handle inside a job (under some executor's `block_on`)
+/// runs the job inline if it has not started, but does not help otherwise.
 ///
 /// ```
 /// use std::time::Duration;
@@ -55,6 +60,9 @@ use crate::sync::wait_until;
 pub struct JobHandle<T> {
     result: Receiving<T>,
     task: Arc<dyn TaskCell>,
+    /// The pool's id and the job's level: a worker of that pool waiting
+    /// for the job helps (`runtime/help.rs`).
+    pool: Option<(usize, usize)>,
     /// Where a panic from dropping an unclaimed result is counted.
     drops: DropPanics,
 }
@@ -94,8 +102,14 @@ impl<T: Send + 'static> JobHandle<T> {
         drops: DropPanics,
     ) -> (Job, JobHandle<T>) {
         let (task, receiver) = Task::submitted(f, deadline);
-        let handle = JobHandle { result: Receiving::Blocking(receiver), task: Arc::clone(&task), drops };
+        let handle = JobHandle { result: Receiving::Blocking(receiver), task: Arc::clone(&task), pool: None, drops };
         (Job::task(task), handle)
+    }
+
+    /// Records that the job was queued on pool `pool` at `level`.
+    pub(crate) fn queued_on(mut self, pool: usize, level: usize) -> JobHandle<T> {
+        self.pool = Some((pool, level));
+        self
     }
 }
 
@@ -116,6 +130,9 @@ impl<T> JobHandle<T> {
     /// If the handle was awaited to completion before (its future returned
     /// `Ready`), since the result was already handed out.
     pub fn join(mut self) -> Result<T, JobError> {
+        if let Some((local, level)) = self.helper() {
+            return self.wait_helping(&local, level, None).unwrap_or_else(|| unreachable!("no deadline"));
+        }
         match std::mem::replace(&mut self.result, Receiving::Taken) {
             Receiving::Blocking(receiver) => receiver.recv().unwrap_or(Err(JobError::Cancelled)),
             Receiving::Async(mut receiver) => match block_on(&mut receiver, None) {
@@ -141,6 +158,15 @@ impl<T> JobHandle<T> {
     ///
     /// As [`JobHandle::join`].
     pub fn join_timeout(mut self, timeout: Duration) -> Result<T, JoinTimeoutError<T>> {
+        if let Some((local, level)) = self.helper()
+            && !timeout.is_zero()
+        {
+            let deadline = Instant::now().checked_add(timeout);
+            return match self.wait_helping(&local, level, deadline) {
+                Some(result) => result.map_err(JoinTimeoutError::Job),
+                None => Err(JoinTimeoutError::TimedOut(self)),
+            };
+        }
         let received = match &mut self.result {
             Receiving::Blocking(receiver) if timeout.is_zero() => match receiver.try_recv() {
                 Ok(result) => Some(result),
@@ -160,6 +186,46 @@ impl<T> JobHandle<T> {
             Some(result) => result.map_err(JoinTimeoutError::Job),
             None => Err(JoinTimeoutError::TimedOut(self)),
         }
+    }
+
+    /// The worker running on this thread, if it belongs to the job's pool,
+    /// and the job's level.
+    fn helper(&self) -> Option<(Rc<Local>, usize)> {
+        let (pool, level) = self.pool?;
+        Some((help::helper(pool)?, level))
+    }
+
+    /// Waits on worker `local` for the job (of `level`) to end, helping
+    /// (`runtime/help.rs`), until `deadline` if there is one; `None` if it
+    /// passed first. The receiver turns into its future form, polled with a
+    /// waker that unparks the worker.
+    fn wait_helping(&mut self, local: &Local, level: usize, deadline: Option<Instant>) -> Option<JobResult<T>> {
+        self.result = match std::mem::replace(&mut self.result, Receiving::Taken) {
+            Receiving::Blocking(receiver) => Receiving::Async(receiver.into_future()),
+            Receiving::Taken => panic!("JobHandle joined after the handle's future returned Ready"),
+            other => other,
+        };
+        let Receiving::Async(receiver) = &mut self.result else { unreachable!("just made async") };
+        let waker = Waker::from(Arc::new(WorkerWaker(local.parker.unparker().clone())));
+        let receiver = RefCell::new(receiver);
+        let received = RefCell::new(None);
+        let done = || {
+            if received.borrow().is_some() {
+                return true;
+            }
+            let mut cx = Context::from_waker(&waker);
+            if let Poll::Ready(result) = Pin::new(&mut **receiver.borrow_mut()).poll(&mut cx) {
+                *received.borrow_mut() = Some(result.unwrap_or(Err(JobError::Cancelled)));
+                return true;
+            }
+            deadline.is_some_and(|deadline| Instant::now() >= deadline)
+        };
+        help::wait_until(local, deadline, done, || help::claim_task(local, level, &self.task));
+        let received = received.into_inner();
+        if received.is_some() {
+            self.result = Receiving::Taken;
+        }
+        received
     }
 
     /// Whether the job has ended (returned, panicked, was cancelled or
@@ -212,7 +278,17 @@ impl<T> Future for JobHandle<T> {
         let Receiving::Async(receiver) = &mut this.result else {
             panic!("JobHandle polled after it returned Ready");
         };
-        match Pin::new(receiver).poll(cx) {
+        let mut polled = Pin::new(&mut *receiver).poll(cx);
+        // Awaited inside a job of its pool: run the job inline if it has
+        // not started, rather than block the worker on it.
+        if polled.is_pending()
+            && let Some((pool, level)) = this.pool
+            && let Some(local) = help::helper(pool)
+            && help::claim_task(&local, level, &this.task)
+        {
+            polled = Pin::new(receiver).poll(cx);
+        }
+        match polled {
             Poll::Ready(result) => {
                 this.result = Receiving::Taken;
                 Poll::Ready(result.unwrap_or(Err(JobError::Cancelled)))
@@ -265,6 +341,19 @@ impl CancelHandle {
 impl fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelHandle").field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// Wakes a waiting worker.
+struct WorkerWaker(crate::sync::Unparker);
+
+impl Wake for WorkerWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 

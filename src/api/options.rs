@@ -154,7 +154,11 @@ impl JobBuilder<'_> {
         T: Send + 'static,
     {
         let drops = self.registry.metrics.drop_panics.clone();
-        self.queue(job, |job, deadline| JobHandle::with_context(wrap(job), deadline, drops))
+        let (pool, level) = (self.registry.id, self.priority.resolve(self.registry.levels.len()).unwrap_or(0));
+        self.queue(job, |job, deadline| {
+            let (entry, handle) = JobHandle::with_context(wrap(job), deadline, drops);
+            (entry, handle.queued_on(pool, level))
+        })
     }
 
     fn queue<F, H>(self, job: F, make: impl FnOnce(F, Option<Instant>) -> (Job, H)) -> Result<H, SpawnError<F>> {
