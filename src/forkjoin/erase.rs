@@ -73,11 +73,9 @@ impl<T> Slot<T> {
     /// (or drops) the job the slot belongs to. After this returns the slot
     /// may be gone: the waiter may have taken the value and left.
     ///
-    /// # Panics
-    ///
-    /// If the slot is already full (a bug in the caller).
+    #[inline]
     pub(crate) fn put(&self, value: T) {
-        assert!(!self.full.load(Ordering::Relaxed), "a fork-join slot filled twice");
+        debug_assert!(!self.full.load(Ordering::Relaxed), "a fork-join slot filled twice");
         // SAFETY: no other thread reads the value before `full` is set
         // below, and no other thread writes it: the job is run or dropped
         // once, and only that run or drop calls `put`.

@@ -195,8 +195,11 @@ where
     let guard = UnwindGuard;
     let ra = panic::catch_unwind(AssertUnwindSafe(a));
     if let Some(job) = local.queues.pop_fork(level) {
+        // `b` itself (see the module docs): the running job's own work, run
+        // even while `shutdown_now` aborts the pool, and claimable as any
+        // closure.
         done.popped.store(true, Ordering::Relaxed);
-        local.probe.nested(|| local.execute(level, Source::Local, job));
+        local.probe.nested(|| local.run_claimed(level, Source::Local, job));
     }
     if !done.slot.is_full() {
         help::wait_until(local, None, || done.slot.is_full(), || false);

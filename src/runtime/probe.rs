@@ -139,7 +139,11 @@ impl WorkerProbe {
     /// Runs `run`, a job started inside the running one (by a worker that
     /// waits, `help.rs`), keeping the running job's details for its own
     /// `after_job`.
+    #[inline]
     pub(crate) fn nested<R>(&self, run: impl FnOnce() -> R) -> R {
+        if !self.detailed {
+            return run();
+        }
         let outer = self.detail.take();
         let result = run();
         self.detail.set(outer);
