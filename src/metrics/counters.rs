@@ -29,6 +29,20 @@
 //! claims a popped job before counting it as started, so a dead entry is
 //! never counted as started and gets no job hook.
 //!
+//! # Jobs run ahead of their entry
+//!
+//! A worker that waits on a job's handle may claim the job and run it
+//! inline (`runtime/help.rs`); the job is counted `started` then, while its
+//! entry stays queued until some thread pops and discards it. The claim
+//! counts `ahead` before the job is counted started, and whoever takes the
+//! dead entry counts `ahead_gone` after taking it. A snapshot reads, after
+//! `started` and the discards, `ahead_gone`, then `ahead`, then the
+//! backlog, and leaves `ahead − ahead_gone` entries out of the backlog: every
+//! entry counted gone was claimed before (so `ahead_gone <= ahead` as read)
+//! and is out of the backlog read after it, and every claim whose `started`
+//! the snapshot saw is in `ahead`. So no job is in both `started` and the
+//! backlog; a claim or a pop between the reads only makes the sum lag.
+//!
 //! Workers come and go: each worker's counters are on the roster while it
 //! runs and are folded into the `retired` totals when it exits, under the
 //! roster lock that a reader also holds, so a snapshot counts each worker
@@ -268,6 +282,12 @@ struct Discards {
     expired: AtomicU64,
     /// As `LevelCounters::last_taken`.
     last_taken: AtomicU64,
+    /// Jobs a worker waiting on their handle claimed and ran inline
+    /// (`runtime/help.rs`), counted `started` by it while their dead entry
+    /// may still be queued; and those dead entries taken off their queue
+    /// since. See "Jobs run ahead of their entry" in the module docs.
+    ahead: AtomicU64,
+    ahead_gone: AtomicU64,
 }
 
 /// Adds one to a counter that only the calling thread writes: a plain load
@@ -350,6 +370,18 @@ impl MetricsCore {
         counter.fetch_add(1, Ordering::Release);
     }
 
+    /// Counts a job of `level` that a waiting worker claimed to run inline,
+    /// before it counts the job started; its entry is still queued.
+    pub(crate) fn ran_ahead(&self, level: usize) {
+        self.swept[level].ahead.fetch_add(1, Ordering::Release);
+    }
+
+    /// Counts the dead entry of such a job taken off its queue (by a worker
+    /// or the sweep): counted nowhere else, since the job was.
+    pub(crate) fn ahead_gone(&self, level: usize) {
+        self.swept[level].ahead_gone.fetch_add(1, Ordering::Release);
+    }
+
     pub(crate) fn hook_panicked(&self) {
         self.hook_panics.fetch_add(1, Ordering::Relaxed);
     }
@@ -414,7 +446,10 @@ impl MetricsCore {
                 let cancelled =
                     sum(level, retired.cancelled, |l| &l.cancelled) + swept.cancelled.load(Ordering::Acquire);
                 let expired = sum(level, retired.expired, |l| &l.expired) + swept.expired.load(Ordering::Acquire);
-                let backlog = queued(level) as u64;
+                // Gone before claimed, both before the backlog (module docs).
+                let gone = swept.ahead_gone.load(Ordering::Acquire);
+                let ahead = swept.ahead.load(Ordering::Acquire);
+                let backlog = (queued(level) as u64).saturating_sub(ahead.saturating_sub(gone));
                 let rejected = self.rejected[level].load(Ordering::Acquire);
                 let offered = started + cancelled + expired + backlog + rejected;
                 let submitted = offered.max(self.submitted_seen[level].fetch_max(offered, Ordering::Relaxed));

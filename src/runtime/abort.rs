@@ -261,8 +261,9 @@ pub(crate) fn sweep(registry: &Arc<Registry>) {
         match registry.levels.pick(&scratch, &peers, 0) {
             Pick::Found(level, job, _) => {
                 let Discarded { fate, panic } = registry.abort.cancel(level, job);
-                if let Some(fate) = fate {
-                    registry.metrics.discarded(level, fate);
+                match fate {
+                    Some(fate) => registry.metrics.discarded(level, fate),
+                    None => registry.metrics.ahead_gone(level),
                 }
                 if let Some(payload) = panic {
                     registry.metrics.drop_panics.caught(crate::job::NEVER_RAN, payload);

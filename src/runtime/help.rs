@@ -119,6 +119,7 @@ pub(crate) fn claim_task(local: &Local, level: usize, task: &Arc<dyn TaskCell>) 
     let job = Job::task(Arc::clone(task));
     match job.claim() {
         Ok(()) => {
+            local.registry.metrics.ran_ahead(level);
             local.probe.nested(|| local.run_claimed(level, Source::Local, job));
             true
         }

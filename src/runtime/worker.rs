@@ -429,8 +429,9 @@ impl Local {
     #[cold]
     fn discard(&self, level: usize, source: Source, discarded: Discarded) {
         let registry = &*self.registry;
-        if let Some(fate) = discarded.fate {
-            self.probe.job_discarded(registry, level, source, fate);
+        match discarded.fate {
+            Some(fate) => self.probe.job_discarded(registry, level, source, fate),
+            None => registry.metrics.ahead_gone(level),
         }
         if let Some(payload) = discarded.panic {
             registry.metrics.drop_panics.caught(NEVER_RAN, payload);
