@@ -273,6 +273,18 @@ impl Sleep {
         woken.map(|unparker| unparker.unpark()).is_some()
     }
 
+    /// Wakes one sleeper that may take a job of `level` if one is seen,
+    /// without the waker's fence: for a job that its pusher will take
+    /// itself if nobody else does (a fork half, `forkjoin/join.rs`), so a
+    /// missed sleeper costs parallelism, never the job. Its only cost when
+    /// nobody sleeps is one load.
+    #[inline]
+    pub(crate) fn hint_at(&self, level: usize) {
+        if self.sleeping.load(Ordering::Relaxed) != 0 {
+            self.wake_one_at(level);
+        }
+    }
+
     /// Parks waiting worker `id` on `parker`, as one that may take jobs of
     /// levels `0..=upto`, unless `has_work` says, after it registered, that
     /// there is something to do (a job it may take, or what it waits for

@@ -13,9 +13,11 @@
 //!
 //! Costs per join: one allocation (the half's queue entry, which holds `b`
 //! and a pointer to the waiting frame), a push and a pop on a deque only
-//! this worker pushes to, and the wake-up check of a push (one fence and
-//! one load when no worker sleeps). The value of `b` comes back through a
-//! [`Slot`] on the joiner's stack.
+//! this worker pushes to, and a look for a sleeper (one load, no fence,
+//! when none sleeps: see [`Sleep::hint_at`](crate::sleep::Sleep::hint_at)).
+//! The value of `b` comes back through a [`Slot`] on the joiner's stack.
+//! A half popped back runs as a plain call: it is counted as a job (in
+//! `Metrics`) only when a peer steals it.
 //!
 //! If `a` or `b` panics, the join still waits for the other half, then
 //! resumes the panic (the first closure's if both panicked). A half
@@ -196,10 +198,13 @@ where
     let ra = panic::catch_unwind(AssertUnwindSafe(a));
     if let Some(job) = local.queues.pop_fork(level) {
         // `b` itself (see the module docs): the running job's own work, run
-        // even while `shutdown_now` aborts the pool, and claimable as any
-        // closure.
+        // here directly, even while `shutdown_now` aborts the pool, and not
+        // counted as a job (`queue/local.rs`).
         done.popped.store(true, Ordering::Relaxed);
-        local.probe.nested(|| local.run_claimed(level, Source::Local, job));
+        match job.into_closure() {
+            Ok(half) => half(),
+            Err(job) => local.probe.nested(|| local.run_claimed(level, Source::Local, job)),
+        }
     }
     if !done.slot.is_full() {
         help::wait_until(local, None, || done.slot.is_full(), || false);

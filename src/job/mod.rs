@@ -141,6 +141,20 @@ impl Job {
         }
     }
 
+    /// The job's closure, its stamp dropped, if it is a plain closure;
+    /// otherwise the job itself, back. For a fork half popped back by its
+    /// joiner (`forkjoin/join.rs`), which runs it directly: the half catches
+    /// its own panics and counts as no job of its own.
+    pub(crate) fn into_closure(self) -> Result<Box<dyn FnOnce() + Send + 'static>, Job> {
+        match self.0 {
+            Kind::Closure(f) => Ok(f),
+            Kind::Other(other) => match *other {
+                Other::Stamped(kind, _) => Job(kind).into_closure(),
+                other => Err(Job(Kind::Other(Box::new(other)))),
+            },
+        }
+    }
+
     /// Runs a [claimed](Job::claim) job, catching a panic instead of letting
     /// it unwind into the worker. The closure and everything it captured are
     /// dropped inside the guard too, so a panicking destructor is caught as

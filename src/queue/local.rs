@@ -23,6 +23,10 @@
 //! a join pops, the half it pushed is the newest in its deque, or stolen,
 //! and then every older half is stolen too (steals take the oldest first):
 //! the pop returns that join's own half or nothing.
+//!
+//! Fork halves are parts of running jobs: they are left out of the backlog
+//! figure ([`SharedQueues::len`]), and count as jobs only if a peer steals
+//! and runs one (the joiner runs its own half as a plain call).
 
 use std::cell::Cell;
 
@@ -157,9 +161,10 @@ impl<T> SharedQueues<T> {
             || (self.occupied[level].load(Ordering::Acquire) && !self.stealers[level].is_empty())
     }
 
-    /// How many jobs the deques for `level` hold (a snapshot).
+    /// How many spawned jobs the deque for `level` holds (a snapshot; fork
+    /// halves are not counted, see the module docs).
     pub(crate) fn len(&self, level: usize) -> usize {
-        self.fork_stealers[level].len() + self.stealers[level].len()
+        self.stealers[level].len()
     }
 
     /// Steals the oldest job of `level`: a fork half first (the largest

@@ -180,11 +180,14 @@ impl Registry {
     /// Queues a fork half of `join` (`forkjoin/join.rs`) on the running
     /// job's worker, at `level`: its fork deque, where the joiner pops it
     /// back unless a peer steals it first. Always accepted, as any spawn
-    /// from a running job (`lifecycle.rs`).
+    /// from a running job (`lifecycle.rs`). Its joiner takes it if nobody
+    /// else does, so it needs no wake-up for its own sake, only for
+    /// parallelism: a sleeper is woken if one is seen (`Sleep::hint_at`),
+    /// and the pool does not grow for it.
     pub(crate) fn push_fork(this: &Arc<Registry>, local: &Local, level: usize, job: Job) {
         let stamp = this.metrics.stamp_queued(level, || local.queues.is_empty_at(level));
         local.queues.push_fork(level, job.stamped(stamp));
-        Registry::notify_local(this, level, local);
+        this.sleep.hint_at(level);
     }
 
     /// Wakes a sleeper for a job just pushed at `level` onto `local`'s
