@@ -7,14 +7,15 @@
 // knot inside runtime/ and Pool <-> Builder in api/ (each API names the other).
 //
 //   L4 api/       Pool, Spawner, Builder, JobBuilder, the handles: check input, call the runtime
-//      forkjoin/  join and scope; forkjoin/erase.rs is the only module allowed `unsafe`
+//      forkjoin/  join and scope
 //   L3 runtime/   the only threads: registry (a job's way in, resizing, shutdown), worker loop,
 //                 worker set, monitoring probe, shutdown_now, deadline timer, help (a waiting job's worker)
 //   L2 sleep.rs   how idle workers park and a push wakes one (state table and proof)
 //      lifecycle.rs  intake and drain;  limits.rs  growing and shrinking;  metrics/  counters
 //   L1 queue/     Priority, the deques, each worker's deques (local.rs), the injectors and the pick rule
 //                 (queue/levels.rs), generic over the job type and free of threads
-//      job/       the job, its cancellable cell and state machine, JobContext
+//      job/       the job, its cancellable cell and state machine, JobContext; job/erase.rs
+//                 (jobs that borrow from a waiting frame) is the only module allowed `unsafe`
 //      error.rs, config.rs, hooks.rs
 //   L0 sync.rs    std or loom primitives
 //

@@ -17,7 +17,7 @@
 //!   which the tests see through counters read right after the panic.
 //!
 //! `.ci/run` runs this binary under valgrind's memcheck too (the erased
-//! lifetimes of `src/forkjoin/erase.rs`); `PRIOPOOL_FORKJOIN_SCALE` shrinks
+//! lifetimes of `src/job/erase.rs`); `PRIOPOOL_FORKJOIN_SCALE` shrinks
 //! its sizes there.
 
 mod common;
@@ -486,5 +486,54 @@ fn scope_spawn_hands_back_a_job_it_cannot_queue() {
             assert!(matches!(refused.kind(), priopool::SpawnErrorKind::UnknownLevel { .. }));
         });
         assert!(!ran.load(Ordering::SeqCst));
+    });
+}
+
+/// `shutdown_now` cancels a queued fork half (its sweep steals it from the
+/// joiner's fork deque and drops it unrun, which must still end the join's
+/// wait) and a queued scoped job: the join and the scope then panic saying
+/// so, after their other parts finished, and the cancelled closures never
+/// ran.
+#[test]
+fn shutdown_now_cancels_queued_parts_and_the_waits_say_so() {
+    watchdog("parts cancelled by shutdown_now", BOUND, || {
+        for scoped in [false, true] {
+            let pool = pool(2);
+            let (hold, forked) = (Latch::new(), Latch::new());
+            let h = hold.clone();
+            pool.spawn(Priority::HIGH, move || h.wait()).unwrap();
+            let (f, sp) = (forked.clone(), pool.spawner());
+            let part_ran = Arc::new(AtomicBool::new(false));
+            let ran = Arc::clone(&part_ran);
+            let waiter = pool
+                .submit(Priority::HIGH, move || {
+                    // Returns once the sweep has cancelled the queued part.
+                    let wait_for_the_sweep = || {
+                        f.open();
+                        while sp.metrics().levels[0].cancelled == 0 {
+                            thread::yield_now();
+                        }
+                    };
+                    if scoped {
+                        sp.scope(|s| {
+                            s.spawn(Priority::HIGH, |_| ran.store(true, Ordering::SeqCst)).unwrap();
+                            wait_for_the_sweep();
+                        });
+                    } else {
+                        priopool::join(wait_for_the_sweep, || ran.store(true, Ordering::SeqCst));
+                    }
+                })
+                .unwrap();
+            forked.wait();
+            let shutdown = thread::spawn(move || pool.shutdown_now());
+            let outcome = waiter.join();
+            hold.open();
+            shutdown.join().unwrap();
+            let Err(priopool::JobError::Panicked(payload)) = outcome else { panic!("the wait must panic") };
+            let payload = payload.into_inner();
+            let message = common::message(&*payload).unwrap_or_default();
+            assert!(message.contains("cancelled by shutdown_now"), "{message}");
+            assert!(!part_ran.load(Ordering::SeqCst), "a cancelled part never runs");
+        }
     });
 }

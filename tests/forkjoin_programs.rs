@@ -97,7 +97,8 @@ fn eval(node: &Arc<Node>, ctx: &Ctx) -> u64 {
             let mut slots = vec![0u64; jobs.len()];
             ctx.spawner.scope(|s| {
                 for ((level, job), slot) in jobs.iter().zip(slots.iter_mut()) {
-                    s.spawn(Priority::level(*level), move |_| *slot = eval(job, ctx)).expect("a job's spawn is accepted");
+                    s.spawn(Priority::level(*level), move |_| *slot = eval(job, ctx))
+                        .expect("a job's spawn is accepted");
                 }
             });
             slots.iter().sum()

@@ -11,13 +11,14 @@
 //! half is a job of level `l` like any other: the pick rule takes it only
 //! when no more urgent job waits.
 //!
-//! Costs per join: one allocation (the half's queue entry, which holds `b`
-//! and a pointer to the waiting frame), a push and a pop on a deque only
-//! this worker pushes to, and a look for a sleeper (one load, no fence,
-//! when none sleeps: see [`Sleep::hint_at`](crate::sleep::Sleep::hint_at)).
-//! The value of `b` comes back through a [`Slot`] on the joiner's stack.
-//! A half popped back runs as a plain call: it is counted as a job (in
-//! `Metrics`) only when a peer steals it.
+//! Costs per join: no allocation (the half lives on the joiner's stack and
+//! the fork deque holds a two-word entry to it, `job/erase.rs`; a peer that
+//! steals it wraps it into a job, one allocation then), a push and a pop on
+//! a deque only this worker pushes to, and a look for a sleeper (one load,
+//! no fence, when none sleeps: `Sleep::hint_at`). The value of `b` comes
+//! back through a [`Slot`] on the joiner's stack. A half popped back runs
+//! as a plain call: it is counted as a job (in `Metrics`) only when a peer
+//! steals it.
 //!
 //! If `a` or `b` panics, the join still waits for the other half, then
 //! resumes the panic (the first closure's if both panicked). A half
@@ -31,9 +32,9 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::thread;
 
-use super::erase::{Borrowing, Slot, UnwindGuard, erase};
-use crate::job::{Job, drop_payload};
-use crate::queue::levels::Source;
+use crate::job::drop_payload;
+use crate::job::erase::{Slot, StackPart, UnwindGuard};
+use crate::job::task::Payload;
 use crate::runtime::help;
 use crate::runtime::registry::Registry;
 use crate::runtime::worker::{self, Local};
@@ -154,33 +155,6 @@ impl<RB> Done<'_, RB> {
     }
 }
 
-/// The fork half: `b` and where its outcome goes. Dropped unrun (cancelled
-/// by `shutdown_now`), it still fills the slot, so the joiner never waits
-/// for ever.
-struct Half<'a, B, RB> {
-    b: Option<B>,
-    done: &'a Done<'a, RB>,
-}
-
-impl<B: FnOnce() -> RB, RB> Half<'_, B, RB> {
-    fn run(mut self) {
-        let Some(b) = self.b.take() else { return };
-        let outcome = panic::catch_unwind(AssertUnwindSafe(b));
-        self.done.set(outcome);
-    }
-}
-
-impl<B, RB> Drop for Half<'_, B, RB> {
-    fn drop(&mut self) {
-        if let Some(b) = self.b.take() {
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(b))) {
-                drop_payload(payload);
-            }
-            self.done.set(Err(Box::new(HALF_CANCELLED)));
-        }
-    }
-}
-
 /// `join` on worker `local`, forking `b` at `level` (see the module docs).
 pub(crate) fn fork<A, B, RA, RB>(local: &Local, level: usize, a: A, b: B) -> (RA, RB)
 where
@@ -189,22 +163,30 @@ where
     RB: Send,
 {
     let done = Done { slot: Slot::new(), popped: AtomicBool::new(false), joiner: local.parker.unparker() };
-    let half = Half { b: Some(b), done: &done };
-    let job: Borrowing<'_> = Box::new(move || half.run());
-    // The frame below waits for the half to run or be dropped before it
-    // ends, also when `a` panics: `erase`'s invariant.
-    Registry::push_fork(&local.registry, local, level, Job::new(erase(job)));
+    // The half, on this stack: run (`true`), or dropped unrun by
+    // `shutdown_now` (`false`), it fills the slot as its last act.
+    let half = StackPart::new(|run: bool| {
+        let outcome = if run {
+            panic::catch_unwind(AssertUnwindSafe(b))
+        } else {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(b))) {
+                drop_payload(payload);
+            }
+            Err(Box::new(HALF_CANCELLED) as Payload)
+        };
+        done.set(outcome);
+    });
+    // From here the frame waits for the half to run or be dropped before
+    // it ends, also when `a` panics: `erase.rs`'s invariant.
+    Registry::push_fork(&local.registry, local, level, half.entry());
     let guard = UnwindGuard;
     let ra = panic::catch_unwind(AssertUnwindSafe(a));
-    if let Some(job) = local.queues.pop_fork(level) {
+    if let Some(entry) = local.queues.pop_fork(level) {
         // `b` itself (see the module docs): the running job's own work, run
-        // here directly, even while `shutdown_now` aborts the pool, and not
-        // counted as a job (`queue/local.rs`).
+        // here as a plain call, even while `shutdown_now` aborts the pool,
+        // and not counted as a job (`queue/local.rs`).
         done.popped.store(true, Ordering::Relaxed);
-        match job.into_closure() {
-            Ok(half) => half(),
-            Err(job) => local.probe.nested(|| local.run_claimed(level, Source::Local, job)),
-        }
+        entry.run();
     }
     if !done.slot.is_full() {
         help::wait_until(local, None, || done.slot.is_full(), || false);

@@ -3,13 +3,12 @@
 //!
 //! * `join.rs`: `join`, the per-level fork deques' user, and its costs.
 //! * `scope.rs`: `scope`, its count of unfinished jobs and its wake-up.
-//! * `erase.rs`: the crate's only `unsafe` code, the lifetime erasure both
-//!   rest on, and its invariant.
+//! * `job/erase.rs`: the crate's only `unsafe` code, the lifetime erasure
+//!   both rest on, and its invariant.
 //!
 //! How a worker whose job waits helps instead of blocking, and which jobs
 //! it may run meanwhile: `runtime/help.rs`.
 
-mod erase;
 pub(crate) mod join;
 pub(crate) mod scope;
 

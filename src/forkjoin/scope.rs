@@ -48,8 +48,8 @@
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 
-use super::erase::{Borrowing, Erased, UnwindGuard, erase};
 use crate::error::SpawnError;
+use crate::job::erase::{Borrowing, Erased, UnwindGuard, erase};
 use crate::job::task::Payload;
 use crate::job::{Job, drop_payload};
 use crate::queue::Priority;

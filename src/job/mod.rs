@@ -3,6 +3,7 @@
 //! running job's view of it ([`JobContext`]).
 
 mod context;
+pub(crate) mod erase;
 pub(crate) mod state;
 pub(crate) mod task;
 
@@ -11,8 +12,10 @@ use std::num::NonZeroU64;
 use std::panic::{self, AssertUnwindSafe};
 
 pub use self::context::JobContext;
+use self::erase::PartRef;
 use self::state::Unrun;
 use self::task::{Abandoned, Discarded, Outcome, Payload, TaskCell};
+use crate::queue::local::Queued;
 use crate::sync::Ordering;
 use crate::sync::plain::{Arc, AtomicU64};
 
@@ -141,20 +144,6 @@ impl Job {
         }
     }
 
-    /// The job's closure, its stamp dropped, if it is a plain closure;
-    /// otherwise the job itself, back. For a fork half popped back by its
-    /// joiner (`forkjoin/join.rs`), which runs it directly: the half catches
-    /// its own panics and counts as no job of its own.
-    pub(crate) fn into_closure(self) -> Result<Box<dyn FnOnce() + Send + 'static>, Job> {
-        match self.0 {
-            Kind::Closure(f) => Ok(f),
-            Kind::Other(other) => match *other {
-                Other::Stamped(kind, _) => Job(kind).into_closure(),
-                other => Err(Job(Kind::Other(Box::new(other)))),
-            },
-        }
-    }
-
     /// Runs a [claimed](Job::claim) job, catching a panic instead of letting
     /// it unwind into the worker. The closure and everything it captured are
     /// dropped inside the guard too, so a panicking destructor is caught as
@@ -198,6 +187,20 @@ impl Job {
                 Other::Stamped(kind, _) => Job::cancel_kind(kind),
             },
         }
+    }
+}
+
+/// A worker's deques hold jobs, and fork halves as entries to their
+/// joiner's stack (`erase.rs`).
+impl Queued for Job {
+    type Fork = PartRef;
+}
+
+/// A fork half taken by a peer (or by a waiting worker's pick) becomes a job
+/// of its own: one allocation, paid only then.
+impl From<PartRef> for Job {
+    fn from(part: PartRef) -> Job {
+        Job::new(move || part.run())
     }
 }
 

@@ -71,7 +71,7 @@
 //! Nothing else in the pool waits for a pusher; no count or flag stands
 //! for a job that is not in its queue yet.
 use super::deque::{Injector, Steal};
-use super::local::{LocalQueues, SharedQueues};
+use super::local::{LocalQueues, Queued, SharedQueues};
 use crate::sync::spin_loop;
 
 /// Where the pick rule found a job.
@@ -110,7 +110,7 @@ pub(crate) struct Levels<T> {
     injectors: Box<[Injector<T>]>,
 }
 
-impl<T> Levels<T> {
+impl<T: Queued> Levels<T> {
     pub(crate) fn new(levels: usize) -> Levels<T> {
         Levels { injectors: (0..levels).map(|_| Injector::new()).collect() }
     }

@@ -35,11 +35,17 @@ use crossbeam_utils::CachePadded;
 use super::deque::{Steal, Stealer, Worker};
 use crate::sync::{Arc, AtomicBool, Ordering};
 
+/// What a worker's deques hold: jobs `T`, and fork halves `T::Fork`, which
+/// become jobs when the pick rule takes them.
+pub(crate) trait Queued: Sized {
+    type Fork: Into<Self>;
+}
+
 /// A worker's own deques, one per level, and its copy of their flags.
-pub(crate) struct LocalQueues<T> {
+pub(crate) struct LocalQueues<T: Queued> {
     deques: Box<[Worker<T>]>,
     /// The fork halves, one LIFO deque per level.
-    forks: Box<[Worker<T>]>,
+    forks: Box<[Worker<T::Fork>]>,
     /// The owner's copy of `shared.forked`.
     fork_flagged: Box<[Cell<bool>]>,
     /// The owner's copy of `shared.occupied` (it is their only writer), so
@@ -50,18 +56,18 @@ pub(crate) struct LocalQueues<T> {
 
 /// What peers reach of a worker's deques: a stealer and an occupied flag
 /// per level.
-pub(crate) struct SharedQueues<T> {
+pub(crate) struct SharedQueues<T: Queued> {
     stealers: Box<[Stealer<T>]>,
     occupied: Box<[CachePadded<AtomicBool>]>,
-    fork_stealers: Box<[Stealer<T>]>,
+    fork_stealers: Box<[Stealer<T::Fork>]>,
     forked: Box<[CachePadded<AtomicBool>]>,
 }
 
-impl<T> LocalQueues<T> {
+impl<T: Queued> LocalQueues<T> {
     /// Empty FIFO deques, one per level.
     pub(crate) fn new(levels: usize) -> LocalQueues<T> {
         let deques: Box<[Worker<T>]> = (0..levels).map(|_| Worker::new_fifo()).collect();
-        let forks: Box<[Worker<T>]> = (0..levels).map(|_| Worker::new_lifo()).collect();
+        let forks: Box<[Worker<T::Fork>]> = (0..levels).map(|_| Worker::new_lifo()).collect();
         let flags = || (0..levels).map(|_| CachePadded::new(AtomicBool::new(false))).collect();
         let shared = Arc::new(SharedQueues {
             stealers: deques.iter().map(Worker::stealer).collect(),
@@ -90,7 +96,7 @@ impl<T> LocalQueues<T> {
 
     /// Pushes a fork half onto the fork deque for `level`, flagging it
     /// first.
-    pub(crate) fn push_fork(&self, level: usize, job: T) {
+    pub(crate) fn push_fork(&self, level: usize, job: T::Fork) {
         if !self.fork_flagged[level].replace(true) {
             self.shared.forked[level].store(true, Ordering::Relaxed);
         }
@@ -100,7 +106,7 @@ impl<T> LocalQueues<T> {
     /// Pops the newest fork half of `level`, clearing the flag if there is
     /// none (see the module docs for what it returns to a join).
     #[inline]
-    pub(crate) fn pop_fork(&self, level: usize) -> Option<T> {
+    pub(crate) fn pop_fork(&self, level: usize) -> Option<T::Fork> {
         if !self.fork_flagged[level].get() {
             return None;
         }
@@ -119,7 +125,7 @@ impl<T> LocalQueues<T> {
     /// pick tries every level's own deques.
     pub(crate) fn pop(&self, level: usize) -> Option<T> {
         if let Some(job) = self.pop_fork(level) {
-            return Some(job);
+            return Some(job.into());
         }
         if !self.flagged[level].get() {
             return None;
@@ -135,12 +141,12 @@ impl<T> LocalQueues<T> {
     /// How many jobs the deques hold, all levels together (the owner's
     /// view; a snapshot).
     pub(crate) fn len(&self) -> usize {
-        self.deques.iter().chain(self.forks.iter()).map(Worker::len).sum()
+        self.deques.iter().map(Worker::len).sum::<usize>() + self.forks.iter().map(Worker::len).sum::<usize>()
     }
 
     /// Whether every deque is empty.
     pub(crate) fn is_empty(&self) -> bool {
-        self.deques.iter().chain(self.forks.iter()).all(Worker::is_empty)
+        self.deques.iter().all(Worker::is_empty) && self.forks.iter().all(Worker::is_empty)
     }
 
     /// Whether the deques for `level` are empty (the owner's view).
@@ -149,7 +155,7 @@ impl<T> LocalQueues<T> {
     }
 }
 
-impl<T> SharedQueues<T> {
+impl<T: Queued> SharedQueues<T> {
     /// Whether the deques for `level` may hold a job (the flags).
     pub(crate) fn may_hold(&self, level: usize) -> bool {
         self.forked[level].load(Ordering::Acquire) || self.occupied[level].load(Ordering::Acquire)
@@ -174,7 +180,7 @@ impl<T> SharedQueues<T> {
         let mut retry = false;
         if self.forked[level].load(Ordering::Acquire) {
             match self.fork_stealers[level].steal() {
-                Steal::Success(job) => return Steal::Success(job),
+                Steal::Success(job) => return Steal::Success(job.into()),
                 Steal::Retry => retry = true,
                 Steal::Empty => {}
             }
@@ -198,14 +204,20 @@ impl<T> SharedQueues<T> {
     /// Whether every deque is empty: nothing is pushed into a departed
     /// worker's deques, so once true it stays true.
     pub(crate) fn is_empty(&self) -> bool {
-        self.stealers.iter().chain(self.fork_stealers.iter()).all(Stealer::is_empty)
+        self.stealers.iter().all(Stealer::is_empty) && self.fork_stealers.iter().all(Stealer::is_empty)
     }
 }
 
-impl<T> AsRef<SharedQueues<T>> for SharedQueues<T> {
+impl<T: Queued> AsRef<SharedQueues<T>> for SharedQueues<T> {
     fn as_ref(&self) -> &SharedQueues<T> {
         self
     }
+}
+
+/// The tests' jobs: numbers, forked as they are.
+#[cfg(test)]
+impl Queued for u32 {
+    type Fork = u32;
 }
 
 #[cfg(all(test, not(loom)))]

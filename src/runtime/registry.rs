@@ -13,6 +13,7 @@ use super::workers::WorkerSet;
 use crate::config::{Config, validate_limits};
 use crate::error::{BuildError, BuildErrorKind, ResizeError, ResizeErrorKind, SpawnError, SpawnErrorKind};
 use crate::hooks::log_event;
+use crate::job::erase::PartRef;
 use crate::job::{Job, drop_payload};
 use crate::lifecycle::{Lifecycle, Spawning};
 use crate::limits::Limits;
@@ -183,10 +184,10 @@ impl Registry {
     /// from a running job (`lifecycle.rs`). Its joiner takes it if nobody
     /// else does, so it needs no wake-up for its own sake, only for
     /// parallelism: a sleeper is woken if one is seen (`Sleep::hint_at`),
-    /// and the pool does not grow for it.
-    pub(crate) fn push_fork(this: &Arc<Registry>, local: &Local, level: usize, job: Job) {
-        let stamp = this.metrics.stamp_queued(level, || local.queues.is_empty_at(level));
-        local.queues.push_fork(level, job.stamped(stamp));
+    /// and the pool does not grow for it. Its queue wait is not measured
+    /// (it is not counted as a job unless stolen, `queue/local.rs`).
+    pub(crate) fn push_fork(this: &Arc<Registry>, local: &Local, level: usize, half: PartRef) {
+        local.queues.push_fork(level, half);
         this.sleep.hint_at(level);
     }
 

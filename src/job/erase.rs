@@ -3,6 +3,9 @@
 //!
 //! * [`erase`] turns a boxed job that borrows for `'a` into a `'static` one,
 //!   so that it can sit in the pool's queues beside every other job.
+//! * [`StackPart`] is a job that lives on its waiter's stack (a `join`'s
+//!   fork half), reached from the queues through a [`PartRef`]: no
+//!   allocation unless a peer steals it.
 //! * [`Slot`] hands one value from the thread that runs such a job to the
 //!   thread waiting for it, without a lock.
 //!
@@ -16,11 +19,19 @@
 //! waits catch every panic of the jobs they run, and an unexpected unwind
 //! out of them aborts the process). rayon-core, crossbeam's scoped threads
 //! and `std::thread::scope` rest on the same invariant.
+//!
+//! For a [`StackPart`], "the job has run or been dropped" means its one
+//! [`PartRef`] was run or dropped: either calls the part's closure once
+//! (with `true`, or with `false` for "cancelled unrun"), and the closure's
+//! last act is the release store that ends the wait. No reference to the
+//! part is held while the closure runs, so none dangles once it has ended
+//! the wait (the approach of rayon-core's `JobRef`).
 
 #![allow(unsafe_code)]
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::mem;
+use std::ptr::NonNull;
 
 use crate::sync::Ordering;
 use crate::sync::plain::AtomicBool;
@@ -42,6 +53,79 @@ pub(crate) fn erase(job: Borrowing<'_>) -> Erased {
     // or been dropped (the module's invariant), so the job never touches
     // borrowed data after `'a` ends.
     unsafe { mem::transmute::<Borrowing<'_>, Erased>(job) }
+}
+
+/// A job on its waiter's stack: a closure called once, with `true` to run
+/// it or `false` when its entry is dropped unrun.
+pub(crate) struct StackPart<F> {
+    job: UnsafeCell<Option<F>>,
+    /// Whether the part's one [`PartRef`] was made (the owner's flag).
+    referenced: Cell<bool>,
+}
+
+impl<F: FnOnce(bool) + Send> StackPart<F> {
+    pub(crate) fn new(job: F) -> StackPart<F> {
+        StackPart { job: UnsafeCell::new(Some(job)), referenced: Cell::new(false) }
+    }
+
+    /// The part's queue entry. The caller must not let the part's frame end
+    /// until the entry has been run or dropped (the module's invariant).
+    ///
+    /// # Panics
+    ///
+    /// On a second call: a part has one entry.
+    pub(crate) fn entry(&self) -> PartRef {
+        assert!(!self.referenced.replace(true), "a stack part has one entry");
+        PartRef { part: NonNull::from(self).cast(), call: StackPart::<F>::call }
+    }
+
+    /// Takes the closure out of the part at `part` and calls it.
+    ///
+    /// # Safety
+    ///
+    /// `part` points at a live `StackPart<F>`, and this is called once per
+    /// part, by its `PartRef`.
+    unsafe fn call(part: NonNull<()>, run: bool) {
+        let part = part.cast::<StackPart<F>>().as_ptr();
+        // SAFETY: the part is alive (the waiter does not end its frame
+        // before the closure's last act) and its `job` is touched by nobody
+        // else: the owner stops touching it once it made the entry, and the
+        // entry is consumed by its one call. No reference outlives this
+        // statement, so none dangles once the closure ends the wait.
+        let job = unsafe { (*UnsafeCell::raw_get(&raw const (*part).job)).take() };
+        if let Some(job) = job {
+            job(run);
+        }
+    }
+}
+
+/// The queue entry of a [`StackPart`], its lifetime erased: running it or
+/// dropping it calls the part's closure, once.
+pub(crate) struct PartRef {
+    part: NonNull<()>,
+    call: unsafe fn(NonNull<()>, bool),
+}
+
+// SAFETY: the entry only calls the part's closure, which is `Send`, once
+// (see `StackPart::call`), on whichever thread runs or drops the entry.
+unsafe impl Send for PartRef {}
+
+impl PartRef {
+    /// Runs the part.
+    pub(crate) fn run(self) {
+        let (part, call) = (self.part, self.call);
+        mem::forget(self);
+        // SAFETY: the entry is consumed here (forgotten, so its drop does
+        // not call again), and the part is alive (`StackPart::entry`).
+        unsafe { call(part, true) }
+    }
+}
+
+impl Drop for PartRef {
+    fn drop(&mut self) {
+        // SAFETY: as in `run`: a dropped entry was not run.
+        unsafe { (self.call)(self.part, false) }
+    }
 }
 
 /// A place for one value, filled once by the thread that runs a job and
