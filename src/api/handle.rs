@@ -114,10 +114,9 @@ impl<T: Send + 'static> JobHandle<T> {
 }
 
 impl<T> JobHandle<T> {
-    /// Blocks until the job has ended and returns its value.
-    ///
-    /// From inside a job of the same pool this can wait for ever: see
-    /// [the type's docs](JobHandle).
+    /// Waits until the job has ended and returns its value. From inside a
+    /// job of the same pool the worker helps meanwhile instead of blocking
+    /// (see [the type's docs](JobHandle)); elsewhere the thread blocks.
     ///
     /// # Errors
     ///
@@ -145,7 +144,10 @@ impl<T> JobHandle<T> {
 
     /// Waits at most `timeout` for the job to end and returns its value. A
     /// zero `timeout` checks once and returns at once; a `timeout` too large
-    /// to add to `Instant::now()` waits without bound.
+    /// to add to `Instant::now()` waits without bound. From inside a job of
+    /// the same pool the worker helps while it waits, as in
+    /// [`JobHandle::join`] (a job it runs meanwhile may end after the
+    /// timeout: jobs are not preempted).
     ///
     /// # Errors
     ///

@@ -41,9 +41,11 @@
 //! The wait parks only after its re-check, with the same fence as an idle
 //! worker, so a job pushed meanwhile at a level it may take is either seen
 //! or wakes a sleeper that may take it (`sleep.rs`). The end of what it
-//! waits for unparks it directly. Parts run inline and jobs helped are
-//! counted, hooked and guarded as in the worker loop, nested inside the
-//! waiting job (which keeps its own `after_job` details, `probe.rs`).
+//! waits for unparks it directly. Jobs helped, and a handle's job claimed,
+//! are counted, hooked and guarded as in the worker loop, nested inside the
+//! waiting job (which keeps its own `after_job` details, `probe.rs`); a
+//! claimed scope job is counted when its entry is popped (`scope.rs`), and
+//! a join's half popped back is no job of its own (`queue/local.rs`).
 //!
 //! A thread that is not one of the pool's workers (or a worker of another
 //! pool) does not help: it blocks ([`block_until`]).
