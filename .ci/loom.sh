@@ -18,7 +18,8 @@
 # (see the constants in src/loom_tests.rs and the models in
 # src/queue/levels.rs).
 # On 2 cores the models take 42 to 55 s, plus about 36 s for a cold build
-# (1 min 18 s end to end, cold, measured inside .ci/run).
+# (1 min 18 s end to end, cold, measured inside .ci/run); models 7 and 7b
+# (a scope's count and wake-up) add about 9 s.
 #
 # Its own target directory (LOOM_TARGET_DIR, default target/loom) keeps the
 # cfg(loom) build from invalidating the normal one.

@@ -2,7 +2,7 @@
 //! pools with 2 workers.
 //!
 //! ```text
-//! cargo bench --bench forkjoin                         # full sizes, 11 rounds
+//! cargo bench --bench forkjoin                         # full sizes, 21 rounds
 //! PRIOPOOL_BENCH_QUICK=1 cargo bench --bench forkjoin  # smoke sizes, 3 rounds
 //! PRIOPOOL_BENCH_ONLY=tree cargo bench --bench forkjoin # one workload
 //! ```
@@ -176,7 +176,7 @@ fn selected(name: &str) -> bool {
 
 fn main() {
     let quick = quick();
-    let rounds = if quick { 3 } else { 11 };
+    let rounds = if quick { 3 } else { 21 };
     let (len, fib_n, depth) = if quick { (1 << 18, 24, 14) } else { (1 << 22, 32, 20) };
     let workers = workers();
     let pool = Pool::builder().workers(workers).build().expect("the pool builds");
