@@ -90,6 +90,11 @@
 //! the job ends, so it is only a faster way to a job. Waiters are not idle,
 //! so they do not count towards the drain.
 //!
+//! A fork half (`forkjoin/join.rs`) is pushed without the waker's fence
+//! ([`Sleep::hint_at`]): its joiner, awake and running, takes it back if
+//! nobody steals it, so the invariant below never rests on its wake-up; a
+//! sleeper that the load misses only costs parallelism until the next push.
+//!
 //! # Every worker asleep: the drain
 //!
 //! `loops` counts the worker loops running (changed under the lock as a
