@@ -497,7 +497,9 @@ fn scope_spawn_hands_back_a_job_it_cannot_queue() {
 #[test]
 fn shutdown_now_cancels_queued_parts_and_the_waits_say_so() {
     watchdog("parts cancelled by shutdown_now", BOUND, || {
-        for scoped in [false, true] {
+        // A fork half; a scoped job as urgent as its owner; one less urgent
+        // (which the owner could claim, were it not cancelled first).
+        for (scoped, level) in [(false, 0), (true, 0), (true, 1)] {
             let pool = pool(2);
             let (hold, forked) = (Latch::new(), Latch::new());
             let h = hold.clone();
@@ -510,13 +512,13 @@ fn shutdown_now_cancels_queued_parts_and_the_waits_say_so() {
                     // Returns once the sweep has cancelled the queued part.
                     let wait_for_the_sweep = || {
                         f.open();
-                        while sp.metrics().levels[0].cancelled == 0 {
+                        while sp.metrics().levels[level].cancelled == 0 {
                             thread::yield_now();
                         }
                     };
                     if scoped {
                         sp.scope(|s| {
-                            s.spawn(Priority::HIGH, |_| ran.store(true, Ordering::SeqCst)).unwrap();
+                            s.spawn(Priority::level(level), |_| ran.store(true, Ordering::SeqCst)).unwrap();
                             wait_for_the_sweep();
                         });
                     } else {

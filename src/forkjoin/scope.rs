@@ -186,6 +186,27 @@ impl<F> Drop for Scoped<'_, F> {
     }
 }
 
+/// The queue entry of a claimable job: runs the job unless its owner
+/// claimed it first. Dropped unrun (cancelled by `shutdown_now`), it drops
+/// the job unrun too, so the cancellation is the same as for any job.
+struct ClaimableEntry(plain::Arc<Cell>);
+
+impl ClaimableEntry {
+    fn run(self) {
+        let job = lock(&self.0).take();
+        if let Some(job) = job {
+            job();
+        }
+    }
+}
+
+impl Drop for ClaimableEntry {
+    fn drop(&mut self) {
+        let job = lock(&self.0).take();
+        drop(job);
+    }
+}
+
 impl<'scope> Scope<'scope> {
     /// Queues `job` at `priority` as part of this scope. It may borrow
     /// anything that outlives the scope, and gets the scope to spawn more.
@@ -214,12 +235,8 @@ impl<'scope> Scope<'scope> {
                 (Some(level), Some(owner)) if level > owner => {
                     let cell = plain::Arc::new(Mutex::new(Some(erased)));
                     lock(&self.state.claimable).push((level, plain::Arc::clone(&cell)));
-                    Job::new(move || {
-                        let job = lock(&cell).take();
-                        if let Some(job) = job {
-                            job();
-                        }
-                    })
+                    let entry = ClaimableEntry(cell);
+                    Job::new(move || entry.run())
                 }
                 _ => Job::new(erased),
             };
