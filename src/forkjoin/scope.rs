@@ -32,7 +32,8 @@
 //! On one of the pool's workers the owner waits by helping
 //! (`runtime/help.rs`). Jobs spawned at levels less urgent than the owner's
 //! job are also kept in the scope (`claimable`), so that the owner can
-//! claim one that has not started and run it inline; the queue entry that
+//! claim one that has not started and run it inline (a spawn of one unparks
+//! the owner, which may be parked waiting); the queue entry that
 //! a claimed job leaves behind runs as an empty job when popped (counted
 //! as a job; it gets the job hooks, the claimed run does not). Jobs at the
 //! owner's level or more urgent are found by its pick. Elsewhere the owner
@@ -235,6 +236,8 @@ impl<'scope> Scope<'scope> {
                 (Some(level), Some(owner)) if level > owner => {
                     let cell = plain::Arc::new(Mutex::new(Some(erased)));
                     lock(&self.state.claimable).push((level, plain::Arc::clone(&cell)));
+                    // The owner may be parked, waiting: it can claim this.
+                    self.state.owner.unpark();
                     let entry = ClaimableEntry(cell);
                     Job::new(move || entry.run())
                 }
