@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 // The layers, for whoever works on the crate. Each module imports only from
@@ -7,14 +7,16 @@
 // knot inside runtime/ and Pool <-> Builder in api/ (each API names the other).
 //
 //   L4 api/       Pool, Spawner, Builder, JobBuilder, the handles: check input, call the runtime
+//      forkjoin/  join and scope
 //   L3 runtime/   the only threads: registry (a job's way in, resizing, shutdown), worker loop,
-//                 worker set, monitoring probe, shutdown_now, deadline timer
+//                 worker set, monitoring probe, shutdown_now, deadline timer, help (a waiting job's worker)
 //   L2 sleep.rs   how idle workers park and a push wakes one (state table and proof)
 //      lifecycle.rs  intake and drain;  limits.rs  growing and shrinking;  metrics/  counters
 //      capacity.rs  bounded levels: slots, producers waiting for room
 //   L1 queue/     Priority, the deques, each worker's deques (local.rs), the injectors and the pick rule
 //                 (queue/levels.rs), generic over the job type and free of threads
-//      job/       the job, its cancellable cell and state machine, JobContext
+//      job/       the job, its cancellable cell and state machine, JobContext; job/erase.rs
+//                 (jobs that borrow from a waiting frame) is the only module allowed `unsafe`
 //      error.rs, config.rs, hooks.rs
 //   L0 sync.rs    std or loom primitives
 //
@@ -27,6 +29,7 @@ mod api;
 mod capacity;
 mod config;
 mod error;
+mod forkjoin;
 mod hooks;
 mod job;
 mod lifecycle;
@@ -43,6 +46,7 @@ pub use api::{Builder, CancelHandle, JobBuilder, JobGroup, JobHandle, JoinTimeou
 pub use capacity::WhenFull;
 pub use config::{DEFAULT_KEEP_ALIVE, DropPolicy, MAX_LEVELS, MAX_WORKERS};
 pub use error::{BuildError, ErasedSpawnError, JobError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
+pub use forkjoin::{Scope, join};
 pub use hooks::{JobInfo, JobOutcome};
 pub use job::JobContext;
 pub use job::state::CancelOutcome;

@@ -73,6 +73,28 @@
 //! searches until the pick rule reports every level empty, so one wake-up
 //! per push is enough; waking only one avoids a thundering herd.
 //!
+//! # Waiting workers
+//!
+//! A worker whose running job waits for other jobs (`runtime/help.rs`) may
+//! park too, but it may take only jobs at least as urgent as its own (level
+//! `l` or more urgent). It registers on a second list, `waiters`, with
+//! that bound, and re-checks levels `0..=l` and what it waits for after
+//! the same fence; `sleeping` counts both lists, so the waker's fast path is
+//! unchanged. A waker that pushed at level `p` ([`Sleep::wake_one_at`])
+//! wakes a regular sleeper if there is one, else the most recent waiter
+//! whose bound admits `p`. The proof above applies as it stands to a waiter
+//! and the jobs it may take: if the waker's fence comes first the waiter's
+//! re-check sees the job; if the waiter's, the waker finds a sleeper on one
+//! of the lists that may take the job. A waiter is never needed to keep the
+//! invariant below: it is a worker running a job, which searches again when
+//! the job ends, so it is only a faster way to a job. Waiters are not idle,
+//! so they do not count towards the drain.
+//!
+//! A fork half (`forkjoin/join.rs`) is pushed without the waker's fence
+//! ([`Sleep::hint_at`]): its joiner, awake and running, takes it back if
+//! nobody steals it, so the invariant below never rests on its wake-up; a
+//! sleeper that the load misses only costs parallelism until the next push.
+//!
 //! # Every worker asleep: the drain
 //!
 //! `loops` counts the worker loops running (changed under the lock as a
@@ -132,6 +154,9 @@ pub(crate) struct Sleep {
 #[derive(Default)]
 struct Sleepers {
     list: Vec<(usize, Unparker)>,
+    /// Waiting workers: id, how to wake it, the least urgent level it may
+    /// take (see "Waiting workers").
+    waiters: Vec<(usize, Unparker, usize)>,
     loops: usize,
 }
 
@@ -225,6 +250,76 @@ impl Sleep {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Wakes one sleeper that may take a job of `level`, pushed just
+    /// before: a regular sleeper if there is one, else a waiter whose bound
+    /// admits `level`. Says whether it woke one.
+    pub(crate) fn wake_one_at(&self, level: usize) -> bool {
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let woken = {
+            let mut sleepers = lock(&self.sleepers);
+            let woken = match sleepers.list.pop() {
+                Some((_, unparker)) => Some(unparker),
+                None => {
+                    let waiter = sleepers.waiters.iter().rposition(|&(_, _, upto)| level <= upto);
+                    waiter.map(|at| sleepers.waiters.remove(at).1)
+                }
+            };
+            if woken.is_some() {
+                self.sleeping.fetch_sub(1, Ordering::Relaxed);
+            }
+            woken
+        };
+        woken.map(|unparker| unparker.unpark()).is_some()
+    }
+
+    /// Wakes one sleeper that may take a job of `level` if one is seen,
+    /// without the waker's fence: for a job that its pusher will take
+    /// itself if nobody else does (a fork half, `forkjoin/join.rs`), so a
+    /// missed sleeper costs parallelism, never the job. Its only cost when
+    /// nobody sleeps is one load.
+    #[inline]
+    pub(crate) fn hint_at(&self, level: usize) {
+        if self.sleeping.load(Ordering::Relaxed) != 0 {
+            self.wake_one_at(level);
+        }
+    }
+
+    /// Parks waiting worker `id` on `parker`, as one that may take jobs of
+    /// levels `0..=upto`, unless `has_work` says, after it registered, that
+    /// there is something to do (a job it may take, or what it waits for
+    /// has ended). Returns when unparked: by a waker, by whoever ends what
+    /// it waits for, at `deadline`, or spuriously; the caller re-checks.
+    pub(crate) fn wait(
+        &self,
+        id: usize,
+        parker: &Parker,
+        upto: usize,
+        deadline: Option<Instant>,
+        has_work: impl FnOnce() -> bool,
+    ) {
+        {
+            let mut sleepers = lock(&self.sleepers);
+            sleepers.waiters.push((id, parker.unparker().clone(), upto));
+            self.sleeping.fetch_add(1, Ordering::Relaxed);
+        }
+        // The sleeper's fence (see the module docs).
+        fence(Ordering::SeqCst);
+        if !has_work() {
+            match deadline {
+                None => parker.park(),
+                Some(deadline) => park_until(parker, deadline),
+            }
+        }
+        let mut sleepers = lock(&self.sleepers);
+        if let Some(pos) = sleepers.waiters.iter().position(|&(i, _, _)| i == id) {
+            sleepers.waiters.remove(pos);
+            self.sleeping.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

@@ -329,11 +329,13 @@ fn a_job_taken_from_another_workers_deque_is_a_steal() {
         let spawner = pool.spawner();
         // The parent pushes the child onto its own worker's deque and then
         // blocks until the child has run, so only the other worker can run
-        // it, and only by stealing it.
+        // it, and only by stealing it. (It blocks on a channel: joining the
+        // child's handle would run the child inline, `runtime/help.rs`.)
         let parent = pool
             .submit(Priority::HIGH, move || {
-                let child = spawner.submit(Priority::HIGH, || 7).expect("spawn from a job");
-                child.join().expect("child")
+                let (tx, rx) = std::sync::mpsc::channel();
+                spawner.spawn(Priority::HIGH, move || tx.send(7).expect("parent alive")).expect("spawn from a job");
+                rx.recv().expect("child")
             })
             .expect("submit");
         assert_eq!(parent.join().expect("parent"), 7);

@@ -1,9 +1,11 @@
 //! [`JobHandle`]: the submitter's end of a job's result, and
 //! [`CancelHandle`], a shareable way to cancel a job.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,8 @@ use crate::error::JobError;
 use crate::job::state::CancelOutcome;
 use crate::job::task::{self, JobResult, Meta, Task, TaskCell};
 use crate::job::{Job, JobContext, UNTAKEN};
+use crate::runtime::help;
+use crate::runtime::worker::Local;
 use crate::sync::plain::thread::{self, Thread};
 use crate::sync::plain::{Arc, Mutex, PoisonError, lock};
 use crate::sync::wait_until;
@@ -30,12 +34,13 @@ use crate::sync::wait_until;
 /// [`Metrics::drop_panics`](crate::Metrics::drop_panics) (the job itself
 /// returned). To stop a job, call [`JobHandle::cancel`].
 ///
-/// Joining from inside a job of the same pool blocks that worker: the
-/// pool does not run other jobs on a worker while it waits (there is no
-/// work-stealing join). If every worker ends up waiting for jobs still
-/// queued behind them (in a one-worker pool, a job that joins a job it
-/// submitted), the joins never return. Inside a job, prefer spawning the
-/// follow-up work, or bound the wait with [`JobHandle::join_timeout`].
+/// Joining from inside a job of the same pool does not block the worker:
+/// if the job has not started, the waiting worker runs it inline (whatever
+/// its level); otherwise it runs other jobs at least as urgent as its own
+/// until the job ends (see the [crate docs](crate#jobs-that-wait-for-jobs)).
+/// So a job may wait for a job it submitted, even in a one-worker pool.
+/// Awaiting the handle inside a job (under some executor's `block_on`)
+/// runs the job inline if it has not started, but does not help otherwise.
 ///
 /// ```
 /// use std::time::Duration;
@@ -61,6 +66,9 @@ pub struct JobHandle<T> {
     /// The job's cell; its tally counts a panic from dropping an unclaimed
     /// result.
     task: Arc<dyn TaskCell>,
+    /// The pool's id and the job's level: a worker of that pool waiting
+    /// for the job helps (`runtime/help.rs`).
+    pool: Option<(usize, usize)>,
 }
 
 /// The oneshot receiver, in whichever form it was last used.
@@ -88,8 +96,15 @@ impl<T: Send + 'static> JobHandle<T> {
     /// `meta`; returns its queue entry and its handle.
     pub(crate) fn with_context(f: impl FnOnce(&JobContext) -> T + Send + 'static, meta: Meta) -> (Job, JobHandle<T>) {
         let (task, receiver) = Task::submitted(f, meta);
-        let handle = JobHandle { result: Mutex::new(Receiving::Blocking(receiver)), task: Arc::clone(&task) };
+        let handle =
+            JobHandle { result: Mutex::new(Receiving::Blocking(receiver)), task: Arc::clone(&task), pool: None };
         (Job::task(task), handle)
+    }
+
+    /// Records that the job was queued on pool `pool` at `level`.
+    pub(crate) fn queued_on(mut self, pool: usize, level: usize) -> JobHandle<T> {
+        self.pool = Some((pool, level));
+        self
     }
 }
 
@@ -104,10 +119,9 @@ impl<T> JobHandle<T> {
         self.result.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Blocks until the job has ended and returns its value.
-    ///
-    /// From inside a job of the same pool this can wait for ever: see
-    /// [the type's docs](JobHandle).
+    /// Waits until the job has ended and returns its value. From inside a
+    /// job of the same pool the worker helps meanwhile instead of blocking
+    /// (see [the type's docs](JobHandle)); elsewhere the thread blocks.
     ///
     /// # Errors
     ///
@@ -120,6 +134,9 @@ impl<T> JobHandle<T> {
     /// If the handle was awaited to completion before (its future returned
     /// `Ready`), since the result was already handed out.
     pub fn join(mut self) -> Result<T, JobError> {
+        if let Some((local, level)) = self.helper() {
+            return self.wait_helping(&local, level, None).unwrap_or_else(|| unreachable!("no deadline"));
+        }
         match std::mem::replace(self.receiving(), Receiving::Taken) {
             Receiving::Blocking(receiver) => receiver.recv().unwrap_or(Err(JobError::Cancelled)),
             Receiving::Async(mut receiver) => match block_on(&mut receiver, None) {
@@ -132,7 +149,10 @@ impl<T> JobHandle<T> {
 
     /// Waits at most `timeout` for the job to end and returns its value. A
     /// zero `timeout` checks once and returns at once; a `timeout` too large
-    /// to add to `Instant::now()` waits without bound.
+    /// to add to `Instant::now()` waits without bound. From inside a job of
+    /// the same pool the worker helps while it waits, as in
+    /// [`JobHandle::join`] (a job it runs meanwhile may end after the
+    /// timeout: jobs are not preempted).
     ///
     /// # Errors
     ///
@@ -145,6 +165,15 @@ impl<T> JobHandle<T> {
     ///
     /// As [`JobHandle::join`].
     pub fn join_timeout(mut self, timeout: Duration) -> Result<T, JoinTimeoutError<T>> {
+        if let Some((local, level)) = self.helper()
+            && !timeout.is_zero()
+        {
+            let deadline = Instant::now().checked_add(timeout);
+            return match self.wait_helping(&local, level, deadline) {
+                Some(result) => result.map_err(JoinTimeoutError::Job),
+                None => Err(JoinTimeoutError::TimedOut(self)),
+            };
+        }
         let received = match self.receiving() {
             Receiving::Blocking(receiver) if timeout.is_zero() => match receiver.try_recv() {
                 Ok(result) => Some(result),
@@ -164,6 +193,48 @@ impl<T> JobHandle<T> {
             Some(result) => result.map_err(JoinTimeoutError::Job),
             None => Err(JoinTimeoutError::TimedOut(self)),
         }
+    }
+
+    /// The worker running on this thread, if it belongs to the job's pool,
+    /// and the job's level.
+    fn helper(&self) -> Option<(Rc<Local>, usize)> {
+        let (pool, level) = self.pool?;
+        Some((help::helper(pool)?, level))
+    }
+
+    /// Waits on worker `local` for the job (of `level`) to end, helping
+    /// (`runtime/help.rs`), until `deadline` if there is one; `None` if it
+    /// passed first. The receiver turns into its future form, polled with a
+    /// waker that unparks the worker.
+    fn wait_helping(&mut self, local: &Local, level: usize, deadline: Option<Instant>) -> Option<JobResult<T>> {
+        *self.receiving() = match std::mem::replace(self.receiving(), Receiving::Taken) {
+            Receiving::Blocking(receiver) => Receiving::Async(receiver.into_future()),
+            Receiving::Taken => panic!("JobHandle joined after the handle's future returned Ready"),
+            other => other,
+        };
+        let Receiving::Async(receiver) = self.result.get_mut().unwrap_or_else(PoisonError::into_inner) else {
+            unreachable!("just made async")
+        };
+        let waker = Waker::from(Arc::new(WorkerWaker(local.parker.unparker().clone())));
+        let receiver = RefCell::new(receiver);
+        let received = RefCell::new(None);
+        let done = || {
+            if received.borrow().is_some() {
+                return true;
+            }
+            let mut cx = Context::from_waker(&waker);
+            if let Poll::Ready(result) = Pin::new(&mut **receiver.borrow_mut()).poll(&mut cx) {
+                *received.borrow_mut() = Some(result.unwrap_or(Err(JobError::Cancelled)));
+                return true;
+            }
+            deadline.is_some_and(|deadline| Instant::now() >= deadline)
+        };
+        help::wait_until(local, deadline, done, || help::claim_task(local, level, &self.task));
+        let received = received.into_inner();
+        if received.is_some() {
+            *self.receiving() = Receiving::Taken;
+        }
+        received
     }
 
     /// Whether the job has ended (returned, panicked, was cancelled or
@@ -206,8 +277,9 @@ impl<T> JobHandle<T> {
 impl<T> Future for JobHandle<T> {
     type Output = Result<T, JobError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let receiving = self.receiving();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let receiving = this.result.get_mut().unwrap_or_else(PoisonError::into_inner);
         // The first poll turns the receiver into its future form for good.
         *receiving = match std::mem::replace(receiving, Receiving::Taken) {
             Receiving::Blocking(receiver) => Receiving::Async(receiver.into_future()),
@@ -216,7 +288,17 @@ impl<T> Future for JobHandle<T> {
         let Receiving::Async(receiver) = receiving else {
             panic!("JobHandle polled after it returned Ready");
         };
-        match Pin::new(receiver).poll(cx) {
+        let mut polled = Pin::new(&mut *receiver).poll(cx);
+        // Awaited inside a job of its pool: run the job inline if it has
+        // not started, rather than block the worker on it.
+        if polled.is_pending()
+            && let Some((pool, level)) = this.pool
+            && let Some(local) = help::helper(pool)
+            && help::claim_task(&local, level, &this.task)
+        {
+            polled = Pin::new(receiver).poll(cx);
+        }
+        match polled {
             Poll::Ready(result) => {
                 *receiving = Receiving::Taken;
                 Poll::Ready(result.unwrap_or(Err(JobError::Cancelled)))
@@ -274,6 +356,19 @@ impl CancelHandle {
 impl fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelHandle").field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// Wakes a waiting worker.
+struct WorkerWaker(crate::sync::Unparker);
+
+impl Wake for WorkerWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 

@@ -11,6 +11,7 @@ use super::options::JobBuilder;
 use crate::capacity::WhenFull;
 use crate::config::{Config, DropPolicy};
 use crate::error::{BuildError, ResizeError, SpawnError};
+use crate::forkjoin::{self, Scope};
 use crate::job::Job;
 use crate::metrics::Metrics;
 use crate::queue::Priority;
@@ -185,6 +186,56 @@ impl Pool {
     /// [`JobBuilder`].
     pub fn job(&self, priority: impl Into<Priority>) -> JobBuilder<'_> {
         self.spawner.job(priority)
+    }
+
+    /// Runs `op` with a [`Scope`] whose jobs may borrow from the caller's
+    /// stack, and returns its value once every job spawned in the scope
+    /// (and every job they spawned in it) has finished.
+    ///
+    /// `op` runs on the calling thread. Called from a job of this pool, the
+    /// worker waits by helping: it runs the scope's jobs that have not
+    /// started, and other jobs at least as urgent as its own (see the
+    /// [crate docs](crate#jobs-that-wait-for-jobs)); from any other thread
+    /// it blocks.
+    ///
+    /// # Panics
+    ///
+    /// Once every job has finished: resumes `op`'s panic if it panicked,
+    /// else the first panic of a job of the scope (the others are
+    /// dropped). A scoped job cancelled by [`Pool::shutdown_now`] before
+    /// it started counts as a panic saying so.
+    ///
+    /// ```
+    /// use priopool::{Pool, Priority};
+    ///
+    /// let pool = Pool::builder().workers(2).build()?;
+    /// let mut halves = [0u64; 2];
+    /// let data: Vec<u64> = (1..=1000).collect();
+    /// let (left, right) = data.split_at(500);
+    /// let [l, r] = &mut halves;
+    /// pool.scope(|s| {
+    ///     s.spawn(Priority::HIGH, |_| *l = left.iter().sum()).unwrap();
+    ///     s.spawn(Priority::LOW, |_| *r = right.iter().sum()).unwrap();
+    /// });
+    /// assert_eq!(halves[0] + halves[1], 500_500);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn scope<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&Scope<'scope>) -> R,
+    {
+        self.spawner.scope(op)
+    }
+
+    /// Runs `a` and `b`, potentially in parallel, on this pool; see
+    /// [`Spawner::join`].
+    pub fn join<A, B, RA, RB>(&self, priority: Priority, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA,
+        B: FnOnce() -> RB + Send,
+        RB: Send,
+    {
+        self.spawner.join(priority, a, b)
     }
 
     /// A handle that can spawn onto this pool from other threads and from
@@ -564,6 +615,53 @@ impl Spawner {
     /// Describes a job at `priority` with options; see [`JobBuilder`].
     pub fn job(&self, priority: impl Into<Priority>) -> JobBuilder<'_> {
         JobBuilder::new(&self.registry, priority.into())
+    }
+
+    /// [`Pool::scope`] on the spawner's pool.
+    ///
+    /// # Panics
+    ///
+    /// As [`Pool::scope`].
+    pub fn scope<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&Scope<'scope>) -> R,
+    {
+        forkjoin::scope::scope(&self.registry, op)
+    }
+
+    /// Runs `a` and `b`, potentially in parallel, and returns both values.
+    ///
+    /// From a job of this pool, `b` is forked at `priority` as with
+    /// [`priopool::join`](crate::join) (which forks at the running job's
+    /// own level). From any other thread, `b` is queued at `priority` and
+    /// `a` runs on the calling thread, which then blocks until `b` has
+    /// finished. If the pool refuses `b` (it has begun shutting down, or
+    /// `priority` names no level), `b` runs on the calling thread too.
+    ///
+    /// # Panics
+    ///
+    /// As [`priopool::join`](crate::join): after both finished, resumes the
+    /// panic of `a`, else of `b`.
+    pub fn join<A, B, RA, RB>(&self, priority: Priority, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA,
+        B: FnOnce() -> RB + Send,
+        RB: Send,
+    {
+        let level = priority.resolve(self.registry.levels.len());
+        if let (Some(local), Some(level)) = (crate::runtime::help::helper(self.registry.id), level) {
+            return forkjoin::join::fork(&local, level, a, b);
+        }
+        let mut rb = None;
+        let slot = &mut rb;
+        let ra = self.scope(|s| {
+            let half = move |_: &Scope<'_>| *slot = Some(b());
+            if let Err(refused) = s.spawn(priority, half) {
+                refused.into_inner()(s);
+            }
+            a()
+        });
+        (ra, rb.unwrap_or_else(|| unreachable!("the scope ran b")))
     }
 
     /// The number of priority levels of the pool.

@@ -3,6 +3,7 @@
 //! running job's view of it ([`JobContext`]).
 
 mod context;
+pub(crate) mod erase;
 pub(crate) mod state;
 pub(crate) mod task;
 
@@ -11,8 +12,10 @@ use std::num::NonZeroU64;
 use std::panic::{self, AssertUnwindSafe};
 
 pub use self::context::JobContext;
+use self::erase::PartRef;
 use self::state::Unrun;
 use self::task::{Abandoned, Discarded, Outcome, Payload, TaskCell};
+use crate::queue::local::Queued;
 use crate::sync::Ordering;
 use crossbeam_utils::CachePadded;
 
@@ -57,6 +60,8 @@ enum Kind {
 enum Other {
     Task(Arc<dyn TaskCell>),
     Stamped(Kind, Stamp),
+    /// A fork half of a `join` taken off its worker's fork deque.
+    Fork(PartRef),
 }
 
 /// What [`Job::cancel`] did.
@@ -65,8 +70,12 @@ pub(crate) enum Cancelled {
     /// destructor's panic, if it panicked.
     Now(Option<Payload>),
     /// The job had already ended (cancelled or expired earlier, and
-    /// counted then); its entry was discarded.
-    Before,
+    /// counted then), or (`ahead`) its waiter ran it (`runtime/help.rs`);
+    /// its entry was discarded.
+    Before {
+        /// The entry's job was run by its waiter, ahead of this entry.
+        ahead: bool,
+    },
 }
 
 impl Job {
@@ -92,10 +101,15 @@ impl Job {
         match &self.0 {
             Kind::Other(other) => match &**other {
                 Other::Task(task) => Some(task),
-                Other::Stamped(..) => None,
+                Other::Stamped(..) | Other::Fork(_) => None,
             },
             Kind::Closure(_) => None,
         }
+    }
+
+    /// Whether this is a fork half of a `join` (see `From<PartRef>`).
+    pub(crate) fn is_fork(&self) -> bool {
+        matches!(&self.0, Kind::Other(other) if matches!(**other, Other::Fork(_)))
     }
 
     /// The job, stamped with the time `at` it is queued, if there is one.
@@ -113,7 +127,7 @@ impl Job {
         match &self.0 {
             Kind::Other(other) => match **other {
                 Other::Stamped(_, at) => Some(at),
-                Other::Task(_) => None,
+                Other::Task(_) | Other::Fork(_) => None,
             },
             Kind::Closure(_) => None,
         }
@@ -139,6 +153,7 @@ impl Job {
             Kind::Other(other) => match &**other {
                 Other::Task(task) => task.claim(),
                 Other::Stamped(kind, _) => Job::claim_kind(kind),
+                Other::Fork(_) => Ok(()),
             },
         }
     }
@@ -187,6 +202,7 @@ impl Job {
                     outcome
                 }
                 Other::Stamped(kind, _) => Job::run_kind(kind, tally, ended),
+                Other::Fork(part) => Job::run_kind(Kind::Closure(Box::new(move || part.run())), tally, ended),
             },
         }
     }
@@ -208,9 +224,10 @@ impl Job {
             Kind::Other(other) => match *other {
                 Other::Task(task) => match task.abandon(Unrun::Cancelled) {
                     Abandoned::Dropped(panic) => Cancelled::Now(panic),
-                    Abandoned::NotQueued => Cancelled::Before,
+                    Abandoned::NotQueued => Cancelled::Before { ahead: task.state().unrun_fate().is_none() },
                 },
                 Other::Stamped(kind, _) => Job::cancel_kind(kind, level, tally),
+                Other::Fork(part) => Job::cancel_kind(Kind::Closure(Box::new(move || part.run())), level, tally),
             },
         }
     }
@@ -222,12 +239,27 @@ impl Job {
                 Other::Task(task) => task.name(),
                 Other::Stamped(Kind::Other(inner), _) => match &**inner {
                     Other::Task(task) => task.name(),
-                    Other::Stamped(..) => None,
+                    Other::Stamped(..) | Other::Fork(_) => None,
                 },
-                Other::Stamped(Kind::Closure(_), _) => None,
+                Other::Stamped(Kind::Closure(_), _) | Other::Fork(_) => None,
             },
             Kind::Closure(_) => None,
         }
+    }
+}
+
+/// A worker's deques hold jobs, and fork halves as entries to their
+/// joiner's stack (`erase.rs`).
+impl Queued for Job {
+    type Fork = PartRef;
+}
+
+/// A fork half taken by a peer (or by a waiting worker's pick) becomes a job
+/// of its own: one allocation, paid only then. It is marked as a fork half:
+/// it took no room at a bounded level (`capacity.rs`), so it gives none back.
+impl From<PartRef> for Job {
+    fn from(part: PartRef) -> Job {
+        Job(Kind::Other(Box::new(Other::Fork(part))))
     }
 }
 

@@ -18,7 +18,7 @@
 //!
 //! | from                          | to                 | made by                                                        |
 //! |-------------------------------|--------------------|----------------------------------------------------------------|
-//! | `QUEUED`                      | `RUNNING`          | a worker that popped the entry before the deadline             |
+//! | `QUEUED`                      | `RUNNING`          | a worker that popped the entry before the deadline; a worker waiting on the job's handle (`runtime/help.rs`), whose entry the popper then discards |
 //! | `QUEUED`                      | `CANCELLING`       | `cancel()` on a handle; `shutdown_now` (its sweep, or a worker) |
 //! | `QUEUED`                      | `EXPIRING`         | the timer at the deadline; a worker that pops it after it      |
 //! | `CANCELLING`, `EXPIRING`      | `CANCELLED`, `EXPIRED` | the same thread, once it has dropped the closure           |
@@ -26,7 +26,8 @@
 //! | `RUNNING`, `CANCEL_REQUESTED` | `DONE`             | the worker, when the closure returns or panics                 |
 //!
 //! Every transition out of `QUEUED` is a compare-exchange from `QUEUED`, so
-//! among a worker, any number of cancellers and the timer exactly one wins;
+//! among a worker, a waiter, any number of cancellers and the timer exactly
+//! one wins;
 //! only the winner locks the body and takes the closure out, so the lock is
 //! never contended. The winner of `CANCELLING` or `EXPIRING` drops the
 //! closure, then stores `CANCELLED` or `EXPIRED`, then completes the handle,
@@ -145,6 +146,14 @@ impl TaskState {
             EXPIRING | EXPIRED => Some(Unrun::Expired),
             _ => None,
         }
+    }
+
+    /// The fate of a job whose popped entry found it out of `QUEUED`: it
+    /// was cancelled or expired, or (`None`) a worker waiting for it on its
+    /// handle claimed it and ran it inline (`runtime/help.rs`), which
+    /// counted it; the entry is then only discarded.
+    pub(crate) fn unrun_fate(&self) -> Option<Unrun> {
+        self.unrun()
     }
 
     /// Whether a running job was asked to stop.

@@ -52,6 +52,9 @@ pub(crate) enum Outcome {
 /// A popped job that will not run: how it ended, and the panic of its
 /// closure's destructor if that panicked when the job was dropped now.
 pub(crate) struct Discarded {
+    /// Its waiter ran it (`runtime/help.rs`): the entry was the job's
+    /// dead entry, with no fate counted (see `TaskState::unrun_fate`).
+    pub(crate) ahead: bool,
     pub(crate) panic: Option<Payload>,
 }
 
@@ -160,11 +163,15 @@ where
         let state = self.state();
         if state.is_past_deadline() {
             return Err(match self.abandon(Unrun::Expired) {
-                Abandoned::Dropped(panic) => Discarded { panic },
-                Abandoned::NotQueued => Discarded { panic: None },
+                Abandoned::Dropped(panic) => Discarded { ahead: false, panic },
+                Abandoned::NotQueued => Discarded { ahead: state.unrun_fate().is_none(), panic: None },
             });
         }
-        if state.transition(QUEUED, RUNNING) { Ok(()) } else { Err(Discarded { panic: None }) }
+        if state.transition(QUEUED, RUNNING) {
+            Ok(())
+        } else {
+            Err(Discarded { ahead: state.unrun_fate().is_none(), panic: None })
+        }
     }
 
     fn run(&self, tally: &JobTally, ended: &mut dyn FnMut(bool)) -> Outcome {

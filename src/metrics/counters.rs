@@ -45,6 +45,21 @@
 //! counts with `Acquire`: a snapshot taken after `join` (or
 //! `is_finished`, or the future's `Ready`) returned counts the job.
 //!
+//! # Jobs run ahead of their entry
+//!
+//! A worker that waits on a job's handle may claim the job and run it
+//! inline (`runtime/help.rs`); the job is counted `started` then, while its
+//! entry stays queued until some thread pops and discards it. The claim
+//! counts `ahead` before the job is counted started, and whoever takes the
+//! dead entry counts `ahead_gone` (not `reaped`: no fate was counted) after
+//! taking it. A snapshot reads, after `started`, the fates and `reaped`,
+//! `ahead_gone`, then `ahead`, then the entries, and leaves `ahead −
+//! ahead_gone` of them out of `entries`: every entry counted gone was
+//! claimed before (so `ahead_gone <= ahead` as read) and is out of the
+//! queues read after it, and every claim whose `started` the snapshot saw
+//! is in `ahead`. So no job is in both `started` and `entries`; a claim or
+//! a pop between the reads only makes the sum lag.
+//!
 //! Workers come and go: each worker's counters are on the roster while it
 //! runs and are folded into the `retired` totals when it exits, under the
 //! roster lock that a reader also holds, so a snapshot counts each worker
@@ -287,6 +302,12 @@ struct Discards {
     reaped: AtomicU64,
     /// As `LevelCounters::last_taken`.
     last_taken: AtomicU64,
+    /// Jobs a worker waiting on their handle claimed and ran inline
+    /// (`runtime/help.rs`), counted `started` by it while their dead entry
+    /// may still be queued; and those dead entries taken off their queue
+    /// since. See "Jobs run ahead of their entry" in the module docs.
+    ahead: AtomicU64,
+    ahead_gone: AtomicU64,
 }
 
 /// Adds one to a counter that only the calling thread writes: a plain load
@@ -366,6 +387,18 @@ impl MetricsCore {
         swept.reaped.fetch_add(1, Ordering::Release);
     }
 
+    /// Counts a job of `level` that a waiting worker claimed to run inline,
+    /// before it counts the job started; its entry is still queued.
+    pub(crate) fn ran_ahead(&self, level: usize) {
+        self.swept[level].ahead.fetch_add(1, Ordering::Release);
+    }
+
+    /// Counts the dead entry of such a job taken off its queue (by a worker
+    /// or the sweep): counted nowhere else, since the job was.
+    pub(crate) fn ahead_gone(&self, level: usize) {
+        self.swept[level].ahead_gone.fetch_add(1, Ordering::Release);
+    }
+
     pub(crate) fn hook_panicked(&self) {
         self.hook_panics.fetch_add(1, Ordering::Relaxed);
     }
@@ -441,7 +474,11 @@ impl MetricsCore {
                 let started = sum(level, retired.started, |l| &l.started);
                 let (cancelled, expired) = self.tally.fates(level);
                 let reaped = sum(level, retired.reaped, |l| &l.reaped) + swept.reaped.load(Ordering::Acquire);
-                let entries = queued(level) as u64;
+                // Gone before claimed, both before the entries (module docs).
+                let gone = swept.ahead_gone.load(Ordering::Acquire);
+                let ahead = swept.ahead.load(Ordering::Acquire);
+                let run_ahead = ahead.saturating_sub(gone);
+                let entries = (queued(level) as u64).saturating_sub(run_ahead);
                 let rejected = self.rejected[level].load(Ordering::Acquire);
                 let dead = (cancelled + expired).saturating_sub(reaped);
                 let backlog = entries.saturating_sub(dead);

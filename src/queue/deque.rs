@@ -3,7 +3,8 @@
 //! These are crossbeam-deque's lock-free queues: [`Injector`] is the
 //! multi-producer FIFO that external threads push into, [`Worker`] is a
 //! worker's own Chase-Lev deque (Chase and Lev, "Dynamic Circular
-//! Work-Stealing Deque", SPAA 2005; used here in its FIFO flavour) and
+//! Work-Stealing Deque", SPAA 2005; in its FIFO flavour for spawned jobs,
+//! its LIFO flavour for the halves `join` forks, `forkjoin/`) and
 //! [`Stealer`] is the handle other workers steal from it with. Keeping the
 //! import in one module gives a model checker a single seam to replace them.
 //!
@@ -53,6 +54,8 @@ mod model {
     /// [`Stealer`].
     pub(crate) struct Worker<T> {
         queue: Arc<Queue<T>>,
+        /// The owner pops the newest job (crossbeam's LIFO flavour).
+        lifo: bool,
     }
 
     /// Steals from a [`Worker`].
@@ -110,9 +113,9 @@ mod model {
 
         /// The owner's pop: never `Retry`, but it moves `version`, so a
         /// steal racing it may have to retry.
-        fn pop(&self) -> Option<T> {
+        fn pop(&self, lifo: bool) -> Option<T> {
             let mut jobs = lock(&self.jobs);
-            let job = jobs.pop_front()?;
+            let job = if lifo { jobs.pop_back()? } else { jobs.pop_front()? };
             self.version.fetch_add(1, Ordering::Relaxed);
             self.len.fetch_sub(1, Ordering::Release);
             Some(job)
@@ -167,17 +170,22 @@ mod model {
 
     impl<T> Worker<T> {
         pub(crate) fn new_fifo() -> Worker<T> {
-            Worker { queue: Arc::new(Queue::new()) }
+            Worker { queue: Arc::new(Queue::new()), lifo: false }
+        }
+
+        pub(crate) fn new_lifo() -> Worker<T> {
+            Worker { queue: Arc::new(Queue::new()), lifo: true }
         }
 
         pub(crate) fn push(&self, job: T) {
             self.queue.push(job);
         }
 
-        /// The owner pops from the front (FIFO), like crossbeam's FIFO
-        /// flavour; it never meets `Retry`.
+        /// The owner pops from the front (FIFO flavour) or the back (LIFO
+        /// flavour), as crossbeam's; it never meets `Retry`. Steals always
+        /// take the front, the oldest job.
         pub(crate) fn pop(&self) -> Option<T> {
-            self.queue.pop()
+            self.queue.pop(self.lifo)
         }
 
         pub(crate) fn stealer(&self) -> Stealer<T> {

@@ -71,7 +71,7 @@
 //! Nothing else in the pool waits for a pusher; no count or flag stands
 //! for a job that is not in its queue yet.
 use super::deque::{Injector, Steal};
-use super::local::{LocalQueues, SharedQueues};
+use super::local::{LocalQueues, Queued, SharedQueues};
 use crate::sync::spin_loop;
 
 /// Where the pick rule found a job.
@@ -110,7 +110,7 @@ pub(crate) struct Levels<T> {
     injectors: Box<[Injector<T>]>,
 }
 
-impl<T> Levels<T> {
+impl<T: Queued> Levels<T> {
     pub(crate) fn new(levels: usize) -> Levels<T> {
         Levels { injectors: (0..levels).map(|_| Injector::new()).collect() }
     }
@@ -159,6 +159,12 @@ impl<T> Levels<T> {
         (0..self.len()).any(|level| self.holds(level, peers))
     }
 
+    /// Whether a level at least as urgent as `upto` has a visible job: the
+    /// re-check of a waiting worker about to park (`runtime/help.rs`).
+    pub(crate) fn any_queued_upto<P: AsRef<SharedQueues<T>>>(&self, upto: usize, peers: &[P]) -> bool {
+        (0..=upto.min(self.len() - 1)).any(|level| self.holds(level, peers))
+    }
+
     /// How many jobs are queued at `level` right now: a snapshot, exact at
     /// rest, which may include jobs whose push is under way.
     pub(crate) fn queued<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> usize {
@@ -166,14 +172,14 @@ impl<T> Levels<T> {
     }
 
     /// Takes one job of `level` off its injector or one of `peers`'
-    /// deques, oldest first in each; `None` once every one of them answered
+    /// deques (never a fork half), oldest first in each; `None` once every one of them answered
     /// empty (a lost race is tried again). For cancelling a level's whole
     /// backlog, where the pick rule's order across levels does not matter.
     pub(crate) fn take_at<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> Option<T> {
         loop {
             let mut retry = false;
             let sources = std::iter::once(self.injectors[level].steal())
-                .chain(peers.iter().filter(|p| p.as_ref().may_hold(level)).map(|p| p.as_ref().steal(level)));
+                .chain(peers.iter().map(|p| p.as_ref().steal_spawned(level)));
             for steal in sources {
                 match steal {
                     Steal::Success(job) => return Some(job),
@@ -200,8 +206,21 @@ impl<T> Levels<T> {
     /// oneself finds nothing and is harmless); the scan of peers starts at
     /// `start` to spread contention.
     pub(crate) fn pick<P: AsRef<SharedQueues<T>>>(&self, local: &LocalQueues<T>, peers: &[P], start: usize) -> Pick<T> {
+        self.pick_upto(local, peers, start, self.len() - 1)
+    }
+
+    /// The pick rule over levels `0..=upto` only: what a worker waiting
+    /// inside a job of level `upto` may take (`runtime/help.rs`). `Empty`
+    /// says those levels are empty; less urgent ones are not looked at.
+    pub(crate) fn pick_upto<P: AsRef<SharedQueues<T>>>(
+        &self,
+        local: &LocalQueues<T>,
+        peers: &[P],
+        start: usize,
+        upto: usize,
+    ) -> Pick<T> {
         'walk: loop {
-            for level in 0..self.len() {
+            for level in 0..=upto.min(self.len() - 1) {
                 match self.take(level, local, peers, start) {
                     Take::Job(job, source) => {
                         if level > 0 && source != Source::Local && self.more_urgent_queued(level, peers) {

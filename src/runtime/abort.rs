@@ -215,9 +215,9 @@ impl Abort {
             Cancelled::Now(panic) => {
                 // Release: a report that counts the job sees its closure dropped.
                 self.cancelled[level].fetch_add(1, Ordering::Release);
-                Discarded { panic }
+                Discarded { ahead: false, panic }
             }
-            Cancelled::Before => Discarded { panic: None },
+            Cancelled::Before { ahead } => Discarded { ahead, panic: None },
         }
     }
 
@@ -264,9 +264,15 @@ pub(crate) fn sweep(registry: &Arc<Registry>) {
     loop {
         match registry.levels.pick(&scratch, &peers, 0) {
             Pick::Found(level, job, _) => {
-                registry.capacity.give_back(level);
-                let Discarded { panic, .. } = registry.abort.cancel(level, job, &registry.metrics.tally);
-                registry.metrics.reaped(level);
+                if !job.is_fork() {
+                    registry.capacity.give_back(level);
+                }
+                let Discarded { ahead, panic } = registry.abort.cancel(level, job, &registry.metrics.tally);
+                if ahead {
+                    registry.metrics.ahead_gone(level);
+                } else {
+                    registry.metrics.reaped(level);
+                }
                 if let Some(payload) = panic {
                     registry.metrics.tally.caught(crate::job::NEVER_RAN, payload);
                 }
@@ -298,13 +304,17 @@ pub(crate) fn cancel_level(registry: &Arc<Registry>, level: usize) -> usize {
     let mut cancelled = 0;
     while let Some(job) = registry.levels.take_at(level, &peers) {
         registry.capacity.give_back(level);
-        if let Cancelled::Now(panic) = job.cancel(level, tally) {
-            cancelled += 1;
-            if let Some(payload) = panic {
-                tally.caught(crate::job::NEVER_RAN, payload);
+        match job.cancel(level, tally) {
+            Cancelled::Now(panic) => {
+                cancelled += 1;
+                if let Some(payload) = panic {
+                    tally.caught(crate::job::NEVER_RAN, payload);
+                }
+                registry.metrics.reaped(level);
             }
+            Cancelled::Before { ahead: true } => registry.metrics.ahead_gone(level),
+            Cancelled::Before { ahead: false } => registry.metrics.reaped(level),
         }
-        registry.metrics.reaped(level);
     }
     // The queues may have held the drain's last jobs.
     Registry::try_drain(registry);

@@ -133,6 +133,20 @@ impl WorkerProbe {
         counters.reaped();
     }
 
+    /// Runs `run`, a job started inside the running one (by a worker that
+    /// waits, `help.rs`), keeping the running job's details for its own
+    /// `after_job`.
+    #[inline]
+    pub(crate) fn nested<R>(&self, run: impl FnOnce() -> R) -> R {
+        if !self.detailed {
+            return run();
+        }
+        let outer = self.detail.take();
+        let result = run();
+        self.detail.set(outer);
+        result
+    }
+
     /// Runs the `after_job` hook and counts the end of a job (last, so that
     /// the worker counts as busy through its hooks). Called before the
     /// job's handle can learn that it ended (`Job::run`).

@@ -14,6 +14,7 @@ use crate::capacity::{Capacity, NoRoom, WhenFull};
 use crate::config::{Config, validate_limits};
 use crate::error::{BuildError, BuildErrorKind, ResizeError, ResizeErrorKind, SpawnError, SpawnErrorKind};
 use crate::hooks::log_event;
+use crate::job::erase::PartRef;
 use crate::job::task::Meta;
 use crate::job::{Job, JobTally, drop_payload};
 use crate::lifecycle::{Lifecycle, Spawning};
@@ -199,14 +200,14 @@ impl Registry {
             From::Job(local) => {
                 let stamp = this.metrics.stamp_queued(level, || local.queues.is_empty_at(level));
                 local.queues.push(level, job.stamped(stamp));
-                if !this.sleep.wake_one() {
-                    Registry::grow_if_backlogged(this, || this.levels.injected() + local.queues.len());
-                }
+                Registry::notify_local(this, level, local);
             }
             From::Outside(_) => {
                 let stamp = this.metrics.stamp_queued(level, || this.levels.injector_is_empty(level));
                 this.levels.inject(level, job.stamped(stamp));
-                Registry::notify(this);
+                if !this.sleep.wake_one_at(level) {
+                    Registry::grow_if_backlogged(this, || this.levels.injected());
+                }
             }
         }
         Registry::end_spawn(this, admission);
@@ -216,6 +217,29 @@ impl Registry {
     /// handle can report it.
     pub(crate) fn count_panic(&self) {
         self.panics.fetch_add(1, Ordering::Release);
+    }
+
+    /// Queues a fork half of `join` (`forkjoin/join.rs`) on the running
+    /// job's worker, at `level`: its fork deque, where the joiner pops it
+    /// back unless a peer steals it first. Always accepted, as any spawn
+    /// from a running job (`lifecycle.rs`), and outside any level's
+    /// capacity (`capacity.rs`). Its joiner takes it if nobody
+    /// else does, so it needs no wake-up for its own sake, only for
+    /// parallelism: a sleeper is woken if one is seen (`Sleep::hint_at`),
+    /// and the pool does not grow for it. Its queue wait is not measured
+    /// (it is not counted as a job unless stolen, `queue/local.rs`).
+    pub(crate) fn push_fork(this: &Arc<Registry>, local: &Local, level: usize, half: PartRef) {
+        local.queues.push_fork(level, half);
+        this.sleep.hint_at(level);
+    }
+
+    /// Wakes a sleeper for a job just pushed at `level` onto `local`'s
+    /// deques, or grows the pool if there is none.
+    #[inline]
+    fn notify_local(this: &Arc<Registry>, level: usize, local: &Local) {
+        if !this.sleep.wake_one_at(level) {
+            Registry::grow_if_backlogged(this, || this.levels.injected() + local.queues.len());
+        }
     }
 
     /// Hands the panic of a spawned job (counted already) to the panic

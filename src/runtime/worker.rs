@@ -64,10 +64,25 @@ use crate::queue::local::LocalQueues;
 use crate::sleep::Wake;
 use crate::sync::{Arc, Backoff, Parker, thread, thread_local};
 
-/// A worker's own deques, one per level, reachable from the jobs it runs.
+/// A worker's own deques, one per level, and what a job running on it
+/// needs to wait by helping (`help.rs`): the pool, the worker's parker,
+/// probe and view of its peers, and the running job's level. Reachable from
+/// the jobs it runs through `CURRENT`; single-threaded (`Rc`, cells).
 pub(crate) struct Local {
     registry_id: usize,
     pub(crate) queues: LocalQueues<Job>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) index: usize,
+    pub(crate) parker: Parker,
+    /// Counters, hooks and log events (`probe.rs`).
+    pub(crate) probe: WorkerProbe,
+    peers: RefCell<Peers>,
+    peers_generation: Cell<usize>,
+    /// Rotates the first peer tried, to spread steals over victims.
+    tick: Cell<usize>,
+    /// The level of the job running on this worker (the innermost one, if
+    /// a waiting job runs another); `None` between jobs.
+    level: Cell<Option<usize>>,
 }
 
 #[cfg(not(loom))]
@@ -96,6 +111,11 @@ pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
         .flatten()
 }
 
+/// The worker running on the current thread, of whichever pool, if any.
+pub(crate) fn current_worker() -> Option<Rc<Local>> {
+    CURRENT.try_with(|current| current.borrow().clone()).ok().flatten()
+}
+
 /// Whether the calling thread is part of pool `registry_id`, so that it must
 /// neither wait for the pool's drain nor join the pool's threads: one of the
 /// pool's worker threads (in a job, in a hook, or in its thread-local
@@ -110,7 +130,7 @@ pub(crate) fn is_own_thread(registry_id: usize) -> bool {
 /// sleeps (see `limits.rs`). Its slot in the worker count is already
 /// reserved. `Ok(false)`: not started, the pool has shut down.
 pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<bool> {
-    let (index, peer, local) = new_worker(registry);
+    let (index, peer, queues) = new_worker(registry);
     // The name function is user code: a panic in it must not unwind into a
     // spawn (the job is already queued) with a slot reserved, and neither
     // may the panic of `thread::Builder::spawn` on a name with a NUL byte.
@@ -131,7 +151,7 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
             // First, so that it is destroyed after any thread-local of the
             // user's (`workers.rs`).
             gone.arm();
-            WorkerThread::new(registry_for_thread, index, local, searching, probe).run(true)
+            WorkerThread::new(registry_for_thread, index, queues, searching, probe).run(true)
         })
     })
 }
@@ -141,18 +161,18 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
 /// (a pool with a minimum of zero workers whose thread starts the OS
 /// refused).
 pub(crate) fn run_here(registry: &Arc<Registry>) {
-    let (index, peer, local) = new_worker(registry);
+    let (index, peer, queues) = new_worker(registry);
     registry.workers.add_peer(peer);
     let probe = WorkerProbe::attach(registry, index);
-    WorkerThread::new(Arc::clone(registry), index, local, false, probe).run(false);
+    WorkerThread::new(Arc::clone(registry), index, queues, false, probe).run(false);
 }
 
 /// A fresh worker index, its local deques and the stealers for its peers.
-fn new_worker(registry: &Registry) -> (usize, Peer, Local) {
+fn new_worker(registry: &Registry) -> (usize, Peer, LocalQueues<Job>) {
     let index = registry.workers.next_index();
     let queues = LocalQueues::new(registry.levels.len());
     let peer = Peer { id: index, queues: Arc::clone(queues.shared()) };
-    (index, peer, Local { registry_id: registry.id, queues })
+    (index, peer, queues)
 }
 
 /// Why a worker's loop ended.
@@ -167,31 +187,32 @@ struct WorkerThread {
     registry: Arc<Registry>,
     index: usize,
     local: Rc<Local>,
-    parker: Parker,
-    peers: Peers,
-    peers_generation: usize,
-    /// Rotates the first peer tried, to spread steals over victims.
-    tick: usize,
     /// Counted in the pool's `searching` figure (`limits.rs`).
     searching: bool,
-    /// Counters, hooks and log events (`probe.rs`).
-    probe: WorkerProbe,
 }
 
 impl WorkerThread {
-    fn new(registry: Arc<Registry>, index: usize, local: Local, searching: bool, probe: WorkerProbe) -> WorkerThread {
+    fn new(
+        registry: Arc<Registry>,
+        index: usize,
+        queues: LocalQueues<Job>,
+        searching: bool,
+        probe: WorkerProbe,
+    ) -> WorkerThread {
         let (peers_generation, peers) = registry.workers.snapshot();
-        WorkerThread {
-            probe,
-            registry,
+        let local = Local {
+            registry_id: registry.id,
+            queues,
+            registry: Arc::clone(&registry),
             index,
-            local: Rc::new(local),
             parker: Parker::new(),
-            peers,
-            peers_generation,
-            tick: index,
-            searching,
-        }
+            probe,
+            peers: RefCell::new(peers),
+            peers_generation: Cell::new(peers_generation),
+            tick: Cell::new(index),
+            level: Cell::new(None),
+        };
+        WorkerThread { registry, index, local: Rc::new(local), searching }
     }
 
     /// The loop; `own_thread`: the worker was started by [`start`], on a
@@ -204,7 +225,7 @@ impl WorkerThread {
         // The thread start and stop hooks run outside the window in which
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of `lifecycle.rs` valid.
-        self.probe.thread_started(&self.registry);
+        self.local.probe.thread_started(&self.registry);
         // `run_here` may run this loop on a worker of another pool (a job of
         // that pool shutting this one down): restore that pool's deques on
         // the way out, or its running job would pass for an outsider.
@@ -228,10 +249,10 @@ impl WorkerThread {
             if registry.limits.is_surplus() && registry.limits.retire_surplus() {
                 break Exit::Retired;
             }
-            match self.pick() {
+            match self.local.pick_upto(registry.levels.len() - 1) {
                 Pick::Found(level, job, source) => {
                     self.stop_searching(true);
-                    self.execute(level, source, job);
+                    self.local.execute(level, source, job);
                     idle.reset();
                     contention.reset();
                 }
@@ -249,8 +270,8 @@ impl WorkerThread {
                     self.stop_searching(false);
                     registry.workers.prune_orphans();
                     let deadline = registry.limits.keep_alive_deadline();
-                    self.probe.set_idle(true);
-                    let wake = registry.sleep.sleep(self.index, &self.parker, deadline, || {
+                    self.local.probe.set_idle(true);
+                    let wake = registry.sleep.sleep(self.index, &self.local.parker, deadline, || {
                         let (_, peers) = registry.workers.snapshot();
                         if registry.levels.any_queued(&peers) || registry.limits.is_surplus() {
                             return true;
@@ -258,7 +279,7 @@ impl WorkerThread {
                         Registry::try_drain(&registry);
                         registry.lifecycle.is_drained()
                     });
-                    self.probe.set_idle(false);
+                    self.local.probe.set_idle(false);
                     if wake == Wake::TimedOut
                         && registry.limits.retire_idle(|| registry.levels.any_queued(&registry.workers.snapshot().1))
                     {
@@ -273,7 +294,7 @@ impl WorkerThread {
         // A retiring worker may hold jobs that its last job spawned; a
         // drained pool has none. They stay stealable (see `workers.rs`).
         let empty = self.local.queues.is_empty();
-        self.probe.thread_stopping(&registry);
+        self.local.probe.thread_stopping(&registry);
         match exit {
             Exit::Retired => Registry::retire_worker(&registry, self.index, own_thread, empty),
             Exit::Drained if own_thread => registry.limits.left_at_shutdown(),
@@ -297,17 +318,74 @@ impl WorkerThread {
     /// others still wait, it passes the baton (see `limits.rs`).
     fn stop_searching(&mut self, found_job: bool) {
         if std::mem::take(&mut self.searching)
-            && self.registry.limits.leave_searching(found_job, || self.registry.levels.any_queued(&self.peers))
+            && self
+                .registry
+                .limits
+                .leave_searching(found_job, || self.registry.levels.any_queued(&self.local.peers.borrow()))
         {
             Registry::notify(&self.registry);
         }
     }
+}
 
-    fn pick(&mut self) -> Pick<Job> {
+impl Local {
+    /// Runs a popped job, or discards it unrun: while `shutdown_now` aborts
+    /// the pool (`abort.rs`), or when its claim fails because it was cancelled
+    /// or has expired (`job/task.rs`). Only a job whose closure begins is counted
+    /// as started and gets the job hooks.
+    #[inline]
+    pub(crate) fn execute(&self, level: usize, source: Source, job: Job) {
+        let registry = &*self.registry;
+        // Off its queue: a bounded level has room again (`capacity.rs`);
+        // a fork half took none.
+        if !job.is_fork() {
+            registry.capacity.give_back(level);
+        }
+        let discarded = if registry.abort.is_aborting() {
+            registry.abort.cancel(level, job, &registry.metrics.tally)
+        } else {
+            match job.claim() {
+                Ok(()) => return self.run_claimed(level, source, job),
+                Err(discarded) => discarded,
+            }
+        };
+        self.discard(level, source, discarded);
+    }
+
+    /// Runs a job of `level` that this worker [claimed](Job::claim), counted
+    /// and hooked, its panic caught and reported.
+    #[inline]
+    pub(crate) fn run_claimed(&self, level: usize, source: Source, job: Job) {
+        let registry = &*self.registry;
+        #[cfg(feature = "log")]
+        let name = job.name().cloned();
+        #[cfg(not(feature = "log"))]
+        let name: Option<std::sync::Arc<str>> = None;
+        let running = self.probe.job_starting(registry, level, source, &job);
+        let outer = self.level.replace(Some(level));
+        // Counted finished before its handle or state can tell that it
+        // ended (`Job::run`).
+        let outcome = job.run(&registry.metrics.tally, |panicked| {
+            self.probe.job_ended(registry, &running, panicked);
+            if panicked {
+                registry.count_panic();
+            }
+        });
+        self.level.set(outer);
+        if let Outcome::Panicked(payload) = outcome {
+            self.probe.log_panic(level, name.as_deref(), payload.as_deref());
+            registry.job_panicked(payload);
+        }
+    }
+
+    /// The pick rule over levels `0..=upto` (`queue/levels.rs`), with this
+    /// worker's view of its peers.
+    pub(crate) fn pick_upto(&self, upto: usize) -> Pick<Job> {
         loop {
             self.refresh_peers();
-            self.tick = self.tick.wrapping_add(1);
-            let pick = self.registry.levels.pick(&self.local.queues, &self.peers, self.tick);
+            let tick = self.tick.get().wrapping_add(1);
+            self.tick.set(tick);
+            let pick = self.registry.levels.pick_upto(&self.queues, &self.peers.borrow(), tick, upto);
             // The pick's second look (`queue/levels.rs`) saw this snapshot;
             // a worker added since may hold a more urgent job pushed before
             // this one (its publication happens before that push, which
@@ -316,9 +394,9 @@ impl WorkerThread {
                 if level > 0
                     && source != Source::Local
                     && self.refresh_peers()
-                    && self.registry.levels.more_urgent_queued(level, &self.peers)
+                    && self.registry.levels.more_urgent_queued(level, &self.peers.borrow())
                 {
-                    self.local.queues.push(level, job);
+                    self.queues.push(level, job);
                     continue;
                 }
                 return Pick::Found(level, job, source);
@@ -327,50 +405,39 @@ impl WorkerThread {
         }
     }
 
+    /// Whether a level at least as urgent as `upto` holds a job, in this
+    /// worker's view of its peers (a waiting worker's re-check).
+    pub(crate) fn any_queued_upto(&self, upto: usize) -> bool {
+        self.refresh_peers();
+        self.registry.levels.any_queued_upto(upto, &self.peers.borrow())
+    }
+
     /// Takes a new snapshot of the worker set if it changed; says whether.
-    fn refresh_peers(&mut self) -> bool {
-        if self.registry.workers.generation() == self.peers_generation {
+    fn refresh_peers(&self) -> bool {
+        if self.registry.workers.generation() == self.peers_generation.get() {
             return false;
         }
-        (self.peers_generation, self.peers) = self.registry.workers.snapshot();
+        let (generation, peers) = self.registry.workers.snapshot();
+        self.peers_generation.set(generation);
+        *self.peers.borrow_mut() = peers;
         true
     }
 
-    /// Runs a popped job, or discards it unrun: while `shutdown_now` aborts
-    /// the pool (`abort.rs`), or when its claim fails because it was cancelled
-    /// or has expired (`job/task.rs`). Only a job whose closure begins is counted
-    /// as started and gets the job hooks; it is counted finished before its
-    /// handle or state can tell that it ended (`Job::run`).
-    fn execute(&self, level: usize, source: Source, job: Job) {
-        let registry = &*self.registry;
-        // Off its queue: a bounded level has room again (`capacity.rs`).
-        registry.capacity.give_back(level);
-        let discarded = if registry.abort.is_aborting() {
-            registry.abort.cancel(level, job, &registry.metrics.tally)
-        } else {
-            match job.claim() {
-                Ok(()) => {
-                    #[cfg(feature = "log")]
-                    let name = job.name().cloned();
-                    #[cfg(not(feature = "log"))]
-                    let name: Option<std::sync::Arc<str>> = None;
-                    let running = self.probe.job_starting(registry, level, source, &job);
-                    let outcome = job.run(&registry.metrics.tally, |panicked| {
-                        self.probe.job_ended(registry, &running, panicked);
-                        if panicked {
-                            registry.count_panic();
-                        }
-                    });
-                    if let Outcome::Panicked(payload) = outcome {
-                        self.probe.log_panic(level, name.as_deref(), payload.as_deref());
-                        registry.job_panicked(payload);
-                    }
-                    return;
-                }
-                Err(discarded) => discarded,
+    /// The level of the job running on this worker, if one runs.
+    pub(crate) fn level(&self) -> Option<usize> {
+        self.level.get()
+    }
+
+    /// Runs `run` as (part of) a job of `level` on this worker.
+    pub(crate) fn with_level<R>(&self, level: usize, run: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Cell<Option<usize>>, Option<usize>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
             }
-        };
-        self.discard(level, source, discarded);
+        }
+        let _restore = Restore(&self.level, self.level.replace(Some(level)));
+        run()
     }
 
     /// Counts a popped job that will not run and finishes it. Off the hot
@@ -378,7 +445,11 @@ impl WorkerThread {
     #[cold]
     fn discard(&self, level: usize, source: Source, discarded: Discarded) {
         let registry = &*self.registry;
-        self.probe.job_discarded(registry, level, source);
+        if discarded.ahead {
+            registry.metrics.ahead_gone(level);
+        } else {
+            self.probe.job_discarded(registry, level, source);
+        }
         if let Some(payload) = discarded.panic {
             registry.metrics.tally.caught(NEVER_RAN, payload);
         }

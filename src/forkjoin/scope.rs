@@ -1,0 +1,300 @@
+//! `scope`: jobs that borrow from the caller's stack, and the wait for all
+//! of them.
+//!
+//! # The count
+//!
+//! A scope counts its unfinished jobs in `pending`, plus one for its own
+//! closure while that runs. A spawn adds one before its job is queued; a
+//! job subtracts one as the very last thing it does with the scope, after
+//! its closure (and the closure's captures) are gone, also when it panics
+//! or is dropped unrun (cancelled by `shutdown_now`). The scope's caller
+//! subtracts its own one when its closure returns or panics, then waits
+//! until `pending` is zero (`Acquire`, against the jobs' `AcqRel`
+//! subtractions: every job's effects are visible when `scope` returns). A
+//! spawn comes from the scope's closure or from one of its jobs while it
+//! runs, each holding one of the counted units, so the count cannot reach
+//! zero while a spawn is possible, and once zero it stays zero. This is
+//! the invariant of `erase.rs`: `scope` does not return, nor unwind, until
+//! every job is done with what it borrows.
+//!
+//! # The wake-up
+//!
+//! The job whose subtraction reaches zero unparks the scope's owner: the
+//! waiting worker's parker, or a parker of the calling thread when it is
+//! not one of the pool's workers. The scope's state is shared (`Arc`), so
+//! the job may touch it after its subtraction; the owner re-checks the
+//! count after every wake-up, and a `Parker` keeps a token that arrives
+//! before the park, so no wake-up is lost. Loom models 7 and 7b check the
+//! count and the wake-up (`loom_tests.rs`).
+//!
+//! # Waiting
+//!
+//! On one of the pool's workers the owner waits by helping
+//! (`runtime/help.rs`). Jobs spawned at levels less urgent than the owner's
+//! job are also kept in the scope (`claimable`), so that the owner can
+//! claim one that has not started and run it inline (a spawn of one unparks
+//! the owner, which may be parked waiting); the queue entry that
+//! a claimed job leaves behind runs as an empty job when popped (counted
+//! as a job; it gets the job hooks, the claimed run does not). Jobs at the
+//! owner's level or more urgent are found by its pick. Elsewhere the owner
+//! blocks.
+//!
+//! # Panics
+//!
+//! The first panic of a job is kept and later ones dropped; `scope`
+//! resumes the closure's own panic if it panicked, else the kept one, once
+//! every job has finished. A job cancelled by `shutdown_now` before it
+//! started counts as a panic with [`JOB_CANCELLED`] as its message.
+
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::capacity::WhenFull;
+use crate::error::SpawnError;
+use crate::job::erase::{Borrowing, Erased, UnwindGuard, erase};
+use crate::job::task::Payload;
+use crate::job::{Job, drop_payload};
+use crate::queue::Priority;
+use crate::runtime::help;
+use crate::runtime::registry::Registry;
+use crate::runtime::worker::Local;
+use crate::sync::plain::{self, Mutex, lock};
+use crate::sync::{Arc, AtomicUsize, Ordering, Parker, Unparker};
+
+/// The panic message of a scoped job that `shutdown_now` cancelled before it
+/// started.
+pub(crate) const JOB_CANCELLED: &str = "priopool::Scope: a job was cancelled by shutdown_now before it ran";
+
+/// A set of jobs that may borrow from the stack of the caller of
+/// [`Pool::scope`](crate::Pool::scope): the scope ends only when every job
+/// spawned in it has finished. Each job gets a `&Scope` too, to spawn more
+/// jobs into the same scope.
+///
+/// `'scope` is the lifetime of the borrows the jobs may hold.
+pub struct Scope<'scope> {
+    state: plain::Arc<ScopeState>,
+    registry: Arc<Registry>,
+    /// Invariant in `'scope`, as `std::thread::Scope`: jobs of one scope
+    /// cannot be passed off as jobs of a longer one.
+    _borrows: PhantomData<&'scope mut &'scope ()>,
+}
+
+/// What a scope's jobs and its owner share.
+pub(crate) struct ScopeState {
+    /// Unfinished jobs, plus one while the scope's closure runs.
+    pending: AtomicUsize,
+    /// Wakes the owner when `pending` reaches zero.
+    owner: Unparker,
+    /// The level of the owner's job when the owner is one of the pool's
+    /// workers: jobs less urgent than it are kept in `claimable`.
+    owner_level: Option<usize>,
+    /// Jobs less urgent than the owner, for the owner to claim: level and
+    /// cell (emptied by whoever runs the job).
+    claimable: Mutex<Vec<(usize, plain::Arc<Cell>)>>,
+    /// The first panic of a job.
+    panic: Mutex<Option<Payload>>,
+}
+
+/// A claimable job: whoever takes the closure out runs it.
+type Cell = Mutex<Option<Erased>>;
+
+impl ScopeState {
+    /// A scope's state with its closure's unit counted.
+    pub(crate) fn new(owner: Unparker, owner_level: Option<usize>) -> ScopeState {
+        ScopeState {
+            pending: AtomicUsize::new(1),
+            owner,
+            owner_level,
+            claimable: Mutex::new(Vec::new()),
+            panic: Mutex::new(None),
+        }
+    }
+
+    /// Counts a job about to be queued.
+    pub(crate) fn add(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a job (or the closure) done; the last one wakes the owner.
+    /// Call as the last touch of anything the job borrowed.
+    pub(crate) fn complete(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.owner.unpark();
+        }
+    }
+
+    /// Whether every job and the closure are done (`Acquire`).
+    pub(crate) fn is_done(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Keeps the first panic; drops the others.
+    fn panicked(&self, payload: Payload) {
+        let mut first = lock(&self.panic);
+        if first.is_none() {
+            *first = Some(payload);
+            return;
+        }
+        drop(first);
+        drop_payload(payload);
+    }
+
+    /// Claims the most urgent claimable job not started yet and runs it on
+    /// `local`; says whether it ran one.
+    fn claim_one(&self, local: &Local) -> bool {
+        loop {
+            let next = {
+                let mut claimable = lock(&self.claimable);
+                let most_urgent = claimable.iter().enumerate().min_by_key(|(_, (level, _))| *level).map(|(at, _)| at);
+                most_urgent.map(|at| claimable.swap_remove(at))
+            };
+            let Some((level, cell)) = next else { return false };
+            let job = lock(&cell).take();
+            if let Some(job) = job {
+                help::run_claimed(local, level, job);
+                return true;
+            }
+        }
+    }
+}
+
+/// A job of a scope: its closure and its scope. Dropped unrun, it still
+/// counts itself done.
+struct Scoped<'scope, F> {
+    job: Option<F>,
+    scope: Scope<'scope>,
+}
+
+impl<'scope, F: FnOnce(&Scope<'scope>)> Scoped<'scope, F> {
+    fn run(mut self) {
+        let Some(job) = self.job.take() else { return };
+        let scope = &self.scope;
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || job(scope))) {
+            self.scope.state.panicked(payload);
+        }
+        self.scope.state.complete();
+    }
+}
+
+impl<F> Drop for Scoped<'_, F> {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(job))) {
+                drop_payload(payload);
+            }
+            self.scope.state.panicked(Box::new(JOB_CANCELLED));
+            self.scope.state.complete();
+        }
+    }
+}
+
+/// The queue entry of a claimable job: runs the job unless its owner
+/// claimed it first. Dropped unrun (cancelled by `shutdown_now`), it drops
+/// the job unrun too, so the cancellation is the same as for any job.
+struct ClaimableEntry(plain::Arc<Cell>);
+
+impl ClaimableEntry {
+    fn run(self) {
+        let job = lock(&self.0).take();
+        if let Some(job) = job {
+            job();
+        }
+    }
+}
+
+impl Drop for ClaimableEntry {
+    fn drop(&mut self) {
+        let job = lock(&self.0).take();
+        drop(job);
+    }
+}
+
+impl<'scope> Scope<'scope> {
+    /// Queues `job` at `priority` as part of this scope. It may borrow
+    /// anything that outlives the scope, and gets the scope to spawn more.
+    /// A panic in `job` is kept and resumed by the `scope` call once every
+    /// job has finished (see [`Pool::scope`](crate::Pool::scope)).
+    ///
+    /// From a job of the pool (a scoped job included) the job goes to the
+    /// worker's own deque, as with [`Spawner::spawn`](crate::Spawner::spawn).
+    ///
+    /// # Errors
+    ///
+    /// As [`Spawner::spawn`](crate::Spawner::spawn): a [`SpawnError`]
+    /// holding `job`, unrun, when `priority` names no level of the pool, or
+    /// when the pool has begun shutting down and the caller is not one of
+    /// its running jobs.
+    pub fn spawn<F>(&self, priority: Priority, job: F) -> Result<(), SpawnError<F>>
+    where
+        F: FnOnce(&Scope<'scope>) + Send + 'scope,
+    {
+        let level = priority.resolve(self.registry.levels.len());
+        Registry::spawn(&self.registry, priority, job, WhenFull::Wait, None, |job, _| {
+            self.state.add();
+            let scoped = Scoped { job: Some(job), scope: self.duplicate() };
+            let erased = erase(Box::new(move || scoped.run()) as Borrowing<'scope>);
+            let entry = match (level, self.state.owner_level) {
+                (Some(level), Some(owner)) if level > owner => {
+                    let cell = plain::Arc::new(Mutex::new(Some(erased)));
+                    lock(&self.state.claimable).push((level, plain::Arc::clone(&cell)));
+                    // The owner may be parked, waiting: it can claim this.
+                    self.state.owner.unpark();
+                    let entry = ClaimableEntry(cell);
+                    Job::new(move || entry.run())
+                }
+                _ => Job::new(erased),
+            };
+            (entry, ())
+        })
+    }
+
+    /// Another handle on the same scope, for a job.
+    fn duplicate(&self) -> Scope<'scope> {
+        Scope { state: plain::Arc::clone(&self.state), registry: Arc::clone(&self.registry), _borrows: PhantomData }
+    }
+}
+
+impl std::fmt::Debug for Scope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope").field("pending", &self.state.pending.load(Ordering::Relaxed)).finish_non_exhaustive()
+    }
+}
+
+/// `Pool::scope` and `Spawner::scope` on `registry`; see
+/// [`Pool::scope`](crate::Pool::scope).
+pub(crate) fn scope<'scope, OP, R>(registry: &Arc<Registry>, op: OP) -> R
+where
+    OP: FnOnce(&Scope<'scope>) -> R,
+{
+    let helper = help::helper(registry.id);
+    // A thread that does not help parks on a parker of its own.
+    let own_parker = helper.is_none().then(Parker::new);
+    let (owner, owner_level) = match (&helper, &own_parker) {
+        (Some(local), _) => (local.parker.unparker().clone(), Some(local.level().unwrap_or(0))),
+        (None, Some(parker)) => (parker.unparker().clone(), None),
+        (None, None) => unreachable!("a thread that does not help has a parker"),
+    };
+    let state = plain::Arc::new(ScopeState::new(owner, owner_level));
+    let scope = Scope { state: plain::Arc::clone(&state), registry: Arc::clone(registry), _borrows: PhantomData };
+    // From here until every job is done, this frame must not end.
+    let guard = UnwindGuard;
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| op(&scope)));
+    state.complete();
+    match (&helper, &own_parker) {
+        (Some(local), _) => help::wait_until(local, None, || state.is_done(), || state.claim_one(local)),
+        (None, Some(parker)) => help::block_until(parker, || state.is_done()),
+        (None, None) => unreachable!("a thread that does not help has a parker"),
+    }
+    guard.defuse();
+    let job_panic = lock(&state.panic).take();
+    match outcome {
+        Err(payload) => {
+            if let Some(other) = job_panic {
+                drop_payload(other);
+            }
+            panic::resume_unwind(payload)
+        }
+        Ok(_) if job_panic.is_some() => panic::resume_unwind(job_panic.expect("just checked")),
+        Ok(value) => value,
+    }
+}

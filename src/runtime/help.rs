@@ -1,0 +1,145 @@
+//! A job that waits for other jobs of its pool: the worker helps instead of
+//! blocking.
+//!
+//! A job of level `l` waits for *what it waits for*: a `join`'s second half
+//! (`forkjoin/join.rs`), the jobs of a `scope` (`forkjoin/scope.rs`), or a
+//! [`JobHandle`](crate::JobHandle)'s job of the same pool. On one of the
+//! pool's workers the wait ([`wait_until`]) loops over:
+//!
+//! 1. **Done?** Return.
+//! 2. **Claim.** If what it waits for has a part that has not started, take
+//!    it and run it inline (the join's half popped back, the handle's job
+//!    claimed `QUEUED → RUNNING`, a scope job taken out of its cell),
+//!    whatever its level: it is the waiting job's own work, so this is
+//!    priority inheritance, not a pick (a HIGH job waiting for a queued LOW
+//!    job runs it now instead of waiting behind other LOW work).
+//! 3. **Help.** Otherwise take one job by the pick rule over levels `0..=l`
+//!    only (`Levels::pick_upto`) and run it, as the worker loop would.
+//! 4. **Park.** Nothing to claim and those levels empty (after a short
+//!    spin): park as a *waiter* (`sleep.rs`, "Waiting workers"), woken by a
+//!    push at a level `<= l` or by whoever ends what it waits for.
+//!
+//! # The rule and its bound
+//!
+//! *A waiting job never runs a job less urgent than itself, unless that job
+//! belongs to what it waits for.* So a HIGH job that waits is never stuck
+//! behind an unrelated LOW job it picked up (rayon issue #957: a thread
+//! waiting in `join` runs an unrelated hours-long job and the waiter is
+//! stuck behind it). What it may wait behind: jobs at least as urgent as
+//! itself (which the pick rule would have preferred to it anyway), and the
+//! parts of what it waits for; each of those runs to its end, since a
+//! running job is never preempted, and may itself wait under the same rule.
+//!
+//! Why waiting cannot deadlock a pool that has a worker free to run what is
+//! awaited: an awaited part is either not started (then its waiter claims
+//! it in step 2, so even a one-worker pool finishes a job that joins a job
+//! it submitted), or running on some worker, which finishes it or waits in
+//! turn under the same rule. A wait can still hang on what no worker can
+//! run: a job that waits for a job stuck in user code, or for a job of
+//! another pool whose workers are all busy.
+//!
+//! The wait parks only after its re-check, with the same fence as an idle
+//! worker, so a job pushed meanwhile at a level it may take is either seen
+//! or wakes a sleeper that may take it (`sleep.rs`). The end of what it
+//! waits for unparks it directly. Jobs helped, and a handle's job claimed,
+//! are counted, hooked and guarded as in the worker loop, nested inside the
+//! waiting job (which keeps its own `after_job` details, `probe.rs`); a
+//! claimed scope job is counted when its entry is popped (`scope.rs`), and
+//! a join's half popped back is no job of its own (`queue/local.rs`).
+//!
+//! A thread that is not one of the pool's workers (or a worker of another
+//! pool) does not help: it blocks ([`block_until`]).
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::worker::{self, Local};
+use crate::job::task::TaskCell;
+use crate::job::{Job, NEVER_RAN};
+use crate::queue::levels::{Pick, Source};
+use crate::sync::plain::Arc;
+use crate::sync::{Backoff, Parker};
+
+/// How a waiting job reaches its worker: `Some` if the calling thread is a
+/// worker of pool `registry_id`, running a job.
+pub(crate) fn helper(registry_id: usize) -> Option<Rc<Local>> {
+    worker::current_local(registry_id)
+}
+
+/// Waits on worker `local` until `done` holds, helping meanwhile (see the
+/// module docs): `claim` takes and runs one part of what is awaited and
+/// says whether it found one. `done` must read with `Acquire` what ends
+/// the wait, and the thread ending it must then unpark `local.parker`.
+/// With a `deadline`, `done` must hold once it has passed.
+pub(crate) fn wait_until(
+    local: &Local,
+    deadline: Option<Instant>,
+    done: impl Fn() -> bool,
+    mut claim: impl FnMut() -> bool,
+) {
+    // Between jobs (a hook), no level is known: take only the most urgent.
+    let upto = local.level().unwrap_or(0);
+    let backoff = Backoff::new();
+    loop {
+        if done() {
+            return;
+        }
+        if claim() {
+            backoff.reset();
+            continue;
+        }
+        match local.pick_upto(upto) {
+            Pick::Found(level, job, source) => {
+                local.probe.nested(|| local.execute(level, source, job));
+                backoff.reset();
+            }
+            Pick::Contended => backoff.snooze(),
+            Pick::Empty if !backoff.is_completed() => backoff.snooze(),
+            Pick::Empty => {
+                let has_work = || done() || local.any_queued_upto(upto);
+                local.registry.sleep.wait(local.index, &local.parker, upto, deadline, has_work);
+            }
+        }
+    }
+}
+
+/// Runs `claimed`, a part of what a waiting job waits for that it took
+/// itself, as a job nested in the waiting one on worker `local`, at
+/// `level`: the part's own level while it runs.
+pub(crate) fn run_claimed<R>(local: &Local, level: usize, claimed: impl FnOnce() -> R) -> R {
+    local.probe.nested(|| local.with_level(level, claimed))
+}
+
+/// Claims `task`, the job of a handle a job of `level` waits on, if it has
+/// not started, and runs it inline on `local`, counted and hooked as a job
+/// of `level` (its queue entry is discarded when popped, `job/state.rs`);
+/// says whether it ran it.
+pub(crate) fn claim_task(local: &Local, level: usize, task: &Arc<dyn TaskCell>) -> bool {
+    if !task.state().is_queued() {
+        return false;
+    }
+    let job = Job::task(Arc::clone(task));
+    match job.claim() {
+        Ok(()) => {
+            local.registry.metrics.ran_ahead(level);
+            local.probe.nested(|| local.run_claimed(level, Source::Local, job));
+            true
+        }
+        // It expired now, or another thread took it first; a dead entry
+        // is counted where it leaves its queue.
+        Err(discarded) => {
+            if let Some(payload) = discarded.panic {
+                local.registry.metrics.tally.caught(NEVER_RAN, payload);
+            }
+            false
+        }
+    }
+}
+
+/// Blocks the calling thread, which helps no pool, until `done` holds;
+/// `parker` is the one whose unparker the thread ending the wait calls.
+pub(crate) fn block_until(parker: &Parker, done: impl Fn() -> bool) {
+    while !done() {
+        parker.park();
+    }
+}
