@@ -17,8 +17,8 @@
 # at 2, the shutdown races (2, 2b) and the pool-level dynamic-pool model at 3
 # (see the constants in src/loom_tests.rs and the models in
 # src/queue/levels.rs).
-# On 2 cores the models take about 110 s, plus about 36 s for a cold build;
-# models 7 and 7b (a scope's count and wake-up) take about 9 s of it.
+# On 2 cores the models take about a minute, plus about 36 s for a cold
+# build; models 7 and 7b (a scope's count and wake-up) take about 9 s of it.
 #
 # Its own target directory (LOOM_TARGET_DIR, default target/loom) keeps the
 # cfg(loom) build from invalidating the normal one.
