@@ -239,3 +239,45 @@ fn many_producers_through_a_small_level_lose_no_wake_up() {
         );
     });
 }
+
+/// A `join`'s fork half takes no room at a bounded level, so one that a
+/// peer steals (and runs as a job of its own) gives none back: after a
+/// fork-join tree at LOW, the level still holds exactly its capacity. (A
+/// stolen half that gave a slot back drove the count of slots in use below
+/// zero: every later spawn was refused as full.)
+#[test]
+fn stolen_fork_halves_leave_a_bounded_level_exactly_bounded() {
+    fn fib(n: u32) -> u64 {
+        if n < 2 {
+            return u64::from(n);
+        }
+        let (a, b) = priopool::join(|| fib(n - 1), || fib(n - 2));
+        a + b
+    }
+    watchdog("fork halves and capacity", BOUND, || {
+        let pool = Pool::builder().workers(2).capacity(Priority::LOW, 2).build().unwrap();
+        for _ in 0..20 {
+            let sum = pool.submit(Priority::LOW, || fib(20)).unwrap().join().unwrap();
+            assert_eq!(sum, 6765);
+        }
+        assert!(pool.metrics().workers.steals > 0, "no fork half was stolen: the test proves nothing");
+        pool.wait_idle();
+        // Hold both workers at HIGH, then fill LOW.
+        let latch = Latch::new();
+        let (started_tx, started) = mpsc::channel();
+        for _ in 0..2 {
+            let (gate, started_tx) = (latch.clone(), started_tx.clone());
+            pool.spawn(Priority::HIGH, move || {
+                started_tx.send(()).unwrap();
+                gate.wait();
+            })
+            .unwrap();
+        }
+        for _ in 0..2 {
+            recv(&started, "a holding job");
+        }
+        let accepted = (0..4).filter(|_| pool.try_spawn(Priority::LOW, || {}).is_ok()).count();
+        assert_eq!(accepted, 2, "LOW has capacity 2 and nothing queued");
+        latch.open();
+    });
+}
