@@ -242,11 +242,16 @@ impl JobBuilder<'_> {
         task: fn(&H) -> &plain::Arc<dyn TaskCell>,
     ) -> Result<H, SpawnError<F>> {
         let deadline = self.effective_deadline();
-        let handle = Registry::spawn(self.registry, self.priority, job, self.when_full, deadline, make)?;
-        if let Some(group) = &self.group {
-            group.add(task(&handle));
-        }
-        Ok(handle)
+        let group = self.group.as_ref();
+        // Into the group before the job is queued: a group cancelled
+        // already cancels it then, before any worker can take it.
+        Registry::spawn(self.registry, self.priority, job, self.when_full, deadline, |job, slot| {
+            let (entry, handle) = make(job, slot);
+            if let Some(group) = group {
+                group.add(task(&handle));
+            }
+            (entry, handle)
+        })
     }
 
     fn effective_deadline(&self) -> Option<Instant> {
