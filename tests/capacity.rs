@@ -15,28 +15,16 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use common::{BOUND, LONG_BOUND, Latch, recv, watchdog};
+use common::{BOUND, Gate, LONG_BOUND, watchdog};
 use priopool::{Pool, Priority, SpawnErrorKind, Spawner};
 
-/// A pool of `workers` workers whose every worker is held by a HIGH job
-/// until the latch opens; they have all started when this returns. LOW has
-/// the given capacity.
-fn held(workers: usize, capacity: usize) -> (Pool, Latch) {
+/// A pool of `workers` workers whose every worker is held by a HIGH gate
+/// job (they have all started when this returns); LOW has the given
+/// capacity.
+fn held(workers: usize, capacity: usize) -> (Pool, Gate) {
     let pool = Pool::builder().workers(workers).capacity(Priority::LOW, capacity).build().unwrap();
-    let latch = Latch::new();
-    let (started_tx, started) = mpsc::channel();
-    for _ in 0..workers {
-        let (gate, started_tx) = (latch.clone(), started_tx.clone());
-        pool.spawn(Priority::HIGH, move || {
-            started_tx.send(()).unwrap();
-            gate.wait();
-        })
-        .unwrap();
-    }
-    for _ in 0..workers {
-        recv(&started, "a holding job");
-    }
-    (pool, latch)
+    let gate = Gate::hold(&pool, workers);
+    (pool, gate)
 }
 
 /// Waits until `waits` spawns have found LOW full and are waiting for room
@@ -50,7 +38,7 @@ fn wait_for_full_waits(spawner: &Spawner, waits: u64) {
 #[test]
 fn a_full_level_refuses_try_spawn_and_hands_the_job_back() {
     watchdog("try_spawn", BOUND, || {
-        let (pool, latch) = held(1, 3);
+        let (pool, gate) = held(1, 3);
         let ran = Arc::new(AtomicUsize::new(0));
         for _ in 0..3 {
             let ran = Arc::clone(&ran);
@@ -70,7 +58,7 @@ fn a_full_level_refuses_try_spawn_and_hands_the_job_back() {
         for _ in 0..100 {
             pool.try_spawn(Priority::HIGH, || {}).unwrap();
         }
-        latch.open();
+        gate.release();
         assert!(pool.wait_idle());
         assert_eq!(ran.load(Ordering::SeqCst), 3);
         let low = pool.metrics().level(Priority::LOW).unwrap().clone();
@@ -81,7 +69,7 @@ fn a_full_level_refuses_try_spawn_and_hands_the_job_back() {
 #[test]
 fn spawn_on_a_full_level_waits_for_room() {
     watchdog("spawn waits", BOUND, || {
-        let (pool, latch) = held(1, 2);
+        let (pool, gate) = held(1, 2);
         pool.spawn(Priority::LOW, || {}).unwrap();
         pool.spawn(Priority::LOW, || {}).unwrap();
         let spawner = pool.spawner();
@@ -92,7 +80,7 @@ fn spawn_on_a_full_level_waits_for_room() {
         wait_for_full_waits(&spawner, 1);
         assert!(!producer.is_finished(), "the producer returned while the level was full");
         assert_eq!(pool.queued(Priority::LOW), Some(2));
-        latch.open();
+        gate.release();
         assert_eq!(producer.join().unwrap().map_err(|_| ()).unwrap().unwrap(), 42);
     });
 }
@@ -100,13 +88,13 @@ fn spawn_on_a_full_level_waits_for_room() {
 #[test]
 fn spawn_timeout_gives_up_and_hands_the_job_back() {
     watchdog("spawn_timeout", BOUND, || {
-        let (pool, latch) = held(1, 1);
+        let (pool, gate) = held(1, 1);
         pool.spawn(Priority::LOW, || {}).unwrap();
         let error = pool.spawn_timeout(Priority::LOW, Duration::from_millis(10), || {}).unwrap_err();
         assert_eq!(error.kind(), SpawnErrorKind::Full);
         let error = pool.submit_timeout(Priority::LOW, Duration::ZERO, || 6).unwrap_err();
         assert_eq!(error.into_inner()(), 6);
-        latch.open();
+        gate.release();
         assert!(pool.wait_idle());
         // Room now.
         let handle = pool.submit_timeout(Priority::LOW, BOUND, || 7).unwrap();
@@ -118,7 +106,7 @@ fn spawn_timeout_gives_up_and_hands_the_job_back() {
 #[test]
 fn a_shutdown_wakes_the_waiting_producers() {
     watchdog("shutdown wakes producers", BOUND, || {
-        let (pool, latch) = held(1, 1);
+        let (pool, gate) = held(1, 1);
         pool.spawn(Priority::LOW, || {}).unwrap();
         let spawner = pool.spawner();
         let producers: Vec<_> = (0..3usize)
@@ -139,7 +127,7 @@ fn a_shutdown_wakes_the_waiting_producers() {
             job();
             assert_eq!(rx.recv().unwrap(), i, "the job handed back is the producer's own");
         }
-        latch.open();
+        gate.release();
         closer.join().unwrap();
         let low = spawner.metrics().level(Priority::LOW).unwrap().clone();
         assert_eq!((low.completed, low.rejected, low.submitted), (1, 3, 4));
@@ -263,21 +251,9 @@ fn stolen_fork_halves_leave_a_bounded_level_exactly_bounded() {
         assert!(pool.metrics().workers.steals > 0, "no fork half was stolen: the test proves nothing");
         pool.wait_idle();
         // Hold both workers at HIGH, then fill LOW.
-        let latch = Latch::new();
-        let (started_tx, started) = mpsc::channel();
-        for _ in 0..2 {
-            let (gate, started_tx) = (latch.clone(), started_tx.clone());
-            pool.spawn(Priority::HIGH, move || {
-                started_tx.send(()).unwrap();
-                gate.wait();
-            })
-            .unwrap();
-        }
-        for _ in 0..2 {
-            recv(&started, "a holding job");
-        }
+        let gate = Gate::hold(&pool, 2);
         let accepted = (0..4).filter(|_| pool.try_spawn(Priority::LOW, || {}).is_ok()).count();
         assert_eq!(accepted, 2, "LOW has capacity 2 and nothing queued");
-        latch.open();
+        gate.release();
     });
 }

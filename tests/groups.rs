@@ -12,27 +12,15 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
-use common::{BOUND, LONG_BOUND, Latch, drop_counter, recv, watchdog};
+use common::{BOUND, Gate, LONG_BOUND, Latch, drop_counter, recv, watchdog};
 use priopool::{JobContext, JobGroup, Pool, Priority};
 
-/// A pool of `workers` whose workers are all held by HIGH jobs until the
-/// latch opens; they have all started when this returns.
-fn held(workers: usize) -> (Pool, Latch) {
+/// A pool of `workers` whose workers are all held by HIGH gate jobs
+/// (they have all started when this returns).
+fn held(workers: usize) -> (Pool, Gate) {
     let pool = Pool::builder().workers(workers).build().unwrap();
-    let latch = Latch::new();
-    let (started_tx, started) = mpsc::channel();
-    for _ in 0..workers {
-        let (gate, started_tx) = (latch.clone(), started_tx.clone());
-        pool.spawn(Priority::HIGH, move || {
-            started_tx.send(()).unwrap();
-            gate.wait();
-        })
-        .unwrap();
-    }
-    for _ in 0..workers {
-        recv(&started, "a holding job");
-    }
-    (pool, latch)
+    let gate = Gate::hold(&pool, workers);
+    (pool, gate)
 }
 
 #[test]
@@ -141,7 +129,7 @@ fn a_group_cancel_racing_the_workers_counts_every_job_once() {
 #[test]
 fn cancel_queued_empties_one_level_and_leaves_the_others() {
     watchdog("cancel_queued", BOUND, || {
-        let (pool, latch) = held(2);
+        let (pool, gate) = held(2);
         let drops = Arc::new(AtomicUsize::new(0));
         for _ in 0..300 {
             let guard = drop_counter(&drops);
@@ -156,7 +144,7 @@ fn cancel_queued_empties_one_level_and_leaves_the_others() {
         for handle in handles {
             assert!(handle.join().unwrap_err().is_cancelled());
         }
-        latch.open();
+        gate.release();
         for (i, handle) in high.into_iter().enumerate() {
             assert_eq!(handle.join().unwrap(), i);
         }
