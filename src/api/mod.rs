@@ -7,9 +7,11 @@ mod group;
 mod handle;
 mod options;
 mod pool;
+mod spawner;
 
 pub use builder::Builder;
 pub use group::JobGroup;
 pub use handle::{CancelHandle, JobHandle, JoinTimeoutError};
 pub use options::JobBuilder;
-pub use pool::{Pool, Spawner};
+pub use pool::Pool;
+pub use spawner::Spawner;

@@ -8,16 +8,14 @@ use std::time::{Duration, Instant};
 use super::builder::Builder;
 use super::handle::JobHandle;
 use super::options::JobBuilder;
-use crate::capacity::WhenFull;
+use super::spawner::Spawner;
 use crate::config::{Config, DropPolicy};
 use crate::error::{BuildError, ResizeError, SpawnError};
-use crate::forkjoin::{self, Scope};
-use crate::job::Job;
+use crate::forkjoin::Scope;
 use crate::metrics::Metrics;
 use crate::queue::Priority;
 use crate::runtime::abort::{self, CancelledJobs, ShutdownReport};
 use crate::runtime::registry::Registry;
-use crate::sync::Arc;
 
 /// A priority-aware, work-stealing pool of worker threads.
 ///
@@ -49,18 +47,6 @@ pub struct Pool {
     /// Whether dropping the pool drains it: [`DropPolicy::Drain`], or an
     /// explicit [`Pool::shutdown`].
     drain_on_drop: bool,
-}
-
-/// A cloneable, `Send + Sync` handle for giving jobs to a [`Pool`] from
-/// other threads and from inside its own jobs.
-///
-/// A job spawned from one of the pool's worker threads goes to that
-/// worker's local deque for its level, where idle workers can steal it. A
-/// `Spawner` does not keep the pool alive: once the pool shuts down, spawns
-/// through it return [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown).
-#[derive(Clone)]
-pub struct Spawner {
-    registry: Arc<Registry>,
 }
 
 impl Pool {
@@ -498,186 +484,5 @@ impl Drop for Pool {
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool").field("workers", &self.workers()).field("levels", &self.levels()).finish()
-    }
-}
-
-impl Spawner {
-    /// Queues `job` at `priority`, to run once on some worker thread. On a
-    /// level with a [capacity](Builder::capacity) that is full, waits for
-    /// room first (unless called from one of the pool's own jobs, which
-    /// never waits).
-    ///
-    /// A panic in `job` is caught: the worker survives, the pool's panic
-    /// handler (see [`Builder::panic_handler`]) receives the payload, and
-    /// [`Pool::panic_count`] goes up by one.
-    ///
-    /// # Errors
-    ///
-    /// A [`SpawnError`] holding `job`, unrun, when `priority` names a level
-    /// the pool does not have, or when the pool has begun shutting down and
-    /// the caller is not one of its own running jobs (also while it waited
-    /// for room).
-    pub fn spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.spawn_when_full(priority.into(), job, WhenFull::Wait)
-    }
-
-    /// As [`Spawner::spawn`], but never waits for room: on a full level it
-    /// returns at once.
-    ///
-    /// # Errors
-    ///
-    /// As [`Spawner::spawn`], and [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)
-    /// with `job` handed back when the level is at its capacity.
-    pub fn try_spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.spawn_when_full(priority.into(), job, WhenFull::Refuse)
-    }
-
-    /// As [`Spawner::spawn`], waiting at most `timeout` for room on a full
-    /// level.
-    ///
-    /// # Errors
-    ///
-    /// As [`Spawner::spawn`], and [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)
-    /// with `job` handed back when no room came within `timeout`.
-    pub fn spawn_timeout<F>(
-        &self,
-        priority: impl Into<Priority>,
-        timeout: Duration,
-        job: F,
-    ) -> Result<(), SpawnError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.spawn_when_full(priority.into(), job, WhenFull::WaitAtMost(timeout))
-    }
-
-    fn spawn_when_full<F>(&self, priority: Priority, job: F, when_full: WhenFull) -> Result<(), SpawnError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        Registry::spawn(&self.registry, priority, job, when_full, None, |job, _| (Job::new(job), ()))
-    }
-
-    /// Queues `job` at `priority` and returns a [`JobHandle`] through which
-    /// the submitter gets its value, or its panic, back. Waits for room on
-    /// a full level, as [`Spawner::spawn`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Spawner::spawn`].
-    pub fn submit<F, T>(&self, priority: impl Into<Priority>, job: F) -> Result<JobHandle<T>, SpawnError<F>>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.job(priority).submit(job)
-    }
-
-    /// As [`Spawner::submit`], but never waits for room, as
-    /// [`Spawner::try_spawn`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Spawner::try_spawn`].
-    pub fn try_submit<F, T>(&self, priority: impl Into<Priority>, job: F) -> Result<JobHandle<T>, SpawnError<F>>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.job(priority).when_full(WhenFull::Refuse).submit(job)
-    }
-
-    /// As [`Spawner::submit`], waiting at most `timeout` for room, as
-    /// [`Spawner::spawn_timeout`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Spawner::spawn_timeout`].
-    pub fn submit_timeout<F, T>(
-        &self,
-        priority: impl Into<Priority>,
-        timeout: Duration,
-        job: F,
-    ) -> Result<JobHandle<T>, SpawnError<F>>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.job(priority).when_full(WhenFull::WaitAtMost(timeout)).submit(job)
-    }
-
-    /// Describes a job at `priority` with options; see [`JobBuilder`].
-    pub fn job(&self, priority: impl Into<Priority>) -> JobBuilder<'_> {
-        JobBuilder::new(&self.registry, priority.into())
-    }
-
-    /// [`Pool::scope`] on the spawner's pool.
-    ///
-    /// # Panics
-    ///
-    /// As [`Pool::scope`].
-    pub fn scope<'scope, OP, R>(&self, op: OP) -> R
-    where
-        OP: FnOnce(&Scope<'scope>) -> R,
-    {
-        forkjoin::scope::scope(&self.registry, op)
-    }
-
-    /// Runs `a` and `b`, potentially in parallel, and returns both values.
-    ///
-    /// From a job of this pool, `b` is forked at `priority` as with
-    /// [`priopool::join`](crate::join) (which forks at the running job's
-    /// own level). From any other thread, `b` is queued at `priority` and
-    /// `a` runs on the calling thread, which then blocks until `b` has
-    /// finished. If the pool refuses `b` (it has begun shutting down, or
-    /// `priority` names no level), `b` runs on the calling thread too.
-    ///
-    /// # Panics
-    ///
-    /// As [`priopool::join`](crate::join): after both finished, resumes the
-    /// panic of `a`, else of `b`.
-    pub fn join<A, B, RA, RB>(&self, priority: Priority, a: A, b: B) -> (RA, RB)
-    where
-        A: FnOnce() -> RA,
-        B: FnOnce() -> RB + Send,
-        RB: Send,
-    {
-        let level = priority.resolve(self.registry.levels.len());
-        if let (Some(local), Some(level)) = (crate::runtime::help::helper(self.registry.id), level) {
-            return forkjoin::join::fork(&local, level, a, b);
-        }
-        let mut rb = None;
-        let slot = &mut rb;
-        let ra = self.scope(|s| {
-            let half = move |_: &Scope<'_>| *slot = Some(b());
-            if let Err(refused) = s.spawn(priority, half) {
-                refused.into_inner()(s);
-            }
-            a()
-        });
-        (ra, rb.unwrap_or_else(|| unreachable!("the scope ran b")))
-    }
-
-    /// The number of priority levels of the pool.
-    pub fn levels(&self) -> usize {
-        self.registry.levels.len()
-    }
-
-    /// A snapshot of the pool's counters, as [`Pool::metrics`]. It works
-    /// after the pool has shut down too: then it gives the final counts.
-    pub fn metrics(&self) -> Metrics {
-        self.registry.metrics()
-    }
-}
-
-impl fmt::Debug for Spawner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Spawner").field("levels", &self.levels()).finish_non_exhaustive()
     }
 }
