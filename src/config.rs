@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::LimitsError;
 use crate::hooks::Monitoring;
+use crate::isolation::Isolation;
 use crate::job::panic_message;
 use crate::sync::plain::Arc;
 
@@ -36,6 +37,8 @@ pub(crate) struct Config {
     pub(crate) stack_size: Option<usize>,
     pub(crate) panic_handler: PanicHandler,
     pub(crate) monitoring: Monitoring,
+    /// Reserved threads and OS priority (`isolation.rs`).
+    pub(crate) isolation: Isolation,
 }
 
 /// Checks worker limits `min..=max`: `max` in `1..=MAX_WORKERS`, `min <= max`.

@@ -5,6 +5,7 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
+use crate::isolation::IsolationError;
 use crate::sync::plain::{Mutex, PoisonError};
 
 /// Why [`Builder::build`](crate::Builder::build) refused to make a pool.
@@ -24,6 +25,7 @@ pub(crate) enum BuildErrorKind {
     NoLevels,
     TooManyLevels { asked: usize, max: usize },
     ThreadSpawn { index: usize, source: io::Error },
+    Isolation(IsolationError),
 }
 
 // `Limits` prints as its cause alone (`BuildError { kind: NoWorkers }`), so
@@ -41,6 +43,7 @@ impl fmt::Debug for BuildErrorKind {
             BuildErrorKind::ThreadSpawn { index, source } => {
                 f.debug_struct("ThreadSpawn").field("index", index).field("source", source).finish()
             }
+            BuildErrorKind::Isolation(cause) => fmt::Debug::fmt(cause, f),
         }
     }
 }
@@ -85,6 +88,7 @@ impl fmt::Display for BuildError {
                     "the OS refused to start worker thread {index} ({source}): lower workers(n) or stack_size(bytes)"
                 )
             }
+            BuildErrorKind::Isolation(cause) => fmt::Display::fmt(cause, f),
         }
     }
 }

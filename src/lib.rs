@@ -14,7 +14,7 @@
 //   L1 queue/     Priority, the deques, each worker's deques (local.rs), the injectors and the pick rule
 //                 (queue/levels.rs), generic over the job type and free of threads
 //      job/       the job, its cancellable cell and state machine, JobContext
-//      error.rs, config.rs, hooks.rs
+//      error.rs, config.rs, hooks.rs, isolation.rs (the latency-isolation options)
 //   L0 sync.rs    std or loom primitives
 //
 // Under `--cfg loom`, sync.rs and queue/deque.rs swap in loom's primitives and
@@ -26,6 +26,7 @@ mod api;
 mod config;
 mod error;
 mod hooks;
+mod isolation;
 mod job;
 mod lifecycle;
 mod limits;
@@ -41,6 +42,7 @@ pub use api::{Builder, CancelHandle, JobBuilder, JobHandle, JoinTimeoutError, Po
 pub use config::{DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
 pub use error::{BuildError, JobError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
 pub use hooks::{JobInfo, JobOutcome};
+pub use isolation::{DEFAULT_WORKER_NICE, MAX_NICE, MAX_RESERVED_THREADS};
 pub use job::JobContext;
 pub use job::state::CancelOutcome;
 pub use metrics::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};

@@ -9,6 +9,7 @@ use super::pool::Pool;
 use crate::config::{Config, DEFAULT_KEEP_ALIVE, MAX_LEVELS, PanicHandler, ThreadNameFn, print_panic, validate_limits};
 use crate::error::{BuildError, BuildErrorKind};
 use crate::hooks::{JobInfo, JobOutcome, Monitoring};
+use crate::isolation::IsolationOptions;
 use crate::sync::plain::Arc;
 
 /// Configures and starts a [`Pool`].
@@ -53,6 +54,9 @@ pub struct Builder {
     panic_handler: Option<PanicHandler>,
     /// Hooks and wait metrics; set by the monitoring options below.
     monitoring: Monitoring,
+    /// Reserved threads and OS priority: set by the options in
+    /// `api/isolation.rs`.
+    pub(super) isolation: IsolationOptions,
 }
 
 impl Builder {
@@ -67,6 +71,7 @@ impl Builder {
             stack_size: None,
             panic_handler: None,
             monitoring: Monitoring::default(),
+            isolation: IsolationOptions::default(),
         }
     }
 
@@ -158,7 +163,9 @@ impl Builder {
     /// A [`BuildError`] whose message says what to change when `workers`,
     /// `max_workers` or `levels` is 0 or above its maximum, when
     /// `min_workers` is above `max_workers`, when `workers` is combined with
-    /// `min_workers`/`max_workers`, when `keep_alive` is zero, or when the OS
+    /// `min_workers`/`max_workers`, when `keep_alive` is zero, when an
+    /// isolation option is out of range (see [`Builder::reserved_threads`]
+    /// and the options after it), or when the OS
     /// refuses to start a thread (then the threads already started are
     /// stopped and joined before this returns).
     pub fn build(self) -> Result<Pool, BuildError> {
@@ -187,6 +194,8 @@ impl Builder {
         if self.levels > MAX_LEVELS {
             return Err(BuildError::new(BuildErrorKind::TooManyLevels { asked: self.levels, max: MAX_LEVELS }));
         }
+        let isolation =
+            self.isolation.validate(self.levels).map_err(|e| BuildError::new(BuildErrorKind::Isolation(e)))?;
         Ok(Config {
             min_workers,
             max_workers,
@@ -196,6 +205,7 @@ impl Builder {
             stack_size: self.stack_size,
             panic_handler: self.panic_handler.unwrap_or_else(|| Arc::new(print_panic)),
             monitoring: self.monitoring,
+            isolation,
         })
     }
 }
@@ -280,6 +290,7 @@ impl fmt::Debug for Builder {
             .field("levels", &self.levels)
             .field("stack_size", &self.stack_size)
             .field("monitoring", &self.monitoring)
+            .field("isolation", &self.isolation)
             .finish_non_exhaustive()
     }
 }

@@ -4,6 +4,7 @@
 
 mod builder;
 mod handle;
+mod isolation;
 mod options;
 mod pool;
 

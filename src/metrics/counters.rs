@@ -122,6 +122,9 @@ pub(crate) struct ThreadCounts {
     /// Worker threads started, and retired: read together.
     pub(crate) started: usize,
     pub(crate) retired: usize,
+    /// Reserved threads running, and refused nice values (`runtime/reserved.rs`).
+    pub(crate) reserved: usize,
+    pub(crate) nice_refused: u64,
 }
 
 /// The pool-wide half of the metrics, owned by the registry.
@@ -470,6 +473,8 @@ impl MetricsCore {
                 started: threads.started as u64,
                 retired: threads.retired as u64,
                 steals,
+                reserved: threads.reserved,
+                nice_refused: threads.nice_refused,
             },
             uptime: self.epoch.elapsed(),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),

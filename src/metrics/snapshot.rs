@@ -198,8 +198,11 @@ impl fmt::Debug for WaitTimes {
 /// exited, and a worker being started is in `current` a little before it is
 /// in `total`. `started` and `retired` are read together
 /// (`retired <= started`). At rest (no resize under way, every retiring
-/// worker gone) `total == current == started - retired`; after shutdown
-/// `total == current == 0`.
+/// worker gone) `total == current + reserved == started - retired`; after
+/// shutdown `total == current == reserved == 0`. Reserved threads
+/// ([`Builder::reserved_threads`](crate::Builder::reserved_threads)) count in
+/// `total`, `busy`, `idle`, `started` and `steals` like workers, and in
+/// `reserved`, not in `current`.
 ///
 /// Non-exhaustive: figures may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,6 +231,13 @@ pub struct WorkerMetrics {
     /// Jobs a worker took from another worker's deque, since the pool
     /// started.
     pub steals: u64,
+    /// Reserved threads running now (started at build time, exited at
+    /// shutdown); they are in `total` too.
+    pub reserved: usize,
+    /// Worker threads whose nice value the OS refused to raise (see
+    /// [`Builder::worker_nice`](crate::Builder::worker_nice)), since the
+    /// pool started: 0 when every worker runs at the asked priority.
+    pub nice_refused: u64,
 }
 
 impl Metrics {
@@ -267,6 +277,7 @@ impl Metrics {
                 started: self.workers.started.saturating_sub(earlier.workers.started),
                 retired: self.workers.retired.saturating_sub(earlier.workers.retired),
                 steals: self.workers.steals.saturating_sub(earlier.workers.steals),
+                nice_refused: self.workers.nice_refused.saturating_sub(earlier.workers.nice_refused),
                 ..self.workers
             },
             uptime: self.uptime.saturating_sub(earlier.uptime),

@@ -7,6 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::abort::Abort;
+use super::reserved::{self, ReservedState, Role};
 use super::timer::Timer;
 use super::worker::{self, Local};
 use super::workers::WorkerSet;
@@ -38,6 +39,8 @@ pub(crate) struct Registry {
     /// Expires jobs at their deadlines; started lazily (`timer.rs`).
     pub(crate) timer: Timer,
     pub(crate) metrics: MetricsCore,
+    /// Reserved threads running, refused nice values (`reserved.rs`).
+    pub(crate) reserved: ReservedState,
     panics: AtomicUsize,
 }
 
@@ -71,6 +74,7 @@ impl Registry {
             abort: Abort::new(config.levels),
             timer: Timer::new(),
             metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
+            reserved: ReservedState::default(),
             panics: AtomicUsize::new(0),
             config,
         });
@@ -80,6 +84,11 @@ impl Registry {
                 Registry::shutdown(&registry);
                 return Err(BuildError::new(BuildErrorKind::ThreadSpawn { index, source }));
             }
+        }
+        if let Err((reserved, source)) = reserved::start_all(&registry) {
+            Registry::shutdown(&registry);
+            let index = initial + reserved;
+            return Err(BuildError::new(BuildErrorKind::ThreadSpawn { index, source }));
         }
         Ok(registry)
     }
@@ -148,7 +157,7 @@ impl Registry {
         if let From::Outside(spawning) = admission.from
             && this.lifecycle.end_spawn(spawning)
         {
-            if this.abort.is_aborting() && this.sleep.loops() == 0 {
+            if this.abort.is_aborting() && this.sleep.regular_loops() == 0 {
                 super::abort::sweep(this);
             }
             Registry::try_drain(this);
@@ -164,17 +173,26 @@ impl Registry {
             From::Job(local) => {
                 let stamp = this.metrics.stamp_queued(level, || local.queues.is_empty_at(level));
                 local.queues.push(level, job.stamped(stamp));
-                if !this.sleep.wake_one() {
+                if !this.wake_for(level) {
                     Registry::grow_if_backlogged(this, || this.levels.injected() + local.queues.len());
                 }
             }
             From::Outside(_) => {
                 let stamp = this.metrics.stamp_queued(level, || this.levels.injector_is_empty(level));
                 this.levels.inject(level, job.stamped(stamp));
-                Registry::notify(this);
+                if !this.wake_for(level) {
+                    Registry::grow_if_backlogged(this, || this.levels.injected());
+                }
             }
         }
         Registry::end_spawn(this, admission);
+    }
+
+    /// Wakes one sleeper that can take a job just pushed at `level`: a
+    /// reserved thread first if the level is reserved (`reserved.rs`), else
+    /// a worker. Says whether it woke one.
+    fn wake_for(&self, level: usize) -> bool {
+        if reserved::wakes_reserved(self, level) { self.sleep.wake_urgent() } else { self.sleep.wake_one() }
     }
 
     /// Records the panic of a spawned job and hands it to the panic handler.
@@ -204,7 +222,13 @@ impl Registry {
     /// A snapshot of the pool's metrics.
     pub(crate) fn metrics(&self) -> Metrics {
         let (started, retired) = self.workers.thread_counts();
-        let threads = ThreadCounts { current: self.limits.current(), started, retired };
+        let threads = ThreadCounts {
+            current: self.limits.current(),
+            started,
+            retired,
+            reserved: self.reserved.running(),
+            nice_refused: self.reserved.nice_refused(),
+        };
         let (_, peers) = self.workers.snapshot();
         self.metrics.snapshot(|level| self.levels.queued(level, &peers), threads)
     }
@@ -292,7 +316,7 @@ impl Registry {
     /// Starts a worker into a slot already reserved in `live`, or gives the
     /// slot back. `searching`: the new worker is counted as searching.
     pub(crate) fn start_reserved(this: &Arc<Registry>, searching: bool) -> std::io::Result<()> {
-        match worker::start(this, searching) {
+        match worker::start(this, Role::Regular, searching) {
             Ok(true) => {
                 this.limits.spawn_succeeded();
                 Ok(())
