@@ -1,5 +1,7 @@
 //! The latency-isolation options of a pool and their validation: reserved
-//! threads and the OS scheduling priority of the regular workers.
+//! threads, the OS scheduling priority of the regular workers, and the
+//! opt-in bound on how long a less urgent level can be passed over
+//! (`queue/aging.rs`).
 //!
 //! A running job is never preempted, so with every worker inside a long
 //! job of a less urgent level, a job of level 0 waits for one of them to
@@ -36,6 +38,7 @@ pub(crate) struct IsolationOptions {
     pub(crate) reserved_threads: usize,
     pub(crate) reserved_up_to: Option<Priority>,
     pub(crate) worker_nice: Option<i32>,
+    pub(crate) max_passes: Option<u32>,
 }
 
 /// The validated options a pool runs with.
@@ -49,6 +52,8 @@ pub(crate) struct Isolation {
     /// The nice value each regular worker adds to its own when it starts; 0:
     /// none.
     pub(crate) worker_nice: i32,
+    /// With `Some(k)`, bounded starvation (`queue/aging.rs`).
+    pub(crate) max_passes: Option<u32>,
 }
 
 /// An isolation option no pool can have; the message says what to change.
@@ -58,6 +63,7 @@ pub(crate) enum IsolationError {
     UnknownReservedLevel { asked: Priority, levels: usize },
     ReservedLevelsWithoutThreads,
     NiceOutOfRange { asked: i32 },
+    ZeroPasses,
 }
 
 impl IsolationOptions {
@@ -77,10 +83,14 @@ impl IsolationOptions {
             None if self.reserved_threads > 0 => DEFAULT_WORKER_NICE,
             None => 0,
         };
+        if self.max_passes == Some(0) {
+            return Err(IsolationError::ZeroPasses);
+        }
         Ok(Isolation {
             reserved_threads: self.reserved_threads,
             reserved_walk: if self.reserved_threads > 0 { up_to + 1 } else { 0 },
             worker_nice,
+            max_passes: self.max_passes,
         })
     }
 }
@@ -105,6 +115,9 @@ impl fmt::Display for IsolationError {
             IsolationError::NiceOutOfRange { asked } => write!(
                 f,
                 "worker_nice({asked}) is outside 0..={MAX_NICE}: pass 0 (the process's own priority) up to {MAX_NICE} (the lowest)"
+            ),
+            IsolationError::ZeroPasses => f.write_str(
+                "max_passes(0) would pass over no job at all: pass k >= 1, or leave it unset for strict priority",
             ),
         }
     }
@@ -139,5 +152,7 @@ mod tests {
         }
         let off = IsolationOptions { worker_nice: Some(0), ..options(1) };
         assert_eq!(off.validate(2).unwrap().worker_nice, 0);
+        let zero = IsolationOptions { max_passes: Some(0), ..options(0) };
+        assert_eq!(zero.validate(2).unwrap_err(), IsolationError::ZeroPasses);
     }
 }

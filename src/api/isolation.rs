@@ -1,6 +1,7 @@
-//! The latency-isolation options of [`Builder`]: reserved threads and the
-//! OS priority of the regular workers. Validated in `isolation.rs`; what
-//! each does at run time is in `runtime/reserved.rs`.
+//! The latency-isolation options of [`Builder`]: reserved threads, the OS
+//! priority of the regular workers, and bounded starvation. Validated in
+//! `isolation.rs`; what each does at run time is in `runtime/reserved.rs`
+//! and `queue/aging.rs`.
 
 use super::builder::Builder;
 use crate::queue::Priority;
@@ -76,6 +77,28 @@ impl Builder {
     /// [`build`](Builder::build) fails if `n` is outside `0..=19`.
     pub fn worker_nice(mut self, n: i32) -> Builder {
         self.isolation.worker_nice = Some(n);
+        self
+    }
+
+    /// Bounds starvation: while a level holds a job, a worker starts at
+    /// most `k + L − 2` jobs of more urgent levels in a row before one of
+    /// that level (`L` the number of levels; with two levels, `k`). Default:
+    /// unset, strict priority: a steady stream of more urgent jobs may
+    /// keep a less urgent one waiting for ever.
+    ///
+    /// With a bound, a worker may start a job of a level while more urgent
+    /// jobs wait, on purpose; the priority rule of [`Pool`](crate::Pool)
+    /// then holds except for those picks. The bound is per worker and per
+    /// level (FIFO within the level decides which of its jobs goes), and
+    /// reserved threads always pick strictly. The rule and its source
+    /// (tokio's global-queue interval, made per level) are in
+    /// `src/queue/aging.rs`; `tests/aging.rs` checks the bound.
+    ///
+    /// # Errors
+    ///
+    /// [`build`](Builder::build) fails if `k` is 0.
+    pub fn max_passes(mut self, k: u32) -> Builder {
+        self.isolation.max_passes = Some(k);
         self
     }
 }

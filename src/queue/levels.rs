@@ -217,6 +217,30 @@ impl<T> Levels<T> {
         }
     }
 
+    /// Tries the sources of `level` alone, as one level of the pick rule
+    /// does, with no look at the other levels: the pick of a level that
+    /// bounded starvation says is due (`queue/aging.rs`), which passes over
+    /// more urgent jobs on purpose.
+    pub(crate) fn pick_level<P: AsRef<SharedQueues<T>>>(
+        &self,
+        level: usize,
+        local: &LocalQueues<T>,
+        peers: &[P],
+        start: usize,
+    ) -> Pick<T> {
+        match self.take(level, local, peers, start) {
+            Take::Job(job, source) => Pick::Found(level, job, source),
+            Take::Retry => Pick::Contended,
+            Take::Empty => Pick::Empty,
+        }
+    }
+
+    /// Whether `level` has a visible job (the hints; a snapshot): what
+    /// bounded starvation counts a pass against (`queue/aging.rs`).
+    pub(crate) fn level_holds<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> bool {
+        self.holds(level, peers)
+    }
+
     /// Tries the sources of one level in order: own deque, injector, peers.
     fn take<P: AsRef<SharedQueues<T>>>(
         &self,

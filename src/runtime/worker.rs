@@ -60,6 +60,7 @@ use super::reserved::{self, Role};
 use super::workers::{Peer, Peers};
 use crate::job::task::{Discarded, Outcome};
 use crate::job::{Job, NEVER_RAN};
+use crate::queue::aging::Aging;
 use crate::queue::levels::{Pick, Source};
 use crate::queue::local::LocalQueues;
 use crate::sleep::Wake;
@@ -183,6 +184,9 @@ struct WorkerThread {
     searching: bool,
     /// Counters, hooks and log events (`probe.rs`).
     probe: WorkerProbe,
+    /// Pass counts of bounded starvation, if the pool has a bound and this
+    /// is a regular worker (`queue/aging.rs`).
+    aging: Option<Aging>,
 }
 
 impl WorkerThread {
@@ -195,7 +199,12 @@ impl WorkerThread {
         probe: WorkerProbe,
     ) -> WorkerThread {
         let (peers_generation, peers) = registry.workers.snapshot();
+        let aging = match (role, registry.config.isolation.max_passes) {
+            (Role::Regular, Some(k)) => Some(Aging::new(registry.levels.len(), k)),
+            _ => None,
+        };
         WorkerThread {
+            aging,
             probe,
             walk: role.walk(registry.levels.len()),
             registry,
@@ -328,6 +337,26 @@ impl WorkerThread {
     }
 
     fn pick(&mut self) -> Pick<Job> {
+        let pick = self.pick_by_priority();
+        if let (Some(aging), Pick::Found(level, ..)) = (&self.aging, &pick) {
+            aging.started(*level, |less| self.registry.levels.level_holds(less, &self.peers));
+        }
+        pick
+    }
+
+    /// A due level first, under bounded starvation (`queue/aging.rs`), else
+    /// the pick rule.
+    fn pick_by_priority(&mut self) -> Pick<Job> {
+        if let Some(level) = self.aging.as_ref().and_then(Aging::due) {
+            self.refresh_peers();
+            self.tick = self.tick.wrapping_add(1);
+            match self.registry.levels.pick_level(level, &self.local.queues, &self.peers, self.tick) {
+                found @ Pick::Found(..) => return found,
+                Pick::Empty => self.aging.as_ref().map_or((), |aging| aging.found_empty(level)),
+                // A job is there: the walk below finds it or backs off.
+                Pick::Contended => {}
+            }
+        }
         loop {
             self.refresh_peers();
             self.tick = self.tick.wrapping_add(1);
