@@ -38,7 +38,7 @@ mod runtime;
 mod sleep;
 mod sync;
 
-pub use api::{Builder, CancelHandle, JobBuilder, JobHandle, JoinTimeoutError, Pool, Spawner};
+pub use api::{Builder, CancelHandle, JobBuilder, JobHandle, JoinTimeoutError, Pool, PromoteOutcome, Spawner};
 pub use config::{DEFAULT_KEEP_ALIVE, MAX_LEVELS, MAX_WORKERS};
 pub use error::{BuildError, JobError, PanicPayload, ResizeError, SpawnError, SpawnErrorKind};
 pub use hooks::{JobInfo, JobOutcome};

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use std::error::Error;
 
-use crate::error::JobError;
+use crate::error::{JobError, SpawnErrorKind};
 use crate::job::state::CancelOutcome;
 use crate::job::task::{self, JobResult, Task, TaskCell};
 use crate::job::{DropPanics, Job, JobContext, UNTAKEN};
+use crate::queue::Priority;
+use crate::runtime::registry::Registry;
 use crate::sync::plain::Arc;
 use crate::sync::plain::thread::{self, Thread};
 use crate::sync::wait_until;
@@ -57,6 +59,9 @@ pub struct JobHandle<T> {
     task: Arc<dyn TaskCell>,
     /// Where a panic from dropping an unclaimed result is counted.
     drops: DropPanics,
+    /// The pool, for [`JobHandle::promote`]; as a [`Spawner`](crate::Spawner),
+    /// it does not keep the pool running.
+    registry: crate::sync::Arc<Registry>,
 }
 
 /// The oneshot receiver, in whichever form it was last used.
@@ -80,10 +85,13 @@ pub struct CancelHandle {
 }
 
 impl<T: Send + 'static> JobHandle<T> {
-    /// Wraps `f` into a cancellable job with no deadline, and its handle;
-    /// `drops`: the pool's count of destructor panics.
-    pub(crate) fn wrap(f: impl FnOnce() -> T + Send + 'static, drops: DropPanics) -> (Job, JobHandle<T>) {
-        JobHandle::with_context(move |_: &JobContext| f(), None, drops)
+    /// Wraps `f` into a cancellable job with no deadline of `registry`'s
+    /// pool, and its handle.
+    pub(crate) fn wrap(
+        f: impl FnOnce() -> T + Send + 'static,
+        registry: &crate::sync::Arc<Registry>,
+    ) -> (Job, JobHandle<T>) {
+        JobHandle::with_context(move |_: &JobContext| f(), None, registry)
     }
 
     /// Wraps `f`, which takes the job's context, into a job expiring at
@@ -91,10 +99,15 @@ impl<T: Send + 'static> JobHandle<T> {
     pub(crate) fn with_context(
         f: impl FnOnce(&JobContext) -> T + Send + 'static,
         deadline: Option<Instant>,
-        drops: DropPanics,
+        registry: &crate::sync::Arc<Registry>,
     ) -> (Job, JobHandle<T>) {
         let (task, receiver) = Task::submitted(f, deadline);
-        let handle = JobHandle { result: Receiving::Blocking(receiver), task: Arc::clone(&task), drops };
+        let handle = JobHandle {
+            result: Receiving::Blocking(receiver),
+            task: Arc::clone(&task),
+            drops: registry.metrics.drop_panics.clone(),
+            registry: crate::sync::Arc::clone(registry),
+        };
         (Job::task(task), handle)
     }
 }
@@ -187,9 +200,49 @@ impl<T> JobHandle<T> {
 
     /// A [`CancelHandle`] for this job, to cancel it from another thread or
     /// task.
+    /// Moves the job, if it has not started, to the level `to` names,
+    /// typically a more urgent one (priority inheritance by hand: the
+    /// caller's request became urgent, or a job is about to wait for this
+    /// one). The job goes to the back of that level's queue, as a job
+    /// spawned there now; its handles, deadline and context stay as they
+    /// were. Its old queue entry is left dead, discarded and counted in the
+    /// old level's [`LevelMetrics::promoted`](crate::LevelMetrics::promoted)
+    /// when it leaves that queue; the job is counted at its new level (see
+    /// `src/job/state.rs`, "Promotion", for why it never runs twice).
+    ///
+    /// Returns [`PromoteOutcome::Moved`], or [`PromoteOutcome::TooLate`] if
+    /// the job had already started or ended (nothing changed). Promoting
+    /// again moves it again.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnErrorKind::UnknownLevel`](crate::SpawnErrorKind::UnknownLevel)
+    /// if `to` names no level of the pool, and
+    /// [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown) if the
+    /// pool has begun shutting down and the caller is not one of its
+    /// running jobs; the job stays where it was (a shutdown still runs it).
+    pub fn promote(&self, to: Priority) -> Result<PromoteOutcome, SpawnErrorKind> {
+        match Registry::promote(&self.registry, &self.task, to)? {
+            true => Ok(PromoteOutcome::Moved),
+            false => Ok(PromoteOutcome::TooLate),
+        }
+    }
+
+    /// A [`CancelHandle`] for this job, to cancel it from another thread or
+    /// task.
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle { task: Arc::clone(&self.task) }
     }
+}
+
+/// What [`JobHandle::promote`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PromoteOutcome {
+    /// The job had not started: it now waits at the new level.
+    Moved,
+    /// The job had already started or ended; nothing changed.
+    TooLate,
 }
 
 /// Awaits the job's result. The output is what [`JobHandle::join`] returns.

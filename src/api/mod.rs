@@ -9,6 +9,6 @@ mod options;
 mod pool;
 
 pub use builder::Builder;
-pub use handle::{CancelHandle, JobHandle, JoinTimeoutError};
+pub use handle::{CancelHandle, JobHandle, JoinTimeoutError, PromoteOutcome};
 pub use options::JobBuilder;
 pub use pool::{Pool, Spawner};

@@ -153,8 +153,8 @@ impl JobBuilder<'_> {
         G: FnOnce(&JobContext) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let drops = self.registry.metrics.drop_panics.clone();
-        self.queue(job, |job, deadline| JobHandle::with_context(wrap(job), deadline, drops))
+        let registry = self.registry;
+        self.queue(job, |job, deadline| JobHandle::with_context(wrap(job), deadline, registry))
     }
 
     fn queue<F, H>(self, job: F, make: impl FnOnce(F, Option<Instant>) -> (Job, H)) -> Result<H, SpawnError<F>> {

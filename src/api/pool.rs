@@ -332,8 +332,7 @@ impl Spawner {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let drops = self.registry.metrics.drop_panics.clone();
-        Registry::spawn(&self.registry, priority, job, None, |job, _| JobHandle::wrap(job, drops))
+        Registry::spawn(&self.registry, priority, job, None, |job, _| JobHandle::wrap(job, &self.registry))
     }
 
     /// Describes a job at `priority` with options; see [`JobBuilder`].

@@ -53,7 +53,9 @@ enum Kind {
 }
 
 enum Other {
-    Task(Arc<dyn TaskCell>),
+    /// A task cell's entry, and the epoch it was pushed with (`state.rs`,
+    /// "Promotion").
+    Task(Arc<dyn TaskCell>, u64),
     Stamped(Kind, Stamp),
 }
 
@@ -65,6 +67,9 @@ pub(crate) enum Cancelled {
     /// The job had already ended, as said (cancelled or expired earlier);
     /// its entry was discarded.
     Before(Unrun),
+    /// The entry was dead: its job was promoted to another level, where its
+    /// live entry is (`state.rs`, "Promotion"). Nothing was cancelled.
+    Promoted,
 }
 
 impl Job {
@@ -81,7 +86,13 @@ impl Job {
 
     /// The queue entry of a task cell.
     pub(crate) fn task(task: Arc<dyn TaskCell>) -> Job {
-        Job(Kind::Other(Box::new(Other::Task(task))))
+        Job::task_at(task, 0)
+    }
+
+    /// A queue entry of a task cell for `epoch`: the entry of a promoted
+    /// job (`state.rs`, "Promotion").
+    pub(crate) fn task_at(task: Arc<dyn TaskCell>, epoch: u64) -> Job {
+        Job(Kind::Other(Box::new(Other::Task(task, epoch))))
     }
 
     /// The task cell behind this entry, if it is one (unstamped: call
@@ -89,7 +100,7 @@ impl Job {
     pub(crate) fn task_cell(&self) -> Option<&Arc<dyn TaskCell>> {
         match &self.0 {
             Kind::Other(other) => match &**other {
-                Other::Task(task) => Some(task),
+                Other::Task(task, _) => Some(task),
                 Other::Stamped(..) => None,
             },
             Kind::Closure(_) => None,
@@ -111,7 +122,7 @@ impl Job {
         match &self.0 {
             Kind::Other(other) => match **other {
                 Other::Stamped(_, at) => Some(at),
-                Other::Task(_) => None,
+                Other::Task(..) => None,
             },
             Kind::Closure(_) => None,
         }
@@ -135,7 +146,7 @@ impl Job {
         match kind {
             Kind::Closure(_) => Ok(()),
             Kind::Other(other) => match &**other {
-                Other::Task(task) => task.claim(),
+                Other::Task(task, epoch) => task.claim(*epoch),
                 Other::Stamped(kind, _) => Job::claim_kind(kind),
             },
         }
@@ -160,7 +171,7 @@ impl Job {
                 // The task catches the job's panic itself, and a panic from
                 // dropping a result nobody took; this guard is a backstop,
                 // so that nothing after them can unwind into the worker.
-                Other::Task(task) => panic::catch_unwind(AssertUnwindSafe(|| task.run(drops)))
+                Other::Task(task, _) => panic::catch_unwind(AssertUnwindSafe(|| task.run(drops)))
                     .unwrap_or_else(|p| Outcome::Panicked(Some(p))),
                 Other::Stamped(kind, _) => Job::run_kind(kind, drops),
             },
@@ -177,9 +188,10 @@ impl Job {
         match kind {
             Kind::Closure(f) => Cancelled::Now(panic::catch_unwind(AssertUnwindSafe(move || drop(f))).err()),
             Kind::Other(other) => match *other {
-                Other::Task(task) => match task.abandon(Unrun::Cancelled) {
+                Other::Task(task, epoch) => match task.abandon(Unrun::Cancelled, Some(epoch)) {
                     Abandoned::Dropped(panic) => Cancelled::Now(panic),
                     Abandoned::NotQueued => Cancelled::Before(task.state().unrun_fate()),
+                    Abandoned::Dead => Cancelled::Promoted,
                 },
                 Other::Stamped(kind, _) => Job::cancel_kind(kind),
             },

@@ -50,6 +50,24 @@
 //! destructor that blocks on the pool (say, one that owns the `Pool` and
 //! shuts it down) cannot deadlock it.
 //!
+//! # Promotion: entries and epochs
+//!
+//! A queued job can be moved to a more urgent level
+//! ([`JobHandle::promote`](crate::JobHandle::promote)). Its cell stays the
+//! same (handles, the timer and the context keep pointing at it); a new
+//! queue entry is pushed at the new level, and the old one becomes dead.
+//! The state word holds an *epoch* beside the state: each queue entry
+//! carries the epoch it was pushed with, and only an entry whose epoch is
+//! the cell's can take the job out of `QUEUED` (a worker's claim, the
+//! expiry at pop, the sweep's cancel). A promotion is one compare-exchange
+//! from `QUEUED` at epoch `e` to `QUEUED` at `e + 1`, so it races the
+//! other transitions out of `QUEUED` exactly as they race each other, with
+//! no ABA: a claim through the old entry compares the whole word and
+//! fails. An entry found dead is discarded and counted as promoted at its
+//! level, whatever the state; the epoch changes only in `QUEUED`, so later
+//! stores keep it. The handle's `cancel` and the timer act on the job, not
+//! on an entry, and ignore the epoch.
+//!
 //! Orderings: the compare-exchanges are `AcqRel` and the loads `Acquire`;
 //! the closure and the result travel through the body mutex and the
 //! oneshot channel, which synchronise on their own, so the state only has to
@@ -59,7 +77,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::JobError;
 use crate::sync::plain::thread::{self, ThreadId};
-use crate::sync::plain::{AtomicU8, Condvar, Mutex, lock, wait, wait_for};
+use crate::sync::plain::{AtomicU64, Condvar, Mutex, lock, wait, wait_for};
 use crate::sync::{Ordering, wait_until};
 
 pub(super) const QUEUED: u8 = 0;
@@ -70,6 +88,30 @@ pub(super) const CANCELLED: u8 = 4;
 pub(super) const EXPIRED: u8 = 5;
 pub(super) const CANCELLING: u8 = 6;
 pub(super) const EXPIRING: u8 = 7;
+
+/// How many low bits of the state word hold the state; the rest hold the
+/// epoch.
+const STATE_BITS: u32 = 8;
+const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
+
+/// The state part of a state word.
+fn state_of(word: u64) -> u8 {
+    (word & STATE_MASK) as u8
+}
+
+/// The epoch part of a state word.
+fn epoch_of(word: u64) -> u64 {
+    word >> STATE_BITS
+}
+
+/// Why an entry-bound transition ([`TaskState::transition_at`]) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The entry is dead: the job was promoted past it.
+    Dead,
+    /// The job is not in the asked state.
+    Elsewhere,
+}
 
 /// What [`JobHandle::cancel`](crate::JobHandle::cancel) and
 /// [`CancelHandle::cancel`](crate::CancelHandle::cancel) achieved.
@@ -99,7 +141,9 @@ pub enum CancelOutcome {
 /// variable that [`JobContext::wait_for_cancel`] and a `cancel()` waiting
 /// for a drop in progress sleep on.
 pub(crate) struct TaskState {
-    state: AtomicU8,
+    /// The state (low [`STATE_BITS`] bits) and the epoch of the job's live
+    /// queue entry (the rest; see "Promotion").
+    state: AtomicU64,
     deadline: Option<Instant>,
     /// The thread dropping the closure while the state is `CANCELLING` or
     /// `EXPIRING` (see the module docs). The lock pairs with `signal` so
@@ -112,24 +156,24 @@ pub(crate) struct TaskState {
 
 impl TaskState {
     pub(crate) fn new(deadline: Option<Instant>) -> TaskState {
-        TaskState { state: AtomicU8::new(QUEUED), deadline, dropper: Mutex::new(None), signal: Condvar::new() }
+        TaskState { state: AtomicU64::new(QUEUED as u64), deadline, dropper: Mutex::new(None), signal: Condvar::new() }
     }
 
     /// Whether the job still waits in a queue.
     pub(crate) fn is_queued(&self) -> bool {
-        self.state.load(Ordering::Acquire) == QUEUED
+        self.load() == QUEUED
     }
 
     /// Whether the job has ended: returned, panicked, cancelled or expired
     /// (its closure possibly still being dropped: the fate is sealed).
     pub(crate) fn has_ended(&self) -> bool {
-        matches!(self.state.load(Ordering::Acquire), DONE | CANCELLING | CANCELLED | EXPIRING | EXPIRED)
+        matches!(self.load(), DONE | CANCELLING | CANCELLED | EXPIRING | EXPIRED)
     }
 
     /// How a job that will not run ends, its closure dropped or being
     /// dropped: `None` unless it left `QUEUED` for a cancellation or expiry.
     pub(super) fn unrun(&self) -> Option<Unrun> {
-        match self.state.load(Ordering::Acquire) {
+        match self.load() {
             CANCELLING | CANCELLED => Some(Unrun::Cancelled),
             EXPIRING | EXPIRED => Some(Unrun::Expired),
             _ => None,
@@ -146,17 +190,24 @@ impl TaskState {
 
     /// Whether a running job was asked to stop.
     pub(crate) fn is_cancel_requested(&self) -> bool {
-        self.state.load(Ordering::Acquire) == CANCEL_REQUESTED
+        self.load() == CANCEL_REQUESTED
     }
 
     /// The state now (one of the constants above).
     pub(super) fn load(&self) -> u8 {
-        self.state.load(Ordering::Acquire)
+        state_of(self.state.load(Ordering::Acquire))
+    }
+
+    /// Stores `state`, keeping the epoch. Only for a job out of `QUEUED`,
+    /// whose epoch no longer changes.
+    fn store(&self, state: u8) {
+        let word = self.state.load(Ordering::Acquire);
+        self.state.store((word & !STATE_MASK) | state as u64, Ordering::Release);
     }
 
     /// Records that the job returned or panicked.
     pub(super) fn set_done(&self) {
-        self.state.store(DONE, Ordering::Release);
+        self.store(DONE);
     }
 
     /// Whether the job's deadline, if it has one, has passed.
@@ -164,9 +215,46 @@ impl TaskState {
         self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
     }
 
-    /// Moves the job from `from` to `to`; `false` if it was not in `from`.
+    /// Moves the job from `from` to `to`, whatever its epoch; `false` if
+    /// it was not in `from`.
     pub(super) fn transition(&self, from: u8, to: u8) -> bool {
-        self.state.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.transition_at(None, from, to).is_ok()
+    }
+
+    /// Moves the job from `from` to `to`, keeping the epoch; with
+    /// `Some(epoch)`, only if the job's epoch is that entry's (see
+    /// "Promotion").
+    pub(super) fn transition_at(&self, epoch: Option<u64>, from: u8, to: u8) -> Result<(), Refused> {
+        let mut word = self.state.load(Ordering::Acquire);
+        loop {
+            if epoch.is_some_and(|epoch| epoch != epoch_of(word)) {
+                return Err(Refused::Dead);
+            }
+            if state_of(word) != from {
+                return Err(Refused::Elsewhere);
+            }
+            let next = (word & !STATE_MASK) | to as u64;
+            match self.state.compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(()),
+                Err(seen) => word = seen,
+            }
+        }
+    }
+
+    /// Moves a queued job to a new epoch (see "Promotion"); returns it, or
+    /// `None` if the job is no longer queued.
+    pub(super) fn next_epoch(&self) -> Option<u64> {
+        let mut word = self.state.load(Ordering::Acquire);
+        loop {
+            if state_of(word) != QUEUED {
+                return None;
+            }
+            let next = word + (1 << STATE_BITS);
+            match self.state.compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(epoch_of(next)),
+                Err(seen) => word = seen,
+            }
+        }
     }
 
     /// Blocks for at most `timeout`, or until a cancellation is requested;
@@ -203,7 +291,7 @@ impl TaskState {
     pub(super) fn dropped(&self, how: Unrun) {
         let mut dropper = lock(&self.dropper);
         *dropper = None;
-        self.state.store(how.settled(), Ordering::Release);
+        self.store(how.settled());
         drop(dropper);
         self.signal.notify_all();
     }

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use super::context::JobContext;
 use super::state::{
-    CANCEL_REQUESTED, CANCELLED, CANCELLING, CancelOutcome, EXPIRING, QUEUED, RUNNING, TaskState, Unrun,
+    CANCEL_REQUESTED, CANCELLED, CANCELLING, CancelOutcome, EXPIRING, QUEUED, RUNNING, Refused, TaskState, Unrun,
 };
 use super::{DropPanics, UNTAKEN};
 use crate::error::{JobError, PanicPayload};
@@ -50,8 +50,18 @@ pub(crate) enum Outcome {
 /// A popped job that will not run: how it ended, and the panic of its
 /// closure's destructor if that panicked when the job was dropped now.
 pub(crate) struct Discarded {
-    pub(crate) fate: Unrun,
+    pub(crate) fate: Fate,
     pub(crate) panic: Option<Payload>,
+}
+
+/// Why a popped entry is discarded, for the metrics of its level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Its job ended unrun.
+    Unrun(Unrun),
+    /// Its job was promoted to another level; the entry is dead
+    /// (`state.rs`, "Promotion") and the job lives on at that level.
+    Promoted,
 }
 
 /// What [`TaskCell::abandon`] did.
@@ -61,6 +71,9 @@ pub(crate) enum Abandoned {
     Dropped(Option<Payload>),
     /// The job had already left `QUEUED`; nothing was done.
     NotQueued,
+    /// The entry asking is dead: the job was promoted past it; nothing
+    /// was done.
+    Dead,
 }
 
 /// The type-erased face of a [`Task`].
@@ -68,19 +81,27 @@ pub(crate) trait TaskCell: Send + Sync {
     /// The job's state (also reachable as its [`JobContext`]).
     fn state(&self) -> &TaskState;
 
-    /// Called by the worker that popped the job's queue entry: moves the job
-    /// to `RUNNING` if it is still queued and its deadline has not passed.
-    /// Otherwise the job will not run: it expires now if the deadline has
-    /// passed, or it had already ended (cancelled or expired).
-    fn claim(&self) -> Result<(), Discarded>;
+    /// Called by the worker that popped the job's queue entry, pushed with
+    /// `epoch`: moves the job to `RUNNING` if it is still queued, its
+    /// deadline has not passed and the entry is live. Otherwise the entry
+    /// is discarded: the job expires now if the deadline has passed, or it
+    /// had already ended (cancelled or expired), or the entry is dead (the
+    /// job was promoted; `state.rs`).
+    fn claim(&self, epoch: u64) -> Result<(), Discarded>;
 
     /// Runs a job this worker [claimed](TaskCell::claim); a result that
     /// nobody takes is dropped here, reporting a panic to `drops`.
     fn run(&self, drops: &DropPanics) -> Outcome;
 
     /// Drops the job unrun if it is still queued, and completes its handle
-    /// with the matching error.
-    fn abandon(&self, how: Unrun) -> Abandoned;
+    /// with the matching error. With `Some(epoch)`, on behalf of a queue
+    /// entry pushed with it: only if that entry is live.
+    fn abandon(&self, how: Unrun, epoch: Option<u64>) -> Abandoned;
+
+    /// Moves a queued job to a new epoch, killing its queue entry, for a
+    /// push at another level (`state.rs`, "Promotion"); `None` if the job
+    /// is no longer queued.
+    fn promote(&self) -> Option<u64>;
 }
 
 /// A job's closure and where its result goes.
@@ -134,18 +155,21 @@ where
         self.context.state()
     }
 
-    fn claim(&self) -> Result<(), Discarded> {
+    fn claim(&self, epoch: u64) -> Result<(), Discarded> {
         let state = self.state();
+        let ended = || Discarded { fate: Fate::Unrun(state.unrun_fate()), panic: None };
+        let dead = Discarded { fate: Fate::Promoted, panic: None };
         if state.is_past_deadline() {
-            return Err(match self.abandon(Unrun::Expired) {
-                Abandoned::Dropped(panic) => Discarded { fate: Unrun::Expired, panic },
-                Abandoned::NotQueued => Discarded { fate: state.unrun_fate(), panic: None },
+            return Err(match self.abandon(Unrun::Expired, Some(epoch)) {
+                Abandoned::Dropped(panic) => Discarded { fate: Fate::Unrun(Unrun::Expired), panic },
+                Abandoned::NotQueued => ended(),
+                Abandoned::Dead => dead,
             });
         }
-        if state.transition(QUEUED, RUNNING) {
-            Ok(())
-        } else {
-            Err(Discarded { fate: state.unrun_fate(), panic: None })
+        match state.transition_at(Some(epoch), QUEUED, RUNNING) {
+            Ok(()) => Ok(()),
+            Err(Refused::Dead) => Err(dead),
+            Err(Refused::Elsewhere) => Err(ended()),
         }
     }
 
@@ -183,10 +207,12 @@ where
         }
     }
 
-    fn abandon(&self, how: Unrun) -> Abandoned {
+    fn abandon(&self, how: Unrun, epoch: Option<u64>) -> Abandoned {
         let state = self.state();
-        if !state.transition(QUEUED, how.state()) {
-            return Abandoned::NotQueued;
+        match state.transition_at(epoch, QUEUED, how.state()) {
+            Ok(()) => {}
+            Err(Refused::Dead) => return Abandoned::Dead,
+            Err(Refused::Elsewhere) => return Abandoned::NotQueued,
         }
         state.dropping();
         let Some(Body { job, result }) = self.take() else {
@@ -204,6 +230,10 @@ where
         }
         Abandoned::Dropped(panic)
     }
+
+    fn promote(&self) -> Option<u64> {
+        self.state().next_epoch()
+    }
 }
 
 /// Cancels `task` on behalf of a handle: see [`CancelOutcome`].
@@ -217,11 +247,12 @@ pub(crate) fn cancel(task: &dyn TaskCell) -> CancelOutcome {
     let state = task.state();
     loop {
         match state.load() {
-            QUEUED => match task.abandon(Unrun::Cancelled) {
+            QUEUED => match task.abandon(Unrun::Cancelled, None) {
                 Abandoned::Dropped(None) => return CancelOutcome::Prevented,
                 Abandoned::Dropped(Some(payload)) => panic::resume_unwind(payload),
-                // A worker, the timer or another canceller got there first.
-                Abandoned::NotQueued => continue,
+                // A worker, the timer or another canceller got there first
+                // (no entry asks here, so none is dead).
+                Abandoned::NotQueued | Abandoned::Dead => continue,
             },
             RUNNING => {
                 if state.transition(RUNNING, CANCEL_REQUESTED) {

@@ -6,10 +6,10 @@
 //! | figure (per level)           | written by                  | where                                      |
 //! |------------------------------|-----------------------------|--------------------------------------------|
 //! | started, completed, panicked | the worker running the job  | its own `WorkerCounters`, cache-padded     |
-//! | cancelled, expired           | whoever takes the dead entry off a queue: a worker, or the `shutdown_now` sweep | the worker's own counters; shared atomics for the sweep |
+//! | cancelled, expired, promoted | whoever takes the dead entry off a queue: a worker, or the `shutdown_now` sweep | the worker's own counters; shared atomics for the sweep |
 //! | backlog                      | nobody: read from the queues | the injectors' and deques' lengths (`queue/levels.rs`) |
 //! | rejected                     | the refused spawner (rare)  | one cache-padded atomic per level          |
-//! | submitted                    | nobody: derived on read     | `started + cancelled + expired + backlog + rejected` |
+//! | submitted                    | nobody: derived on read     | `started + cancelled + expired + promoted + backlog + rejected` |
 //! | queue-wait histogram         | the worker running the job  | its own histograms, behind its own mutex   |
 //! | oldest-wait marks            | spawner (rare) and worker   | `rose_at` per level; per-worker last taken |
 //!
@@ -23,7 +23,8 @@
 //! A cancelled or expired job is counted where its dead entry leaves its
 //! queue (`job/task.rs`), not where it was cancelled: so every job is in
 //! exactly one of backlog, started, cancelled, expired or rejected at any
-//! moment, the derivation of `submitted` never counts one twice, and a
+//! moment (a promoted job's dead entry is counted `promoted` at its old
+//! level the same way, and the job itself at its new level), the derivation of `submitted` never counts one twice, and a
 //! handle's `cancel` and the timer touch no shared counter. The price is a
 //! lag while every worker is busy; at rest the figures are exact. A worker
 //! claims a popped job before counting it as started, so a dead entry is
@@ -45,7 +46,7 @@
 //! everything earlier in that job's life is visible to the later reads, so
 //!
 //! - `completed + panicked <= started`;
-//! - `started + cancelled + expired + backlog + rejected <= submitted`: a
+//! - `started + cancelled + expired + promoted + backlog + rejected <= submitted`: a
 //!   job counted started or discarded was picked before the backlog was
 //!   read, so it is not in the backlog too (a take moves the queue's front
 //!   index with a read-modify-write before the taker counts the job, so the
@@ -61,7 +62,7 @@
 //!   set's lock;
 //!
 //! and no count ever decreases or wraps (`u64`). At rest, `submitted =
-//! completed + panicked + cancelled + expired + rejected`.
+//! completed + panicked + cancelled + expired + promoted + rejected`.
 //!
 //! # Queue waits and the oldest job's wait
 //!
@@ -105,6 +106,7 @@ use hdrhistogram::Histogram;
 
 use super::snapshot::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
 use crate::job::state::Unrun;
+use crate::job::task::Fate;
 use crate::job::{DropPanics, Stamp};
 // The counters are plain std atomics even under loom: they order nothing but
 // their own figures and are read only by snapshots, which no model takes.
@@ -168,6 +170,7 @@ struct Totals {
     panicked: u64,
     cancelled: u64,
     expired: u64,
+    promoted: u64,
     last_taken: u64,
 }
 
@@ -199,6 +202,8 @@ pub(crate) struct LevelCounters {
     cancelled: AtomicU64,
     /// Entries of expired jobs taken off a queue.
     expired: AtomicU64,
+    /// Dead entries of promoted jobs taken off a queue.
+    promoted: AtomicU64,
     /// With wait metrics on, the stamp of the latest job taken off the
     /// level's queue, to start or to discard (0: none).
     last_taken: AtomicU64,
@@ -248,10 +253,11 @@ impl LevelCounters {
 
     /// Counts a job taken off a queue and discarded unrun.
     #[inline]
-    pub(crate) fn discarded(&self, fate: Unrun) {
+    pub(crate) fn discarded(&self, fate: Fate) {
         bump(match fate {
-            Unrun::Cancelled => &self.cancelled,
-            Unrun::Expired => &self.expired,
+            Fate::Unrun(Unrun::Cancelled) => &self.cancelled,
+            Fate::Unrun(Unrun::Expired) => &self.expired,
+            Fate::Promoted => &self.promoted,
         });
     }
 
@@ -269,6 +275,7 @@ impl LevelCounters {
 struct Discards {
     cancelled: AtomicU64,
     expired: AtomicU64,
+    promoted: AtomicU64,
     /// As `LevelCounters::last_taken`.
     last_taken: AtomicU64,
 }
@@ -341,14 +348,15 @@ impl MetricsCore {
 
     /// Counts a job of `level`, cancelled or expired, whose entry a thread
     /// other than a worker (the `shutdown_now` sweep) took off its queue.
-    pub(crate) fn discarded(&self, level: usize, fate: Unrun) {
+    pub(crate) fn discarded(&self, level: usize, fate: Fate) {
         let swept = &self.swept[level];
         if self.wait_metrics {
             swept.last_taken.fetch_max(self.now().raw(), Ordering::Relaxed);
         }
         let counter = match fate {
-            Unrun::Cancelled => &swept.cancelled,
-            Unrun::Expired => &swept.expired,
+            Fate::Unrun(Unrun::Cancelled) => &swept.cancelled,
+            Fate::Unrun(Unrun::Expired) => &swept.expired,
+            Fate::Promoted => &swept.promoted,
         };
         counter.fetch_add(1, Ordering::Release);
     }
@@ -380,6 +388,7 @@ impl MetricsCore {
             total.panicked += level.panicked.load(Ordering::Acquire);
             total.cancelled += level.cancelled.load(Ordering::Acquire);
             total.expired += level.expired.load(Ordering::Acquire);
+            total.promoted += level.promoted.load(Ordering::Acquire);
             total.last_taken = total.last_taken.max(level.last_taken.load(Ordering::Acquire));
         }
         retired.steals += counters.hot.steals.load(Ordering::Acquire);
@@ -417,9 +426,10 @@ impl MetricsCore {
                 let cancelled =
                     sum(level, retired.cancelled, |l| &l.cancelled) + swept.cancelled.load(Ordering::Acquire);
                 let expired = sum(level, retired.expired, |l| &l.expired) + swept.expired.load(Ordering::Acquire);
+                let promoted = sum(level, retired.promoted, |l| &l.promoted) + swept.promoted.load(Ordering::Acquire);
                 let backlog = queued(level) as u64;
                 let rejected = self.rejected[level].load(Ordering::Acquire);
-                let offered = started + cancelled + expired + backlog + rejected;
+                let offered = started + cancelled + expired + promoted + backlog + rejected;
                 let submitted = offered.max(self.submitted_seen[level].fetch_max(offered, Ordering::Relaxed));
                 let oldest_wait = self.wait_metrics.then(|| {
                     if backlog == 0 {
@@ -441,6 +451,7 @@ impl MetricsCore {
                     rejected,
                     cancelled,
                     expired,
+                    promoted,
                     wait: waits.as_ref().map(|waits| WaitTimes::new(waits[level].clone())),
                     oldest_wait,
                 }

@@ -15,11 +15,12 @@ use crate::sync::plain::Arc;
 /// snapshots into the figures for the interval between them. Every snapshot,
 /// even one taken while jobs race it, keeps these bounds at every level:
 /// `completed + panicked <= started` and `started + cancelled + expired +
-/// backlog + rejected <= submitted`; for the workers, `busy + idle <= total`
+/// promoted + backlog + rejected <= submitted`; for the workers, `busy + idle <= total`
 /// and `retired <= started`. No count ever goes back from one snapshot to a
 /// later one. When the pool is at rest (nothing queued or running, for
 /// instance after [`Pool::shutdown`](crate::Pool::shutdown)), `submitted =
-/// completed + panicked + cancelled + expired + rejected` at every level.
+/// completed + panicked + cancelled + expired + promoted + rejected` at every
+/// level.
 ///
 /// Non-exhaustive: figures may be added; read the fields, do not build the
 /// struct.
@@ -81,7 +82,9 @@ pub struct LevelMetrics {
     /// Jobs offered at this level through `spawn` or `submit` (or a
     /// [`JobBuilder`](crate::JobBuilder)), accepted or not, counted once they
     /// are queued or refused. (A spawn at a level the pool does not have is
-    /// counted nowhere.) Derived on read as `started + cancelled + expired +
+    /// counted nowhere.) A job promoted here from a less urgent level
+    /// ([`JobHandle::promote`](crate::JobHandle::promote)) is offered here
+    /// too. Derived on read as `started + cancelled + expired + promoted +
     /// backlog + rejected`, so that spawning writes no extra counter; it may
     /// lag by the jobs taken off a queue while the snapshot is taken, never
     /// goes back, and is exact at rest.
@@ -112,6 +115,12 @@ pub struct LevelMetrics {
     /// [`max_wait`](crate::JobBuilder::max_wait)) passed first. Counted,
     /// like `cancelled`, when the expired job's entry leaves the backlog.
     pub expired: u64,
+    /// Jobs that left this level for a more urgent one
+    /// ([`JobHandle::promote`](crate::JobHandle::promote)). Counted, like
+    /// `cancelled`, when the job's old entry leaves this level's backlog;
+    /// the job itself is counted at its new level from then on (it is in
+    /// that level's `submitted`, and started, cancelled or expired there).
+    pub promoted: u64,
     /// How long started jobs waited in the queue; `None` unless the pool
     /// was built with [`wait_metrics(true)`](crate::Builder::wait_metrics).
     pub wait: Option<WaitTimes>,
@@ -264,6 +273,7 @@ impl Metrics {
                 rejected: now.rejected.saturating_sub(then.rejected),
                 cancelled: now.cancelled.saturating_sub(then.cancelled),
                 expired: now.expired.saturating_sub(then.expired),
+                promoted: now.promoted.saturating_sub(then.promoted),
                 wait: match (&now.wait, &then.wait) {
                     (Some(now), Some(then)) => now.since(then),
                     _ => None,

@@ -67,7 +67,7 @@ use std::time::{Duration, Instant};
 use super::registry::Registry;
 use super::worker;
 use crate::job::state::Unrun;
-use crate::job::task::Discarded;
+use crate::job::task::{Discarded, Fate};
 use crate::job::{Cancelled, Job};
 use crate::queue::Priority;
 use crate::queue::levels::Pick;
@@ -211,9 +211,10 @@ impl Abort {
         match job.cancel() {
             Cancelled::Now(panic) => {
                 self.cancelled[level].fetch_add(1, Ordering::Relaxed);
-                Discarded { fate: Unrun::Cancelled, panic }
+                Discarded { fate: Fate::Unrun(Unrun::Cancelled), panic }
             }
-            Cancelled::Before(fate) => Discarded { fate, panic: None },
+            Cancelled::Before(fate) => Discarded { fate: Fate::Unrun(fate), panic: None },
+            Cancelled::Promoted => Discarded { fate: Fate::Promoted, panic: None },
         }
     }
 

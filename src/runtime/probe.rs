@@ -9,7 +9,7 @@ use crossbeam_utils::CachePadded;
 use super::registry::Registry;
 use crate::hooks::{self, JobInfo, JobOutcome, log_event};
 use crate::job::Job;
-use crate::job::state::Unrun;
+use crate::job::task::Fate;
 use crate::job::task::Outcome;
 use crate::metrics::{LevelCounters, WorkerCounters};
 use crate::queue::levels::Source;
@@ -121,10 +121,10 @@ impl WorkerProbe {
     }
 
     /// Counts a job of `level`, found at `source`, that this worker took off
-    /// a queue and discarded unrun (`fate`: cancelled or expired). No hook
-    /// runs for it: it never started.
+    /// a queue and discarded unrun (`fate`: cancelled, expired, or the dead
+    /// entry of a promoted job). No hook runs for it: it never started.
     #[inline]
-    pub(crate) fn job_discarded(&self, registry: &Registry, level: usize, source: Source, fate: Unrun) {
+    pub(crate) fn job_discarded(&self, registry: &Registry, level: usize, source: Source, fate: Fate) {
         if source == Source::Peer {
             self.counters.stole();
         }

@@ -14,7 +14,11 @@ use super::workers::WorkerSet;
 use crate::config::{Config, validate_limits};
 use crate::error::{BuildError, BuildErrorKind, ResizeError, ResizeErrorKind, SpawnError, SpawnErrorKind};
 use crate::hooks::log_event;
+use crate::job::task::TaskCell;
 use crate::job::{Job, drop_payload};
+
+/// A job's cell, as a handle holds it.
+pub(crate) type TaskHandle = crate::sync::plain::Arc<dyn TaskCell>;
 use crate::lifecycle::{Lifecycle, Spawning};
 use crate::limits::Limits;
 use crate::metrics::{Metrics, MetricsCore, ThreadCounts};
@@ -123,6 +127,34 @@ impl Registry {
             this.timer.schedule(at, &task);
         }
         Ok(handle)
+    }
+
+    /// Moves the queued job of `task` to `priority`'s level: a new entry
+    /// there, the old one dead (`job/state.rs`, "Promotion"). `Ok(false)`:
+    /// the job was no longer queued, nothing was pushed. Refused, changing
+    /// nothing, if the level does not exist or intake is closed and the
+    /// caller is not one of the pool's jobs (as a spawn would be, but not
+    /// counted as rejected: the job was accepted before).
+    pub(crate) fn promote(this: &Arc<Registry>, task: &TaskHandle, priority: Priority) -> Result<bool, SpawnErrorKind> {
+        let levels = this.levels.len();
+        let level = priority
+            .resolve(levels)
+            .ok_or(SpawnErrorKind::UnknownLevel { level: priority.asked().unwrap_or(levels), levels })?;
+        let from = match worker::current_local(this.id) {
+            Some(local) => From::Job(local),
+            None => From::Outside(this.lifecycle.begin_spawn().ok_or(SpawnErrorKind::Shutdown)?),
+        };
+        let admission = Admission { level, from };
+        match task.promote() {
+            Some(epoch) => {
+                Registry::inject(this, admission, Job::task_at(crate::sync::plain::Arc::clone(task), epoch));
+                Ok(true)
+            }
+            None => {
+                Registry::end_spawn(this, admission);
+                Ok(false)
+            }
+        }
     }
 
     /// Checks that `priority` names a level and that intake is open (or the
