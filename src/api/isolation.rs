@@ -24,6 +24,10 @@ impl Builder {
     /// else an idle worker; the priority rule holds for reserved threads
     /// and workers alike.
     ///
+    /// Reserved threads get the worker indexes after those of the workers
+    /// started at build time (for [`thread_name`](Builder::thread_name) and
+    /// the thread hooks): with `workers(2)`, they are 2, 3, ….
+    ///
     /// With reserved threads, the workers run at a lower OS priority by
     /// default, so that the OS gives a woken reserved thread a CPU at once:
     /// see [`Builder::worker_nice`].
