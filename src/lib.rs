@@ -8,11 +8,12 @@
 //
 //   L4 api/       Pool, Spawner, Builder, JobBuilder, the handles: check input, call the runtime
 //   L3 runtime/   the only threads: registry (a job's way in, resizing, shutdown), worker loop,
-//                 worker set, monitoring probe, shutdown_now, deadline timer
+//                 worker set, monitoring probe, shutdown_now, deadline timer, reserved threads
 //   L2 sleep.rs   how idle workers park and a push wakes one (state table and proof)
 //      lifecycle.rs  intake and drain;  limits.rs  growing and shrinking;  metrics/  counters
 //   L1 queue/     Priority, the deques, each worker's deques (local.rs), the injectors and the pick rule
-//                 (queue/levels.rs), generic over the job type and free of threads
+//                 (queue/levels.rs), bounded starvation (queue/aging.rs), generic over the job type and
+//                 free of threads
 //      job/       the job, its cancellable cell and state machine, JobContext
 //      error.rs, config.rs, hooks.rs, isolation.rs (the latency-isolation options)
 //   L0 sync.rs    std or loom primitives
