@@ -197,3 +197,40 @@ fn workers_run_at_a_higher_nice_value_and_reserved_threads_do_not() {
         pool.shutdown();
     });
 }
+
+/// Thread hooks run once on every worker and reserved thread, job hooks
+/// frame every job that ran on either.
+#[test]
+fn hooks_run_on_reserved_threads_too() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    watchdog("reserved threads: hooks", BOUND, || {
+        let counts: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+        let c = |i: usize| {
+            let counts = Arc::clone(&counts);
+            move || {
+                counts[i].fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let (start, stop, before, after) = (c(0), c(1), c(2), c(3));
+        let pool = Pool::builder()
+            .workers(1)
+            .reserved_threads(2)
+            .on_thread_start(move |_| start())
+            .on_thread_stop(move |_| stop())
+            .before_job(move |_| before())
+            .after_job(move |_, _, _| after())
+            .build()
+            .expect("the pool builds");
+        let release = hold_workers_in_low_jobs(&pool, 1);
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..10 {
+            let tx = tx.clone();
+            pool.spawn(Priority::HIGH, move || tx.send(()).unwrap()).unwrap();
+        }
+        recv_n(&rx, 10, "HIGH jobs on the reserved threads");
+        release.open();
+        pool.shutdown();
+        let got: Vec<usize> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(got, [3, 3, 11, 11]);
+    });
+}
