@@ -25,6 +25,11 @@
 //!          (limits.rs)
 //! ```
 //!
+//! A reserved thread (`reserved.rs`) runs the same loop with its own
+//! levels only: no surplus check, no keep-alive deadline, its own sleeper
+//! list. With bounded starvation (`queue/aging.rs`) a worker's pick tries a
+//! due level first.
+//!
 //! A running job is never preempted; priority is applied at every job
 //! boundary, because every pick starts again from level 0. The surplus
 //! check comes before every pick, so a worker told to leave by a resize
