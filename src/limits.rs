@@ -21,7 +21,9 @@
 //! # Growing
 //!
 //! A push that finds no sleeper to wake
-//! ([`Sleep::wake_one`](crate::sleep::Sleep::wake_one) returns `false`)
+//! ([`Sleep::wake_one`](crate::sleep::Sleep::wake_one), or
+//! [`Sleep::wake_urgent`](crate::sleep::Sleep::wake_urgent) for a reserved
+//! level, returns `false`)
 //! asks `Registry::notify` to grow. The pool grows by one worker
 //! when `live < max` and the jobs waiting in the injectors
 //! (`Levels::injected`; a job spawned by a job waits in its worker's deque,
