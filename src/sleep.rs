@@ -73,16 +73,37 @@
 //! searches until the pick rule reports every level empty, so one wake-up
 //! per push is enough; waking only one avoids a thundering herd.
 //!
+//! # Reserved threads: a second list
+//!
+//! A pool's reserved threads (`runtime/reserved.rs`) take only the jobs of
+//! the levels `0..reserved_levels`, so they sleep on a list of their own
+//! ([`Class::Reserved`]), with a count of their own, under the same lock.
+//! Their re-check (step 2) looks only at their levels. A push at one of
+//! those levels wakes with [`Sleep::wake_urgent`]: one fence, then a
+//! reserved sleeper if there is one (it is idle and runs at the process's
+//! own OS priority, so it starts the job first), else a regular one, as
+//! [`Sleep::wake_one`] does. A push at any other level wakes only a
+//! regular sleeper: a reserved thread could not take the job. The proof
+//! above holds for each list separately: the waker fences, then loads the
+//! count of the list it considers; a reserved sleeper that registered
+//! before that fence is found, one that registered after it re-checks
+//! its levels after its own fence and sees the job. If neither list had a
+//! sleeper to take, the waker falls back to growth exactly as before. So
+//! the invariant becomes: *whenever a job of level `l` is queued, some
+//! worker that takes level `l` is active, spinning or sleepy, or a waker is
+//! about to unpark one.* Reserved threads never park with a deadline (they
+//! never retire), and a wake-all (shutdown, resizing) wakes both lists.
+//!
 //! # Every worker asleep: the drain
 //!
-//! `loops` counts the worker loops running (changed under the lock as a
-//! loop starts and ends), and `spinning` the workers between a pick that
+//! `loops` counts the worker loops running, reserved threads' included
+//! (changed under the lock as a loop starts and ends), and `spinning` the workers between a pick that
 //! found nothing and their next pick (changed with read-modify-writes:
 //! decremented before that pick starts). When the sleepers plus the
 //! spinning workers make up every loop, no worker holds a job: a sleeper
 //! cannot leave the list while the lock is held, and a spinning worker
 //! holds nothing until its next pick, which can only find a job that
-//! exists. [`Sleep::wake_all_if_idle`] lets shutdown decide, under that
+//! exists. Sleepers of both lists count. [`Sleep::wake_all_if_idle`] lets shutdown decide, under that
 //! lock, that the pool is drained (`lifecycle.rs`): intake closed, no spawn
 //! under way and every queue empty, so no job can appear for a spinning
 //! worker to find; it sees the drain on its next look and exits.
@@ -114,6 +135,15 @@ pub(crate) enum Wake {
     TimedOut,
 }
 
+/// Which list a worker sleeps on (see "Reserved threads").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// A worker of the pool's size: takes every level.
+    Regular,
+    /// A reserved thread: takes only the reserved levels.
+    Reserved,
+}
+
 /// The registry of sleeping workers.
 pub(crate) struct Sleep {
     /// How many workers are on `sleepers`; changed only under its lock, read
@@ -124,6 +154,8 @@ pub(crate) struct Sleep {
     /// Registered sleepers, worker id and how to wake it (LIFO), and how
     /// many worker loops are running.
     sleepers: Mutex<Sleepers>,
+    /// How many reserved threads are on `sleepers.reserved`; as `sleeping`.
+    sleeping_reserved: AtomicUsize,
     /// Workers spinning between a pick that found nothing and their next
     /// pick: idle, though not on the list (see "Every worker asleep").
     spinning: AtomicUsize,
@@ -132,7 +164,21 @@ pub(crate) struct Sleep {
 #[derive(Default)]
 struct Sleepers {
     list: Vec<(usize, Unparker)>,
+    /// Reserved threads asleep (see "Reserved threads").
+    reserved: Vec<(usize, Unparker)>,
+    /// Worker loops running, reserved threads' included.
     loops: usize,
+    /// Of `loops`, those of reserved threads.
+    reserved_loops: usize,
+}
+
+impl Sleepers {
+    fn list(&mut self, class: Class) -> &mut Vec<(usize, Unparker)> {
+        match class {
+            Class::Regular => &mut self.list,
+            Class::Reserved => &mut self.reserved,
+        }
+    }
 }
 
 impl Sleep {
@@ -140,46 +186,57 @@ impl Sleep {
         Sleep {
             sleeping: AtomicUsize::new(0),
             sleepers: Mutex::new(Sleepers::default()),
+            sleeping_reserved: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
         }
     }
 
-    /// Puts worker `id` to sleep on `parker` unless `has_work` says, after
-    /// the worker is registered, that there is something to do. With a
-    /// `deadline`, the sleep can end in [`Wake::TimedOut`]; without one it
-    /// always ends in [`Wake::Work`].
+    /// The count of `class`'s list.
+    fn sleeping(&self, class: Class) -> &AtomicUsize {
+        match class {
+            Class::Regular => &self.sleeping,
+            Class::Reserved => &self.sleeping_reserved,
+        }
+    }
+
+    /// Puts worker `id` to sleep on `parker`, on the list of its `class`,
+    /// unless `has_work` says, after the worker is registered, that there
+    /// is something to do. With a `deadline`, the sleep can end in
+    /// [`Wake::TimedOut`]; without one it always ends in [`Wake::Work`].
     pub(crate) fn sleep(
         &self,
         id: usize,
+        class: Class,
         parker: &Parker,
         deadline: Option<Instant>,
         has_work: impl Fn() -> bool,
     ) -> Wake {
         {
             let mut sleepers = lock(&self.sleepers);
-            sleepers.list.push((id, parker.unparker().clone()));
-            self.sleeping.fetch_add(1, Ordering::Relaxed);
+            sleepers.list(class).push((id, parker.unparker().clone()));
+            self.sleeping(class).fetch_add(1, Ordering::Relaxed);
         }
         // The sleeper's fence (see the module docs).
         fence(Ordering::SeqCst);
         if has_work() {
-            self.deregister(id);
+            self.deregister(id, class);
             return Wake::Work;
         }
         let Some(deadline) = deadline else {
             parker.park();
-            self.deregister(id);
+            self.deregister(id, class);
             return Wake::Work;
         };
         loop {
             park_until(parker, deadline);
             let mut sleepers = lock(&self.sleepers);
-            let Some(pos) = sleepers.list.iter().position(|&(i, _)| i == id) else {
+            let list = sleepers.list(class);
+            let Some(pos) = list.iter().position(|&(i, _)| i == id) else {
                 return Wake::Work;
             };
             if has_passed(deadline) {
-                sleepers.list.remove(pos);
-                self.sleeping.fetch_sub(1, Ordering::Relaxed);
+                list.remove(pos);
+                self.sleeping(class).fetch_sub(1, Ordering::Relaxed);
                 return Wake::TimedOut;
             }
         }
@@ -188,11 +245,12 @@ impl Sleep {
     /// Takes `id` off the list if no waker did. A waker that already took
     /// it has left a token in its parker; the next `park` then returns at
     /// once and the worker searches one extra time, which is harmless.
-    fn deregister(&self, id: usize) {
+    fn deregister(&self, id: usize, class: Class) {
         let mut sleepers = lock(&self.sleepers);
-        if let Some(pos) = sleepers.list.iter().position(|&(i, _)| i == id) {
-            sleepers.list.remove(pos);
-            self.sleeping.fetch_sub(1, Ordering::Relaxed);
+        let list = sleepers.list(class);
+        if let Some(pos) = list.iter().position(|&(i, _)| i == id) {
+            list.remove(pos);
+            self.sleeping(class).fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -200,22 +258,38 @@ impl Sleep {
     /// oracle).
     #[cfg(all(test, loom))]
     pub(crate) fn sleepers(&self) -> usize {
-        lock(&self.sleepers).list.len()
+        let sleepers = lock(&self.sleepers);
+        sleepers.list.len() + sleepers.reserved.len()
     }
 
-    /// Wakes one sleeping worker, if any, and says whether it did. Call
-    /// after pushing a job.
+    /// Wakes one sleeping regular worker, if any, and says whether it did.
+    /// Call after pushing a job of a level reserved threads do not take.
     pub(crate) fn wake_one(&self) -> bool {
         // The waker's fence (see the module docs).
         fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) == 0 {
+        self.wake_from(Class::Regular)
+    }
+
+    /// Wakes one sleeping reserved thread if there is one, else one regular
+    /// worker, and says whether it woke anyone. Call after pushing a job of
+    /// a reserved level (see "Reserved threads").
+    pub(crate) fn wake_urgent(&self) -> bool {
+        // The waker's fence, one for both lists (see the module docs).
+        fence(Ordering::SeqCst);
+        self.wake_from(Class::Reserved) || self.wake_from(Class::Regular)
+    }
+
+    /// Takes one sleeper of `class`'s list, if its count says there is one,
+    /// and unparks it. The caller has fenced.
+    fn wake_from(&self, class: Class) -> bool {
+        if self.sleeping(class).load(Ordering::Relaxed) == 0 {
             return false;
         }
         let woken = {
             let mut sleepers = lock(&self.sleepers);
-            let woken = sleepers.list.pop();
+            let woken = sleepers.list(class).pop();
             if woken.is_some() {
-                self.sleeping.fetch_sub(1, Ordering::Relaxed);
+                self.sleeping(class).fetch_sub(1, Ordering::Relaxed);
             }
             woken
         };
@@ -230,7 +304,7 @@ impl Sleep {
 
     /// Wakes every sleeping worker (shutdown, resizing).
     pub(crate) fn wake_all(&self) {
-        let woken = Sleep::take_all(&self.sleeping, &mut lock(&self.sleepers));
+        let woken = self.take_all(&mut lock(&self.sleepers));
         for (_, unparker) in woken {
             unparker.unpark();
         }
@@ -242,11 +316,11 @@ impl Sleep {
     pub(crate) fn wake_all_if_idle(&self, drained: impl FnOnce() -> bool) -> bool {
         let woken = {
             let mut sleepers = lock(&self.sleepers);
-            let idle = sleepers.list.len() + self.spinning.load(Ordering::Acquire);
+            let idle = sleepers.list.len() + sleepers.reserved.len() + self.spinning.load(Ordering::Acquire);
             if idle != sleepers.loops || !drained() {
                 return false;
             }
-            Sleep::take_all(&self.sleeping, &mut sleepers)
+            self.take_all(&mut sleepers)
         };
         for (_, unparker) in woken {
             unparker.unpark();
@@ -254,18 +328,23 @@ impl Sleep {
         true
     }
 
-    /// Whether every running worker loop is registered as a sleeper (or
-    /// spinning after an empty pick) and then `rest()`, called under the
-    /// lock so that no sleeper can leave meanwhile, holds: the drain check
-    /// of [`Sleep::wake_all_if_idle`] without the waking.
+    /// Whether every running worker loop (reserved threads' included) is
+    /// registered as a sleeper (or spinning after an empty pick) and then
+    /// `rest()`, called under the lock so that no sleeper can leave
+    /// meanwhile, holds: the drain check of [`Sleep::wake_all_if_idle`]
+    /// without the waking.
     pub(crate) fn is_idle(&self, rest: impl FnOnce() -> bool) -> bool {
         let sleepers = lock(&self.sleepers);
-        sleepers.list.len() + self.spinning.load(Ordering::Acquire) == sleepers.loops && rest()
+        sleepers.list.len() + sleepers.reserved.len() + self.spinning.load(Ordering::Acquire) == sleepers.loops
+            && rest()
     }
 
-    fn take_all(sleeping: &AtomicUsize, sleepers: &mut Sleepers) -> Vec<(usize, Unparker)> {
-        sleeping.fetch_sub(sleepers.list.len(), Ordering::Relaxed);
-        std::mem::take(&mut sleepers.list)
+    fn take_all(&self, sleepers: &mut Sleepers) -> Vec<(usize, Unparker)> {
+        self.sleeping.fetch_sub(sleepers.list.len(), Ordering::Relaxed);
+        self.sleeping_reserved.fetch_sub(sleepers.reserved.len(), Ordering::Relaxed);
+        let mut woken = std::mem::take(&mut sleepers.list);
+        woken.append(&mut sleepers.reserved);
+        woken
     }
 
     /// A worker whose pick found nothing counts itself idle until its next
@@ -279,19 +358,25 @@ impl Sleep {
         self.spinning.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// A worker loop starts.
-    pub(crate) fn enter_loop(&self) {
-        lock(&self.sleepers).loops += 1;
+    /// A worker loop of `class` starts.
+    pub(crate) fn enter_loop(&self, class: Class) {
+        let mut sleepers = lock(&self.sleepers);
+        sleepers.loops += 1;
+        sleepers.reserved_loops += usize::from(class == Class::Reserved);
     }
 
-    /// A worker loop ends (its worker is not on the list).
-    pub(crate) fn leave_loop(&self) {
-        lock(&self.sleepers).loops -= 1;
+    /// A worker loop of `class` ends (its worker is not on a list).
+    pub(crate) fn leave_loop(&self, class: Class) {
+        let mut sleepers = lock(&self.sleepers);
+        sleepers.loops -= 1;
+        sleepers.reserved_loops -= usize::from(class == Class::Reserved);
     }
 
-    /// How many worker loops are running (a snapshot).
-    pub(crate) fn loops(&self) -> usize {
-        lock(&self.sleepers).loops
+    /// How many regular worker loops are running (a snapshot): the loops
+    /// that take every level. Reserved threads' loops are not counted.
+    pub(crate) fn regular_loops(&self) -> usize {
+        let sleepers = lock(&self.sleepers);
+        sleepers.loops - sleepers.reserved_loops
     }
 
     /// How many worker loops are neither asleep nor spinning after an
@@ -300,6 +385,6 @@ impl Sleep {
     /// argument of the module docs' drain paragraph).
     pub(crate) fn engaged(&self) -> usize {
         let sleepers = lock(&self.sleepers);
-        sleepers.loops - (sleepers.list.len() + self.spinning.load(Ordering::Acquire))
+        sleepers.loops - (sleepers.list.len() + sleepers.reserved.len() + self.spinning.load(Ordering::Acquire))
     }
 }

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use std::error::Error;
 
-use crate::error::JobError;
+use crate::error::{JobError, SpawnErrorKind};
 use crate::job::state::CancelOutcome;
 use crate::job::task::{self, JobResult, Meta, Task, TaskCell};
 use crate::job::{Job, JobContext, UNTAKEN};
+use crate::queue::Priority;
+use crate::runtime::registry::Registry;
 use crate::sync::plain::thread::{self, Thread};
 use crate::sync::plain::{Arc, Mutex, PoisonError, lock};
 use crate::sync::wait_until;
@@ -61,6 +63,9 @@ pub struct JobHandle<T> {
     /// The job's cell; its tally counts a panic from dropping an unclaimed
     /// result.
     task: Arc<dyn TaskCell>,
+    /// The pool, for [`JobHandle::promote`]; as a [`Spawner`](crate::Spawner),
+    /// it does not keep the pool running.
+    registry: crate::sync::Arc<Registry>,
 }
 
 /// The oneshot receiver, in whichever form it was last used.
@@ -84,11 +89,19 @@ pub struct CancelHandle {
 }
 
 impl<T: Send + 'static> JobHandle<T> {
-    /// Wraps `f`, which takes the job's context, into a job described by
-    /// `meta`; returns its queue entry and its handle.
-    pub(crate) fn with_context(f: impl FnOnce(&JobContext) -> T + Send + 'static, meta: Meta) -> (Job, JobHandle<T>) {
+    /// Wraps `f`, which takes the job's context, into a job of `registry`'s
+    /// pool described by `meta`; returns its queue entry and its handle.
+    pub(crate) fn with_context(
+        f: impl FnOnce(&JobContext) -> T + Send + 'static,
+        meta: Meta,
+        registry: &crate::sync::Arc<Registry>,
+    ) -> (Job, JobHandle<T>) {
         let (task, receiver) = Task::submitted(f, meta);
-        let handle = JobHandle { result: Mutex::new(Receiving::Blocking(receiver)), task: Arc::clone(&task) };
+        let handle = JobHandle {
+            result: Mutex::new(Receiving::Blocking(receiver)),
+            task: Arc::clone(&task),
+            registry: crate::sync::Arc::clone(registry),
+        };
         (Job::task(task), handle)
     }
 }
@@ -191,9 +204,53 @@ impl<T> JobHandle<T> {
 
     /// A [`CancelHandle`] for this job, to cancel it from another thread or
     /// task.
+    /// Moves the job, if it has not started, to the level `to` names,
+    /// typically a more urgent one (priority inheritance by hand: the
+    /// caller's request became urgent, or a job is about to wait for this
+    /// one). The job goes to the back of that level's queue, as a job
+    /// spawned there now; its handles, deadline and context stay as they
+    /// were. The move is counted in the old level's
+    /// [`LevelMetrics::promoted`](crate::LevelMetrics::promoted) before
+    /// `promote` returns, and the job at its new level from then on; its
+    /// old queue entry is left dead, and discarded when a worker reaches
+    /// it. On a bounded level ([`Builder::capacity`](crate::Builder::capacity))
+    /// the moved job never waits for room: it is admitted over the
+    /// capacity, as a spawn from one of the pool's jobs is. (See
+    /// `src/job/state.rs`, "Promotion", for why it never runs twice.)
+    ///
+    /// Returns [`PromoteOutcome::Moved`], or [`PromoteOutcome::TooLate`] if
+    /// the job had already started or ended (nothing changed). Promoting
+    /// again moves it again.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnErrorKind::UnknownLevel`](crate::SpawnErrorKind::UnknownLevel)
+    /// if `to` names no level of the pool, and
+    /// [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown) if the
+    /// pool has begun shutting down and the caller is not one of its
+    /// running jobs; the job stays where it was (a shutdown still runs it).
+    pub fn promote(&self, to: Priority) -> Result<PromoteOutcome, SpawnErrorKind> {
+        match Registry::promote(&self.registry, &self.task, to)? {
+            true => Ok(PromoteOutcome::Moved),
+            false => Ok(PromoteOutcome::TooLate),
+        }
+    }
+
+    /// A [`CancelHandle`] for this job, to cancel it from another thread or
+    /// task.
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle { task: Arc::clone(&self.task) }
     }
+}
+
+/// What [`JobHandle::promote`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PromoteOutcome {
+    /// The job had not started: it now waits at the new level.
+    Moved,
+    /// The job had already started or ended; nothing changed.
+    TooLate,
 }
 
 /// Awaits the job's result. The output is what [`JobHandle::join`] returns.

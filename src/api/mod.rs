@@ -5,11 +5,12 @@
 mod builder;
 mod group;
 mod handle;
+mod isolation;
 mod options;
 mod pool;
 
 pub use builder::Builder;
 pub use group::JobGroup;
-pub use handle::{CancelHandle, JobHandle, JoinTimeoutError};
+pub use handle::{CancelHandle, JobHandle, JoinTimeoutError, PromoteOutcome};
 pub use options::JobBuilder;
 pub use pool::{Pool, Spawner};

@@ -222,7 +222,8 @@ impl JobBuilder<'_> {
         T: Send + 'static,
     {
         let name = self.name.clone();
-        self.queue(job, |job, slot| JobHandle::with_context(wrap(job), slot.meta(name)), JobHandle::task)
+        let registry = self.registry;
+        self.queue(job, |job, slot| JobHandle::with_context(wrap(job), slot.meta(name), registry), JobHandle::task)
     }
 
     /// Queues the job that `make` wraps; a grouped job joins its group

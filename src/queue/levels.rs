@@ -156,7 +156,13 @@ impl<T> Levels<T> {
     /// `peers` must include every worker's queues, retired workers' that
     /// still hold jobs too. Its caller fences first (see `sleep.rs`).
     pub(crate) fn any_queued<P: AsRef<SharedQueues<T>>>(&self, peers: &[P]) -> bool {
-        (0..self.len()).any(|level| self.holds(level, peers))
+        self.any_queued_within(self.len(), peers)
+    }
+
+    /// Whether one of the levels `0..walk` has a visible job: the re-check
+    /// of a reserved thread, which takes only those levels (`sleep.rs`).
+    pub(crate) fn any_queued_within<P: AsRef<SharedQueues<T>>>(&self, walk: usize, peers: &[P]) -> bool {
+        (0..walk).any(|level| self.holds(level, peers))
     }
 
     /// How many jobs are queued at `level` right now: a snapshot, exact at
@@ -200,8 +206,21 @@ impl<T> Levels<T> {
     /// oneself finds nothing and is harmless); the scan of peers starts at
     /// `start` to spread contention.
     pub(crate) fn pick<P: AsRef<SharedQueues<T>>>(&self, local: &LocalQueues<T>, peers: &[P], start: usize) -> Pick<T> {
+        self.pick_within(self.len(), local, peers, start)
+    }
+
+    /// One pass of the pick rule over the levels `0..walk` only: a reserved
+    /// thread's pick (`runtime/reserved.rs`). `Empty` means those levels
+    /// answered empty.
+    pub(crate) fn pick_within<P: AsRef<SharedQueues<T>>>(
+        &self,
+        walk: usize,
+        local: &LocalQueues<T>,
+        peers: &[P],
+        start: usize,
+    ) -> Pick<T> {
         'walk: loop {
-            for level in 0..self.len() {
+            for level in 0..walk {
                 match self.take(level, local, peers, start) {
                     Take::Job(job, source) => {
                         if level > 0 && source != Source::Local && self.more_urgent_queued(level, peers) {
@@ -219,6 +238,30 @@ impl<T> Levels<T> {
             }
             return Pick::Empty;
         }
+    }
+
+    /// Tries the sources of `level` alone, as one level of the pick rule
+    /// does, with no look at the other levels: the pick of a level that
+    /// bounded starvation says is due (`queue/aging.rs`), which passes over
+    /// more urgent jobs on purpose.
+    pub(crate) fn pick_level<P: AsRef<SharedQueues<T>>>(
+        &self,
+        level: usize,
+        local: &LocalQueues<T>,
+        peers: &[P],
+        start: usize,
+    ) -> Pick<T> {
+        match self.take(level, local, peers, start) {
+            Take::Job(job, source) => Pick::Found(level, job, source),
+            Take::Retry => Pick::Contended,
+            Take::Empty => Pick::Empty,
+        }
+    }
+
+    /// Whether `level` has a visible job (the hints; a snapshot): what
+    /// bounded starvation counts a pass against (`queue/aging.rs`).
+    pub(crate) fn level_holds<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> bool {
+        self.holds(level, peers)
     }
 
     /// Tries the sources of one level in order: own deque, injector, peers.

@@ -25,6 +25,11 @@
 //!          (limits.rs)
 //! ```
 //!
+//! A reserved thread (`reserved.rs`) runs the same loop with its own
+//! levels only: no surplus check, no keep-alive deadline, its own sleeper
+//! list. With bounded starvation (`queue/aging.rs`) a worker's pick tries a
+//! due level first.
+//!
 //! A running job is never preempted; priority is applied at every job
 //! boundary, because every pick starts again from level 0. The surplus
 //! check comes before every pick, so a worker told to leave by a resize
@@ -56,9 +61,11 @@ use std::rc::Rc;
 
 use super::probe::WorkerProbe;
 use super::registry::Registry;
+use super::reserved::{self, Role};
 use super::workers::{Peer, Peers};
 use crate::job::task::{Discarded, Outcome};
 use crate::job::{Job, NEVER_RAN};
+use crate::queue::aging::Aging;
 use crate::queue::levels::{Pick, Source};
 use crate::queue::local::LocalQueues;
 use crate::sleep::Wake;
@@ -105,11 +112,12 @@ pub(crate) fn is_own_thread(registry_id: usize) -> bool {
     OWNER.with(|owner| owner.get() == Some(registry_id)) || current_local(registry_id).is_some()
 }
 
-/// Starts a worker thread of `registry` with a fresh index and records it in
-/// the set; `searching`: it counts as searching until it finds a job or
-/// sleeps (see `limits.rs`). Its slot in the worker count is already
-/// reserved. `Ok(false)`: not started, the pool has shut down.
-pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<bool> {
+/// Starts a worker thread of `registry` with a fresh index, as `role`
+/// (`reserved.rs`), and records it in the set; `searching`: it counts as
+/// searching until it finds a job or sleeps (see `limits.rs`). A regular
+/// worker's slot in the worker count is already reserved. `Ok(false)`: not
+/// started, the pool has shut down.
+pub(crate) fn start(registry: &Arc<Registry>, role: Role, searching: bool) -> io::Result<bool> {
     let (index, peer, local) = new_worker(registry);
     // The name function is user code: a panic in it must not unwind into a
     // spawn (the job is already queued) with a slot reserved, and neither
@@ -131,7 +139,7 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
             // First, so that it is destroyed after any thread-local of the
             // user's (`workers.rs`).
             gone.arm();
-            WorkerThread::new(registry_for_thread, index, local, searching, probe).run(true)
+            WorkerThread::new(registry_for_thread, index, role, local, searching, probe).run(true)
         })
     })
 }
@@ -144,7 +152,7 @@ pub(crate) fn run_here(registry: &Arc<Registry>) {
     let (index, peer, local) = new_worker(registry);
     registry.workers.add_peer(peer);
     let probe = WorkerProbe::attach(registry, index);
-    WorkerThread::new(Arc::clone(registry), index, local, false, probe).run(false);
+    WorkerThread::new(Arc::clone(registry), index, Role::Regular, local, false, probe).run(false);
 }
 
 /// A fresh worker index, its local deques and the stealers for its peers.
@@ -166,6 +174,11 @@ enum Exit {
 struct WorkerThread {
     registry: Arc<Registry>,
     index: usize,
+    /// A worker, or a reserved thread (`reserved.rs`).
+    role: Role,
+    /// How many levels, from 0, its pick walks: all of them, or a reserved
+    /// thread's.
+    walk: usize,
     local: Rc<Local>,
     parker: Parker,
     peers: Peers,
@@ -176,15 +189,32 @@ struct WorkerThread {
     searching: bool,
     /// Counters, hooks and log events (`probe.rs`).
     probe: WorkerProbe,
+    /// Pass counts of bounded starvation, if the pool has a bound and this
+    /// is a regular worker (`queue/aging.rs`).
+    aging: Option<Aging>,
 }
 
 impl WorkerThread {
-    fn new(registry: Arc<Registry>, index: usize, local: Local, searching: bool, probe: WorkerProbe) -> WorkerThread {
+    fn new(
+        registry: Arc<Registry>,
+        index: usize,
+        role: Role,
+        local: Local,
+        searching: bool,
+        probe: WorkerProbe,
+    ) -> WorkerThread {
         let (peers_generation, peers) = registry.workers.snapshot();
+        let aging = match (role, registry.config.isolation.max_passes) {
+            (Role::Regular, Some(k)) => Some(Aging::new(registry.levels.len(), k)),
+            _ => None,
+        };
         WorkerThread {
+            aging,
             probe,
+            walk: role.walk(registry.levels.len()),
             registry,
             index,
+            role,
             local: Rc::new(local),
             parker: Parker::new(),
             peers,
@@ -200,7 +230,11 @@ impl WorkerThread {
     fn run(mut self, own_thread: bool) {
         if own_thread {
             OWNER.with(|owner| owner.set(Some(self.registry.id)));
+            if self.role == Role::Regular {
+                reserved::lower_priority(&self.registry, self.index);
+            }
         }
+        let (class, regular) = (self.role.class(), self.role == Role::Regular);
         // The thread start and stop hooks run outside the window in which
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of `lifecycle.rs` valid.
@@ -213,7 +247,7 @@ impl WorkerThread {
         // as outsiders (see `current_local`).
         let outer = CURRENT.try_with(|current| current.replace(Some(Rc::clone(&self.local)))).ok().flatten();
         let registry = Arc::clone(&self.registry);
-        registry.sleep.enter_loop();
+        registry.sleep.enter_loop(class);
         let idle = Backoff::new();
         let contention = Backoff::new();
         // Whether this worker is counted as idle while it spins
@@ -225,7 +259,7 @@ impl WorkerThread {
                 registry.sleep.stop_spinning();
             }
             // Before every pick, so that a surplus worker never takes a job.
-            if registry.limits.is_surplus() && registry.limits.retire_surplus() {
+            if regular && registry.limits.is_surplus() && registry.limits.retire_surplus() {
                 break Exit::Retired;
             }
             match self.pick() {
@@ -248,11 +282,14 @@ impl WorkerThread {
                     }
                     self.stop_searching(false);
                     registry.workers.prune_orphans();
-                    let deadline = registry.limits.keep_alive_deadline();
+                    // A reserved thread never retires: no deadline.
+                    let deadline = registry.limits.keep_alive_deadline().filter(|_| regular);
                     self.probe.set_idle(true);
-                    let wake = registry.sleep.sleep(self.index, &self.parker, deadline, || {
+                    let wake = registry.sleep.sleep(self.index, class, &self.parker, deadline, || {
                         let (_, peers) = registry.workers.snapshot();
-                        if registry.levels.any_queued(&peers) || registry.limits.is_surplus() {
+                        if registry.levels.any_queued_within(self.walk, &peers)
+                            || (regular && registry.limits.is_surplus())
+                        {
                             return true;
                         }
                         Registry::try_drain(&registry);
@@ -276,10 +313,11 @@ impl WorkerThread {
         self.probe.thread_stopping(&registry);
         match exit {
             Exit::Retired => Registry::retire_worker(&registry, self.index, own_thread, empty),
+            Exit::Drained if !regular => registry.reserved.count(false),
             Exit::Drained if own_thread => registry.limits.left_at_shutdown(),
             Exit::Drained => {}
         }
-        registry.sleep.leave_loop();
+        registry.sleep.leave_loop(class);
         // Every other worker may be asleep now: the drain check.
         Registry::try_drain(&registry);
     }
@@ -287,7 +325,7 @@ impl WorkerThread {
     /// Counts this worker as searching, if the pool could grow (only then
     /// does the figure matter).
     fn start_searching(&mut self) {
-        if !self.searching && self.registry.limits.may_grow() {
+        if !self.searching && self.role == Role::Regular && self.registry.limits.may_grow() {
             self.registry.limits.enter_searching();
             self.searching = true;
         }
@@ -304,10 +342,30 @@ impl WorkerThread {
     }
 
     fn pick(&mut self) -> Pick<Job> {
+        let pick = self.pick_by_priority();
+        if let (Some(aging), Pick::Found(level, ..)) = (&self.aging, &pick) {
+            aging.started(*level, |less| self.registry.levels.level_holds(less, &self.peers));
+        }
+        pick
+    }
+
+    /// A due level first, under bounded starvation (`queue/aging.rs`), else
+    /// the pick rule.
+    fn pick_by_priority(&mut self) -> Pick<Job> {
+        if let Some(level) = self.aging.as_ref().and_then(Aging::due) {
+            self.refresh_peers();
+            self.tick = self.tick.wrapping_add(1);
+            match self.registry.levels.pick_level(level, &self.local.queues, &self.peers, self.tick) {
+                found @ Pick::Found(..) => return found,
+                Pick::Empty => self.aging.as_ref().map_or((), |aging| aging.found_empty(level)),
+                // A job is there: the walk below finds it or backs off.
+                Pick::Contended => {}
+            }
+        }
         loop {
             self.refresh_peers();
             self.tick = self.tick.wrapping_add(1);
-            let pick = self.registry.levels.pick(&self.local.queues, &self.peers, self.tick);
+            let pick = self.registry.levels.pick_within(self.walk, &self.local.queues, &self.peers, self.tick);
             // The pick's second look (`queue/levels.rs`) saw this snapshot;
             // a worker added since may hold a more urgent job pushed before
             // this one (its publication happens before that push, which
