@@ -61,10 +61,10 @@ const MAX_PREEMPTIONS_DYNAMIC: usize = 3;
 const MAX_PREEMPTIONS_TWO_PUSHERS: usize = 2;
 
 /// The most preemptions models 2 and 2b (shutdown racing a spawn, and a
-/// zero timeout racing a spinning worker) are explored with: about 180,000
-/// and 77,000 interleavings (some 50 s each on one core) at 3; at 4 they
-/// take many minutes, since every thread that ends, spins or falls asleep
-/// runs the drain check. A
+/// zero timeout racing a spinning worker) are explored with: about 47,000
+/// and 30,000 interleavings (a few seconds each) at 3; at 4 they take
+/// minutes, since every thread that ends or falls asleep runs the drain
+/// check. A
 /// drain check that reads the spawns under way with plain loads instead of
 /// read-modify-writes (the stranded-job race of `lifecycle.rs`) fails here
 /// at 2 already.
@@ -276,14 +276,14 @@ fn model_2_shutdown_racing_a_spawn_from_another_thread() {
 }
 
 /// A job is queued, then `shutdown_timeout(0)` races the worker, which may
-/// not have started, may be spinning after an empty pick (counted idle by
-/// the drain check, see `Sleep::start_spinning`), may be taking or running
-/// the job, or asleep. Whatever the report says is exact: `Drained` or
+/// not have started, may be spinning after an empty pick, may be taking or
+/// running the job, or asleep. Whatever the report says is exact: `Drained` or
 /// `DrainedDetached` only once the job ran; `TimedOut` counts the job as
 /// cancelled only if it never runs, and otherwise as still running unless
 /// it had ended by the time the call returned. The job ends exactly once
-/// either way. (A worker counted idle while it holds a job it took fails
-/// the first assertion.)
+/// either way. (A report that counts only busy workers as still running,
+/// not one that took the job and has not started it, fails the third
+/// assertion.)
 #[test]
 fn model_2b_shutdown_timeout_zero_racing_a_spinning_worker() {
     /// Counts the closure's drop, which ends the job whether it ran or not.

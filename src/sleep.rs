@@ -97,16 +97,16 @@
 //! # Every worker asleep: the drain
 //!
 //! `loops` counts the worker loops running, reserved threads' included
-//! (changed under the lock as a loop starts and ends), and `spinning` the workers between a pick that
-//! found nothing and their next pick (changed with read-modify-writes:
-//! decremented before that pick starts). When the sleepers plus the
-//! spinning workers make up every loop, no worker holds a job: a sleeper
-//! cannot leave the list while the lock is held, and a spinning worker
-//! holds nothing until its next pick, which can only find a job that
-//! exists. Sleepers of both lists count. [`Sleep::wake_all_if_idle`] lets shutdown decide, under that
-//! lock, that the pool is drained (`lifecycle.rs`): intake closed, no spawn
-//! under way and every queue empty, so no job can appear for a spinning
-//! worker to find; it sees the drain on its next look and exits.
+//! (changed under the lock as a loop starts and ends). When the sleepers
+//! of both lists make up every loop, no worker holds a job: a sleeper
+//! cannot leave its list while the lock is held.
+//! [`Sleep::wake_all_if_idle`] lets shutdown decide, under that lock, that
+//! the pool is drained (`lifecycle.rs`): intake closed, no spawn under way
+//! and every queue empty. A worker spinning after an empty pick is not
+//! idle here, though it holds no job: a check that counted it would read
+//! its count before the queues, and it may take the last job in between
+//! (a false drain, found by an attack on an earlier version that did; see
+//! `tests/spinning_drain.rs`). It falls asleep within microseconds.
 //!
 //! Shutdown and resizing rely on the `sleepers` lock too: the thread that
 //! completes the drain (or a resize that changes the worker limits) makes
@@ -156,9 +156,6 @@ pub(crate) struct Sleep {
     sleepers: Mutex<Sleepers>,
     /// How many reserved threads are on `sleepers.reserved`; as `sleeping`.
     sleeping_reserved: AtomicUsize,
-    /// Workers spinning between a pick that found nothing and their next
-    /// pick: idle, though not on the list (see "Every worker asleep").
-    spinning: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -187,7 +184,6 @@ impl Sleep {
             sleeping: AtomicUsize::new(0),
             sleepers: Mutex::new(Sleepers::default()),
             sleeping_reserved: AtomicUsize::new(0),
-            spinning: AtomicUsize::new(0),
         }
     }
 
@@ -316,8 +312,7 @@ impl Sleep {
     pub(crate) fn wake_all_if_idle(&self, drained: impl FnOnce() -> bool) -> bool {
         let woken = {
             let mut sleepers = lock(&self.sleepers);
-            let idle = sleepers.list.len() + sleepers.reserved.len() + self.spinning.load(Ordering::Acquire);
-            if idle != sleepers.loops || !drained() {
+            if !self.idle_throughout(&sleepers, drained) {
                 return false;
             }
             self.take_all(&mut sleepers)
@@ -329,14 +324,19 @@ impl Sleep {
     }
 
     /// Whether every running worker loop (reserved threads' included) is
-    /// registered as a sleeper (or spinning after an empty pick) and then
-    /// `rest()`, called under the lock so that no sleeper can leave
-    /// meanwhile, holds: the drain check of [`Sleep::wake_all_if_idle`]
-    /// without the waking.
+    /// registered as a sleeper and then `rest()`, called under the lock so
+    /// that no sleeper can leave meanwhile, holds: the drain check of
+    /// [`Sleep::wake_all_if_idle`] without the waking.
     pub(crate) fn is_idle(&self, rest: impl FnOnce() -> bool) -> bool {
         let sleepers = lock(&self.sleepers);
-        sleepers.list.len() + sleepers.reserved.len() + self.spinning.load(Ordering::Acquire) == sleepers.loops
-            && rest()
+        self.idle_throughout(&sleepers, rest)
+    }
+
+    /// Whether every worker loop is asleep (on either list) and then
+    /// `rest()` holds, under the lock, so that no sleeper can leave
+    /// meanwhile.
+    fn idle_throughout(&self, sleepers: &Sleepers, rest: impl FnOnce() -> bool) -> bool {
+        sleepers.list.len() + sleepers.reserved.len() == sleepers.loops && rest()
     }
 
     fn take_all(&self, sleepers: &mut Sleepers) -> Vec<(usize, Unparker)> {
@@ -345,17 +345,6 @@ impl Sleep {
         let mut woken = std::mem::take(&mut sleepers.list);
         woken.append(&mut sleepers.reserved);
         woken
-    }
-
-    /// A worker whose pick found nothing counts itself idle until its next
-    /// pick ([`Sleep::stop_spinning`], called before that pick starts).
-    pub(crate) fn start_spinning(&self) {
-        self.spinning.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// A spinning worker is about to pick again.
-    pub(crate) fn stop_spinning(&self) {
-        self.spinning.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// A worker loop of `class` starts.
@@ -379,12 +368,12 @@ impl Sleep {
         sleepers.loops - sleepers.reserved_loops
     }
 
-    /// How many worker loops are neither asleep nor spinning after an
-    /// empty pick (a snapshot): each may hold a job it took, running it or
-    /// about to run or discard it. 0 means no worker holds a job (the
-    /// argument of the module docs' drain paragraph).
+    /// How many worker loops are not asleep (a snapshot): each may hold a
+    /// job it took, running it or about to run or discard it, or be looking
+    /// for one. 0 means no worker holds a job (the argument of the module
+    /// docs' drain paragraph).
     pub(crate) fn engaged(&self) -> usize {
         let sleepers = lock(&self.sleepers);
-        sleepers.loops - (sleepers.list.len() + sleepers.reserved.len() + self.spinning.load(Ordering::Acquire))
+        sleepers.loops - (sleepers.list.len() + sleepers.reserved.len())
     }
 }

@@ -29,8 +29,7 @@
 //!   wait never times out, and [`is_finished`] says every thread has
 //!   finished (so `shutdown_timeout` joins like `shutdown`).
 //! * `Backoff` has one round: a snooze yields to the model's scheduler and
-//!   completes it, so an idle worker spins once (counted idle by the drain
-//!   check, which the models then cover) before the sleep protocol.
+//!   completes it, so an idle worker spins once before the sleep protocol.
 //! * The deadline timer refuses to start (`runtime/timer.rs`): no model
 //!   uses deadlines.
 //!
@@ -249,8 +248,8 @@ mod model {
     }
 
     /// Backoff for a model: one round, a yield. A worker whose pick found
-    /// nothing spins once (counted idle, see `Sleep::start_spinning`) and
-    /// picks again before it goes to the sleep protocol.
+    /// nothing spins once and picks again before it goes to the sleep
+    /// protocol, so the models cover a job pushed while it spins.
     pub(crate) struct Backoff(std::cell::Cell<bool>);
 
     impl Backoff {

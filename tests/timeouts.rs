@@ -368,8 +368,10 @@ fn shutdown_timeout_reports_drained_only_once_every_thread_is_joined() {
                 .build()
                 .unwrap()
         };
-        // Nothing was ever queued: drained at once. Both stop hooks wait for
-        // the test, so neither worker thread can have exited.
+        // Nothing was ever queued and both workers are asleep: drained at
+        // once. Both stop hooks wait for the test, so neither worker thread
+        // can have exited.
+        pool.wait_idle();
         let report = pool.shutdown_timeout(Duration::ZERO);
         let stopped_then = stopped.load(Ordering::SeqCst);
         release.open();

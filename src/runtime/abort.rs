@@ -147,10 +147,11 @@ pub enum ShutdownReport {
         /// The queued jobs cancelled, per level (those cancelled before the
         /// call returned).
         cancelled: CancelledJobs,
-        /// How many jobs had not ended when the call returned: one per
-        /// worker still holding a job it took (running it, or about to run
-        /// or discard it), plus any job queued after the sweep (spawned by
-        /// a running job); a snapshot taken before `cancelled` was read.
+        /// An upper bound on the jobs that had not ended when the call
+        /// returned: one per worker not asleep (it may be running a job,
+        /// about to run or discard one it took, or still looking for one),
+        /// plus any job queued after the sweep (spawned by a running job);
+        /// a snapshot taken before `cancelled` was read.
         /// 0 means every accepted job had ended: run, or counted in
         /// `cancelled`, or ended otherwise (cancelled through its handle,
         /// expired).
@@ -337,8 +338,8 @@ pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> S
     }
     abort_and_sweep(registry);
     // A worker that took a job, even one it will discard because the pool
-    // aborts, is engaged until its next pick. Read before the counts: a job
-    // a worker cancelled before it stopped being engaged is then counted.
+    // aborts, is not asleep until after its next pick. Read before the
+    // counts: a job a worker cancelled before it fell asleep is counted.
     let queued: usize = registry.metrics().levels.iter().map(|l| l.backlog as usize).sum();
     let still_running = registry.sleep.engaged() + queued;
     let cancelled = registry.abort.counts();

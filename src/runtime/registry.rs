@@ -332,8 +332,7 @@ impl Registry {
     }
 
     /// Whether the pool is at rest: no spawn from outside under way, no
-    /// queue holding an entry, every worker asleep or spinning after an
-    /// empty pick. This is the drain check of `lifecycle.rs` (without its
+    /// queue holding an entry, every worker asleep. This is the drain check of `lifecycle.rs` (without its
     /// closed intake), under the sleepers' lock, so it is never true while
     /// a job runs or waits; a spawn may of course begin right after.
     pub(crate) fn is_idle(this: &Arc<Registry>) -> bool {

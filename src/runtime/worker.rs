@@ -250,14 +250,7 @@ impl WorkerThread {
         registry.sleep.enter_loop(class);
         let idle = Backoff::new();
         let contention = Backoff::new();
-        // Whether this worker is counted as idle while it spins
-        // (`Sleep::start_spinning`): only from a pick that found nothing to
-        // the start of the next.
-        let mut spinning = false;
         let exit = loop {
-            if std::mem::take(&mut spinning) {
-                registry.sleep.stop_spinning();
-            }
             // Before every pick, so that a surplus worker never takes a job.
             if regular && registry.limits.is_surplus() && registry.limits.retire_surplus() {
                 break Exit::Retired;
@@ -271,8 +264,6 @@ impl WorkerThread {
                 }
                 Pick::Contended => contention.snooze(),
                 Pick::Empty if !idle.is_completed() => {
-                    registry.sleep.start_spinning();
-                    spinning = true;
                     self.start_searching();
                     idle.snooze();
                 }
