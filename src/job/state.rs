@@ -359,3 +359,24 @@ impl Unrun {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The level travels with the epoch in one word: a promotion returns the
+    /// level it replaced, a later move out of `QUEUED` finds the new one, and
+    /// an entry of the old epoch can no longer move the job.
+    #[test]
+    fn the_level_moves_with_the_epoch() {
+        let last = crate::config::MAX_LEVELS - 1;
+        let state = TaskState::new(None, last);
+        assert_eq!(state.next_epoch(2), Some((last, 1)));
+        assert_eq!(state.next_epoch(0), Some((2, 2)));
+        assert_eq!(state.transition_at(Some(1), QUEUED, RUNNING), None, "a dead entry");
+        assert_eq!(state.transition_at(Some(2), QUEUED, CANCELLING), Some(0));
+        assert_eq!(state.next_epoch(1), None, "no longer queued");
+        state.store(CANCELLED);
+        assert_eq!((state.load(), state.unrun()), (CANCELLED, Some(Unrun::Cancelled)));
+    }
+}
