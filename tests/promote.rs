@@ -283,3 +283,48 @@ fn fates_racing_promotions_are_counted_at_the_live_level() {
         println!("{moved} promotions, {cancelled} cancellations, {expired} expiries, {ran} runs");
     });
 }
+
+/// On bounded levels a promotion never waits for room: the moved job is
+/// admitted over the new level's capacity, and every slot (the dead
+/// entry's at the old level, the new entry's, a too-late promotion's) is
+/// given back, so both levels have their whole capacity again at rest.
+/// Seen failing with the too-late promotion's slot kept: the HIGH spawn
+/// after it is refused as `Full`.
+#[test]
+fn a_promotion_to_a_full_level_does_not_wait_and_leaks_no_slot() {
+    watchdog("promote and capacity", BOUND, || {
+        let pool = Pool::builder().workers(1).capacity(Priority::HIGH, 1).capacity(Priority::LOW, 2).build().unwrap();
+        let release = hold(&pool);
+        pool.try_spawn(Priority::HIGH, || ()).unwrap();
+        let low = pool.try_submit(Priority::LOW, || ()).unwrap();
+        assert_eq!(low.promote(Priority::HIGH), Ok(PromoteOutcome::Moved));
+        release.open();
+        low.join().unwrap();
+        assert!(pool.wait_idle());
+        assert_eq!(low_promote_too_late(&pool), Ok(PromoteOutcome::TooLate));
+        assert!(pool.wait_idle());
+        // Every slot is back: each level takes its capacity again at once.
+        let release = hold(&pool);
+        pool.try_spawn(Priority::HIGH, || ()).unwrap();
+        for _ in 0..2 {
+            pool.try_spawn(Priority::LOW, || ()).unwrap();
+        }
+        assert_eq!(pool.try_spawn(Priority::HIGH, || ()).map_err(|e| e.kind()), Err(SpawnErrorKind::Full));
+        release.open();
+        let spawner = pool.spawner();
+        pool.shutdown();
+        let m = spawner.metrics();
+        assert_exact(&m);
+        assert_eq!((m.levels[0].promoted, m.levels[1].promoted), (0, 1));
+    });
+}
+
+/// Promotes a job that has already run: too late, and its slot at the new
+/// level is given back.
+fn low_promote_too_late(pool: &Pool) -> Result<PromoteOutcome, SpawnErrorKind> {
+    let done = pool.try_submit(Priority::LOW, || ()).unwrap();
+    while !done.is_finished() {
+        thread::yield_now();
+    }
+    done.promote(Priority::HIGH)
+}
