@@ -14,8 +14,9 @@
 # LOOM_MAX_PREEMPTIONS bounds how many times loom may preempt a thread in one
 # interleaving (default 4 here). Some models cap it lower themselves: those
 # with two workers and another thread at 1, the one with two pushers (1c)
-# at 2, the shutdown races (2, 2b) and the pool-level dynamic-pool model at 3
-# (see the constants in src/loom_tests.rs and the models in
+# at 2, the shutdown races (2, 2b) and the pool-level dynamic-pool model at 3,
+# the reserved-thread models (8, 8b: one worker, one reserved thread and the
+# caller) at 1 (see the constants in src/loom_tests.rs and the models in
 # src/queue/levels.rs).
 # On 2 cores the models take about a minute, plus about 36 s for a cold
 # build; models 7 and 7b (a scope's count and wake-up) take about 9 s of it.

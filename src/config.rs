@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::LimitsError;
 use crate::hooks::Monitoring;
+use crate::isolation::Isolation;
 use crate::job::panic_message;
 use crate::sync::plain::Arc;
 
@@ -40,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) capacities: Vec<Option<usize>>,
     /// What dropping the `Pool` does with its backlog.
     pub(crate) on_drop: DropPolicy,
+    /// Reserved threads and OS priority (`isolation.rs`).
+    pub(crate) isolation: Isolation,
 }
 
 /// Checks worker limits `min..=max`: `max` in `1..=MAX_WORKERS`, `min <= max`.

@@ -5,6 +5,7 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
+use crate::isolation::IsolationError;
 use crate::sync::plain::{Mutex, PoisonError};
 
 /// Why [`Builder::build`](crate::Builder::build) refused to make a pool.
@@ -26,6 +27,7 @@ pub(crate) enum BuildErrorKind {
     ThreadSpawn { index: usize, source: io::Error },
     ZeroCapacity { level: usize },
     CapacityOfUnknownLevel { level: usize, levels: usize },
+    Isolation(IsolationError),
 }
 
 // `Limits` prints as its cause alone (`BuildError { kind: NoWorkers }`), so
@@ -47,6 +49,7 @@ impl fmt::Debug for BuildErrorKind {
             BuildErrorKind::CapacityOfUnknownLevel { level, levels } => {
                 f.debug_struct("CapacityOfUnknownLevel").field("level", level).field("levels", levels).finish()
             }
+            BuildErrorKind::Isolation(cause) => fmt::Debug::fmt(cause, f),
         }
     }
 }
@@ -99,6 +102,7 @@ impl fmt::Display for BuildError {
                 f,
                 "capacity is given for priority level {level}, but the pool has levels 0..{levels}: raise levels(k) or fix the level"
             ),
+            BuildErrorKind::Isolation(cause) => fmt::Display::fmt(cause, f),
         }
     }
 }

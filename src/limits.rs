@@ -21,7 +21,8 @@
 //! # Growing
 //!
 //! A push that finds no sleeper to wake
-//! ([`Sleep::wake_one`](crate::sleep::Sleep::wake_one) returns `false`)
+//! ([`Sleep::wake_one_at`](crate::sleep::Sleep::wake_one_at) returns
+//! `false`)
 //! asks `Registry::notify` to grow. The pool grows by one worker
 //! when `live < max` and the jobs waiting in the injectors
 //! (`Levels::injected`; a job spawned by a job waits in its worker's deque,
@@ -380,7 +381,7 @@ mod loom_models {
     use crate::job::Job;
     use crate::queue::levels::{Levels, Pick};
     use crate::queue::local::{LocalQueues, SharedQueues};
-    use crate::sleep::{Sleep, Wake};
+    use crate::sleep::{Class, Sleep, Wake};
     use crate::sync::{Arc, Ordering, Parker, fence, thread};
 
     /// No worker deques: the models that need none.
@@ -423,7 +424,8 @@ mod loom_models {
                 thread::spawn(move || {
                     let parker = Parker::new();
                     // A deadline already past: the keep-alive has run out.
-                    match sleep.sleep(0, &parker, Some(Instant::now()), || levels.any_queued(NO_PEERS)) {
+                    match sleep.sleep(0, Class::Regular, &parker, Some(Instant::now()), || levels.any_queued(NO_PEERS))
+                    {
                         Wake::Work => Fate::Woken,
                         Wake::TimedOut if !limits.retire_idle(|| levels.any_queued(NO_PEERS)) => Fate::Stayed,
                         // As `Registry::retire_worker`: pass the wake-up on.
@@ -474,7 +476,7 @@ mod loom_models {
                             Pick::Found(..) => return,
                             Pick::Contended => thread::yield_now(),
                             Pick::Empty => {
-                                sleep.sleep(1, &parker, None, || levels.any_queued(&peers));
+                                sleep.sleep(1, Class::Regular, &parker, None, || levels.any_queued(&peers));
                             }
                         }
                     }

@@ -35,7 +35,7 @@
 //!    never retire. Else, if the deadline has passed, take itself off the
 //!    list and report [`Wake::TimedOut`]. Else (an early return) park again.
 //!
-//! Waking (after a push, [`Sleep::wake_one`]):
+//! Waking (after a push, [`Sleep::wake_one_at`]):
 //! 1. Push the job (into an injector, or into the worker's own deque).
 //! 2. `fence(SeqCst)`, then load `sleeping`. If zero, done: no lock.
 //! 3. Otherwise lock `sleepers`, pop the most recently registered worker
@@ -77,29 +77,54 @@
 //!
 //! A worker whose running job waits for other jobs (`runtime/help.rs`) may
 //! park too, but it may take only jobs at least as urgent as its own (level
-//! `l` or more urgent). It registers on a second list, `waiters`, with
+//! `l` or more urgent). It registers on a list of its own, `waiters`, with
 //! that bound, and re-checks levels `0..=l` and what it waits for after
-//! the same fence; `sleeping` counts both lists, so the waker's fast path is
-//! unchanged. A waker that pushed at level `p` ([`Sleep::wake_one_at`])
-//! wakes a regular sleeper if there is one, else the most recent waiter
-//! whose bound admits `p`. The proof above applies as it stands to a waiter
+//! the same fence; `sleeping` counts the regular sleepers and the waiters
+//! together, so the waker's fast path is unchanged. A waker that pushed at
+//! level `p` ([`Sleep::wake_one_at`]) wakes a reserved sleeper first if `p`
+//! is a reserved level (below), else a regular sleeper if there is one,
+//! else the most recent waiter whose bound admits `p`. The proof above applies as it stands to a waiter
 //! and the jobs it may take: if the waker's fence comes first the waiter's
 //! re-check sees the job; if the waiter's, the waker finds a sleeper on one
 //! of the lists that may take the job. A waiter is never needed to keep the
 //! invariant below: it is a worker running a job, which searches again when
 //! the job ends, so it is only a faster way to a job. Waiters are not idle,
-//! so they do not count towards the drain.
+//! so they do not count towards the drain. A reserved thread's job may wait
+//! too; it waits on the same list, its bound capped at its own levels.
 //!
 //! A fork half (`forkjoin/join.rs`) is pushed without the waker's fence
-//! ([`Sleep::hint_at`]): its joiner, awake and running, takes it back if
+//! ([`Sleep::hint_at`], which looks at the lists in the same order): its joiner, awake and running, takes it back if
 //! nobody steals it, so the invariant below never rests on its wake-up; a
 //! sleeper that the load misses only costs parallelism until the next push.
 //!
+//! # Reserved threads: a second list
+//!
+//! A pool's reserved threads (`runtime/reserved.rs`) take only the jobs of
+//! the levels `0..reserved_levels`, so they sleep on a list of their own
+//! ([`Class::Reserved`]), with a count of their own, under the same lock.
+//! Their re-check (step 2) looks only at their levels. A push at one of
+//! those levels wakes with [`Sleep::wake_one_at`] told so: one fence, then a
+//! reserved sleeper if there is one (it is idle and runs at the process's
+//! own OS priority, so it starts the job first), else a regular one or a
+//! waiter, as for any other level. A push at any other level never wakes a
+//! reserved thread: it could not take the job. The proof
+//! above holds for each list separately: the waker fences, then loads the
+//! count of the list it considers; a reserved sleeper that registered
+//! before that fence is found, one that registered after it re-checks
+//! its levels after its own fence and sees the job. If neither list had a
+//! sleeper to take, the waker falls back to growth exactly as before. So
+//! the invariant becomes: *whenever a job of level `l` is queued, some
+//! worker that takes level `l` is active, spinning or sleepy, or a waker is
+//! about to unpark one.* Reserved threads never park with a deadline (they
+//! never retire), and a wake-all (shutdown, resizing) wakes both lists.
+//!
 //! # Every worker asleep: the drain
 //!
-//! `loops` counts the worker loops running (changed under the lock as a
-//! loop starts and ends). When the sleepers make up every loop, no worker
-//! holds a job: a sleeper cannot leave the list while the lock is held.
+//! `loops` counts the worker loops running, reserved threads' included
+//! (changed under the lock as a loop starts and ends). When the sleepers
+//! of the regular and reserved lists make up every loop (waiters never
+//! count: each runs a job), no worker holds a job: a sleeper
+//! cannot leave its list while the lock is held.
 //! [`Sleep::wake_all_if_idle`] lets shutdown decide, under that lock, that
 //! the pool is drained (`lifecycle.rs`): intake closed, no spawn under way
 //! and every queue empty. A worker spinning after an empty pick is not
@@ -135,9 +160,19 @@ pub(crate) enum Wake {
     TimedOut,
 }
 
+/// Which list a worker sleeps on (see "Reserved threads").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// A worker of the pool's size: takes every level.
+    Regular,
+    /// A reserved thread: takes only the reserved levels.
+    Reserved,
+}
+
 /// The registry of sleeping workers.
 pub(crate) struct Sleep {
-    /// How many workers are on `sleepers`; changed only under its lock, read
+    /// How many workers are on `sleepers.list` and `sleepers.waiters`;
+    /// changed only under its lock, read
     /// without it by wakers as the fast-path check. `Relaxed` throughout:
     /// the lock orders the changes, and the fences order the fast-path load
     /// against a sleeper's registration (see the module docs).
@@ -145,58 +180,88 @@ pub(crate) struct Sleep {
     /// Registered sleepers, worker id and how to wake it (LIFO), and how
     /// many worker loops are running.
     sleepers: Mutex<Sleepers>,
+    /// How many reserved threads are on `sleepers.reserved`; as `sleeping`.
+    sleeping_reserved: AtomicUsize,
 }
 
 #[derive(Default)]
 struct Sleepers {
     list: Vec<(usize, Unparker)>,
+    /// Reserved threads asleep (see "Reserved threads").
+    reserved: Vec<(usize, Unparker)>,
     /// Waiting workers: id, how to wake it, the least urgent level it may
     /// take (see "Waiting workers").
     waiters: Vec<(usize, Unparker, usize)>,
+    /// Worker loops running, reserved threads' included.
     loops: usize,
+    /// Of `loops`, those of reserved threads.
+    reserved_loops: usize,
+}
+
+impl Sleepers {
+    fn list(&mut self, class: Class) -> &mut Vec<(usize, Unparker)> {
+        match class {
+            Class::Regular => &mut self.list,
+            Class::Reserved => &mut self.reserved,
+        }
+    }
 }
 
 impl Sleep {
     pub(crate) fn new() -> Sleep {
-        Sleep { sleeping: AtomicUsize::new(0), sleepers: Mutex::new(Sleepers::default()) }
+        Sleep {
+            sleeping: AtomicUsize::new(0),
+            sleepers: Mutex::new(Sleepers::default()),
+            sleeping_reserved: AtomicUsize::new(0),
+        }
     }
 
-    /// Puts worker `id` to sleep on `parker` unless `has_work` says, after
-    /// the worker is registered, that there is something to do. With a
-    /// `deadline`, the sleep can end in [`Wake::TimedOut`]; without one it
-    /// always ends in [`Wake::Work`].
+    /// The count of `class`'s list.
+    fn sleeping(&self, class: Class) -> &AtomicUsize {
+        match class {
+            Class::Regular => &self.sleeping,
+            Class::Reserved => &self.sleeping_reserved,
+        }
+    }
+
+    /// Puts worker `id` to sleep on `parker`, on the list of its `class`,
+    /// unless `has_work` says, after the worker is registered, that there
+    /// is something to do. With a `deadline`, the sleep can end in
+    /// [`Wake::TimedOut`]; without one it always ends in [`Wake::Work`].
     pub(crate) fn sleep(
         &self,
         id: usize,
+        class: Class,
         parker: &Parker,
         deadline: Option<Instant>,
         has_work: impl Fn() -> bool,
     ) -> Wake {
         {
             let mut sleepers = lock(&self.sleepers);
-            sleepers.list.push((id, parker.unparker().clone()));
-            self.sleeping.fetch_add(1, Ordering::Relaxed);
+            sleepers.list(class).push((id, parker.unparker().clone()));
+            self.sleeping(class).fetch_add(1, Ordering::Relaxed);
         }
         // The sleeper's fence (see the module docs).
         fence(Ordering::SeqCst);
         if has_work() {
-            self.deregister(id);
+            self.deregister(id, class);
             return Wake::Work;
         }
         let Some(deadline) = deadline else {
             parker.park();
-            self.deregister(id);
+            self.deregister(id, class);
             return Wake::Work;
         };
         loop {
             park_until(parker, deadline);
             let mut sleepers = lock(&self.sleepers);
-            let Some(pos) = sleepers.list.iter().position(|&(i, _)| i == id) else {
+            let list = sleepers.list(class);
+            let Some(pos) = list.iter().position(|&(i, _)| i == id) else {
                 return Wake::Work;
             };
             if has_passed(deadline) {
-                sleepers.list.remove(pos);
-                self.sleeping.fetch_sub(1, Ordering::Relaxed);
+                list.remove(pos);
+                self.sleeping(class).fetch_sub(1, Ordering::Relaxed);
                 return Wake::TimedOut;
             }
         }
@@ -205,11 +270,12 @@ impl Sleep {
     /// Takes `id` off the list if no waker did. A waker that already took
     /// it has left a token in its parker; the next `park` then returns at
     /// once and the worker searches one extra time, which is harmless.
-    fn deregister(&self, id: usize) {
+    fn deregister(&self, id: usize, class: Class) {
         let mut sleepers = lock(&self.sleepers);
-        if let Some(pos) = sleepers.list.iter().position(|&(i, _)| i == id) {
-            sleepers.list.remove(pos);
-            self.sleeping.fetch_sub(1, Ordering::Relaxed);
+        let list = sleepers.list(class);
+        if let Some(pos) = list.iter().position(|&(i, _)| i == id) {
+            list.remove(pos);
+            self.sleeping(class).fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -217,22 +283,55 @@ impl Sleep {
     /// oracle).
     #[cfg(all(test, loom))]
     pub(crate) fn sleepers(&self) -> usize {
-        lock(&self.sleepers).list.len()
+        let sleepers = lock(&self.sleepers);
+        sleepers.list.len() + sleepers.reserved.len()
     }
 
-    /// Wakes one sleeping worker, if any, and says whether it did. Call
-    /// after pushing a job.
+    /// Wakes one sleeping regular worker, if any, and says whether it did:
+    /// the growth path's wake-up (`limits.rs`), where any worker will do.
     pub(crate) fn wake_one(&self) -> bool {
         // The waker's fence (see the module docs).
         fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) == 0 {
+        self.wake_from(Class::Regular)
+    }
+
+    /// Wakes one sleeper that may take a job of `level`, pushed just
+    /// before: with `reserved` (a level the reserved threads take,
+    /// `runtime/reserved.rs`) a reserved sleeper first; else a regular
+    /// sleeper if there is one, else a waiter whose bound admits `level`.
+    /// Says whether it woke one.
+    pub(crate) fn wake_one_at(&self, level: usize, reserved: bool) -> bool {
+        // The waker's fence, one for every list (see the module docs).
+        fence(Ordering::SeqCst);
+        self.wake_at(level, reserved)
+    }
+
+    /// [`Sleep::wake_one_at`] without the waker's fence: for a job that
+    /// its pusher will take itself if nobody else does (a fork half,
+    /// `forkjoin/join.rs`), so a missed sleeper costs parallelism, never
+    /// the job. Its only cost when nobody sleeps is a load or two.
+    #[inline]
+    pub(crate) fn hint_at(&self, level: usize, reserved: bool) {
+        self.wake_at(level, reserved);
+    }
+
+    /// The lists in the order of [`Sleep::wake_one_at`]; the caller has
+    /// fenced, or need not.
+    fn wake_at(&self, level: usize, reserved: bool) -> bool {
+        (reserved && self.wake_from(Class::Reserved)) || self.wake_regular_or_waiter(level)
+    }
+
+    /// Takes one sleeper of `class`'s list, if its count says there is one,
+    /// and unparks it. The caller has fenced.
+    fn wake_from(&self, class: Class) -> bool {
+        if self.sleeping(class).load(Ordering::Relaxed) == 0 {
             return false;
         }
         let woken = {
             let mut sleepers = lock(&self.sleepers);
-            let woken = sleepers.list.pop();
+            let woken = sleepers.list(class).pop();
             if woken.is_some() {
-                self.sleeping.fetch_sub(1, Ordering::Relaxed);
+                self.sleeping(class).fetch_sub(1, Ordering::Relaxed);
             }
             woken
         };
@@ -245,11 +344,10 @@ impl Sleep {
         }
     }
 
-    /// Wakes one sleeper that may take a job of `level`, pushed just
-    /// before: a regular sleeper if there is one, else a waiter whose bound
-    /// admits `level`. Says whether it woke one.
-    pub(crate) fn wake_one_at(&self, level: usize) -> bool {
-        fence(Ordering::SeqCst);
+    /// Takes a regular sleeper if there is one, else the most recent
+    /// waiter whose bound admits `level`, and unparks it. The caller has
+    /// fenced.
+    fn wake_regular_or_waiter(&self, level: usize) -> bool {
         if self.sleeping.load(Ordering::Relaxed) == 0 {
             return false;
         }
@@ -268,18 +366,6 @@ impl Sleep {
             woken
         };
         woken.map(|unparker| unparker.unpark()).is_some()
-    }
-
-    /// Wakes one sleeper that may take a job of `level` if one is seen,
-    /// without the waker's fence: for a job that its pusher will take
-    /// itself if nobody else does (a fork half, `forkjoin/join.rs`), so a
-    /// missed sleeper costs parallelism, never the job. Its only cost when
-    /// nobody sleeps is one load.
-    #[inline]
-    pub(crate) fn hint_at(&self, level: usize) {
-        if self.sleeping.load(Ordering::Relaxed) != 0 {
-            self.wake_one_at(level);
-        }
     }
 
     /// Parks waiting worker `id` on `parker`, as one that may take jobs of
@@ -317,7 +403,7 @@ impl Sleep {
 
     /// Wakes every sleeping worker (shutdown, resizing).
     pub(crate) fn wake_all(&self) {
-        let woken = Sleep::take_all(&self.sleeping, &mut lock(&self.sleepers));
+        let woken = self.take_all(&mut lock(&self.sleepers));
         for (_, unparker) in woken {
             unparker.unpark();
         }
@@ -332,7 +418,7 @@ impl Sleep {
             if !self.idle_throughout(&sleepers, drained) {
                 return false;
             }
-            Sleep::take_all(&self.sleeping, &mut sleepers)
+            self.take_all(&mut sleepers)
         };
         for (_, unparker) in woken {
             unparker.unpark();
@@ -340,39 +426,49 @@ impl Sleep {
         true
     }
 
-    /// Whether every running worker loop is registered as a sleeper and
-    /// then `rest()`, called under the
-    /// lock so that no sleeper can leave meanwhile, holds: the drain check
-    /// of [`Sleep::wake_all_if_idle`] without the waking.
+    /// Whether every running worker loop (reserved threads' included) is
+    /// registered as a sleeper and then `rest()`, called under the lock so
+    /// that no sleeper can leave meanwhile, holds: the drain check of
+    /// [`Sleep::wake_all_if_idle`] without the waking.
     pub(crate) fn is_idle(&self, rest: impl FnOnce() -> bool) -> bool {
         let sleepers = lock(&self.sleepers);
         self.idle_throughout(&sleepers, rest)
     }
 
-    /// Whether every worker loop is asleep (on the list) and then `rest()`
-    /// holds, under the lock, so that no sleeper can leave meanwhile.
+    /// Whether every worker loop is asleep (on either list) and then
+    /// `rest()` holds, under the lock, so that no sleeper can leave
+    /// meanwhile.
     fn idle_throughout(&self, sleepers: &Sleepers, rest: impl FnOnce() -> bool) -> bool {
-        sleepers.list.len() == sleepers.loops && rest()
+        sleepers.list.len() + sleepers.reserved.len() == sleepers.loops && rest()
     }
 
-    fn take_all(sleeping: &AtomicUsize, sleepers: &mut Sleepers) -> Vec<(usize, Unparker)> {
-        sleeping.fetch_sub(sleepers.list.len(), Ordering::Relaxed);
-        std::mem::take(&mut sleepers.list)
+    fn take_all(&self, sleepers: &mut Sleepers) -> Vec<(usize, Unparker)> {
+        self.sleeping.fetch_sub(sleepers.list.len(), Ordering::Relaxed);
+        self.sleeping_reserved.fetch_sub(sleepers.reserved.len(), Ordering::Relaxed);
+        let mut woken = std::mem::take(&mut sleepers.list);
+        woken.append(&mut sleepers.reserved);
+        woken
     }
 
-    /// A worker loop starts.
-    pub(crate) fn enter_loop(&self) {
-        lock(&self.sleepers).loops += 1;
+    /// A worker loop of `class` starts.
+    pub(crate) fn enter_loop(&self, class: Class) {
+        let mut sleepers = lock(&self.sleepers);
+        sleepers.loops += 1;
+        sleepers.reserved_loops += usize::from(class == Class::Reserved);
     }
 
-    /// A worker loop ends (its worker is not on the list).
-    pub(crate) fn leave_loop(&self) {
-        lock(&self.sleepers).loops -= 1;
+    /// A worker loop of `class` ends (its worker is not on a list).
+    pub(crate) fn leave_loop(&self, class: Class) {
+        let mut sleepers = lock(&self.sleepers);
+        sleepers.loops -= 1;
+        sleepers.reserved_loops -= usize::from(class == Class::Reserved);
     }
 
-    /// How many worker loops are running (a snapshot).
-    pub(crate) fn loops(&self) -> usize {
-        lock(&self.sleepers).loops
+    /// How many regular worker loops are running (a snapshot): the loops
+    /// that take every level. Reserved threads' loops are not counted.
+    pub(crate) fn regular_loops(&self) -> usize {
+        let sleepers = lock(&self.sleepers);
+        sleepers.loops - sleepers.reserved_loops
     }
 
     /// How many worker loops are not asleep (a snapshot): each may hold a
@@ -381,6 +477,6 @@ impl Sleep {
     /// docs' drain paragraph).
     pub(crate) fn engaged(&self) -> usize {
         let sleepers = lock(&self.sleepers);
-        sleepers.loops - sleepers.list.len()
+        sleepers.loops - (sleepers.list.len() + sleepers.reserved.len())
     }
 }

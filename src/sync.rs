@@ -98,7 +98,7 @@ macro_rules! lock_helpers {
 /// The standard library's primitives, never loom's: for the state outside
 /// the modelled protocols (see the module docs).
 pub(crate) mod plain {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
     pub(crate) use std::{thread, thread_local};
 

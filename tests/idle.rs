@@ -18,6 +18,8 @@ use common::{SETTLE, Tally, intentional_panic, named, quiet_intentional_panics, 
 use priopool::{Pool, Priority};
 
 const WORKERS: usize = 4;
+/// Reserved threads beside the fixed pool's workers: they sleep too.
+const RESERVED: usize = 2;
 const PREFIX: &str = "idle-test-";
 const DYNAMIC_PREFIX: &str = "idle-dyn-";
 
@@ -28,14 +30,16 @@ const DYNAMIC_PREFIX: &str = "idle-dyn-";
 const SAMPLES: usize = 50;
 
 /// After each of three bursts (thousands of jobs at every level, some
-/// panicking, some spawning children), all the pool's worker threads are
-/// still alive and every one of them is asleep in the kernel (state `S`).
+/// panicking, some spawning children), all the pool's worker threads and
+/// reserved threads are still alive and every one of them is asleep in the
+/// kernel (state `S`).
 #[test]
 fn after_a_burst_every_worker_is_asleep_in_the_kernel() {
     quiet_intentional_panics();
     soak_watchdog("idle means idle", |progress| {
         let pool = Pool::builder()
             .workers(WORKERS)
+            .reserved_threads(RESERVED)
             .levels(3)
             .thread_name(|i| format!("{PREFIX}{i}"))
             .panic_handler(|_| {})
@@ -44,7 +48,7 @@ fn after_a_burst_every_worker_is_asleep_in_the_kernel() {
         for burst in 0..3 {
             run_burst(&pool);
             progress.step();
-            wait_until_all_asleep(PREFIX, WORKERS, burst);
+            wait_until_all_asleep(PREFIX, WORKERS + RESERVED, burst);
             progress.step();
         }
         pool.shutdown();

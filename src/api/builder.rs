@@ -11,6 +11,7 @@ use crate::config::{
 };
 use crate::error::{BuildError, BuildErrorKind};
 use crate::hooks::{JobInfo, JobOutcome, Monitoring};
+use crate::isolation::IsolationOptions;
 use crate::queue::Priority;
 use crate::sync::plain::Arc;
 
@@ -58,6 +59,9 @@ pub struct Builder {
     monitoring: Monitoring,
     capacities: Vec<(Priority, usize)>,
     on_drop: DropPolicy,
+    /// Reserved threads and OS priority: set by the options in
+    /// `api/isolation.rs`.
+    pub(super) isolation: IsolationOptions,
 }
 
 impl Builder {
@@ -74,6 +78,7 @@ impl Builder {
             monitoring: Monitoring::default(),
             capacities: Vec::new(),
             on_drop: DropPolicy::Drain,
+            isolation: IsolationOptions::default(),
         }
     }
 
@@ -216,7 +221,9 @@ impl Builder {
     /// A [`BuildError`] whose message says what to change when `workers`,
     /// `max_workers` or `levels` is 0 or above its maximum, when
     /// `min_workers` is above `max_workers`, when `workers` is combined with
-    /// `min_workers`/`max_workers`, when `keep_alive` is zero, or when the OS
+    /// `min_workers`/`max_workers`, when `keep_alive` is zero, when an
+    /// isolation option is out of range (see [`Builder::reserved_threads`]
+    /// and the options after it), or when the OS
     /// refuses to start a thread (then the threads already started are
     /// stopped and joined before this returns); and as [`Builder::capacity`].
     pub fn build(self) -> Result<Pool, BuildError> {
@@ -257,6 +264,8 @@ impl Builder {
             }
             capacities[level] = Some(n);
         }
+        let isolation =
+            self.isolation.validate(self.levels).map_err(|e| BuildError::new(BuildErrorKind::Isolation(e)))?;
         Ok(Config {
             capacities,
             on_drop: self.on_drop,
@@ -268,6 +277,7 @@ impl Builder {
             stack_size: self.stack_size,
             panic_handler: self.panic_handler.unwrap_or_else(|| Arc::new(print_panic)),
             monitoring: self.monitoring,
+            isolation,
         })
     }
 }
@@ -354,6 +364,7 @@ impl fmt::Debug for Builder {
             .field("monitoring", &self.monitoring)
             .field("capacities", &self.capacities)
             .field("on_drop", &self.on_drop)
+            .field("isolation", &self.isolation)
             .finish_non_exhaustive()
     }
 }

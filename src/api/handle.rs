@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use std::error::Error;
 
-use crate::error::JobError;
+use crate::error::{JobError, SpawnErrorKind};
 use crate::job::state::CancelOutcome;
 use crate::job::task::{self, JobResult, Meta, Task, TaskCell};
 use crate::job::{Job, JobContext, UNTAKEN};
+use crate::queue::Priority;
 use crate::runtime::help;
+use crate::runtime::registry::Registry;
 use crate::runtime::worker::Local;
 use crate::sync::plain::thread::{self, Thread};
 use crate::sync::plain::{Arc, Mutex, PoisonError, lock};
@@ -66,9 +68,10 @@ pub struct JobHandle<T> {
     /// The job's cell; its tally counts a panic from dropping an unclaimed
     /// result.
     task: Arc<dyn TaskCell>,
-    /// The pool's id and the job's level: a worker of that pool waiting
-    /// for the job helps (`runtime/help.rs`).
-    pool: Option<(usize, usize)>,
+    /// The pool: for [`JobHandle::promote`], and a worker of that pool
+    /// waiting for the job helps (`runtime/help.rs`); as a
+    /// [`Spawner`](crate::Spawner), it does not keep the pool running.
+    registry: crate::sync::Arc<Registry>,
 }
 
 /// The oneshot receiver, in whichever form it was last used.
@@ -92,19 +95,20 @@ pub struct CancelHandle {
 }
 
 impl<T: Send + 'static> JobHandle<T> {
-    /// Wraps `f`, which takes the job's context, into a job described by
-    /// `meta`; returns its queue entry and its handle.
-    pub(crate) fn with_context(f: impl FnOnce(&JobContext) -> T + Send + 'static, meta: Meta) -> (Job, JobHandle<T>) {
+    /// Wraps `f`, which takes the job's context, into a job of `registry`'s
+    /// pool described by `meta`; returns its queue entry and its handle.
+    pub(crate) fn with_context(
+        f: impl FnOnce(&JobContext) -> T + Send + 'static,
+        meta: Meta,
+        registry: &crate::sync::Arc<Registry>,
+    ) -> (Job, JobHandle<T>) {
         let (task, receiver) = Task::submitted(f, meta);
-        let handle =
-            JobHandle { result: Mutex::new(Receiving::Blocking(receiver)), task: Arc::clone(&task), pool: None };
+        let handle = JobHandle {
+            result: Mutex::new(Receiving::Blocking(receiver)),
+            task: Arc::clone(&task),
+            registry: crate::sync::Arc::clone(registry),
+        };
         (Job::task(task), handle)
-    }
-
-    /// Records that the job was queued on pool `pool` at `level`.
-    pub(crate) fn queued_on(mut self, pool: usize, level: usize) -> JobHandle<T> {
-        self.pool = Some((pool, level));
-        self
     }
 }
 
@@ -134,8 +138,8 @@ impl<T> JobHandle<T> {
     /// If the handle was awaited to completion before (its future returned
     /// `Ready`), since the result was already handed out.
     pub fn join(mut self) -> Result<T, JobError> {
-        if let Some((local, level)) = self.helper() {
-            return self.wait_helping(&local, level, None).unwrap_or_else(|| unreachable!("no deadline"));
+        if let Some(local) = self.helper() {
+            return self.wait_helping(&local, None).unwrap_or_else(|| unreachable!("no deadline"));
         }
         match std::mem::replace(self.receiving(), Receiving::Taken) {
             Receiving::Blocking(receiver) => receiver.recv().unwrap_or(Err(JobError::Cancelled)),
@@ -165,11 +169,11 @@ impl<T> JobHandle<T> {
     ///
     /// As [`JobHandle::join`].
     pub fn join_timeout(mut self, timeout: Duration) -> Result<T, JoinTimeoutError<T>> {
-        if let Some((local, level)) = self.helper()
+        if let Some(local) = self.helper()
             && !timeout.is_zero()
         {
             let deadline = Instant::now().checked_add(timeout);
-            return match self.wait_helping(&local, level, deadline) {
+            return match self.wait_helping(&local, deadline) {
                 Some(result) => result.map_err(JoinTimeoutError::Job),
                 None => Err(JoinTimeoutError::TimedOut(self)),
             };
@@ -195,18 +199,16 @@ impl<T> JobHandle<T> {
         }
     }
 
-    /// The worker running on this thread, if it belongs to the job's pool,
-    /// and the job's level.
-    fn helper(&self) -> Option<(Rc<Local>, usize)> {
-        let (pool, level) = self.pool?;
-        Some((help::helper(pool)?, level))
+    /// The worker running on this thread, if it belongs to the job's pool.
+    fn helper(&self) -> Option<Rc<Local>> {
+        help::helper(self.registry.id)
     }
 
-    /// Waits on worker `local` for the job (of `level`) to end, helping
+    /// Waits on worker `local` for the job to end, helping
     /// (`runtime/help.rs`), until `deadline` if there is one; `None` if it
     /// passed first. The receiver turns into its future form, polled with a
     /// waker that unparks the worker.
-    fn wait_helping(&mut self, local: &Local, level: usize, deadline: Option<Instant>) -> Option<JobResult<T>> {
+    fn wait_helping(&mut self, local: &Local, deadline: Option<Instant>) -> Option<JobResult<T>> {
         *self.receiving() = match std::mem::replace(self.receiving(), Receiving::Taken) {
             Receiving::Blocking(receiver) => Receiving::Async(receiver.into_future()),
             Receiving::Taken => panic!("JobHandle joined after the handle's future returned Ready"),
@@ -229,7 +231,7 @@ impl<T> JobHandle<T> {
             }
             deadline.is_some_and(|deadline| Instant::now() >= deadline)
         };
-        help::wait_until(local, deadline, done, || help::claim_task(local, level, &self.task));
+        help::wait_until(local, deadline, done, || help::claim_task(local, &self.task));
         let received = received.into_inner();
         if received.is_some() {
             *self.receiving() = Receiving::Taken;
@@ -262,9 +264,53 @@ impl<T> JobHandle<T> {
 
     /// A [`CancelHandle`] for this job, to cancel it from another thread or
     /// task.
+    /// Moves the job, if it has not started, to the level `to` names,
+    /// typically a more urgent one (priority inheritance by hand: the
+    /// caller's request became urgent, or a job is about to wait for this
+    /// one). The job goes to the back of that level's queue, as a job
+    /// spawned there now; its handles, deadline and context stay as they
+    /// were. The move is counted in the old level's
+    /// [`LevelMetrics::promoted`](crate::LevelMetrics::promoted) before
+    /// `promote` returns, and the job at its new level from then on; its
+    /// old queue entry is left dead, and discarded when a worker reaches
+    /// it. On a bounded level ([`Builder::capacity`](crate::Builder::capacity))
+    /// the moved job never waits for room: it is admitted over the
+    /// capacity, as a spawn from one of the pool's jobs is. (See
+    /// `src/job/state.rs`, "Promotion", for why it never runs twice.)
+    ///
+    /// Returns [`PromoteOutcome::Moved`], or [`PromoteOutcome::TooLate`] if
+    /// the job had already started or ended (nothing changed). Promoting
+    /// again moves it again.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnErrorKind::UnknownLevel`](crate::SpawnErrorKind::UnknownLevel)
+    /// if `to` names no level of the pool, and
+    /// [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown) if the
+    /// pool has begun shutting down and the caller is not one of its
+    /// running jobs; the job stays where it was (a shutdown still runs it).
+    pub fn promote(&self, to: Priority) -> Result<PromoteOutcome, SpawnErrorKind> {
+        match Registry::promote(&self.registry, &self.task, to)? {
+            true => Ok(PromoteOutcome::Moved),
+            false => Ok(PromoteOutcome::TooLate),
+        }
+    }
+
+    /// A [`CancelHandle`] for this job, to cancel it from another thread or
+    /// task.
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle { task: Arc::clone(&self.task) }
     }
+}
+
+/// What [`JobHandle::promote`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PromoteOutcome {
+    /// The job had not started: it now waits at the new level.
+    Moved,
+    /// The job had already started or ended; nothing changed.
+    TooLate,
 }
 
 /// Awaits the job's result. The output is what [`JobHandle::join`] returns.
@@ -292,9 +338,8 @@ impl<T> Future for JobHandle<T> {
         // Awaited inside a job of its pool: run the job inline if it has
         // not started, rather than block the worker on it.
         if polled.is_pending()
-            && let Some((pool, level)) = this.pool
-            && let Some(local) = help::helper(pool)
-            && help::claim_task(&local, level, &this.task)
+            && let Some(local) = help::helper(this.registry.id)
+            && help::claim_task(&local, &this.task)
         {
             polled = Pin::new(receiver).poll(cx);
         }

@@ -5,13 +5,14 @@
 mod builder;
 mod group;
 mod handle;
+mod isolation;
 mod options;
 mod pool;
 mod spawner;
 
 pub use builder::Builder;
 pub use group::JobGroup;
-pub use handle::{CancelHandle, JobHandle, JoinTimeoutError};
+pub use handle::{CancelHandle, JobHandle, JoinTimeoutError, PromoteOutcome};
 pub use options::JobBuilder;
 pub use pool::Pool;
 pub use spawner::Spawner;

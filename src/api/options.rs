@@ -221,16 +221,9 @@ impl JobBuilder<'_> {
         G: FnOnce(&JobContext) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (name, pool) = (self.name.clone(), self.registry.id);
-        self.queue(
-            job,
-            |job, slot| {
-                let level = slot.level;
-                let (entry, handle) = JobHandle::with_context(wrap(job), slot.meta(name));
-                (entry, handle.queued_on(pool, level))
-            },
-            JobHandle::task,
-        )
+        let name = self.name.clone();
+        let registry = self.registry;
+        self.queue(job, |job, slot| JobHandle::with_context(wrap(job), slot.meta(name), registry), JobHandle::task)
     }
 
     /// Queues the job that `make` wraps; a grouped job joins its group

@@ -58,7 +58,9 @@ enum Kind {
 }
 
 enum Other {
-    Task(Arc<dyn TaskCell>),
+    /// A task cell's entry, and the epoch it was pushed with (`state.rs`,
+    /// "Promotion").
+    Task(Arc<dyn TaskCell>, u64),
     Stamped(Kind, Stamp),
     /// A fork half of a `join` taken off its worker's fork deque.
     Fork(PartRef),
@@ -69,9 +71,10 @@ pub(crate) enum Cancelled {
     /// This call dropped the job unrun; the payload is its closure's
     /// destructor's panic, if it panicked.
     Now(Option<Payload>),
-    /// The job had already ended (cancelled or expired earlier, and
-    /// counted then), or (`ahead`) its waiter ran it (`runtime/help.rs`);
-    /// its entry was discarded.
+    /// The entry was dead: its job had already ended (cancelled or expired
+    /// earlier), or was promoted to another level (`state.rs`,
+    /// "Promotion"), and counted then; or (`ahead`) its waiter ran it
+    /// (`runtime/help.rs`). The entry was discarded.
     Before {
         /// The entry's job was run by its waiter, ahead of this entry.
         ahead: bool,
@@ -92,7 +95,13 @@ impl Job {
 
     /// The queue entry of a task cell.
     pub(crate) fn task(task: Arc<dyn TaskCell>) -> Job {
-        Job(Kind::Other(Box::new(Other::Task(task))))
+        Job::task_at(task, 0)
+    }
+
+    /// A queue entry of a task cell for `epoch`: the entry of a promoted
+    /// job (`state.rs`, "Promotion").
+    pub(crate) fn task_at(task: Arc<dyn TaskCell>, epoch: u64) -> Job {
+        Job(Kind::Other(Box::new(Other::Task(task, epoch))))
     }
 
     /// The task cell behind this entry, if it is one (unstamped: call
@@ -100,7 +109,7 @@ impl Job {
     pub(crate) fn task_cell(&self) -> Option<&Arc<dyn TaskCell>> {
         match &self.0 {
             Kind::Other(other) => match &**other {
-                Other::Task(task) => Some(task),
+                Other::Task(task, _) => Some(task),
                 Other::Stamped(..) | Other::Fork(_) => None,
             },
             Kind::Closure(_) => None,
@@ -127,7 +136,7 @@ impl Job {
         match &self.0 {
             Kind::Other(other) => match **other {
                 Other::Stamped(_, at) => Some(at),
-                Other::Task(_) | Other::Fork(_) => None,
+                Other::Task(..) | Other::Fork(_) => None,
             },
             Kind::Closure(_) => None,
         }
@@ -151,7 +160,7 @@ impl Job {
         match kind {
             Kind::Closure(_) => Ok(()),
             Kind::Other(other) => match &**other {
-                Other::Task(task) => task.claim(),
+                Other::Task(task, epoch) => task.claim(*epoch),
                 Other::Stamped(kind, _) => Job::claim_kind(kind),
                 Other::Fork(_) => Ok(()),
             },
@@ -186,7 +195,7 @@ impl Job {
                 // The task catches the job's panic itself, and a panic from
                 // dropping a result nobody took; this guard is a backstop,
                 // so that nothing after them can unwind into the worker.
-                Other::Task(task) => {
+                Other::Task(task, _) => {
                     let mut ended = Some(ended);
                     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
                         task.run(tally, &mut |panicked| {
@@ -222,9 +231,9 @@ impl Job {
                 Cancelled::Now(panic)
             }
             Kind::Other(other) => match *other {
-                Other::Task(task) => match task.abandon(Unrun::Cancelled) {
+                Other::Task(task, epoch) => match task.abandon(Unrun::Cancelled, Some(epoch)) {
                     Abandoned::Dropped(panic) => Cancelled::Now(panic),
-                    Abandoned::NotQueued => Cancelled::Before { ahead: task.state().unrun_fate().is_none() },
+                    Abandoned::NotQueued => Cancelled::Before { ahead: task.state().ran_ahead_of(epoch) },
                 },
                 Other::Stamped(kind, _) => Job::cancel_kind(kind, level, tally),
                 Other::Fork(part) => Job::cancel_kind(Kind::Closure(Box::new(move || part.run())), level, tally),
@@ -236,9 +245,9 @@ impl Job {
     pub(crate) fn name(&self) -> Option<&std::sync::Arc<str>> {
         match &self.0 {
             Kind::Other(other) => match &**other {
-                Other::Task(task) => task.name(),
+                Other::Task(task, _) => task.name(),
                 Other::Stamped(Kind::Other(inner), _) => match &**inner {
-                    Other::Task(task) => task.name(),
+                    Other::Task(task, _) => task.name(),
                     Other::Stamped(..) | Other::Fork(_) => None,
                 },
                 Other::Stamped(Kind::Closure(_), _) | Other::Fork(_) => None,
@@ -271,16 +280,22 @@ pub(crate) const NEVER_RAN: &str = "the closure of a job that never ran";
 pub(crate) const UNTAKEN: &str = "the result of a job nobody took";
 
 /// The counts a job's fate writes from wherever that fate is decided, off
-/// the workers: the fates of jobs that never ran, per level, and the panics
-/// of destructors the pool runs for a job outside its run.
+/// the workers: the fates of jobs that left their level without running
+/// there, per level, and the panics of destructors the pool runs for a job
+/// outside its run.
 ///
 /// **Fates.** A job that never runs is counted cancelled or expired by the
 /// thread that decides it (`job/task.rs`: the winner of the move out of
 /// `QUEUED`, before the job's handle can see the fate; `Job::cancel`
 /// for a plain closure taken off a queue by `shutdown_now`), so that a
-/// handle that reports the fate finds it counted. Cancelling and expiring
-/// are rare and off the workers' path, so shared atomics do; how the
-/// snapshot keeps a dead entry still queued out of the backlog is in
+/// handle that reports the fate finds it counted. A job moved to another
+/// level is counted promoted at its old level by the promoting call, the
+/// winner of its move to a new entry (`job/state.rs`, "Promotion"). Each
+/// is counted at the level the job's state word names when the deciding
+/// compare-exchange succeeds, so a cancel or an expiry racing a promotion
+/// counts at the level of the entry live at that moment. These are rare
+/// and off the workers' path, so shared atomics do; how the snapshot keeps
+/// a dead entry still queued out of the backlog is in
 /// `metrics/counters.rs`.
 ///
 /// **Destructor panics** ([`Metrics::drop_panics`](crate::Metrics::drop_panics)):
@@ -303,33 +318,61 @@ pub(crate) struct JobTally(Arc<Tallies>);
 
 struct Tallies {
     drop_panics: AtomicU64,
-    /// Per level: jobs cancelled before they started, and jobs expired.
+    /// Per level: jobs cancelled before they started, jobs expired, and
+    /// jobs moved to another level.
     cancelled: Box<[CachePadded<AtomicU64>]>,
     expired: Box<[CachePadded<AtomicU64>]>,
+    promoted: Box<[CachePadded<AtomicU64>]>,
+}
+
+/// The fates counted at one level so far ([`JobTally::fates`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Fates {
+    pub(crate) cancelled: u64,
+    pub(crate) expired: u64,
+    pub(crate) promoted: u64,
+}
+
+impl Fates {
+    /// Every job counted here: each left a dead entry behind, or none if
+    /// it was a plain closure reaped at once.
+    pub(crate) fn sum(self) -> u64 {
+        self.cancelled + self.expired + self.promoted
+    }
 }
 
 impl JobTally {
     /// The tally of a pool of `levels` levels.
     pub(crate) fn new(levels: usize) -> JobTally {
         let counters = || (0..levels).map(|_| CachePadded::new(AtomicU64::new(0))).collect();
-        JobTally(Arc::new(Tallies { drop_panics: AtomicU64::new(0), cancelled: counters(), expired: counters() }))
+        JobTally(Arc::new(Tallies {
+            drop_panics: AtomicU64::new(0),
+            cancelled: counters(),
+            expired: counters(),
+            promoted: counters(),
+        }))
     }
 
     /// Counts a job of `level` that will never run, decided now.
     pub(crate) fn fated(&self, level: usize, fate: Unrun) {
-        let counters = match fate {
-            Unrun::Cancelled => &self.0.cancelled,
-            Unrun::Expired => &self.0.expired,
-        };
-        if let Some(counter) = counters.get(level) {
-            counter.fetch_add(1, Ordering::Release);
-        }
+        bump_at(
+            match fate {
+                Unrun::Cancelled => &self.0.cancelled,
+                Unrun::Expired => &self.0.expired,
+            },
+            level,
+        );
     }
 
-    /// How many jobs of `level` were cancelled, and expired, so far.
-    pub(crate) fn fates(&self, level: usize) -> (u64, u64) {
+    /// Counts a job that left `level` for another, decided now.
+    pub(crate) fn promoted(&self, level: usize) {
+        bump_at(&self.0.promoted, level);
+    }
+
+    /// The fates of `level`'s jobs so far.
+    pub(crate) fn fates(&self, level: usize) -> Fates {
         let read = |counters: &[CachePadded<AtomicU64>]| counters.get(level).map_or(0, |c| c.load(Ordering::Acquire));
-        (read(&self.0.cancelled), read(&self.0.expired))
+        Fates { cancelled: read(&self.0.cancelled), expired: read(&self.0.expired), promoted: read(&self.0.promoted) }
     }
 
     /// Runs `drop` (of a closure or value that belonged to a job)
@@ -357,6 +400,13 @@ impl JobTally {
     /// How many destructor panics there have been.
     pub(crate) fn count(&self) -> u64 {
         self.0.drop_panics.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one at `level` (a level the pool does not have counts nowhere).
+fn bump_at(counters: &[CachePadded<AtomicU64>], level: usize) {
+    if let Some(counter) = counters.get(level) {
+        counter.fetch_add(1, Ordering::Release);
     }
 }
 

@@ -18,7 +18,7 @@
 //!
 //! | from                          | to                 | made by                                                        |
 //! |-------------------------------|--------------------|----------------------------------------------------------------|
-//! | `QUEUED`                      | `RUNNING`          | a worker that popped the entry before the deadline; a worker waiting on the job's handle (`runtime/help.rs`), whose entry the popper then discards |
+//! | `QUEUED`                      | `RUNNING`          | a worker that popped the live entry before the deadline; a worker waiting on the job's handle (`runtime/help.rs`), through the live entry's epoch, whose entry the popper then discards |
 //! | `QUEUED`                      | `CANCELLING`       | `cancel()` on a handle; `shutdown_now` (its sweep, or a worker) |
 //! | `QUEUED`                      | `EXPIRING`         | the timer at the deadline; a worker that pops it after it      |
 //! | `CANCELLING`, `EXPIRING`      | `CANCELLED`, `EXPIRED` | the same thread, once it has dropped the closure           |
@@ -51,6 +51,37 @@
 //! destructor that blocks on the pool (say, one that owns the `Pool` and
 //! shuts it down) cannot deadlock it.
 //!
+//! # Promotion: entries, epochs and levels
+//!
+//! A queued job can be moved to another level
+//! ([`JobHandle::promote`](crate::JobHandle::promote)). Its cell stays the
+//! same (handles, the timer and the context keep pointing at it); a new
+//! queue entry is pushed at the new level, and the old one becomes dead.
+//! The state word holds, beside the state, the job's *level* and an
+//! *epoch*: each queue entry carries the epoch it was pushed with, and only
+//! an entry whose epoch is the cell's can take the job out of `QUEUED` (a
+//! worker's claim, the expiry at pop, the sweep's cancel). A promotion is
+//! one compare-exchange from `QUEUED` at level `l`, epoch `e` to `QUEUED`
+//! at the new level, epoch `e + 1`, so it races the other transitions out
+//! of `QUEUED` exactly as they race each other, with no ABA: a claim
+//! through the old entry compares the whole word and fails. The handle's
+//! `cancel` and the timer act on the job, not on an entry, and ignore the
+//! epoch. A worker waiting on the job's handle claims it through the live
+//! entry (`TaskState::live_entry`), so a claim racing a promotion is one
+//! more move out of `QUEUED` at some epoch; once claimed, the job is no
+//! longer `QUEUED` and cannot be promoted.
+//!
+//! Every fate is counted at a level (`job::JobTally`): cancelled or
+//! expired by the winner of the move out of `QUEUED`, promoted by the
+//! winner of the move to a new epoch. Each counts at the level in the word
+//! its compare-exchange replaced, never at a level read before or after it,
+//! so a cancel or an expiry racing a promotion counts at the level of the
+//! entry live at that moment, and each level's figures add up at rest
+//! (`tests/promote.rs` checks this under races). The level and the epoch
+//! change only in `QUEUED`, so later stores keep them. A dead entry,
+//! whatever the state, is discarded and counted as reaped where it leaves
+//! its queue (`metrics/counters.rs`).
+//!
 //! Orderings: the compare-exchanges are `AcqRel` and the loads `Acquire`;
 //! the closure and the result travel through the body mutex and the
 //! oneshot channel, which synchronise on their own, so the state only has to
@@ -60,7 +91,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::JobError;
 use crate::sync::plain::thread::{self, ThreadId};
-use crate::sync::plain::{AtomicU8, Condvar, Mutex, lock, wait, wait_for};
+use crate::sync::plain::{AtomicU64, Condvar, Mutex, lock, wait, wait_for};
 use crate::sync::{Ordering, wait_until};
 
 pub(super) const QUEUED: u8 = 0;
@@ -71,6 +102,30 @@ pub(super) const CANCELLED: u8 = 4;
 pub(super) const EXPIRED: u8 = 5;
 pub(super) const CANCELLING: u8 = 6;
 pub(super) const EXPIRING: u8 = 7;
+
+/// The state word: the state in the low [`STATE_BITS`] bits, the job's
+/// level in the next [`LEVEL_BITS`], the epoch above (see "Promotion").
+const STATE_BITS: u32 = 8;
+const LEVEL_BITS: u32 = 8;
+const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
+const LEVEL_MASK: u64 = ((1 << LEVEL_BITS) - 1) << STATE_BITS;
+const EPOCH_SHIFT: u32 = STATE_BITS + LEVEL_BITS;
+const _: () = assert!(crate::config::MAX_LEVELS <= 1 << LEVEL_BITS);
+
+/// The state part of a state word.
+fn state_of(word: u64) -> u8 {
+    (word & STATE_MASK) as u8
+}
+
+/// The level part of a state word.
+fn level_of(word: u64) -> usize {
+    ((word & LEVEL_MASK) >> STATE_BITS) as usize
+}
+
+/// The epoch part of a state word.
+fn epoch_of(word: u64) -> u64 {
+    word >> EPOCH_SHIFT
+}
 
 /// What [`JobHandle::cancel`](crate::JobHandle::cancel) and
 /// [`CancelHandle::cancel`](crate::CancelHandle::cancel) achieved.
@@ -100,7 +155,9 @@ pub enum CancelOutcome {
 /// variable that [`JobContext::wait_for_cancel`] and a `cancel()` waiting
 /// for a drop in progress sleep on.
 pub(crate) struct TaskState {
-    state: AtomicU8,
+    /// The state, the job's level and the epoch of its live queue entry
+    /// (see "Promotion").
+    state: AtomicU64,
     deadline: Option<Instant>,
     /// The thread dropping the closure while the state is `CANCELLING` or
     /// `EXPIRING` (see the module docs). The lock pairs with `signal` so
@@ -112,13 +169,15 @@ pub(crate) struct TaskState {
 }
 
 impl TaskState {
-    pub(crate) fn new(deadline: Option<Instant>) -> TaskState {
-        TaskState { state: AtomicU8::new(QUEUED), deadline, dropper: Mutex::new(None), signal: Condvar::new() }
+    /// The state of a job queued at `level` (below [`MAX_LEVELS`](crate::MAX_LEVELS)).
+    pub(crate) fn new(deadline: Option<Instant>, level: usize) -> TaskState {
+        let word = QUEUED as u64 | ((level as u64) << STATE_BITS) & LEVEL_MASK;
+        TaskState { state: AtomicU64::new(word), deadline, dropper: Mutex::new(None), signal: Condvar::new() }
     }
 
     /// Whether the job still waits in a queue.
     pub(crate) fn is_queued(&self) -> bool {
-        self.state.load(Ordering::Acquire) == QUEUED
+        self.load() == QUEUED
     }
 
     /// Whether the job has ended: returned, panicked, cancelled or expired
@@ -128,7 +187,7 @@ impl TaskState {
     /// records itself (`task.rs`), so a fate still being decided (no dropper
     /// yet) does not count as ended. Never blocks but for the short lock.
     pub(crate) fn has_ended(&self) -> bool {
-        match self.state.load(Ordering::Acquire) {
+        match self.load() {
             DONE | CANCELLED | EXPIRED => true,
             CANCELLING | EXPIRING => {
                 let dropper = lock(&self.dropper);
@@ -141,34 +200,51 @@ impl TaskState {
     /// How a job that will not run ends, its closure dropped or being
     /// dropped: `None` unless it left `QUEUED` for a cancellation or expiry.
     pub(super) fn unrun(&self) -> Option<Unrun> {
-        match self.state.load(Ordering::Acquire) {
+        match self.load() {
             CANCELLING | CANCELLED => Some(Unrun::Cancelled),
             EXPIRING | EXPIRED => Some(Unrun::Expired),
             _ => None,
         }
     }
 
-    /// The fate of a job whose popped entry found it out of `QUEUED`: it
-    /// was cancelled or expired, or (`None`) a worker waiting for it on its
-    /// handle claimed it and ran it inline (`runtime/help.rs`), which
-    /// counted it; the entry is then only discarded.
-    pub(crate) fn unrun_fate(&self) -> Option<Unrun> {
-        self.unrun()
+    /// Whether the entry pushed with `epoch`, which found the job out of
+    /// `QUEUED`, is its live entry and the job was not cancelled or
+    /// expired: a worker waiting for it on its handle claimed it and ran it
+    /// inline (`runtime/help.rs`), which counted it, and the entry is only
+    /// discarded. A dead entry (the job was promoted away from it) is not:
+    /// its fate, `promoted`, was counted then.
+    pub(crate) fn ran_ahead_of(&self, epoch: u64) -> bool {
+        let word = self.state.load(Ordering::Acquire);
+        epoch_of(word) == epoch && matches!(state_of(word), RUNNING | CANCEL_REQUESTED | DONE)
+    }
+
+    /// The level and the epoch of the job's live entry (see "Promotion"):
+    /// a waiter claims the job through it (`runtime/help.rs`).
+    pub(crate) fn live_entry(&self) -> (usize, u64) {
+        let word = self.state.load(Ordering::Acquire);
+        (level_of(word), epoch_of(word))
     }
 
     /// Whether a running job was asked to stop.
     pub(crate) fn is_cancel_requested(&self) -> bool {
-        self.state.load(Ordering::Acquire) == CANCEL_REQUESTED
+        self.load() == CANCEL_REQUESTED
     }
 
     /// The state now (one of the constants above).
     pub(super) fn load(&self) -> u8 {
-        self.state.load(Ordering::Acquire)
+        state_of(self.state.load(Ordering::Acquire))
+    }
+
+    /// Stores `state`, keeping the level and the epoch. Only for a job out
+    /// of `QUEUED`, whose level and epoch no longer change.
+    fn store(&self, state: u8) {
+        let word = self.state.load(Ordering::Acquire);
+        self.state.store((word & !STATE_MASK) | state as u64, Ordering::Release);
     }
 
     /// Records that the job returned or panicked.
     pub(super) fn set_done(&self) {
-        self.state.store(DONE, Ordering::Release);
+        self.store(DONE);
     }
 
     /// Whether the job's deadline, if it has one, has passed.
@@ -176,9 +252,47 @@ impl TaskState {
         self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
     }
 
-    /// Moves the job from `from` to `to`; `false` if it was not in `from`.
+    /// Moves the job from `from` to `to`, whatever its epoch; `false` if
+    /// it was not in `from`.
     pub(super) fn transition(&self, from: u8, to: u8) -> bool {
-        self.state.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.transition_at(None, from, to).is_some()
+    }
+
+    /// Moves the job from `from` to `to`, keeping its level and epoch;
+    /// with `Some(epoch)`, only if the job's epoch is that entry's (see
+    /// "Promotion"). Returns the job's level as the move found it, where a
+    /// fate it decides is counted; `None` if the job was not in `from` or
+    /// the entry is dead.
+    pub(super) fn transition_at(&self, epoch: Option<u64>, from: u8, to: u8) -> Option<usize> {
+        let mut word = self.state.load(Ordering::Acquire);
+        loop {
+            if epoch.is_some_and(|epoch| epoch != epoch_of(word)) || state_of(word) != from {
+                return None;
+            }
+            let next = (word & !STATE_MASK) | to as u64;
+            match self.state.compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(level_of(word)),
+                Err(seen) => word = seen,
+            }
+        }
+    }
+
+    /// Moves a queued job to `level` and a new epoch (see "Promotion");
+    /// returns the level it left and the new epoch, or `None` if the job is
+    /// no longer queued.
+    pub(super) fn next_epoch(&self, level: usize) -> Option<(usize, u64)> {
+        let mut word = self.state.load(Ordering::Acquire);
+        loop {
+            if state_of(word) != QUEUED {
+                return None;
+            }
+            let epoch = epoch_of(word) + 1;
+            let next = QUEUED as u64 | ((level as u64) << STATE_BITS) & LEVEL_MASK | epoch << EPOCH_SHIFT;
+            match self.state.compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some((level_of(word), epoch)),
+                Err(seen) => word = seen,
+            }
+        }
     }
 
     /// Blocks for at most `timeout`, or until a cancellation is requested;
@@ -215,7 +329,7 @@ impl TaskState {
     pub(super) fn dropped(&self, how: Unrun) {
         let mut dropper = lock(&self.dropper);
         *dropper = None;
-        self.state.store(how.settled(), Ordering::Release);
+        self.store(how.settled());
         drop(dropper);
         self.signal.notify_all();
     }
@@ -265,5 +379,26 @@ impl Unrun {
             Unrun::Cancelled => JobError::Cancelled,
             Unrun::Expired => JobError::Expired,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The level travels with the epoch in one word: a promotion returns the
+    /// level it replaced, a later move out of `QUEUED` finds the new one, and
+    /// an entry of the old epoch can no longer move the job.
+    #[test]
+    fn the_level_moves_with_the_epoch() {
+        let last = crate::config::MAX_LEVELS - 1;
+        let state = TaskState::new(None, last);
+        assert_eq!(state.next_epoch(2), Some((last, 1)));
+        assert_eq!(state.next_epoch(0), Some((2, 2)));
+        assert_eq!(state.transition_at(Some(1), QUEUED, RUNNING), None, "a dead entry");
+        assert_eq!(state.transition_at(Some(2), QUEUED, CANCELLING), Some(0));
+        assert_eq!(state.next_epoch(1), None, "no longer queued");
+        state.store(CANCELLED);
+        assert_eq!((state.load(), state.unrun()), (CANCELLED, Some(Unrun::Cancelled)));
     }
 }

@@ -53,7 +53,7 @@ pub(crate) enum Outcome {
 /// closure's destructor if that panicked when the job was dropped now.
 pub(crate) struct Discarded {
     /// Its waiter ran it (`runtime/help.rs`): the entry was the job's
-    /// dead entry, with no fate counted (see `TaskState::unrun_fate`).
+    /// live entry, with no fate counted (see `TaskState::ran_ahead_of`).
     pub(crate) ahead: bool,
     pub(crate) panic: Option<Payload>,
 }
@@ -63,7 +63,8 @@ pub(crate) enum Abandoned {
     /// This call moved the job out of `QUEUED` and dropped its closure. The
     /// payload is the closure's destructor's panic, if it panicked.
     Dropped(Option<Payload>),
-    /// The job had already left `QUEUED`; nothing was done.
+    /// The job had already left `QUEUED`, or the entry asking is dead (the
+    /// job was promoted past it); nothing was done.
     NotQueued,
 }
 
@@ -72,11 +73,13 @@ pub(crate) trait TaskCell: Send + Sync {
     /// The job's state (also reachable as its [`JobContext`]).
     fn state(&self) -> &TaskState;
 
-    /// Called by the worker that popped the job's queue entry: moves the job
-    /// to `RUNNING` if it is still queued and its deadline has not passed.
-    /// Otherwise the job will not run: it expires now if the deadline has
-    /// passed, or it had already ended (cancelled or expired).
-    fn claim(&self) -> Result<(), Discarded>;
+    /// Called by the worker that popped the job's queue entry, pushed with
+    /// `epoch`: moves the job to `RUNNING` if it is still queued, its
+    /// deadline has not passed and the entry is live. Otherwise the entry
+    /// is discarded: the job expires now if the deadline has passed, or it
+    /// had already ended (cancelled or expired), or the entry is dead (the
+    /// job was promoted; `state.rs`).
+    fn claim(&self, epoch: u64) -> Result<(), Discarded>;
 
     /// Runs a job this worker [claimed](TaskCell::claim), calling
     /// `ended(panicked)` when the closure has returned or panicked and
@@ -92,8 +95,15 @@ pub(crate) trait TaskCell: Send + Sync {
     fn tally(&self) -> &JobTally;
 
     /// Drops the job unrun if it is still queued, and completes its handle
-    /// with the matching error.
-    fn abandon(&self, how: Unrun) -> Abandoned;
+    /// with the matching error. With `Some(epoch)`, on behalf of a queue
+    /// entry pushed with it: only if that entry is live.
+    fn abandon(&self, how: Unrun, epoch: Option<u64>) -> Abandoned;
+
+    /// Moves a queued job to `level` and a new epoch, killing its queue
+    /// entry, for a push there (`state.rs`, "Promotion"), and counts it
+    /// promoted at the level it left; returns the new entry's epoch, or
+    /// `None` if the job is no longer queued.
+    fn promote(&self, level: usize) -> Option<u64>;
 }
 
 /// A job's closure and where its result goes.
@@ -112,8 +122,9 @@ pub(crate) struct Task<G, T> {
     meta: Meta,
 }
 
-/// What a task carries besides its closure: its deadline, where its fate is
-/// counted (`level` in `tally`), and its name.
+/// What a task carries besides its closure: its deadline, the level it is
+/// queued at first (then kept in its state word, where its fate is counted:
+/// `state.rs`, "Promotion"), the tally that counts it, and its name.
 pub(crate) struct Meta {
     pub(crate) deadline: Option<Instant>,
     pub(crate) level: usize,
@@ -139,7 +150,7 @@ where
     }
 
     fn with_body(body: Body<G, T>, meta: Meta) -> Arc<dyn TaskCell> {
-        let context = JobContext::new(TaskState::new(meta.deadline));
+        let context = JobContext::new(TaskState::new(meta.deadline, meta.level));
         Arc::new(Task { context, body: Mutex::new(Some(body)), meta })
     }
 
@@ -159,18 +170,17 @@ where
         self.context.state()
     }
 
-    fn claim(&self) -> Result<(), Discarded> {
+    fn claim(&self, epoch: u64) -> Result<(), Discarded> {
         let state = self.state();
         if state.is_past_deadline() {
-            return Err(match self.abandon(Unrun::Expired) {
+            return Err(match self.abandon(Unrun::Expired, Some(epoch)) {
                 Abandoned::Dropped(panic) => Discarded { ahead: false, panic },
-                Abandoned::NotQueued => Discarded { ahead: state.unrun_fate().is_none(), panic: None },
+                Abandoned::NotQueued => Discarded { ahead: state.ran_ahead_of(epoch), panic: None },
             });
         }
-        if state.transition(QUEUED, RUNNING) {
-            Ok(())
-        } else {
-            Err(Discarded { ahead: state.unrun_fate().is_none(), panic: None })
+        match state.transition_at(Some(epoch), QUEUED, RUNNING) {
+            Some(_) => Ok(()),
+            None => Err(Discarded { ahead: state.ran_ahead_of(epoch), panic: None }),
         }
     }
 
@@ -219,14 +229,16 @@ where
         &self.meta.tally
     }
 
-    fn abandon(&self, how: Unrun) -> Abandoned {
+    fn abandon(&self, how: Unrun, epoch: Option<u64>) -> Abandoned {
         let state = self.state();
-        if !state.transition(QUEUED, how.state()) {
+        // The level the winning move found the job at: a promotion racing
+        // this moves the level with the epoch, in the same word.
+        let Some(level) = state.transition_at(epoch, QUEUED, how.state()) else {
             return Abandoned::NotQueued;
-        }
+        };
         // Counted as it is decided, before the state settles or the handle
         // can tell.
-        self.meta.tally.fated(self.meta.level, how);
+        self.meta.tally.fated(level, how);
         state.dropping();
         let Some(Body { job, result }) = self.take() else {
             debug_assert!(false, "the winner of a transition out of QUEUED found no closure");
@@ -243,6 +255,13 @@ where
         }
         Abandoned::Dropped(panic)
     }
+
+    fn promote(&self, level: usize) -> Option<u64> {
+        let (from, epoch) = self.state().next_epoch(level)?;
+        // Counted as it is decided, at the level the move found the job at.
+        self.meta.tally.promoted(from);
+        Some(epoch)
+    }
 }
 
 /// Cancels `task` on behalf of a handle: see [`CancelOutcome`].
@@ -256,7 +275,7 @@ pub(crate) fn cancel(task: &dyn TaskCell) -> CancelOutcome {
     let state = task.state();
     loop {
         match state.load() {
-            QUEUED => match task.abandon(Unrun::Cancelled) {
+            QUEUED => match task.abandon(Unrun::Cancelled, None) {
                 Abandoned::Dropped(None) => return CancelOutcome::Prevented,
                 Abandoned::Dropped(Some(payload)) => panic::resume_unwind(payload),
                 // A worker, the timer or another canceller got there first.

@@ -6,10 +6,10 @@
 //! | figure (per level)           | written by                  | where                                      |
 //! |------------------------------|-----------------------------|--------------------------------------------|
 //! | started, completed, panicked | the worker running the job  | its own `WorkerCounters`, cache-padded     |
-//! | cancelled, expired           | whoever decides the fate (rare): a canceller, the timer, a worker, the sweep | `job::JobTally`, shared atomics per level |
+//! | cancelled, expired, promoted | whoever decides the fate (rare): a canceller, the timer, a worker, the sweep, a promoter | `job::JobTally`, shared atomics per level |
 //! | reaped (internal)            | whoever takes a dead entry off a queue: a worker, or the `shutdown_now` sweep | the worker's own counters; shared atomics for the sweep |
 //! | entries (internal)           | nobody: read from the queues | the injectors' and deques' lengths (`queue/levels.rs`) |
-//! | backlog                      | nobody: derived on read     | `entries - (cancelled + expired - reaped)`: the live entries |
+//! | backlog                      | nobody: derived on read     | `entries - (cancelled + expired + promoted - reaped)`: the live entries |
 //! | rejected                     | the refused spawner (rare)  | one cache-padded atomic per level          |
 //! | submitted                    | nobody: derived on read     | `started + reaped + entries + rejected`, see below |
 //! | queue-wait histogram         | the worker running the job  | its own histograms, behind its own mutex   |
@@ -25,12 +25,16 @@
 //! A cancelled or expired job is counted where its fate is decided
 //! (`job::JobTally`), before its handle can report it, while its dead entry
 //! stays queued until a worker or the sweep takes it off (`job/task.rs`)
-//! and counts it *reaped*. So the queues hold `entries` = live jobs + dead
-//! entries, and the dead entries number `cancelled + expired - reaped`
-//! (the fates of plain closures cancelled by `shutdown_now` are counted
-//! and reaped at once). Every job is in exactly one of started, reaped,
-//! entries or rejected at any moment, which is what `submitted` is derived
-//! from; the backlog is the live entries. A worker claims a popped job
+//! and counts it *reaped*. A promoted job is the same at its old level:
+//! counted `promoted` there by the promoting call, its old entry dead
+//! until reaped; at its new level it is offered again, as a spawn there
+//! (`job/state.rs`, "Promotion"). So the queues hold `entries` = live
+//! jobs and dead entries, and the dead entries number
+//! `cancelled + expired + promoted - reaped` (the fates of plain closures cancelled by
+//! `shutdown_now` are counted and reaped at once). Every offer of a job
+//! to a level is in exactly one of started, reaped, entries or rejected at
+//! any moment, which is what `submitted` is derived from; the backlog is
+//! the live entries. A worker claims a popped job
 //! before counting it as started, so a dead entry is never counted as
 //! started and gets no job hook.
 //!
@@ -49,9 +53,10 @@
 //!
 //! A worker that waits on a job's handle may claim the job and run it
 //! inline (`runtime/help.rs`); the job is counted `started` then, while its
-//! entry stays queued until some thread pops and discards it. The claim
-//! counts `ahead` before the job is counted started, and whoever takes the
-//! dead entry counts `ahead_gone` (not `reaped`: no fate was counted) after
+//! live entry stays queued until some thread pops and discards it (a dead
+//! entry left by an earlier promotion is reaped as usual). The claim
+//! counts `ahead`, at the live entry's level, before the job is counted
+//! started, and whoever takes that entry counts `ahead_gone` (not `reaped`: no fate was counted) after
 //! taking it. A snapshot reads, after `started`, the fates and `reaped`,
 //! `ahead_gone`, then `ahead`, then the entries, and leaves `ahead −
 //! ahead_gone` of them out of `entries`: every entry counted gone was
@@ -76,7 +81,8 @@
 //! everything earlier in that job's life is visible to the later reads, so
 //!
 //! - `completed + panicked <= started`;
-//! - `started + cancelled + expired + backlog + rejected <= submitted`: the
+//! - `started + cancelled + expired + promoted + backlog + rejected <=
+//!   submitted`: the
 //!   snapshot reads started, then the fates, then reaped, then the entries.
 //!   A job counted started or reaped was picked before the entries were
 //!   read, so it is not among them too (a take moves the queue's front
@@ -86,10 +92,12 @@
 //!   may lag, never count a job twice. The same holds for the reported sum:
 //!   a job with a fate counted before the fates were read is still an entry
 //!   only if it was not yet reaped when reaped was read (a reaper counts
-//!   after its take), so it is in `cancelled + expired - reaped` and taken
-//!   out of the backlog (a job reaped but not yet fated when the fates were
-//!   read only makes the backlog one higher, for a job counted nowhere
-//!   else); started, fated and rejected jobs are disjoint sets. `submitted`
+//!   after its take), so it is in the dead entries and taken out of the
+//!   backlog (a job reaped but not yet fated when the fates were read only
+//!   makes the backlog one higher, for a job counted nowhere else; a job
+//!   cancelled at the level it was just promoted to, before the promoter
+//!   pushed its entry there, makes it one lower for that moment); started,
+//!   fated and rejected jobs are disjoint sets. `submitted`
 //!   is the larger of the two sums, raised to the largest value any
 //!   earlier snapshot reported (a per-level `fetch_max`), never more than
 //!   the true number of jobs offered, so exact at rest;
@@ -100,7 +108,7 @@
 //!   set's lock;
 //!
 //! and no count ever decreases or wraps (`u64`). At rest, `submitted =
-//! completed + panicked + cancelled + expired + rejected`.
+//! completed + panicked + cancelled + expired + promoted + rejected`.
 //!
 //! # Queue waits and the oldest job's wait
 //!
@@ -144,7 +152,7 @@ use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
 use super::snapshot::{LevelMetrics, Metrics, WaitTimes, WorkerMetrics};
-use crate::job::{JobTally, Stamp};
+use crate::job::{Fates, JobTally, Stamp};
 // The counters are plain std atomics even under loom: they order nothing but
 // their own figures and are read only by snapshots, which no model takes.
 // The roster lock is modelled, since a snapshot reads the queues' lengths
@@ -161,6 +169,9 @@ pub(crate) struct ThreadCounts {
     /// Worker threads started, and retired: read together.
     pub(crate) started: usize,
     pub(crate) retired: usize,
+    /// Reserved threads running, and refused nice values (`runtime/reserved.rs`).
+    pub(crate) reserved: usize,
+    pub(crate) nice_refused: u64,
 }
 
 /// The pool-wide half of the metrics, owned by the registry.
@@ -231,8 +242,8 @@ pub(crate) struct LevelCounters {
     started: AtomicU64,
     completed: AtomicU64,
     panicked: AtomicU64,
-    /// Entries of cancelled or expired jobs taken off a queue (see
-    /// `Discards`).
+    /// Dead entries (of cancelled, expired or promoted jobs) taken off a
+    /// queue (see `Discards`).
     reaped: AtomicU64,
     /// With wait metrics on, the stamp of the latest job taken off the
     /// level's queue, to start or to discard (0: none).
@@ -376,9 +387,9 @@ impl MetricsCore {
         Some(stamp)
     }
 
-    /// Counts the entry of a job of `level`, cancelled or expired, that a
-    /// thread other than a worker (the `shutdown_now` sweep) took off its
-    /// queue.
+    /// Counts a dead entry of `level` (its job cancelled, expired or
+    /// promoted away) that a thread other than a worker (the `shutdown_now`
+    /// sweep) took off its queue.
     pub(crate) fn reaped(&self, level: usize) {
         let swept = &self.swept[level];
         if self.wait_metrics {
@@ -442,12 +453,12 @@ impl MetricsCore {
     /// entries (`entries()`) less the dead ones.
     pub(crate) fn backlog(&self, level: usize, entries: impl FnOnce() -> usize) -> usize {
         let roster = lock(&self.roster);
-        let (cancelled, expired) = self.tally.fates(level);
+        let fates = self.tally.fates(level);
         let reaped =
             roster.live.iter().fold(roster.retired.levels[level].reaped, |sum, w| {
                 sum + w.levels[level].reaped.load(Ordering::Acquire)
             }) + self.swept[level].reaped.load(Ordering::Acquire);
-        let dead = (cancelled + expired).saturating_sub(reaped);
+        let dead = fates.sum().saturating_sub(reaped);
         usize::try_from((entries() as u64).saturating_sub(dead)).unwrap_or(usize::MAX)
     }
 
@@ -472,7 +483,8 @@ impl MetricsCore {
                 let completed = sum(level, retired.completed, |l| &l.completed);
                 let panicked = sum(level, retired.panicked, |l| &l.panicked);
                 let started = sum(level, retired.started, |l| &l.started);
-                let (cancelled, expired) = self.tally.fates(level);
+                let fates = self.tally.fates(level);
+                let Fates { cancelled, expired, promoted } = fates;
                 let reaped = sum(level, retired.reaped, |l| &l.reaped) + swept.reaped.load(Ordering::Acquire);
                 // Gone before claimed, both before the entries (module docs).
                 let gone = swept.ahead_gone.load(Ordering::Acquire);
@@ -480,10 +492,9 @@ impl MetricsCore {
                 let run_ahead = ahead.saturating_sub(gone);
                 let entries = (queued(level) as u64).saturating_sub(run_ahead);
                 let rejected = self.rejected[level].load(Ordering::Acquire);
-                let dead = (cancelled + expired).saturating_sub(reaped);
+                let dead = fates.sum().saturating_sub(reaped);
                 let backlog = entries.saturating_sub(dead);
-                let offered =
-                    (started + reaped + entries + rejected).max(started + cancelled + expired + backlog + rejected);
+                let offered = (started + reaped + entries + rejected).max(started + fates.sum() + backlog + rejected);
                 let submitted = offered.max(self.submitted_seen[level].fetch_max(offered, Ordering::Relaxed));
                 let oldest_wait = self.wait_metrics.then(|| {
                     if backlog == 0 {
@@ -507,6 +518,7 @@ impl MetricsCore {
                     full_waits: 0,
                     cancelled,
                     expired,
+                    promoted,
                     wait: waits.as_ref().map(|waits| WaitTimes::new(waits[level].clone())),
                     oldest_wait,
                 }
@@ -539,6 +551,8 @@ impl MetricsCore {
                 started: threads.started as u64,
                 retired: threads.retired as u64,
                 steals,
+                reserved: threads.reserved,
+                nice_refused: threads.nice_refused,
             },
             uptime: self.epoch.elapsed(),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),

@@ -16,12 +16,12 @@ use crate::sync::plain::Arc;
 /// snapshots into the figures for the interval between them. Every snapshot,
 /// even one taken while jobs race it, keeps these bounds at every level:
 /// `completed + panicked <= started` and `started + cancelled + expired +
-/// backlog + rejected <= submitted`; for the workers, `busy + idle <= total`
+/// promoted + backlog + rejected <= submitted`; for the workers, `busy + idle <= total`
 /// and `retired <= started`. No count ever goes back from one snapshot to a
 /// later one. When the pool is at rest (nothing queued or running: after
 /// [`Pool::wait_idle`](crate::Pool::wait_idle) or
 /// [`Pool::shutdown`](crate::Pool::shutdown)), `submitted = completed +
-/// panicked + cancelled + expired + rejected` at every level.
+/// panicked + cancelled + expired + promoted + rejected` at every level.
 ///
 /// A job whose handle has reported its end (`join`, `join_timeout`,
 /// `is_finished`, the awaited future, or `cancel` answering
@@ -90,7 +90,9 @@ pub struct LevelMetrics {
     /// Jobs offered at this level through `spawn` or `submit` (or a
     /// [`JobBuilder`](crate::JobBuilder)), accepted or not, counted once they
     /// are queued or refused. (A spawn at a level the pool does not have is
-    /// counted nowhere.) Derived on read as `started + cancelled + expired +
+    /// counted nowhere.) A job promoted here from a less urgent level
+    /// ([`JobHandle::promote`](crate::JobHandle::promote)) is offered here
+    /// too. Derived on read as `started + cancelled + expired + promoted +
     /// backlog + rejected`, so that spawning writes no extra counter; it may
     /// lag by the jobs taken off a queue while the snapshot is taken, never
     /// goes back, and is exact at rest.
@@ -129,6 +131,13 @@ pub struct LevelMetrics {
     /// like `cancelled`, when the expiry is decided, before the job's handle
     /// yields [`JobError::Expired`](crate::JobError::Expired).
     pub expired: u64,
+    /// Jobs that left this level for a more urgent one
+    /// ([`JobHandle::promote`](crate::JobHandle::promote)). Counted, like
+    /// `cancelled`, when the promotion is decided, before `promote`
+    /// returns, and the job leaves this level's `backlog` at that moment;
+    /// the job itself is counted at its new level from then on (it is in
+    /// that level's `submitted`, and started, cancelled or expired there).
+    pub promoted: u64,
     /// How long started jobs waited in the queue; `None` unless the pool
     /// was built with [`wait_metrics(true)`](crate::Builder::wait_metrics).
     pub wait: Option<WaitTimes>,
@@ -216,8 +225,11 @@ impl fmt::Debug for WaitTimes {
 /// exited, and a worker being started is in `current` a little before it is
 /// in `total`. `started` and `retired` are read together
 /// (`retired <= started`). At rest (no resize under way, every retiring
-/// worker gone) `total == current == started - retired`; after shutdown
-/// `total == current == 0`.
+/// worker gone) `total == current + reserved == started - retired`; after
+/// shutdown `total == current == reserved == 0`. Reserved threads
+/// ([`Builder::reserved_threads`](crate::Builder::reserved_threads)) count in
+/// `total`, `busy`, `idle`, `started` and `steals` like workers, and in
+/// `reserved`, not in `current`.
 ///
 /// Non-exhaustive: figures may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,6 +258,13 @@ pub struct WorkerMetrics {
     /// Jobs a worker took from another worker's deque, since the pool
     /// started.
     pub steals: u64,
+    /// Reserved threads running now (started at build time, exited at
+    /// shutdown); they are in `total` too.
+    pub reserved: usize,
+    /// Worker threads whose nice value the OS refused to raise (see
+    /// [`Builder::worker_nice`](crate::Builder::worker_nice)), since the
+    /// pool started: 0 when every worker runs at the asked priority.
+    pub nice_refused: u64,
 }
 
 impl Metrics {
@@ -281,6 +300,7 @@ impl Metrics {
                 full_waits: now.full_waits.saturating_sub(then.full_waits),
                 cancelled: now.cancelled.saturating_sub(then.cancelled),
                 expired: now.expired.saturating_sub(then.expired),
+                promoted: now.promoted.saturating_sub(then.promoted),
                 wait: match (&now.wait, &then.wait) {
                     (Some(now), Some(then)) => now.since(then),
                     _ => None,
@@ -294,6 +314,7 @@ impl Metrics {
                 started: self.workers.started.saturating_sub(earlier.workers.started),
                 retired: self.workers.retired.saturating_sub(earlier.workers.retired),
                 steals: self.workers.steals.saturating_sub(earlier.workers.steals),
+                nice_refused: self.workers.nice_refused.saturating_sub(earlier.workers.nice_refused),
                 ..self.workers
             },
             uptime: self.uptime.saturating_sub(earlier.uptime),

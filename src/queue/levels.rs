@@ -156,11 +156,13 @@ impl<T: Queued> Levels<T> {
     /// `peers` must include every worker's queues, retired workers' that
     /// still hold jobs too. Its caller fences first (see `sleep.rs`).
     pub(crate) fn any_queued<P: AsRef<SharedQueues<T>>>(&self, peers: &[P]) -> bool {
-        (0..self.len()).any(|level| self.holds(level, peers))
+        self.any_queued_upto(self.len() - 1, peers)
     }
 
     /// Whether a level at least as urgent as `upto` has a visible job: the
-    /// re-check of a waiting worker about to park (`runtime/help.rs`).
+    /// re-check of a reserved thread, which takes only levels `0..=upto`
+    /// (`sleep.rs`), and of a waiting worker about to park
+    /// (`runtime/help.rs`).
     pub(crate) fn any_queued_upto<P: AsRef<SharedQueues<T>>>(&self, upto: usize, peers: &[P]) -> bool {
         (0..=upto.min(self.len() - 1)).any(|level| self.holds(level, peers))
     }
@@ -210,8 +212,9 @@ impl<T: Queued> Levels<T> {
     }
 
     /// The pick rule over levels `0..=upto` only: what a worker waiting
-    /// inside a job of level `upto` may take (`runtime/help.rs`). `Empty`
-    /// says those levels are empty; less urgent ones are not looked at.
+    /// inside a job of level `upto` may take (`runtime/help.rs`), and a
+    /// reserved thread's pick (`runtime/reserved.rs`). `Empty` says those
+    /// levels are empty; less urgent ones are not looked at.
     pub(crate) fn pick_upto<P: AsRef<SharedQueues<T>>>(
         &self,
         local: &LocalQueues<T>,
@@ -238,6 +241,30 @@ impl<T: Queued> Levels<T> {
             }
             return Pick::Empty;
         }
+    }
+
+    /// Tries the sources of `level` alone, as one level of the pick rule
+    /// does, with no look at the other levels: the pick of a level that
+    /// bounded starvation says is due (`queue/aging.rs`), which passes over
+    /// more urgent jobs on purpose.
+    pub(crate) fn pick_level<P: AsRef<SharedQueues<T>>>(
+        &self,
+        level: usize,
+        local: &LocalQueues<T>,
+        peers: &[P],
+        start: usize,
+    ) -> Pick<T> {
+        match self.take(level, local, peers, start) {
+            Take::Job(job, source) => Pick::Found(level, job, source),
+            Take::Retry => Pick::Contended,
+            Take::Empty => Pick::Empty,
+        }
+    }
+
+    /// Whether `level` has a visible job (the hints; a snapshot): what
+    /// bounded starvation counts a pass against (`queue/aging.rs`).
+    pub(crate) fn level_holds<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> bool {
+        self.holds(level, peers)
     }
 
     /// Tries the sources of one level in order: own deque, injector, peers.

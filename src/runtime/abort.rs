@@ -11,8 +11,9 @@
 //!    (`Levels::pick` over the injectors and every worker's stealers, with
 //!    a scratch deque of its own) and cancels it: its closure is dropped,
 //!    its handle yields `JobError::Cancelled`, and it is counted at its
-//!    level (for the report and in the metrics). The entry of a job
-//!    cancelled or expired earlier (and counted then) is discarded. The sweep stops when the pick finds every queue
+//!    level (for the report and in the metrics). A dead entry (of a job
+//!    cancelled, expired or promoted away earlier, and counted then) is
+//!    discarded. The sweep stops when the pick finds every queue
 //!    empty. Jobs never hide in a count (`queue/levels.rs`), so every job
 //!    whose spawn returned before the call began is cancelled by the sweep
 //!    or was taken by a worker; a job pushed by a spawn still under way is

@@ -14,7 +14,9 @@
 //!    priority inheritance, not a pick (a HIGH job waiting for a queued LOW
 //!    job runs it now instead of waiting behind other LOW work).
 //! 3. **Help.** Otherwise take one job by the pick rule over levels `0..=l`
-//!    only (`Levels::pick_upto`) and run it, as the worker loop would.
+//!    only (`Levels::pick_upto`) and run it, as the worker loop would; on a
+//!    reserved thread (`reserved.rs`) over `0..=min(l, its bound)`, with no
+//!    due-level aging (that is the worker loop's alone).
 //! 4. **Park.** Nothing to claim and those levels empty (after a short
 //!    spin): park as a *waiter* (`sleep.rs`, "Waiting workers"), woken by a
 //!    push at a level `<= l` or by whoever ends what it waits for.
@@ -78,7 +80,8 @@ pub(crate) fn wait_until(
     mut claim: impl FnMut() -> bool,
 ) {
     // Between jobs (a hook), no level is known: take only the most urgent.
-    let upto = local.level().unwrap_or(0);
+    // A reserved thread stays within its own levels too.
+    let upto = local.level().unwrap_or(0).min(local.upto());
     let backoff = Backoff::new();
     loop {
         if done() {
@@ -110,15 +113,19 @@ pub(crate) fn run_claimed<R>(local: &Local, level: usize, claimed: impl FnOnce()
     local.probe.nested(|| local.with_level(level, claimed))
 }
 
-/// Claims `task`, the job of a handle a job of `level` waits on, if it has
-/// not started, and runs it inline on `local`, counted and hooked as a job
-/// of `level` (its queue entry is discarded when popped, `job/state.rs`);
-/// says whether it ran it.
-pub(crate) fn claim_task(local: &Local, level: usize, task: &Arc<dyn TaskCell>) -> bool {
+/// Claims `task`, the job of a handle a job waits on, if it has not
+/// started, and runs it inline on `local`, counted and hooked as a job of
+/// its level (its queue entry is discarded when popped, `job/state.rs`);
+/// says whether it ran it. The claim goes through the job's live entry,
+/// whichever that is: after a promotion, the one at the new level.
+pub(crate) fn claim_task(local: &Local, task: &Arc<dyn TaskCell>) -> bool {
     if !task.state().is_queued() {
         return false;
     }
-    let job = Job::task(Arc::clone(task));
+    // A promotion between this read and the claim makes the claim fail
+    // (the epoch moved on); the caller's wait tries again.
+    let (level, epoch) = task.state().live_entry();
+    let job = Job::task_at(Arc::clone(task), epoch);
     match job.claim() {
         Ok(()) => {
             local.registry.metrics.ran_ahead(level);

@@ -116,10 +116,10 @@ impl WorkerProbe {
         Detail { info, began: monitoring.after_job.as_ref().map(|_| Instant::now()) }
     }
 
-    /// Counts the entry of a job of `level`, found at `source`, that this
-    /// worker took off a queue and discarded unrun (its fate, cancelled or
-    /// expired, was counted when it was decided: `job::JobTally`). No hook
-    /// runs for it: it never started.
+    /// Counts a dead entry of `level`, found at `source`, that this worker
+    /// took off a queue and discarded (its job's fate, cancelled, expired
+    /// or promoted away, was counted when it was decided: `job::JobTally`).
+    /// No hook runs for it: it never started there.
     #[inline]
     pub(crate) fn job_discarded(&self, registry: &Registry, level: usize, source: Source) {
         if source == Source::Peer {

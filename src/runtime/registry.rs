@@ -7,6 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::abort::Abort;
+use super::reserved::{self, ReservedState, Role};
 use super::timer::Timer;
 use super::worker::{self, Local};
 use super::workers::WorkerSet;
@@ -15,8 +16,11 @@ use crate::config::{Config, validate_limits};
 use crate::error::{BuildError, BuildErrorKind, ResizeError, ResizeErrorKind, SpawnError, SpawnErrorKind};
 use crate::hooks::log_event;
 use crate::job::erase::PartRef;
-use crate::job::task::Meta;
+use crate::job::task::{Meta, TaskCell};
 use crate::job::{Job, JobTally, drop_payload};
+
+/// A job's cell, as a handle holds it.
+pub(crate) type TaskHandle = plain::Arc<dyn TaskCell>;
 use crate::lifecycle::{Lifecycle, Spawning};
 use crate::limits::Limits;
 use crate::metrics::{Metrics, MetricsCore, ThreadCounts};
@@ -43,6 +47,8 @@ pub(crate) struct Registry {
     /// The bounded levels' slots (`capacity.rs`).
     pub(crate) capacity: Capacity,
     pub(crate) metrics: MetricsCore,
+    /// Reserved threads running, refused nice values (`reserved.rs`).
+    pub(crate) reserved: ReservedState,
     panics: AtomicUsize,
 }
 
@@ -92,6 +98,7 @@ impl Registry {
             timer: Timer::new(),
             capacity: Capacity::new(&config.capacities),
             metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
+            reserved: ReservedState::default(),
             panics: AtomicUsize::new(0),
             config,
         });
@@ -101,6 +108,11 @@ impl Registry {
                 Registry::shutdown(&registry);
                 return Err(BuildError::new(BuildErrorKind::ThreadSpawn { index, source }));
             }
+        }
+        if let Err((reserved, source)) = reserved::start_all(&registry) {
+            Registry::shutdown(&registry);
+            let index = initial + reserved;
+            return Err(BuildError::new(BuildErrorKind::ThreadSpawn { index, source }));
         }
         Ok(registry)
     }
@@ -138,6 +150,41 @@ impl Registry {
             this.timer.schedule(at, &task);
         }
         Ok(handle)
+    }
+
+    /// Moves the queued job of `task` to `priority`'s level: a new entry
+    /// there, the old one dead (`job/state.rs`, "Promotion"). `Ok(false)`:
+    /// the job was no longer queued, nothing was pushed. Refused, changing
+    /// nothing, if the level does not exist or intake is closed and the
+    /// caller is not one of the pool's jobs (as a spawn would be, but not
+    /// counted as rejected: the job was accepted before). The new entry
+    /// never waits for room on a bounded level: it takes a slot there over
+    /// the capacity, as a spawn from inside the pool does (`capacity.rs`),
+    /// since the job already holds one at its old level until its dead
+    /// entry is taken off.
+    pub(crate) fn promote(this: &Arc<Registry>, task: &TaskHandle, priority: Priority) -> Result<bool, SpawnErrorKind> {
+        let levels = this.levels.len();
+        let level = priority
+            .resolve(levels)
+            .ok_or(SpawnErrorKind::UnknownLevel { level: priority.asked().unwrap_or(levels), levels })?;
+        let from = match worker::current_local(this.id) {
+            Some(local) => From::Job(local),
+            None => From::Outside(this.lifecycle.begin_spawn().ok_or(SpawnErrorKind::Shutdown)?),
+        };
+        let admission = Admission { level, from };
+        // Cannot fail: a slot taken as from inside never waits or refuses.
+        let _ = this.capacity.take(level, WhenFull::Wait, true, || false);
+        match task.promote(level) {
+            Some(epoch) => {
+                Registry::inject(this, admission, Job::task_at(plain::Arc::clone(task), epoch));
+                Ok(true)
+            }
+            None => {
+                this.capacity.give_back(level);
+                Registry::end_spawn(this, admission);
+                Ok(false)
+            }
+        }
     }
 
     /// Checks that `priority` names a level, takes a slot on a bounded
@@ -184,7 +231,7 @@ impl Registry {
         if let From::Outside(spawning) = admission.from
             && this.lifecycle.end_spawn(spawning)
         {
-            if this.abort.is_aborting() && this.sleep.loops() == 0 {
+            if this.abort.is_aborting() && this.sleep.regular_loops() == 0 {
                 super::abort::sweep(this);
             }
             Registry::try_drain(this);
@@ -205,7 +252,7 @@ impl Registry {
             From::Outside(_) => {
                 let stamp = this.metrics.stamp_queued(level, || this.levels.injector_is_empty(level));
                 this.levels.inject(level, job.stamped(stamp));
-                if !this.sleep.wake_one_at(level) {
+                if !this.wake_for(level) {
                     Registry::grow_if_backlogged(this, || this.levels.injected());
                 }
             }
@@ -230,16 +277,24 @@ impl Registry {
     /// (it is not counted as a job unless stolen, `queue/local.rs`).
     pub(crate) fn push_fork(this: &Arc<Registry>, local: &Local, level: usize, half: PartRef) {
         local.queues.push_fork(level, half);
-        this.sleep.hint_at(level);
+        this.sleep.hint_at(level, reserved::wakes_reserved(this, level));
     }
 
     /// Wakes a sleeper for a job just pushed at `level` onto `local`'s
     /// deques, or grows the pool if there is none.
     #[inline]
     fn notify_local(this: &Arc<Registry>, level: usize, local: &Local) {
-        if !this.sleep.wake_one_at(level) {
+        if !this.wake_for(level) {
             Registry::grow_if_backlogged(this, || this.levels.injected() + local.queues.len());
         }
+    }
+
+    /// Wakes one sleeper that can take a job just pushed at `level`
+    /// (`Sleep::wake_one_at`): a reserved thread first if the level is
+    /// reserved (`reserved.rs`), else a worker, else a waiting worker that
+    /// may take it. Says whether it woke one.
+    fn wake_for(&self, level: usize) -> bool {
+        self.sleep.wake_one_at(level, reserved::wakes_reserved(self, level))
     }
 
     /// Hands the panic of a spawned job (counted already) to the panic
@@ -270,7 +325,13 @@ impl Registry {
     /// A snapshot of the pool's metrics.
     pub(crate) fn metrics(&self) -> Metrics {
         let (started, retired) = self.workers.thread_counts();
-        let threads = ThreadCounts { current: self.limits.current(), started, retired };
+        let threads = ThreadCounts {
+            current: self.limits.current(),
+            started,
+            retired,
+            reserved: self.reserved.running(),
+            nice_refused: self.reserved.nice_refused(),
+        };
         let (_, peers) = self.workers.snapshot();
         let mut metrics = self.metrics.snapshot(|level| self.levels.queued(level, &peers), threads);
         for (level, figures) in metrics.levels.iter_mut().enumerate() {
@@ -373,7 +434,7 @@ impl Registry {
     /// Starts a worker into a slot already reserved in `live`, or gives the
     /// slot back. `searching`: the new worker is counted as searching.
     pub(crate) fn start_reserved(this: &Arc<Registry>, searching: bool) -> std::io::Result<()> {
-        match worker::start(this, searching) {
+        match worker::start(this, Role::Regular, searching) {
             Ok(true) => {
                 this.limits.spawn_succeeded();
                 Ok(())

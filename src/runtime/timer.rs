@@ -266,7 +266,7 @@ fn run(shared: &Shared, drops: &JobTally) {
         drop(state);
         for task in due.drain(..) {
             let Some(task) = task.upgrade() else { continue };
-            if let Abandoned::Dropped(Some(payload)) = task.abandon(Unrun::Expired) {
+            if let Abandoned::Dropped(Some(payload)) = task.abandon(Unrun::Expired, None) {
                 drops.caught(NEVER_RAN, payload);
             }
         }

@@ -25,6 +25,11 @@
 //!          (limits.rs)
 //! ```
 //!
+//! A reserved thread (`reserved.rs`) runs the same loop with its own
+//! levels only: no surplus check, no keep-alive deadline, its own sleeper
+//! list. With bounded starvation (`queue/aging.rs`) a worker's pick tries a
+//! due level first.
+//!
 //! A running job is never preempted; priority is applied at every job
 //! boundary, because every pick starts again from level 0. The surplus
 //! check comes before every pick, so a worker told to leave by a resize
@@ -56,9 +61,11 @@ use std::rc::Rc;
 
 use super::probe::WorkerProbe;
 use super::registry::Registry;
+use super::reserved::{self, Role};
 use super::workers::{Peer, Peers};
 use crate::job::task::{Discarded, Outcome};
 use crate::job::{Job, NEVER_RAN};
+use crate::queue::aging::Aging;
 use crate::queue::levels::{Pick, Source};
 use crate::queue::local::LocalQueues;
 use crate::sleep::Wake;
@@ -80,6 +87,9 @@ pub(crate) struct Local {
     peers_generation: Cell<usize>,
     /// Rotates the first peer tried, to spread steals over victims.
     tick: Cell<usize>,
+    /// The highest level its pick may take: the last one, or a reserved
+    /// thread's bound (`reserved.rs`); a waiting job's help stays within it.
+    upto: usize,
     /// The level of the job running on this worker (the innermost one, if
     /// a waiting job runs another); `None` between jobs.
     level: Cell<Option<usize>>,
@@ -125,11 +135,12 @@ pub(crate) fn is_own_thread(registry_id: usize) -> bool {
     OWNER.with(|owner| owner.get() == Some(registry_id)) || current_local(registry_id).is_some()
 }
 
-/// Starts a worker thread of `registry` with a fresh index and records it in
-/// the set; `searching`: it counts as searching until it finds a job or
-/// sleeps (see `limits.rs`). Its slot in the worker count is already
-/// reserved. `Ok(false)`: not started, the pool has shut down.
-pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<bool> {
+/// Starts a worker thread of `registry` with a fresh index, as `role`
+/// (`reserved.rs`), and records it in the set; `searching`: it counts as
+/// searching until it finds a job or sleeps (see `limits.rs`). A regular
+/// worker's slot in the worker count is already reserved. `Ok(false)`: not
+/// started, the pool has shut down.
+pub(crate) fn start(registry: &Arc<Registry>, role: Role, searching: bool) -> io::Result<bool> {
     let (index, peer, queues) = new_worker(registry);
     // The name function is user code: a panic in it must not unwind into a
     // spawn (the job is already queued) with a slot reserved, and neither
@@ -151,7 +162,7 @@ pub(crate) fn start(registry: &Arc<Registry>, searching: bool) -> io::Result<boo
             // First, so that it is destroyed after any thread-local of the
             // user's (`workers.rs`).
             gone.arm();
-            WorkerThread::new(registry_for_thread, index, queues, searching, probe).run(true)
+            WorkerThread::new(registry_for_thread, index, role, queues, searching, probe).run(true)
         })
     })
 }
@@ -164,7 +175,7 @@ pub(crate) fn run_here(registry: &Arc<Registry>) {
     let (index, peer, queues) = new_worker(registry);
     registry.workers.add_peer(peer);
     let probe = WorkerProbe::attach(registry, index);
-    WorkerThread::new(Arc::clone(registry), index, queues, false, probe).run(false);
+    WorkerThread::new(Arc::clone(registry), index, Role::Regular, queues, false, probe).run(false);
 }
 
 /// A fresh worker index, its local deques and the stealers for its peers.
@@ -186,23 +197,34 @@ enum Exit {
 struct WorkerThread {
     registry: Arc<Registry>,
     index: usize,
+    /// A worker, or a reserved thread (`reserved.rs`).
+    role: Role,
     local: Rc<Local>,
     /// Counted in the pool's `searching` figure (`limits.rs`).
     searching: bool,
+    /// Pass counts of bounded starvation, if the pool has a bound and this
+    /// is a regular worker (`queue/aging.rs`).
+    aging: Option<Aging>,
 }
 
 impl WorkerThread {
     fn new(
         registry: Arc<Registry>,
         index: usize,
+        role: Role,
         queues: LocalQueues<Job>,
         searching: bool,
         probe: WorkerProbe,
     ) -> WorkerThread {
         let (peers_generation, peers) = registry.workers.snapshot();
+        let aging = match (role, registry.config.isolation.max_passes) {
+            (Role::Regular, Some(k)) => Some(Aging::new(registry.levels.len(), k)),
+            _ => None,
+        };
         let local = Local {
             registry_id: registry.id,
             queues,
+            upto: role.walk(registry.levels.len()) - 1,
             registry: Arc::clone(&registry),
             index,
             parker: Parker::new(),
@@ -212,7 +234,7 @@ impl WorkerThread {
             tick: Cell::new(index),
             level: Cell::new(None),
         };
-        WorkerThread { registry, index, local: Rc::new(local), searching }
+        WorkerThread { registry, index, role, local: Rc::new(local), searching, aging }
     }
 
     /// The loop; `own_thread`: the worker was started by [`start`], on a
@@ -221,7 +243,11 @@ impl WorkerThread {
     fn run(mut self, own_thread: bool) {
         if own_thread {
             OWNER.with(|owner| owner.set(Some(self.registry.id)));
+            if self.role == Role::Regular {
+                reserved::lower_priority(&self.registry, self.index);
+            }
         }
+        let (class, regular) = (self.role.class(), self.role == Role::Regular);
         // The thread start and stop hooks run outside the window in which
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of `lifecycle.rs` valid.
@@ -234,15 +260,15 @@ impl WorkerThread {
         // as outsiders (see `current_local`).
         let outer = CURRENT.try_with(|current| current.replace(Some(Rc::clone(&self.local)))).ok().flatten();
         let registry = Arc::clone(&self.registry);
-        registry.sleep.enter_loop();
+        registry.sleep.enter_loop(class);
         let idle = Backoff::new();
         let contention = Backoff::new();
         let exit = loop {
             // Before every pick, so that a surplus worker never takes a job.
-            if registry.limits.is_surplus() && registry.limits.retire_surplus() {
+            if regular && registry.limits.is_surplus() && registry.limits.retire_surplus() {
                 break Exit::Retired;
             }
-            match self.local.pick_upto(registry.levels.len() - 1) {
+            match self.pick() {
                 Pick::Found(level, job, source) => {
                     self.stop_searching(true);
                     self.local.execute(level, source, job);
@@ -260,11 +286,14 @@ impl WorkerThread {
                     }
                     self.stop_searching(false);
                     registry.workers.prune_orphans();
-                    let deadline = registry.limits.keep_alive_deadline();
+                    // A reserved thread never retires: no deadline.
+                    let deadline = registry.limits.keep_alive_deadline().filter(|_| regular);
                     self.local.probe.set_idle(true);
-                    let wake = registry.sleep.sleep(self.index, &self.local.parker, deadline, || {
+                    let wake = registry.sleep.sleep(self.index, class, &self.local.parker, deadline, || {
                         let (_, peers) = registry.workers.snapshot();
-                        if registry.levels.any_queued(&peers) || registry.limits.is_surplus() {
+                        if registry.levels.any_queued_upto(self.local.upto, &peers)
+                            || (regular && registry.limits.is_surplus())
+                        {
                             return true;
                         }
                         Registry::try_drain(&registry);
@@ -288,10 +317,11 @@ impl WorkerThread {
         self.local.probe.thread_stopping(&registry);
         match exit {
             Exit::Retired => Registry::retire_worker(&registry, self.index, own_thread, empty),
+            Exit::Drained if !regular => registry.reserved.count(false),
             Exit::Drained if own_thread => registry.limits.left_at_shutdown(),
             Exit::Drained => {}
         }
-        registry.sleep.leave_loop();
+        registry.sleep.leave_loop(class);
         // Every other worker may be asleep now: the drain check.
         Registry::try_drain(&registry);
     }
@@ -299,10 +329,32 @@ impl WorkerThread {
     /// Counts this worker as searching, if the pool could grow (only then
     /// does the figure matter).
     fn start_searching(&mut self) {
-        if !self.searching && self.registry.limits.may_grow() {
+        if !self.searching && self.role == Role::Regular && self.registry.limits.may_grow() {
             self.registry.limits.enter_searching();
             self.searching = true;
         }
+    }
+
+    /// The next job by the pick rule over this thread's levels; under
+    /// bounded starvation (`queue/aging.rs`, regular workers only) a due
+    /// level is tried first, and every job found counts a pass against the
+    /// less urgent levels that hold one.
+    fn pick(&self) -> Pick<Job> {
+        let Some(aging) = &self.aging else { return self.local.pick_upto(self.local.upto) };
+        let mut pick = None;
+        if let Some(level) = aging.due() {
+            match self.local.pick_level(level) {
+                found @ Pick::Found(..) => pick = Some(found),
+                Pick::Empty => aging.found_empty(level),
+                // A job is there: the walk below finds it or backs off.
+                Pick::Contended => {}
+            }
+        }
+        let pick = pick.unwrap_or_else(|| self.local.pick_upto(self.local.upto));
+        if let Pick::Found(level, ..) = &pick {
+            aging.started(*level, |less| self.local.level_holds(less));
+        }
+        pick
     }
 
     /// Stops counting this worker as searching; having found a job while
@@ -367,6 +419,28 @@ impl Local {
             self.probe.log_panic(level, name.as_deref(), payload.as_deref());
             registry.job_panicked(payload);
         }
+    }
+
+    /// The highest level this worker's pick may take: the last one, or a
+    /// reserved thread's bound (`reserved.rs`).
+    pub(crate) fn upto(&self) -> usize {
+        self.upto
+    }
+
+    /// Tries the sources of `level` alone (`Levels::pick_level`), with
+    /// this worker's view of its peers: the pick of a level that bounded
+    /// starvation says is due (`queue/aging.rs`).
+    fn pick_level(&self, level: usize) -> Pick<Job> {
+        self.refresh_peers();
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        self.registry.levels.pick_level(level, &self.queues, &self.peers.borrow(), tick)
+    }
+
+    /// Whether `level` has a visible job, in this worker's view of its
+    /// peers: what bounded starvation counts a pass against.
+    fn level_holds(&self, level: usize) -> bool {
+        self.registry.levels.level_holds(level, &self.peers.borrow())
     }
 
     /// The pick rule over levels `0..=upto` (`queue/levels.rs`), with this

@@ -1,0 +1,158 @@
+//! Reserved threads and the OS priority of the regular workers: the run
+//! time of the options in `isolation.rs`.
+//!
+//! # Reserved threads
+//!
+//! A reserved thread runs the worker loop of `worker.rs` with
+//! [`Role::Reserved`]: its pick walks only the levels `0..walk`
+//! (`Levels::pick_upto`), with the same second look after a take, so
+//! that it never starts a job while a more urgent one pushed before it
+//! waits; it sleeps on the reserved list of `sleep.rs` and re-checks only
+//! its levels; it is not counted in the pool's size (`limits.rs`), so it is
+//! never surplus, never parks with a deadline and never retires. It stops
+//! only when the pool is drained, like every worker, and the drain check
+//! counts its loop (`sleep.rs`, "Every worker asleep").
+//!
+//! Jobs a job on a reserved thread spawns go to that thread's own deques,
+//! as on any worker. It takes those of its levels itself; those of the
+//! other levels are stolen by the workers, which see its deques as a
+//! peer's (the wake after such a push goes to a regular worker, `sleep.rs`).
+//!
+//! # Which sleeper a push wakes
+//!
+//! [`wakes_reserved`]: a push at a reserved level wakes a reserved sleeper
+//! first, else a regular one (`Sleep::wake_one_at`); any other push never
+//! wakes a reserved one (either may fall back to a waiting worker whose
+//! bound admits the level). A reserved sleeper is idle and runs at the
+//! process's priority while the workers run at a higher nice value, so it
+//! is the thread that starts the job first; when every reserved thread is
+//! busy, an idle worker is.
+//!
+//! # The nice value
+//!
+//! [`lower_priority`] runs first thing on a regular worker's own thread
+//! (never on a caller's thread, as `worker::run_here` borrows one). Linux
+//! keeps the nice value per thread and lets an unprivileged thread raise
+//! it but not lower it back, so it is set once, at the thread's start.
+
+use super::registry::Registry;
+use crate::sleep::Class;
+use crate::sync::plain::AtomicU64;
+use crate::sync::{AtomicUsize, Ordering};
+
+/// What a worker loop runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// One of the pool's workers: takes every level, counts in its size.
+    Regular,
+    /// A reserved thread: takes the levels `0..walk` only.
+    Reserved { walk: usize },
+}
+
+impl Role {
+    /// The sleeper list it sleeps on.
+    pub(crate) fn class(self) -> Class {
+        match self {
+            Role::Regular => Class::Regular,
+            Role::Reserved { .. } => Class::Reserved,
+        }
+    }
+
+    /// How many levels, from 0, its pick walks in a pool of `levels`.
+    pub(crate) fn walk(self, levels: usize) -> usize {
+        match self {
+            Role::Regular => levels,
+            Role::Reserved { walk } => walk,
+        }
+    }
+}
+
+/// The run-time figures of reserved threads and worker priorities, for
+/// the metrics.
+#[derive(Default)]
+pub(crate) struct ReservedState {
+    /// Reserved threads whose loop is running or about to.
+    running: AtomicUsize,
+    /// Worker threads whose nice value the OS refused to raise.
+    nice_refused: AtomicU64,
+}
+
+impl ReservedState {
+    /// A reserved thread is being started (`true`) or has left its loop or
+    /// failed to start (`false`).
+    pub(crate) fn count(&self, running: bool) {
+        if running {
+            self.running.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.running.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reserved threads running now (a snapshot).
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// Worker threads whose nice value the OS refused to raise, so far.
+    pub(crate) fn nice_refused(&self) -> u64 {
+        self.nice_refused.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether a push at `level` may wake a reserved sleeper, and first (see
+/// the module docs).
+pub(crate) fn wakes_reserved(registry: &Registry, level: usize) -> bool {
+    level < registry.config.isolation.reserved_walk
+}
+
+/// Starts the reserved threads of a pool being built; on an OS refusal,
+/// the index of the thread refused and the error.
+pub(crate) fn start_all(registry: &crate::sync::Arc<Registry>) -> Result<(), (usize, std::io::Error)> {
+    let isolation = registry.config.isolation;
+    for index in 0..isolation.reserved_threads {
+        registry.reserved.count(true);
+        match super::worker::start(registry, Role::Reserved { walk: isolation.reserved_walk }, false) {
+            Ok(true) => {}
+            Ok(false) => registry.reserved.count(false),
+            Err(error) => {
+                registry.reserved.count(false);
+                return Err((index, error));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Raises the calling worker thread's nice value by the pool's
+/// `worker_nice`, if any; counts and logs a refusal (see the module docs).
+pub(crate) fn lower_priority(registry: &Registry, index: usize) {
+    let by = registry.config.isolation.worker_nice;
+    if by == 0 {
+        return;
+    }
+    if let Err(error) = raise_nice(by) {
+        registry.reserved.nice_refused.fetch_add(1, Ordering::Relaxed);
+        crate::hooks::log_event!(warn, "worker {index}: the OS refused to raise its nice value by {by}: {error}");
+        #[cfg(not(feature = "log"))]
+        let _ = (index, error);
+    }
+}
+
+/// Adds `by` to the calling thread's nice value, capped at `MAX_NICE`.
+#[cfg(all(target_os = "linux", not(loom)))]
+fn raise_nice(by: i32) -> std::io::Result<()> {
+    use rustix::process::{getpriority_process, setpriority_process};
+    // `None`: the calling thread (Linux keeps the nice value per thread).
+    let now = getpriority_process(None)?;
+    let target = (now + by).min(crate::isolation::MAX_NICE);
+    if target > now {
+        setpriority_process(None, target)?;
+    }
+    Ok(())
+}
+
+/// Not Linux (or a loom model): a documented no-op.
+#[cfg(not(all(target_os = "linux", not(loom))))]
+fn raise_nice(_by: i32) -> std::io::Result<()> {
+    Ok(())
+}
