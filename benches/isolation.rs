@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select_biased, unbounded};
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use hdrhistogram::Histogram;
 use peers::heap_condvar::HeapCondvar;
 use peers::priopool_peer::Priopool;
@@ -172,22 +172,7 @@ impl Spawn for TwoChannelReservedHandle {
 
 fn two_channel_worker(high: Receiver<Job>, low: Receiver<Job>) {
     renice(10);
-    loop {
-        if let Ok(job) = high.try_recv() {
-            job();
-            continue;
-        }
-        select_biased! {
-            recv(high) -> msg => match msg {
-                Ok(job) => job(),
-                Err(_) => return low.iter().for_each(|job| job()),
-            },
-            recv(low) -> msg => match msg {
-                Ok(job) => job(),
-                Err(_) => return high.iter().for_each(|job| job()),
-            },
-        }
-    }
+    peers::two_channel::worker(high, low);
 }
 
 impl Peer for TwoChannelReserved {

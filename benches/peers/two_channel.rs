@@ -55,7 +55,9 @@ impl Spawn for TwoChannelHandle {
     }
 }
 
-fn worker(high: Receiver<Job>, low: Receiver<Job>) {
+/// A worker of the textbook pool: the high channel first, then whichever
+/// level has a job; drains the other level once one is closed.
+pub fn worker(high: Receiver<Job>, low: Receiver<Job>) {
     loop {
         if let Ok(job) = high.try_recv() {
             job();
