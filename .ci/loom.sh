@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Model-checks the pool's protocols with loom: the models in
-# src/loom_tests.rs, limits::loom_models (src/limits.rs) and
+# src/loom_tests/, limits::loom_models (src/limits.rs) and
 # queue::levels::loom_models (src/queue/levels.rs), run against
 # the real sleep/wake, shutdown, pick-rule and dynamic-pool code built with
 # `--cfg loom` (see src/sync.rs and src/queue/deque.rs).
@@ -16,7 +16,7 @@
 # with two workers and another thread at 1, the one with two pushers (1c)
 # at 2, the shutdown races (2, 2b) and the pool-level dynamic-pool model at 3,
 # the reserved-thread models (8, 8b: one worker, one reserved thread and the
-# caller) at 1 (see the constants in src/loom_tests.rs and the models in
+# caller) at 1 (see the constants in src/loom_tests/ and the models in
 # src/queue/levels.rs).
 # On 2 cores the models take about a minute, plus about 36 s for a cold
 # build; models 7 and 7b (a scope's count and wake-up) take about 9 s of it.

@@ -23,7 +23,7 @@
 //   L0 sync.rs    std or loom primitives
 //
 // Under `--cfg loom`, sync.rs and queue/deque.rs swap in loom's primitives and
-// a stand-in queue, and the models (loom_tests.rs, limits::loom_models,
+// a stand-in queue, and the models (loom_tests/, limits::loom_models,
 // queue::levels::loom_models) run the real protocol code. docs/design.md
 // summarises the design and points to the module that proves each part.
 

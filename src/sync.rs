@@ -7,7 +7,7 @@
 //!   pick rule's counts, sleep, lifecycle, limits, the worker set and loop,
 //!   the registry and `shutdown_now`. Normally std's (and crossbeam-utils'
 //!   `Parker` and `Backoff`); built with `RUSTFLAGS="--cfg loom"` they are
-//!   the [loom] model checker's, so the models (`loom_tests.rs` and
+//!   the [loom] model checker's, so the models (`loom_tests/` and
 //!   `limits::loom_models`) explore the interleavings of the *real* protocol
 //!   code, not of a copy.
 //! * **Plain** ([`plain`]): always std's. They serve state that no invariant

@@ -25,7 +25,7 @@
 //! the job may touch it after its subtraction; the owner re-checks the
 //! count after every wake-up, and a `Parker` keeps a token that arrives
 //! before the park, so no wake-up is lost. Loom models 7 and 7b check the
-//! count and the wake-up (`loom_tests.rs`).
+//! count and the wake-up (`loom_tests/`).
 //!
 //! # Waiting
 //!

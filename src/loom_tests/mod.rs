@@ -12,7 +12,9 @@
 //! `limits::loom_models` holds two more models, of retirement racing the
 //! sleep protocol with the calls composed by hand.
 //!
-//! `docs/design.md` ("Invariants") lists which invariant each model checks.
+//! Models 1 to 6 are here; 7 and 7b (a scope) are in `scope.rs`, 8 and 8b
+//! (reserved threads) in `reserved.rs`. `docs/design.md` ("Invariants")
+//! lists which invariant each model checks.
 
 use std::sync::Once;
 
@@ -558,139 +560,5 @@ fn model_6b_push_racing_a_resize_that_retires_a_surplus_worker() {
     });
 }
 
-// ---------------------------------------------------------------------------
-// (7) A scope's count and wake-up (`forkjoin/scope.rs`).
-// ---------------------------------------------------------------------------
-
-/// The count and the wake-up alone, composed by hand: the scope's closure
-/// counts two jobs and ends; one job spawns a third from inside (counting it
-/// first, as `Scope::spawn` does); each job writes its own cell of data the
-/// owner borrowed, then counts itself done. The owner, blocked on its own
-/// parker, must wake (a lost wake-up is a loom deadlock) and, once the count
-/// reads zero, see every write. The cells are written and read `Relaxed`,
-/// so only the count's ordering makes the writes visible: with `Relaxed` in
-/// place of the `AcqRel` subtraction or the `Acquire` load, loom lets the
-/// owner read a stale 0 and the assertion fails.
-#[test]
-fn model_7_a_scope_wakes_its_owner_once_every_job_is_done_and_sees_their_writes() {
-    use crate::forkjoin::scope::ScopeState;
-    use crate::sync::Parker;
-
-    type Cells = Arc<[AtomicUsize; 3]>;
-    fn job(index: usize, state: std::sync::Arc<ScopeState>, cells: Cells) -> impl FnOnce() {
-        move || {
-            cells[index].store(index + 1, Ordering::Relaxed);
-            state.complete();
-        }
-    }
-    model(|| {
-        let parker = Parker::new();
-        let state = std::sync::Arc::new(ScopeState::new(parker.unparker().clone(), None));
-        let cells: Cells = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
-        // The closure spawns two jobs; the first spawns the third.
-        state.add();
-        state.add();
-        let first = {
-            let (state, cells) = (std::sync::Arc::clone(&state), Arc::clone(&cells));
-            thread::spawn(move || {
-                state.add();
-                let third = thread::spawn(job(2, std::sync::Arc::clone(&state), Arc::clone(&cells)));
-                job(0, state, cells)();
-                third
-            })
-        };
-        let second = thread::spawn(job(1, std::sync::Arc::clone(&state), Arc::clone(&cells)));
-        // The closure's own unit, then the wait of `scope`.
-        state.complete();
-        crate::runtime::help::block_until(&parker, || state.is_done());
-        for (index, cell) in cells.iter().enumerate() {
-            assert_eq!(cell.load(Ordering::Relaxed), index + 1, "a job's write is visible after the scope");
-        }
-        first.join().expect("no panic").join().expect("no panic");
-        second.join().expect("no panic");
-    });
-}
-
-/// The real `scope` on a one-worker pool, entered from outside: its
-/// closure spawns a job that spawns another from the worker, and `scope`
-/// must return (no lost wake-up of the blocked caller) with both jobs'
-/// effects visible.
-#[test]
-fn model_7b_scope_from_outside_returns_once_its_jobs_ran() {
-    model(|| {
-        let pool = pool(1, 1);
-        let ran = AtomicUsize::new(0);
-        pool.scope(|s| {
-            s.spawn(Priority::HIGH, |s| {
-                ran.fetch_add(1, Ordering::Relaxed);
-                s.spawn(Priority::HIGH, |_| {
-                    ran.fetch_add(1, Ordering::Relaxed);
-                })
-                .expect("a job's spawn is accepted");
-            })
-            .expect("the pool is open");
-        });
-        assert_eq!(ran.load(Ordering::Relaxed), 2);
-        drop(pool);
-    });
-}
-
-// ---------------------------------------------------------------------------
-// (8) Reserved threads: the wake-up of a reserved level, and the drain.
-// ---------------------------------------------------------------------------
-
-/// A fixed pool of one worker and one reserved thread (level 0), two
-/// levels, with its panic handler as [`build`]'s.
-fn reserved_pool() -> Pool {
-    build(Pool::builder().workers(1).reserved_threads(1).levels(2))
-}
-
-/// The only worker runs a LOW job that blocks until a HIGH job has run, and
-/// the HIGH job is pushed while the reserved thread searches, registers,
-/// re-checks or parks: the push must wake the reserved thread (the worker
-/// it could also wake is busy), so the HIGH job runs and the LOW job ends
-/// without shutdown's help. Waking only a regular sleeper (`wake_one` for
-/// a reserved level) deadlocks here.
-#[test]
-fn model_8_a_high_push_wakes_the_reserved_thread_while_the_worker_is_busy() {
-    model_capped(MAX_PREEMPTIONS_TWO_WORKERS, || {
-        let pool = reserved_pool();
-        let (high_ran, low_done) = (Latch::new(), Latch::new());
-        let (wait_high, signal_low) = (high_ran.clone(), low_done.clone());
-        pool.spawn(Priority::LOW, move || {
-            wait_high.wait();
-            signal_low.set();
-        })
-        .expect("the pool is open");
-        pool.spawn(Priority::HIGH, move || high_ran.set()).expect("the pool is open");
-        low_done.wait();
-    });
-}
-
-/// Shutdown of a pool with a reserved thread while a HIGH job on it (or on
-/// the worker) spawns a HIGH and a LOW child: the drain counts the reserved
-/// thread's loop, so it is not declared while that job runs, and every job
-/// runs exactly once before shutdown returns; every thread is joined.
-#[test]
-fn model_8b_shutdown_drains_a_pool_with_a_reserved_thread() {
-    model_capped(MAX_PREEMPTIONS_TWO_WORKERS, || {
-        let pool = reserved_pool();
-        let spawner = pool.spawner();
-        let ran = counter();
-        let parent_ran = Arc::clone(&ran);
-        pool.spawn(Priority::HIGH, move || {
-            for priority in [Priority::HIGH, Priority::LOW] {
-                let child_ran = Arc::clone(&parent_ran);
-                spawner
-                    .spawn(priority, move || {
-                        child_ran.fetch_add(1, Ordering::SeqCst);
-                    })
-                    .expect("a running job may spawn");
-            }
-            parent_ran.fetch_add(1, Ordering::SeqCst);
-        })
-        .expect("the pool is open");
-        drop(pool);
-        assert_eq!(ran.load(Ordering::SeqCst), 3, "shutdown returned before every job ran");
-    });
-}
+mod reserved;
+mod scope;
