@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use common::{CASE_BOUND, Latch, Tally, recv, watchdog};
 use priopool::{Pool, Priority, Spawner};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 #[derive(Clone, Copy, Debug)]
 enum Event {
@@ -109,12 +108,7 @@ fn case() -> impl Strategy<Value = (usize, u32, Vec<Item>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 64,
-        max_shrink_time: 60_000,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::case_config(64))]
 
     #[test]
     fn a_waiting_level_is_passed_over_at_most_k_plus_levels_minus_2_times((levels, k, batch) in case()) {

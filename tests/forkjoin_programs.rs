@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::{CASE_BOUND, intentional_panic, is_intentional, quiet_intentional_panics, watchdog};
 use priopool::{JobError, Pool, Priority, Spawner};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 /// A generated program, before its leaves are numbered.
 #[derive(Clone, Debug)]
@@ -182,13 +181,7 @@ fn run(program: Program) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 192,
-        // A hanging case costs CASE_BOUND; bound the shrinking too.
-        max_shrink_time: 60_000,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::case_config(192))]
 
     #[test]
     fn random_fork_join_programs_finish_run_every_part_once_and_return_every_value(program in program()) {

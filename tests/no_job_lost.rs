@@ -50,7 +50,7 @@ use std::thread;
 use common::{CASE_BOUND, Latch, MARKER, message, quiet_intentional_panics, watchdog};
 use priopool::{JobError, JobHandle, Pool, Priority, SpawnError, SpawnErrorKind, Spawner};
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, TestCaseError};
+use proptest::test_runner::TestCaseError;
 
 /// Bytes of ballast the racing producers' jobs capture by value. The pool
 /// copies a job into its box between admitting it and queueing it, so a
@@ -639,13 +639,7 @@ fn program() -> impl Strategy<Value = Program> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        // A hanging case costs CASE_BOUND; bound the shrinking too.
-        max_shrink_time: 60_000,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::case_config(256))]
 
     #[test]
     fn every_accepted_job_runs_once_and_every_refused_job_comes_back(program in program()) {

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use common::{CASE_BOUND, Gate, watchdog};
 use priopool::{JobHandle, Pool, Priority};
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, TestCaseError};
+use proptest::test_runner::TestCaseError;
 
 /// How one job of a batch is handed to the pool.
 #[derive(Clone, Copy, Debug)]
@@ -249,13 +249,7 @@ fn levels_and_batch() -> impl Strategy<Value = (usize, Vec<(usize, Via)>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 64,
-        // A hanging case costs CASE_BOUND; bound the shrinking too.
-        max_shrink_time: 60_000,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::case_config(64))]
 
     #[test]
     fn one_worker_runs_in_priority_then_submission_order((levels, batch) in levels_and_batch()) {

@@ -47,6 +47,18 @@ use priopool::{Pool, Priority, Spawner};
 /// One proptest case, or one round of a repeated test.
 pub const CASE_BOUND: Duration = Duration::from_secs(10);
 
+/// The configuration of the proptests: `cases` cases, failures saved beside
+/// the test's source, and shrinking bounded too (a hanging case costs
+/// [`CASE_BOUND`] each time it is shrunk).
+pub fn case_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        max_shrink_time: 60_000,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
+        ..proptest::test_runner::Config::default()
+    }
+}
+
 /// How long a pool may take to reach a state on its own (workers asleep,
 /// retired or exited) before the test fails saying what it sees. Shorter
 /// than [`STALL`], so that this message wins.
