@@ -30,7 +30,10 @@
 //!   HIGH jobs, its workers at `--nice N` (default 10), set with the
 //!   `renice` command, since std has no call for it.
 //! - `--workers N` (default 2), `--addr HOST:PORT` (default
-//!   127.0.0.1:8080), `--max-secs S` (default 60), `--work-ms MS` (default 2).
+//!   127.0.0.1:8080), `--max-secs S` (default 60), `--work-ms MS` (default 2),
+//!   `--rounds N`: hash rounds per `/work` instead of the `--work-ms`
+//!   calibration, so that rows compared across runs do the same work (the
+//!   server prints the figure it calibrated).
 //!
 //! The figures and how they were taken: `docs/benchmarks.md`, "Latency
 //! isolation".
@@ -174,6 +177,7 @@ struct Options {
     nice: Option<i32>,
     max_secs: u64,
     work_ms: u64,
+    rounds: Option<usize>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -185,6 +189,7 @@ fn parse_args() -> Result<Options, String> {
         nice: None,
         max_secs: 60,
         work_ms: 2,
+        rounds: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -198,6 +203,7 @@ fn parse_args() -> Result<Options, String> {
             "--nice" => options.nice = Some(number(&value)? as i32),
             "--max-secs" => options.max_secs = number(&value)?,
             "--work-ms" => options.work_ms = number(&value)?,
+            "--rounds" => options.rounds = Some(number(&value)? as usize),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -243,7 +249,7 @@ fn serve(stream: TcpStream, runner: &Runner, buffer: &Arc<Vec<u8>>, rounds: usiz
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = parse_args()?;
     let buffer = Arc::new(vec![7u8; 1024]);
-    let rounds = calibrate(&buffer, Duration::from_millis(options.work_ms));
+    let rounds = options.rounds.unwrap_or_else(|| calibrate(&buffer, Duration::from_millis(options.work_ms)));
     let runner = Arc::new(match options.pool.as_str() {
         "priopool" => {
             let mut builder = Pool::builder().workers(options.workers).reserved_threads(options.reserved);
@@ -258,7 +264,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let listener = TcpListener::bind(&options.addr)?;
     println!(
-        "http_server: {} pool, {} workers, {} reserved, listening on {} for {} s",
+        "http_server: {} pool, {} workers, {} reserved, {rounds} hash rounds per /work, listening on {} for {} s",
         options.pool, options.workers, options.reserved, options.addr, options.max_secs
     );
     let max = Duration::from_secs(options.max_secs);
