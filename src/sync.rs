@@ -266,6 +266,10 @@ mod model {
             loom::thread::yield_now();
         }
 
+        pub(crate) fn spin(&self) {
+            loom::thread::yield_now();
+        }
+
         pub(crate) fn is_completed(&self) -> bool {
             self.0.get()
         }

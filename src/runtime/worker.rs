@@ -12,7 +12,8 @@
 //!                                     (or the pool is aborting); finish it
 //!                          Contended -> back off briefly, pick again
 //!                          Empty   -> spin a few rounds (crossbeam Backoff,
-//!                                     a few µs), then: drained? exit
+//!                                     a few µs; a reserved thread never
+//!                                     yields, see `reserved.rs`), then: drained? exit
 //!                                                      else sleep (`sleep.rs`;
 //!                                     the re-check also runs the drain
 //!                                     check of `lifecycle.rs` once intake
@@ -263,6 +264,7 @@ impl WorkerThread {
         registry.sleep.enter_loop(class);
         let idle = Backoff::new();
         let contention = Backoff::new();
+        let mut reserved_spins = 0;
         let exit = loop {
             // Before every pick, so that a surplus worker never takes a job.
             if regular && registry.limits.is_surplus() && registry.limits.retire_surplus() {
@@ -274,11 +276,18 @@ impl WorkerThread {
                     self.local.execute(level, source, job);
                     idle.reset();
                     contention.reset();
+                    reserved_spins = 0;
                 }
-                Pick::Contended => contention.snooze(),
-                Pick::Empty if !idle.is_completed() => {
+                // A reserved thread never yields its CPU (`reserved.rs`, "Idle").
+                Pick::Contended if regular => contention.snooze(),
+                Pick::Contended => contention.spin(),
+                Pick::Empty if regular && !idle.is_completed() => {
                     self.start_searching();
                     idle.snooze();
+                }
+                Pick::Empty if !regular && reserved_spins < reserved::IDLE_SPINS => {
+                    reserved_spins += 1;
+                    idle.spin();
                 }
                 Pick::Empty => {
                     if registry.lifecycle.is_drained() {
@@ -306,6 +315,7 @@ impl WorkerThread {
                         break Exit::Retired;
                     }
                     idle.reset();
+                    reserved_spins = 0;
                 }
             }
         };
