@@ -25,11 +25,14 @@
 //!   takes only HIGH jobs, its workers at nice +10: the same idea built by
 //!   hand.
 //!
-//! Prints p50, p99 and max in µs for each row. The figures, with the
+//! Prints the machine's core-to-core round trip, then p50, p99 and max in
+//! µs for each row. The figures, with the
 //! machine they were taken on: `docs/benchmarks.md`, "Latency isolation".
 
 #[allow(dead_code)] // `compare.rs` uses every peer; this bench a few.
 mod peers;
+#[path = "support/roundtrip.rs"]
+mod roundtrip;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -223,6 +226,7 @@ fn main() {
     println!(
         "HIGH start latency (µs) while {WORKERS} workers run {LOW_JOB:?} LOW jobs back to back, {samples} samples"
     );
+    println!("core-to-core round trip: {:.0} ns (median of 5 x 20,000 trips)", roundtrip::core_round_trip_ns());
     println!("| pool                       |     p50 |     p99 |     max |");
     println!("|----------------------------|---------|---------|---------|");
     row::<Priopool<false>>(samples);

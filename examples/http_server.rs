@@ -15,9 +15,16 @@
 //! sleep 1
 //! wrk -t1 -c32 -d20s http://127.0.0.1:8080/work &            # the flood
 //! sleep 3
-//! wrk -t1 -c1 -d10s --latency http://127.0.0.1:8080/health   # the latency
+//! echo 'function delay() return 1 end' > /tmp/probe.lua    # 1 request per ms
+//! wrk -t1 -c1 -d10s --latency -s /tmp/probe.lua http://127.0.0.1:8080/health
 //! wait
 //! ```
+//!
+//! The `/health` probe waits 1 ms between requests, as a health check
+//! does. Without the delay its request rate follows the latency it
+//! measures: with reserved threads it sent twice as many requests, whose
+//! CPU (wrk's, the connection thread's, the reserved thread's, all at
+//! nice 0) the workers at nice +10 then gave up, and `/work` lost 20–40%.
 //!
 //! (`wrk` is Debian's package `wrk`.) Options:
 //!

@@ -61,8 +61,9 @@ impl Builder {
     /// priority. Default: [`DEFAULT_WORKER_NICE`](crate::DEFAULT_WORKER_NICE)
     /// (10) for a pool with reserved threads, 0 otherwise; the
     /// measurements behind that choice are in `docs/benchmarks.md`
-    /// ("Latency isolation"): without it a woken reserved thread competes
-    /// with the workers as an equal and waits for a time slice.
+    /// ("Latency isolation"): without it the threads outside the pool
+    /// that an urgent request also needs (a connection's, say) compete
+    /// with the busy workers as equals and wait for a time slice.
     ///
     /// A thread's nice value cannot be lowered again without privileges,
     /// so it is set once per worker thread, when it starts, not per job:
