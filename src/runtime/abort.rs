@@ -150,8 +150,9 @@ pub enum ShutdownReport {
         /// An upper bound on the jobs that had not ended when the call
         /// returned: one per worker not asleep (it may be running a job,
         /// about to run or discard one it took, or still looking for one),
-        /// plus any job queued after the sweep (spawned by a running job);
-        /// a snapshot taken before `cancelled` was read.
+        /// plus any job queued after the sweep (spawned by a running job),
+        /// plus one if the deadline timer was expiring a job (dropping its
+        /// closure); a snapshot taken before `cancelled` was read.
         /// 0 means every accepted job had ended: run, or counted in
         /// `cancelled`, or ended otherwise (cancelled through its handle,
         /// expired).
@@ -351,7 +352,8 @@ pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> S
     // aborts, is not asleep until after its next pick. Read before the
     // counts: a job a worker cancelled before it fell asleep is counted.
     let queued: usize = registry.metrics().levels.iter().map(|l| l.backlog as usize).sum();
-    let still_running = registry.sleep.engaged() + queued;
+    // A job the deadline timer is expiring has not ended either.
+    let still_running = registry.sleep.engaged() + queued + registry.timer.expiring();
     let cancelled = registry.abort.counts();
     if still_running == 0 && registry.abort.wait_drained(Some(Instant::now())) {
         // Nothing runs any more: join what exits in time.

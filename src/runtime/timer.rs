@@ -53,8 +53,9 @@ use super::registry::Registry;
 use crate::job::state::Unrun;
 use crate::job::task::{Abandoned, TaskCell};
 use crate::job::{JobTally, NEVER_RAN};
+use crate::sync::Ordering;
 use crate::sync::plain::thread::{self, JoinHandle};
-use crate::sync::plain::{Arc, Condvar, Mutex, MutexGuard, Weak, lock, wait_for};
+use crate::sync::plain::{Arc, AtomicBool, Condvar, Mutex, MutexGuard, Weak, lock, wait_for};
 
 /// Below this many entries the heap is never cleaned up.
 const MIN_CLEANUP: usize = 64;
@@ -67,6 +68,9 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when the earliest deadline moves earlier, or on stop.
     changed: Condvar,
+    /// Set while the thread expires a job: from before the job's move out
+    /// of `QUEUED` until it has ended (see [`Timer::expiring`]).
+    expiring: AtomicBool,
 }
 
 struct State {
@@ -127,6 +131,7 @@ impl Timer {
                     stopped: false,
                 }),
                 changed: Condvar::new(),
+                expiring: AtomicBool::new(false),
             }),
         }
     }
@@ -220,6 +225,16 @@ impl Timer {
         }
     }
 
+    /// 1 if the thread is expiring a job now (dropping its closure, its
+    /// handle not yet completed), else 0; a snapshot for
+    /// `ShutdownReport::TimedOut`'s upper bound. The flag is set before the
+    /// job's move out of `QUEUED`, so a caller that has seen the job in
+    /// `EXPIRING` (the sweep of `abort.rs`, whose cancel fails on it) reads
+    /// 1, or 0 once the job has ended.
+    pub(crate) fn expiring(&self) -> usize {
+        usize::from(self.shared.expiring.load(Ordering::SeqCst))
+    }
+
     /// Lets the thread run on unjoined: it exits on its own once the pool
     /// is drained.
     pub(crate) fn detach(&self) {
@@ -266,9 +281,11 @@ fn run(shared: &Shared, drops: &JobTally) {
         drop(state);
         for task in due.drain(..) {
             let Some(task) = task.upgrade() else { continue };
+            shared.expiring.store(true, Ordering::SeqCst);
             if let Abandoned::Dropped(Some(payload)) = task.abandon(Unrun::Expired, None) {
                 drops.caught(NEVER_RAN, payload);
             }
+            shared.expiring.store(false, Ordering::Release);
         }
         state = lock(&shared.state);
     }
