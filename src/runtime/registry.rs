@@ -78,6 +78,10 @@ impl Slot<'_> {
 enum From {
     /// A running job of this pool: its worker's local deques.
     Job(std::rc::Rc<Local>),
+    /// A running job of this pool whose worker's deques are out of reach
+    /// (a loop `run_here` runs in a thread-local destructor, `worker.rs`):
+    /// the injector, admitted as a job's spawn is.
+    Loop,
     /// Outside the pool: a spawn under way, until it ends.
     Outside(Spawning),
 }
@@ -167,8 +171,8 @@ impl Registry {
         let level = priority
             .resolve(levels)
             .ok_or(SpawnErrorKind::UnknownLevel { level: priority.asked().unwrap_or(levels), levels })?;
-        let from = match worker::current_local(this.id) {
-            Some(local) => From::Job(local),
+        let from = match Registry::inside(this.id) {
+            Some(from) => from,
             None => From::Outside(this.lifecycle.begin_spawn().ok_or(SpawnErrorKind::Shutdown)?),
         };
         let admission = Admission { level, from };
@@ -197,16 +201,16 @@ impl Registry {
         let level = priority
             .resolve(levels)
             .ok_or(SpawnErrorKind::UnknownLevel { level: priority.asked().unwrap_or(levels), levels })?;
-        let local = worker::current_local(this.id);
-        if let Err(no_room) = this.capacity.take(level, when_full, local.is_some(), || this.lifecycle.is_closed()) {
+        let inside = Registry::inside(this.id);
+        if let Err(no_room) = this.capacity.take(level, when_full, inside.is_some(), || this.lifecycle.is_closed()) {
             this.metrics.rejected(level);
             return Err(match no_room {
                 NoRoom::Full => SpawnErrorKind::Full,
                 NoRoom::Closed => SpawnErrorKind::Shutdown,
             });
         }
-        if let Some(local) = local {
-            return Ok(Admission { level, from: From::Job(local) });
+        if let Some(from) = inside {
+            return Ok(Admission { level, from });
         }
         match this.lifecycle.begin_spawn() {
             Some(spawning) => Ok(Admission { level, from: From::Outside(spawning) }),
@@ -218,6 +222,16 @@ impl Registry {
                 Registry::try_drain(this);
                 Err(SpawnErrorKind::Shutdown)
             }
+        }
+    }
+
+    /// Where a spawn on registry `id` from the calling thread comes from,
+    /// if from one of its running jobs.
+    fn inside(id: usize) -> Option<From> {
+        match worker::current_local(id) {
+            Some(local) => Some(From::Job(local)),
+            None if worker::runs_loop_of(id) => Some(From::Loop),
+            None => None,
         }
     }
 
@@ -249,7 +263,7 @@ impl Registry {
                 local.queues.push(level, job.stamped(stamp));
                 Registry::notify_local(this, level, local);
             }
-            From::Outside(_) => {
+            From::Loop | From::Outside(_) => {
                 let stamp = this.metrics.stamp_queued(level, || this.levels.injector_is_empty(level));
                 this.levels.inject(level, job.stamped(stamp));
                 if !this.wake_for(level) {

@@ -44,8 +44,12 @@
 //! when it exits, in the reverse order of their first use, and a panic in a
 //! thread-local destructor aborts the process. A thread-local of the user's
 //! that was set up before `CURRENT` may spawn on a pool, or drop one, after
-//! `CURRENT` is gone, so `CURRENT` is read with `try_with`, and "gone"
-//! means "not a worker": no loop runs on a thread by then.
+//! `CURRENT` is gone, so `CURRENT` is read with `try_with`. A pool dropped
+//! there may still run its jobs on the thread (`run_here`), with no deques
+//! to spawn into: `LOOP`, which has no destructor, says that a loop of the
+//! pool runs on the thread, so that such a job's spawn goes to the
+//! injector and is admitted past a closed intake like any job's, and a
+//! shutdown called from it does not wait for itself.
 //!
 //! `OWNER` marks a worker thread for its whole life, hooks and thread-local
 //! destructors included, which is longer than `CURRENT`'s window. A
@@ -104,6 +108,10 @@ thread_local! {
     /// thread; never cleared. It has no destructor, so it can be read for
     /// as long as the thread runs.
     static OWNER: Cell<Option<usize>> = const { Cell::new(None) };
+    /// The id of the pool whose worker loop runs on this thread, over the
+    /// same window as `CURRENT`; it has no destructor, so it stays readable
+    /// where `CURRENT` is gone (see the module docs).
+    static LOOP: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 // loom's `thread_local!` takes no `const` initialiser.
@@ -111,6 +119,7 @@ thread_local! {
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Local>>> = RefCell::new(None);
     static OWNER: Cell<Option<usize>> = Cell::new(None);
+    static LOOP: Cell<Option<usize>> = Cell::new(None);
 }
 
 /// The local deques of the current thread if it is a worker of registry
@@ -120,6 +129,12 @@ pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
         .try_with(|current| current.borrow().as_ref().filter(|l| l.registry_id == registry_id).cloned())
         .ok()
         .flatten()
+}
+
+/// Whether a worker loop of registry `registry_id` runs on the current
+/// thread, its deques reachable or not (see the module docs).
+pub(crate) fn runs_loop_of(registry_id: usize) -> bool {
+    LOOP.with(|running| running.get() == Some(registry_id))
 }
 
 /// The worker running on the current thread, of whichever pool, if any.
@@ -133,7 +148,7 @@ pub(crate) fn current_worker() -> Option<Rc<Local>> {
 /// destructors after its loop), or a thread running one of the pool's jobs
 /// (`run_here`). See the module docs.
 pub(crate) fn is_own_thread(registry_id: usize) -> bool {
-    OWNER.with(|owner| owner.get() == Some(registry_id)) || current_local(registry_id).is_some()
+    OWNER.with(|owner| owner.get() == Some(registry_id)) || runs_loop_of(registry_id)
 }
 
 /// Starts a worker thread of `registry` with a fresh index, as `role`
@@ -260,6 +275,7 @@ impl WorkerThread {
         // pool dropped there), after `CURRENT` is gone; its jobs then spawn
         // as outsiders (see `current_local`).
         let outer = CURRENT.try_with(|current| current.replace(Some(Rc::clone(&self.local)))).ok().flatten();
+        let outer_loop = LOOP.with(|running| running.replace(Some(self.registry.id)));
         let registry = Arc::clone(&self.registry);
         registry.sleep.enter_loop(class);
         let idle = Backoff::new();
@@ -320,6 +336,7 @@ impl WorkerThread {
             }
         };
         let _ = CURRENT.try_with(|current| *current.borrow_mut() = outer);
+        LOOP.with(|running| running.set(outer_loop));
         self.stop_searching(false);
         // A retiring worker may hold jobs that its last job spawned; a
         // drained pool has none. They stay stealable (see `workers.rs`).
