@@ -272,8 +272,8 @@ impl WorkerThread {
         // that pool shutting this one down): restore that pool's deques on
         // the way out, or its running job would pass for an outsider.
         // `try_with`: `run_here` may run in a thread-local destructor (a
-        // pool dropped there), after `CURRENT` is gone; its jobs then spawn
-        // as outsiders (see `current_local`).
+        // pool dropped there), after `CURRENT` is gone; `LOOP` then still
+        // marks its jobs as the pool's (see the module docs).
         let outer = CURRENT.try_with(|current| current.replace(Some(Rc::clone(&self.local)))).ok().flatten();
         let outer_loop = LOOP.with(|running| running.replace(Some(self.registry.id)));
         let registry = Arc::clone(&self.registry);
