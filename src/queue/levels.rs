@@ -139,6 +139,7 @@ impl<T: Queued> Levels<T> {
 
     /// Whether `level` has a job visible in one of its queues: the injector
     /// or one of `peers`' deques. A snapshot.
+    #[inline]
     fn holds<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> bool {
         !self.injectors[level].is_empty() || peers.iter().any(|p| p.as_ref().holds(level))
     }
@@ -268,6 +269,7 @@ impl<T: Queued> Levels<T> {
     }
 
     /// Tries the sources of one level in order: own deque, injector, peers.
+    #[inline]
     fn take<P: AsRef<SharedQueues<T>>>(
         &self,
         level: usize,

@@ -227,12 +227,12 @@ impl Registry {
 
     /// Where a spawn on registry `id` from the calling thread comes from,
     /// if from one of its running jobs.
+    /// `LOOP` first: one read of a cell, all a spawn from outside pays.
     fn inside(id: usize) -> Option<From> {
-        match worker::current_local(id) {
-            Some(local) => Some(From::Job(local)),
-            None if worker::runs_loop_of(id) => Some(From::Loop),
-            None => None,
+        if !worker::runs_loop_of(id) {
+            return None;
         }
+        Some(worker::current_local(id).map_or(From::Loop, From::Job))
     }
 
     /// Ends an admitted spawn from outside (see `lifecycle.rs`). One that

@@ -505,6 +505,7 @@ impl Local {
     }
 
     /// Takes a new snapshot of the worker set if it changed; says whether.
+    #[inline]
     fn refresh_peers(&self) -> bool {
         if self.registry.workers.generation() == self.peers_generation.get() {
             return false;
