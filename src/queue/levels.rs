@@ -147,6 +147,7 @@ impl<T: Queued> Levels<T> {
     /// Whether a level more urgent than `level` has a visible job: the
     /// second look after a take (see the module docs), for a caller whose
     /// `peers` changed meanwhile.
+    #[inline]
     pub(crate) fn more_urgent_queued<P: AsRef<SharedQueues<T>>>(&self, level: usize, peers: &[P]) -> bool {
         (0..level).any(|more| self.holds(more, peers))
     }
@@ -306,6 +307,7 @@ impl<T: Queued> Levels<T> {
 }
 
 /// Runs `steal` until it stops answering `Retry` a few times in a row.
+#[inline]
 fn first_success<T>(mut steal: impl FnMut() -> Steal<T>) -> Steal<T> {
     let mut outcome = steal();
     for _ in 0..3 {

@@ -85,6 +85,7 @@ impl<T: Queued> LocalQueues<T> {
     }
 
     /// Pushes a job onto the deque for `level`, flagging it first.
+    #[inline]
     pub(crate) fn push(&self, level: usize, job: T) {
         if !self.flagged[level].replace(true) {
             // Before the push: a reader that can see the job sees the flag
@@ -123,6 +124,7 @@ impl<T: Queued> LocalQueues<T> {
     /// is empty (only the owner pushes), so that case touches nothing: a
     /// FIFO pop is a read-modify-write even on an empty deque, and every
     /// pick tries every level's own deques.
+    #[inline]
     pub(crate) fn pop(&self, level: usize) -> Option<T> {
         if let Some(job) = self.pop_fork(level) {
             return Some(job.into());
@@ -150,6 +152,7 @@ impl<T: Queued> LocalQueues<T> {
     }
 
     /// Whether the deques for `level` are empty (the owner's view).
+    #[inline]
     pub(crate) fn is_empty_at(&self, level: usize) -> bool {
         self.deques[level].is_empty() && self.forks[level].is_empty()
     }
@@ -157,11 +160,13 @@ impl<T: Queued> LocalQueues<T> {
 
 impl<T: Queued> SharedQueues<T> {
     /// Whether the deques for `level` may hold a job (the flags).
+    #[inline]
     pub(crate) fn may_hold(&self, level: usize) -> bool {
         self.forked[level].load(Ordering::Acquire) || self.occupied[level].load(Ordering::Acquire)
     }
 
     /// Whether the deques for `level` hold a job: the flags, then the deques.
+    #[inline]
     pub(crate) fn holds(&self, level: usize) -> bool {
         (self.forked[level].load(Ordering::Acquire) && !self.fork_stealers[level].is_empty())
             || (self.occupied[level].load(Ordering::Acquire) && !self.stealers[level].is_empty())

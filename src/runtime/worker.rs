@@ -510,10 +510,18 @@ impl Local {
         if self.registry.workers.generation() == self.peers_generation.get() {
             return false;
         }
+        self.take_snapshot();
+        true
+    }
+
+    /// [`Local::refresh_peers`]'s rare half, kept out of line so that the
+    /// check inlines into every pick.
+    #[cold]
+    #[inline(never)]
+    fn take_snapshot(&self) {
         let (generation, peers) = self.registry.workers.snapshot();
         self.peers_generation.set(generation);
         *self.peers.borrow_mut() = peers;
-        true
     }
 
     /// The level of the job running on this worker, if one runs.
