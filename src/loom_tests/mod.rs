@@ -560,5 +560,6 @@ fn model_6b_push_racing_a_resize_that_retires_a_surplus_worker() {
     });
 }
 
+mod promote;
 mod reserved;
 mod scope;
