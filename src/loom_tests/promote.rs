@@ -1,5 +1,6 @@
-//! Loom models 9 and 9b: `JobHandle::promote` racing a worker's claim and a
-//! cancel (`job/state.rs`, "Promotion").
+//! Loom models 9 to 9c: `JobHandle::promote` racing a worker's claim, a
+//! cancel, and a waiting job's claim through the live entry (`job/state.rs`,
+//! "Promotion").
 //!
 //! The job's state word is modelled (`sync.rs`), so loom reorders each
 //! load and compare-exchange on it against the other threads' steps: the
@@ -15,10 +16,11 @@ use crate::{CancelOutcome, JobError, Metrics, PromoteOutcome};
 const HIGH: usize = 0;
 const LOW: usize = 1;
 
-/// The most preemptions models 9 and 9b are explored with, whatever
-/// `LOOM_MAX_PREEMPTIONS` says: about 31,000 and 16,000 interleavings (a
-/// few seconds) at 4; model 9 grows about fourfold per preemption beyond.
-/// Each broken core named below fails at 1 already.
+/// The most preemptions the models of promotion are explored with, whatever
+/// `LOOM_MAX_PREEMPTIONS` says: about 31,000, 16,000 and 37,000
+/// interleavings for 9, 9b and 9c (a few seconds each) at 4; model 9
+/// grows about fourfold per preemption beyond. Each broken core named
+/// below fails at 1 already.
 const MAX_PREEMPTIONS_PROMOTE: usize = 4;
 
 /// Every level's figures add up at rest: each offer of a job to a level
@@ -148,4 +150,74 @@ fn model_9b_promote_racing_cancel() {
         assert_eq!((low.submitted, low.promoted, low.cancelled, low.started), (1, moved, 1 - moved, 0), "LOW: {low:?}");
         assert_eq!((high.submitted, high.cancelled, high.started), (1 + moved, moved, 1), "HIGH: {high:?}");
     });
+}
+
+/// A job at level 0, on the only worker of a three-level pool, submits a
+/// job at level 2 and joins it, while the caller promotes that job to level
+/// 1 `promotions` times: the waiter may pick neither level, so only its
+/// claim through the live entry (`TaskState::live_entry`) can run the job,
+/// and each promotion can land between its read of the live entry and its
+/// claim, which then fails. The job still runs exactly once, inline on the
+/// waiter, without shutdown's help (the caller waits for the outer job
+/// first); at rest level 1 counts it started iff a promotion moved it and
+/// level 2 counts it started or promoted, each dead entry reaped.
+fn promote_racing_a_waiters_claim(promotions: usize) {
+    model_capped(MAX_PREEMPTIONS_PROMOTE, move || {
+        let pool = pool(1, 3);
+        let spawner = pool.spawner();
+        let slot: Arc<Mutex<Option<_>>> = Arc::new(Mutex::new(None));
+        let (submitted, done) = (Latch::new(), Latch::new());
+        let ran = counter();
+        let (job_slot, job_submitted, job_done, job_ran) =
+            (Arc::clone(&slot), submitted.clone(), done.clone(), Arc::clone(&ran));
+        let inner_spawner = pool.spawner();
+        pool.spawn(Priority::HIGH, move || {
+            let child = inner_spawner
+                .submit(Priority::level(2), move || {
+                    job_ran.fetch_add(1, Ordering::SeqCst);
+                    7
+                })
+                .expect("a running job may submit");
+            *lock(&job_slot) = Some(child.promoter());
+            job_submitted.set();
+            assert!(matches!(child.join(), Ok(7)), "the joined job yields its value");
+            job_done.set();
+        })
+        .expect("the pool is open");
+        submitted.wait();
+        let promote = lock(&slot).take().expect("the outer job left its promoter");
+        let mut moved = 0;
+        for _ in 0..promotions {
+            if promote(Priority::level(1)).expect("level 1 exists and the pool is open") {
+                moved += 1;
+            }
+        }
+        done.wait(); // loom reports a deadlock if the waiter never claims the job
+        drop(pool);
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "the job ran once");
+        let m = spawner.metrics();
+        assert_exact_at_rest(&m);
+        let (one, two) = (&m.levels[1], &m.levels[2]);
+        let moved_any = u64::from(moved > 0);
+        assert_eq!((two.submitted, two.promoted, two.started), (1, moved_any, 1 - moved_any), "level 2: {two:?}");
+        assert_eq!(
+            (one.submitted, one.promoted, one.started),
+            (moved, moved - moved_any, moved_any),
+            "level 1: {one:?}"
+        );
+    });
+}
+
+/// Model 9c: one promotion. Seen failing on a broken core (each alone,
+/// then restored):
+/// - a waiter that claims through the job's first entry (epoch 0, as
+///   before `TaskState::live_entry`): after the promotion the claim always
+///   fails and loom reports the caller's wait as a deadlock;
+/// - a waiter that reads the live entry's level and epoch in two loads
+///   (`runtime/help.rs::claim_task`): the promotion lands between them, the
+///   claim through the new epoch wins and the run is counted at level 2,
+///   which the job had left (two offers there for one submit).
+#[test]
+fn model_9c_promote_racing_a_waiters_claim_through_the_live_entry() {
+    promote_racing_a_waiters_claim(1);
 }
