@@ -1,5 +1,5 @@
-//! Loom models 9 to 9c: `JobHandle::promote` racing a worker's claim, a
-//! cancel, and a waiting job's claim through the live entry (`job/state.rs`,
+//! Loom models 9 to 9d: `JobHandle::promote` racing a worker's claim, a
+//! cancel, and a waiting job's claims through the live entry (`job/state.rs`,
 //! "Promotion").
 //!
 //! The job's state word is modelled (`sync.rs`), so loom reorders each
@@ -17,11 +17,16 @@ const HIGH: usize = 0;
 const LOW: usize = 1;
 
 /// The most preemptions the models of promotion are explored with, whatever
-/// `LOOM_MAX_PREEMPTIONS` says: about 31,000, 16,000 and 37,000
+/// `LOOM_MAX_PREEMPTIONS` says: about 31,000, 16,000 and 40,000
 /// interleavings for 9, 9b and 9c (a few seconds each) at 4; model 9
 /// grows about fourfold per preemption beyond. Each broken core named
 /// below fails at 1 already.
 const MAX_PREEMPTIONS_PROMOTE: usize = 4;
+
+/// The most preemptions model 9d (two promotions racing a waiter's claims)
+/// is explored with: about 30,000 interleavings (3 s) at 3, 151,000 (some
+/// 17 s) at 4. Its deadlock before the fix of `claim_task` took 3.
+const MAX_PREEMPTIONS_TWO_PROMOTIONS: usize = 3;
 
 /// Every level's figures add up at rest: each offer of a job to a level
 /// (a submit, or a promotion to it) ended there exactly once, and no entry,
@@ -161,8 +166,8 @@ fn model_9b_promote_racing_cancel() {
 /// waiter, without shutdown's help (the caller waits for the outer job
 /// first); at rest level 1 counts it started iff a promotion moved it and
 /// level 2 counts it started or promoted, each dead entry reaped.
-fn promote_racing_a_waiters_claim(promotions: usize) {
-    model_capped(MAX_PREEMPTIONS_PROMOTE, move || {
+fn promote_racing_a_waiters_claim(promotions: usize, preemptions: usize) {
+    model_capped(preemptions, move || {
         let pool = pool(1, 3);
         let spawner = pool.spawner();
         let slot: Arc<Mutex<Option<_>>> = Arc::new(Mutex::new(None));
@@ -219,5 +224,18 @@ fn promote_racing_a_waiters_claim(promotions: usize) {
 ///   which the job had left (two offers there for one submit).
 #[test]
 fn model_9c_promote_racing_a_waiters_claim_through_the_live_entry() {
-    promote_racing_a_waiters_claim(1);
+    promote_racing_a_waiters_claim(1, MAX_PREEMPTIONS_PROMOTE);
+}
+
+/// Model 9d: two promotions, so that the waiter can lose two claims in a
+/// row. Found a real bug: `claim_task` answered a claim lost to a
+/// promotion as "nothing to claim", so after a second lost claim (its
+/// backoff completed: one round under loom, about ten in a real build) the
+/// waiter parked while the job was still queued, at a level whose push
+/// wakes only sleepers that may take it; loom reported a deadlock at 3
+/// preemptions. Passes since `claim_task` tries again while the job is
+/// queued.
+#[test]
+fn model_9d_two_promotions_racing_a_waiters_claims() {
+    promote_racing_a_waiters_claim(2, MAX_PREEMPTIONS_TWO_PROMOTIONS);
 }
