@@ -5,9 +5,10 @@
 //! The job's state word is modelled (`sync.rs`), so loom reorders each
 //! load and compare-exchange on it against the other threads' steps: the
 //! pushes, pops and wake-ups, and the other moves of the word. With the
-//! word plain, two of the broken cores named below (a push before the
-//! compare-exchange, a level read before it) passed: loom, blind to the
-//! word, never ran the racing move in between.
+//! word plain, loom, blind to it, never ran the racing move in between:
+//! model 9b passed a fate counted at a level read before its
+//! compare-exchange, and model 9 caught a promotion that pushes before its
+//! compare-exchange only by a stray entry's count, never the job it loses.
 
 use super::*;
 use crate::{CancelOutcome, JobError, Metrics, PromoteOutcome};
