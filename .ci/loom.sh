@@ -16,10 +16,12 @@
 # with two workers and another thread at 1, the one with two pushers (1c)
 # at 2, the shutdown races (2, 2b) and the pool-level dynamic-pool model at 3,
 # the reserved-thread models (8, 8b: one worker, one reserved thread and the
-# caller) at 1 (see the constants in src/loom_tests/ and the models in
+# caller) at 1, the promotion models (9 to 9c) at 4 and 9d (two promotions)
+# at 3 (see the constants in src/loom_tests/ and the models in
 # src/queue/levels.rs).
 # On 2 cores the models take about a minute, plus about 36 s for a cold
-# build; models 7 and 7b (a scope's count and wake-up) take about 9 s of it.
+# build; models 7 and 7b (a scope's count and wake-up) take about 9 s of it,
+# models 9 to 9d (promotion) about 10 s.
 #
 # Its own target directory (LOOM_TARGET_DIR, default target/loom) keeps the
 # cfg(loom) build from invalidating the normal one.

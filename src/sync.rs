@@ -5,18 +5,24 @@
 //! * **Modelled** (this module's top level): the atomics, locks, threads,
 //!   thread-locals and parkers of the protocols the loom models explore: the
 //!   pick rule's counts, sleep, lifecycle, limits, the worker set and loop,
-//!   the registry and `shutdown_now`. Normally std's (and crossbeam-utils'
+//!   the registry and `shutdown_now`; and a job's state word with the lock
+//!   and condition variable beside it (`job/state.rs`), whose races with
+//!   promotion the models explore (a plain word there hides them: loom
+//!   then never reorders a claim against a promotion's compare-exchange).
+//!   Normally std's (and crossbeam-utils'
 //!   `Parker` and `Backoff`); built with `RUSTFLAGS="--cfg loom"` they are
 //!   the [loom] model checker's, so the models (`loom_tests/` and
 //!   `limits::loom_models`) explore the interleavings of the *real* protocol
 //!   code, not of a copy.
 //! * **Plain** ([`plain`]): always std's. They serve state that no invariant
-//!   of those protocols depends on: metric counters, job cells and handles
-//!   (`Arc<dyn TaskCell>` needs std's unsized coercion, which loom's `Arc`
-//!   lacks), the deadline timer (loom has no `Weak`), hooks, panic payloads.
-//!   A plain lock inside a model is safe while nothing modelled happens
-//!   under it (loom switches threads only at modelled operations), which
-//!   holds for each of them.
+//!   of those protocols depends on: metric counters, the rest of job cells
+//!   and handles (`Arc<dyn TaskCell>` needs std's unsized coercion, which
+//!   loom's `Arc` lacks), the deadline timer (loom has no `Weak`), hooks,
+//!   panic payloads. A plain lock inside a model is safe while nothing
+//!   modelled happens under it (loom switches threads only at modelled
+//!   operations), which holds for each of them but a job group's, whose
+//!   pruning reads members' state words under it (`api/group.rs`; no model
+//!   uses groups).
 //!
 //! Under loom, besides:
 //!

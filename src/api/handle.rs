@@ -301,6 +301,14 @@ impl<T> JobHandle<T> {
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle { task: Arc::clone(&self.task) }
     }
+
+    /// What [`JobHandle::promote`] does, from another thread while this
+    /// handle is joined: for the loom models (`loom_tests/promote.rs`).
+    #[cfg(all(test, loom))]
+    pub(crate) fn promoter(&self) -> impl Fn(Priority) -> Result<bool, SpawnErrorKind> + Send + use<T> {
+        let (task, registry) = (Arc::clone(&self.task), crate::sync::Arc::clone(&self.registry));
+        move |to| Registry::promote(&registry, &task, to)
+    }
 }
 
 /// What [`JobHandle::promote`] did.

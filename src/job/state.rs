@@ -90,9 +90,9 @@
 use std::time::{Duration, Instant};
 
 use crate::error::JobError;
-use crate::sync::plain::thread::{self, ThreadId};
-use crate::sync::plain::{AtomicU64, Condvar, Mutex, lock, wait, wait_for};
-use crate::sync::{Ordering, wait_until};
+// Modelled, unlike the rest of a job cell: see `sync.rs`.
+use crate::sync::thread::{self, ThreadId};
+use crate::sync::{AtomicU64, Condvar, Mutex, Ordering, lock, wait_for, wait_until};
 
 pub(super) const QUEUED: u8 = 0;
 pub(super) const RUNNING: u8 = 1;
@@ -341,7 +341,7 @@ impl TaskState {
         let me = thread::current().id();
         let mut dropper = lock(&self.dropper);
         while matches!(self.load(), CANCELLING | EXPIRING) && *dropper != Some(me) {
-            dropper = wait(&self.signal, dropper);
+            dropper = wait_for(&self.signal, dropper, None);
         }
     }
 }

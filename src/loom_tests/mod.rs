@@ -13,7 +13,8 @@
 //! sleep protocol with the calls composed by hand.
 //!
 //! Models 1 to 6 are here; 7 and 7b (a scope) are in `scope.rs`, 8 and 8b
-//! (reserved threads) in `reserved.rs`. `docs/design.md` ("Invariants")
+//! (reserved threads) in `reserved.rs`, 9 to 9d (promotion) in
+//! `promote.rs`. `docs/design.md` ("Invariants")
 //! lists which invariant each model checks.
 
 use std::sync::Once;
@@ -560,5 +561,6 @@ fn model_6b_push_racing_a_resize_that_retires_a_surplus_worker() {
     });
 }
 
+mod promote;
 mod reserved;
 mod scope;

@@ -118,29 +118,34 @@ pub(crate) fn run_claimed<R>(local: &Local, level: usize, claimed: impl FnOnce()
 /// its level (its queue entry is discarded when popped, `job/state.rs`);
 /// says whether it ran it. The claim goes through the job's live entry,
 /// whichever that is: after a promotion, the one at the new level.
+///
+/// A claim lost while the job is still queued was lost to a promotion
+/// between the read of the live entry and the claim (the epoch moved on),
+/// and is tried again at once: answering `false` then would let the wait
+/// park while the job is claimable, and the promotion's push wakes only a
+/// sleeper that may take its level, which the waiter may not (loom model
+/// 9d). Each retry follows a promotion that won, so the loop is lock-free.
 pub(crate) fn claim_task(local: &Local, task: &Arc<dyn TaskCell>) -> bool {
-    if !task.state().is_queued() {
-        return false;
-    }
-    // A promotion between this read and the claim makes the claim fail
-    // (the epoch moved on); the caller's wait tries again.
-    let (level, epoch) = task.state().live_entry();
-    let job = Job::task_at(Arc::clone(task), epoch);
-    match job.claim() {
-        Ok(()) => {
-            local.registry.metrics.ran_ahead(level);
-            local.probe.nested(|| local.run_claimed(level, Source::Local, job));
-            true
-        }
-        // It expired now, or another thread took it first; a dead entry
-        // is counted where it leaves its queue.
-        Err(discarded) => {
-            if let Some(payload) = discarded.panic {
-                local.registry.metrics.tally.caught(NEVER_RAN, payload);
+    while task.state().is_queued() {
+        let (level, epoch) = task.state().live_entry();
+        let job = Job::task_at(Arc::clone(task), epoch);
+        match job.claim() {
+            Ok(()) => {
+                local.registry.metrics.ran_ahead(level);
+                local.probe.nested(|| local.run_claimed(level, Source::Local, job));
+                return true;
             }
-            false
+            // It expired now, another thread took it first, or a promotion
+            // moved it on (then the loop tries again); a dead entry is
+            // counted where it leaves its queue.
+            Err(discarded) => {
+                if let Some(payload) = discarded.panic {
+                    local.registry.metrics.tally.caught(NEVER_RAN, payload);
+                }
+            }
         }
     }
+    false
 }
 
 /// Blocks the calling thread, which helps no pool, until `done` holds;
