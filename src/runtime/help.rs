@@ -55,12 +55,13 @@
 use std::rc::Rc;
 use std::time::Instant;
 
+use super::reserved::RoleBackoff;
 use super::worker::{self, Local};
 use crate::job::task::TaskCell;
 use crate::job::{Job, NEVER_RAN};
 use crate::queue::levels::{Pick, Source};
+use crate::sync::Parker;
 use crate::sync::plain::Arc;
-use crate::sync::{Backoff, Parker};
 
 /// How a waiting job reaches its worker: `Some` if the calling thread is a
 /// worker of pool `registry_id`, running a job.
@@ -82,7 +83,7 @@ pub(crate) fn wait_until(
     // Between jobs (a hook), no level is known: take only the most urgent.
     // A reserved thread stays within its own levels too.
     let upto = local.level().unwrap_or(0).min(local.upto());
-    let backoff = Backoff::new();
+    let backoff = RoleBackoff::new(local.role);
     loop {
         if done() {
             return;
@@ -96,8 +97,8 @@ pub(crate) fn wait_until(
                 local.probe.nested(|| local.execute(level, source, job));
                 backoff.reset();
             }
-            Pick::Contended => backoff.snooze(),
-            Pick::Empty if !backoff.is_completed() => backoff.snooze(),
+            Pick::Contended => backoff.round(),
+            Pick::Empty if !backoff.is_spent() => backoff.round(),
             Pick::Empty => {
                 let has_work = || done() || local.any_queued_upto(upto);
                 local.registry.sleep.wait(local.index, &local.parker, upto, deadline, has_work);

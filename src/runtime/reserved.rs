@@ -30,17 +30,18 @@
 //!
 //! # Idle: spin, never yield
 //!
-//! After an empty pick a regular worker spins and then yields its CPU a
-//! few times before it sleeps (crossbeam's `Backoff::snooze`). A reserved
-//! thread spins [`IDLE_SPINS`] rounds of `Backoff::spin` and sleeps, and
-//! after a contended steal it spins too, never yielding: a yield hands its CPU to a worker at a higher nice value, and
-//! Linux's scheduler may then keep it off the CPU for the rest of that
-//! worker's time slice (milliseconds) although it is runnable. A HIGH job
-//! pushed meanwhile wakes nobody, since the thread is neither asleep nor
-//! running, and waits out the slice. `perf sched latency` on
-//! `examples/http_server.rs` under its flood (2026-12-06): the reserved
-//! thread's longest wait for a CPU fell from 2.8 ms to 0.14 ms, and
-//! `/health`'s p99 from 1.2–1.4 ms to 0.14–0.2 ms (docs/benchmarks.md).
+//! After an empty pick a regular worker spins and then yields its CPU a few
+//! times before it sleeps (crossbeam's `Backoff::snooze`). A reserved
+//! thread spins [`IDLE_SPINS`] rounds of `Backoff::spin` and sleeps; after
+//! a contended steal, and while a job on it waits (`help.rs`), it spins too
+//! ([`RoleBackoff`]). It never yields: a yield hands its CPU to a worker at
+//! a higher nice value, and Linux's scheduler may then keep it off the CPU
+//! for the rest of that worker's time slice (milliseconds) although it is
+//! runnable. A HIGH job pushed meanwhile wakes nobody, since the thread is
+//! neither asleep nor running, and waits out the slice. `perf sched
+//! latency` on `examples/http_server.rs` under its flood (2026-12-06): the
+//! reserved thread's longest wait for a CPU fell from 2.8 ms to 0.14 ms,
+//! and `/health`'s p99 from 1.2–1.4 ms to 0.14–0.2 ms (docs/benchmarks.md).
 //!
 //! # The nice value
 //!
@@ -49,10 +50,12 @@
 //! keeps the nice value per thread and lets an unprivileged thread raise
 //! it but not lower it back, so it is set once, at the thread's start.
 
+use std::cell::Cell;
+
 use super::registry::Registry;
 use crate::sleep::Class;
 use crate::sync::plain::AtomicU64;
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Backoff, Ordering};
 
 /// What a worker loop runs as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +87,45 @@ impl Role {
 /// Rounds of `Backoff::spin` (1, 2, 4, … 64 spin hints; a few µs in all)
 /// a reserved thread spins after an empty pick before it sleeps (see the
 /// module docs). One under loom, where a spin is a yield to the model.
-pub(crate) const IDLE_SPINS: u32 = if cfg!(loom) { 1 } else { 7 };
+const IDLE_SPINS: u32 = if cfg!(loom) { 1 } else { 7 };
+
+/// How a thread backs off after an empty or a contended pick, in the
+/// worker loop and in a waiting job's wait (`help.rs`): a worker spins and
+/// then yields (crossbeam's `Backoff::snooze`), a reserved thread only
+/// spins, [`IDLE_SPINS`] rounds (see the module docs, "Idle").
+pub(crate) struct RoleBackoff {
+    backoff: Backoff,
+    /// The rounds a reserved thread has spun since the last reset.
+    spins: Cell<u32>,
+    yields: bool,
+}
+
+impl RoleBackoff {
+    pub(crate) fn new(role: Role) -> RoleBackoff {
+        RoleBackoff { backoff: Backoff::new(), spins: Cell::new(0), yields: role == Role::Regular }
+    }
+
+    /// Starts over: the thread found work.
+    pub(crate) fn reset(&self) {
+        self.backoff.reset();
+        self.spins.set(0);
+    }
+
+    /// Whether the thread has backed off enough to sleep instead.
+    pub(crate) fn is_spent(&self) -> bool {
+        if self.yields { self.backoff.is_completed() } else { self.spins.get() >= IDLE_SPINS }
+    }
+
+    /// One round of backing off.
+    pub(crate) fn round(&self) {
+        if self.yields {
+            self.backoff.snooze();
+        } else {
+            self.spins.set(self.spins.get().saturating_add(1));
+            self.backoff.spin();
+        }
+    }
+}
 
 /// The run-time figures of reserved threads and worker priorities, for
 /// the metrics.

@@ -66,7 +66,7 @@ use std::rc::Rc;
 
 use super::probe::WorkerProbe;
 use super::registry::Registry;
-use super::reserved::{self, Role};
+use super::reserved::{self, Role, RoleBackoff};
 use super::workers::{Peer, Peers};
 use crate::job::task::{Discarded, Outcome};
 use crate::job::{Job, NEVER_RAN};
@@ -74,7 +74,7 @@ use crate::queue::aging::Aging;
 use crate::queue::levels::{Pick, Source};
 use crate::queue::local::LocalQueues;
 use crate::sleep::Wake;
-use crate::sync::{Arc, Backoff, Parker, thread, thread_local};
+use crate::sync::{Arc, Parker, thread, thread_local};
 
 /// A worker's own deques, one per level, and what a job running on it
 /// needs to wait by helping (`help.rs`): the pool, the worker's parker,
@@ -98,6 +98,9 @@ pub(crate) struct Local {
     /// The level of the job running on this worker (the innermost one, if
     /// a waiting job runs another); `None` between jobs.
     level: Cell<Option<usize>>,
+    /// A worker or a reserved thread: how a waiting job on it backs off
+    /// (`help.rs`).
+    pub(crate) role: Role,
 }
 
 #[cfg(not(loom))]
@@ -249,6 +252,7 @@ impl WorkerThread {
             peers_generation: Cell::new(peers_generation),
             tick: Cell::new(index),
             level: Cell::new(None),
+            role,
         };
         WorkerThread { registry, index, role, local: Rc::new(local), searching, aging }
     }
@@ -278,9 +282,8 @@ impl WorkerThread {
         let outer_loop = LOOP.with(|running| running.replace(Some(self.registry.id)));
         let registry = Arc::clone(&self.registry);
         registry.sleep.enter_loop(class);
-        let idle = Backoff::new();
-        let contention = Backoff::new();
-        let mut reserved_spins = 0;
+        let idle = RoleBackoff::new(self.role);
+        let contention = RoleBackoff::new(self.role);
         let exit = loop {
             // Before every pick, so that a surplus worker never takes a job.
             if regular && registry.limits.is_surplus() && registry.limits.retire_surplus() {
@@ -292,18 +295,11 @@ impl WorkerThread {
                     self.local.execute(level, source, job);
                     idle.reset();
                     contention.reset();
-                    reserved_spins = 0;
                 }
-                // A reserved thread never yields its CPU (`reserved.rs`, "Idle").
-                Pick::Contended if regular => contention.snooze(),
-                Pick::Contended => contention.spin(),
-                Pick::Empty if regular && !idle.is_completed() => {
+                Pick::Contended => contention.round(),
+                Pick::Empty if !idle.is_spent() => {
                     self.start_searching();
-                    idle.snooze();
-                }
-                Pick::Empty if !regular && reserved_spins < reserved::IDLE_SPINS => {
-                    reserved_spins += 1;
-                    idle.spin();
+                    idle.round();
                 }
                 Pick::Empty => {
                     if registry.lifecycle.is_drained() {
@@ -331,7 +327,6 @@ impl WorkerThread {
                         break Exit::Retired;
                     }
                     idle.reset();
-                    reserved_spins = 0;
                 }
             }
         };
