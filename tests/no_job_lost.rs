@@ -42,12 +42,12 @@ mod common;
 
 use std::fmt;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::thread;
 
-use common::{CASE_BOUND, Latch, MARKER, message, quiet_intentional_panics, watchdog};
+use common::{CASE_BOUND, Latch, MARKER, message, quiet_intentional_panics, stall_watchdog, watchdog};
 use priopool::{JobError, JobHandle, Pool, Priority, SpawnError, SpawnErrorKind, Spawner};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -199,6 +199,9 @@ struct Ledger {
     handler_payloads: Mutex<Vec<String>>,
     /// Rule breaks seen while the program ran.
     notes: Mutex<Vec<String>>,
+    /// Jobs registered, run or dropped unrun so far: what a
+    /// [`stall_watchdog`] watches.
+    events: AtomicUsize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -216,6 +219,7 @@ impl Ticket {
     /// Records that the job runs; returns its id.
     fn punch(mut self) -> usize {
         self.punched = true;
+        self.ledger.events.fetch_add(1, Ordering::Relaxed);
         lock(&self.ledger.records)[self.id].runs += 1;
         self.id
     }
@@ -224,6 +228,7 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.punched {
+            self.ledger.events.fetch_add(1, Ordering::Relaxed);
             lock(&self.ledger.records)[self.id].dropped_unrun += 1;
         }
     }
@@ -231,6 +236,7 @@ impl Drop for Ticket {
 
 impl Ledger {
     fn register(self: &Arc<Self>, origin: Origin, expect: Expect, panics: bool, submitted: bool) -> Ticket {
+        self.events.fetch_add(1, Ordering::Relaxed);
         let mut records = lock(&self.records);
         records.push(Record {
             origin,
@@ -654,16 +660,22 @@ proptest! {
 fn shutdown_racing_producers_loses_nothing() {
     const ROUNDS: usize = 100;
     for round in 0..ROUNDS {
-        // One bound per round: a round takes milliseconds, but a loaded
-        // machine may take long over all of them.
-        watchdog(&format!("shutdown racing producers, round {round}"), CASE_BOUND, move || race_round(round));
+        // A round takes milliseconds, but its producers spawn until they are
+        // refused, so a starved test thread lets them queue without bound:
+        // the watchdog fails a round only when its ledger stops moving.
+        let ledger = Arc::new(Ledger::default());
+        let watched = Arc::clone(&ledger);
+        stall_watchdog(
+            &format!("shutdown racing producers, round {round}"),
+            move || watched.events.load(Ordering::Relaxed),
+            move || race_round(round, ledger),
+        );
     }
 }
 
 /// One round of [`shutdown_racing_producers_loses_nothing`].
-fn race_round(round: usize) {
+fn race_round(round: usize, ledger: Arc<Ledger>) {
     const PRODUCERS: usize = 3;
-    let ledger = Arc::new(Ledger::default());
     // Calling a boxed job copies it to the worker's stack.
     let pool = Pool::builder().workers(1 + round % 3).levels(2).stack_size(32 << 20).build().expect("build");
     let ctx = Ctx { ledger: Arc::clone(&ledger), spawner: pool.spawner(), levels: 2 };

@@ -107,6 +107,45 @@ pub fn watchdog<T: Send + 'static>(what: &str, bound: Duration, body: impl FnOnc
     }
 }
 
+/// As [`watchdog`], for a body whose length depends on how much CPU the
+/// machine gives it (producers that spawn until refused, say): fails the
+/// test only if `progress`, read every 250 ms, stays the same for
+/// [`STALL`]. A hang stops it; a starved but working body does not.
+pub fn stall_watchdog<T: Send + 'static>(
+    what: &str,
+    progress: impl Fn() -> usize,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done_tx, done_rx) = mpsc::channel();
+    let thread = thread::Builder::new()
+        .name(format!("test body: {what}"))
+        .spawn(move || {
+            let value = body();
+            let _ = done_tx.send(());
+            value
+        })
+        .expect("the OS refused to start a test thread");
+    let mut last = (progress(), Instant::now());
+    loop {
+        match done_rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let now = progress();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        assert!(
+            last.1.elapsed() < STALL,
+            "watchdog: `{what}` made no progress for {STALL:?} (stuck at {now}): a deadlock, a lost wake-up or a lost job"
+        );
+    }
+    match thread.join() {
+        Ok(value) => value,
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
+
 /// A counter the body of a [`soak_watchdog`] raises as it makes progress.
 #[derive(Clone, Default)]
 pub struct Progress(Arc<AtomicUsize>);
