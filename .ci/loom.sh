@@ -19,7 +19,7 @@
 # caller) at 1, the promotion models (9 to 9c) at 4 and 9d (two promotions)
 # at 3 (see the constants in src/loom_tests/ and the models in
 # src/queue/levels.rs).
-# On 2 cores the models take about a minute, plus about 36 s for a cold
+# On 2 cores the models take about a minute, plus 40 s to 1.5 min for a cold
 # build; models 7 and 7b (a scope's count and wake-up) take about 9 s of it,
 # models 9 to 9d (promotion) about 10 s.
 #

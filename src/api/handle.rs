@@ -289,8 +289,8 @@ impl<T> JobHandle<T> {
     /// [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown) if the
     /// pool has begun shutting down and the caller is not one of its
     /// running jobs; the job stays where it was (a shutdown still runs it).
-    pub fn promote(&self, to: Priority) -> Result<PromoteOutcome, SpawnErrorKind> {
-        match Registry::promote(&self.registry, &self.task, to)? {
+    pub fn promote(&self, to: impl Into<Priority>) -> Result<PromoteOutcome, SpawnErrorKind> {
+        match Registry::promote(&self.registry, &self.task, to.into())? {
             true => Ok(PromoteOutcome::Moved),
             false => Ok(PromoteOutcome::TooLate),
         }

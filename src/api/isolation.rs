@@ -50,8 +50,8 @@ impl Builder {
     ///
     /// [`build`](Builder::build) fails if `up_to` names no level of the
     /// pool, or if the pool has no reserved threads.
-    pub fn reserved_levels(mut self, up_to: Priority) -> Builder {
-        self.isolation.reserved_up_to = Some(up_to);
+    pub fn reserved_levels(mut self, up_to: impl Into<Priority>) -> Builder {
+        self.isolation.reserved_up_to = Some(up_to.into());
         self
     }
 

@@ -214,8 +214,9 @@ impl Pool {
     }
 
     /// Runs `a` and `b`, potentially in parallel, on this pool; see
-    /// [`Spawner::join`].
-    pub fn join<A, B, RA, RB>(&self, priority: Priority, a: A, b: B) -> (RA, RB)
+    /// [`Spawner::join`]. Never fails: if the pool refuses `b` (shutting
+    /// down, or `priority` names no level), both run on the calling thread.
+    pub fn join<A, B, RA, RB>(&self, priority: impl Into<Priority>, a: A, b: B) -> (RA, RB)
     where
         A: FnOnce() -> RA,
         B: FnOnce() -> RB + Send,

@@ -167,12 +167,13 @@ impl Spawner {
     ///
     /// As [`priopool::join`](crate::join): after both finished, resumes the
     /// panic of `a`, else of `b`.
-    pub fn join<A, B, RA, RB>(&self, priority: Priority, a: A, b: B) -> (RA, RB)
+    pub fn join<A, B, RA, RB>(&self, priority: impl Into<Priority>, a: A, b: B) -> (RA, RB)
     where
         A: FnOnce() -> RA,
         B: FnOnce() -> RB + Send,
         RB: Send,
     {
+        let priority = priority.into();
         let level = priority.resolve(self.registry.levels.len());
         if let (Some(local), Some(level)) = (crate::runtime::help::helper(self.registry.id), level) {
             return forkjoin::join::fork(&local, level, a, b);

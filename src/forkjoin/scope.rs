@@ -224,10 +224,11 @@ impl<'scope> Scope<'scope> {
     /// holding `job`, unrun, when `priority` names no level of the pool, or
     /// when the pool has begun shutting down and the caller is not one of
     /// its running jobs.
-    pub fn spawn<F>(&self, priority: Priority, job: F) -> Result<(), SpawnError<F>>
+    pub fn spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
     where
         F: FnOnce(&Scope<'scope>) + Send + 'scope,
     {
+        let priority = priority.into();
         let level = priority.resolve(self.registry.levels.len());
         Registry::spawn(&self.registry, priority, job, WhenFull::Wait, None, |job, _| {
             self.state.add();

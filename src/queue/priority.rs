@@ -36,9 +36,19 @@ use std::fmt;
 ///     }
 /// }
 ///
-/// let pool = Pool::builder().workers(1).capacity(Lane::Batch, 100).build()?;
+/// let pool = Pool::builder()
+///     .workers(1)
+///     .capacity(Lane::Batch, 100)
+///     .reserved_threads(1)
+///     .reserved_levels(Lane::Interactive)
+///     .build()?;
 /// pool.spawn(Lane::Batch, || println!("background"))?;
 /// assert!(pool.metrics().level(Lane::Interactive).is_some());
+/// assert_eq!(pool.join(Lane::Interactive, || 1, || 2), (1, 2));
+/// pool.scope(|s| assert!(s.spawn(Lane::Batch, |_| {}).is_ok()));
+/// let handle = pool.submit(Lane::Batch, || 3)?;
+/// let _moved_or_too_late = handle.promote(Lane::Interactive)?;
+/// assert_eq!(handle.join()?, 3);
 /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 /// ```
 ///
