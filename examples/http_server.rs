@@ -278,14 +278,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reporter = Arc::clone(&runner);
     thread::spawn(move || {
         thread::sleep(max);
-        if let Runner::Priopool(pool) = &*reporter {
-            let m = pool.metrics();
-            println!(
-                "http_server: done; jobs started per level {:?}, nice refused {}",
-                m.levels.iter().map(|l| l.started).collect::<Vec<_>>(),
-                m.workers.nice_refused
-            );
-        }
+        // The exit must not depend on the report: a closed stdout makes
+        // `println!` panic, which would end this thread before the exit.
+        let report = match &*reporter {
+            Runner::Priopool(pool) => {
+                let m = pool.metrics();
+                format!(
+                    "jobs started per level {:?}, nice refused {}",
+                    m.levels.iter().map(|l| l.started).collect::<Vec<_>>(),
+                    m.workers.nice_refused
+                )
+            }
+            Runner::Textbook(_) => "textbook pool".to_owned(),
+        };
+        let _ = writeln!(std::io::stdout(), "http_server: done; {report}");
         std::process::exit(0);
     });
     for stream in listener.incoming() {
