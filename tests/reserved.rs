@@ -1,6 +1,7 @@
 //! Reserved threads (`Builder::reserved_threads`): a job of a reserved level
 //! starts while every worker is held inside a job of a less urgent level;
-//! a reserved thread never runs a job of another level; it survives
+//! a reserved thread takes no job of another level (what a job on it waits
+//! for aside: `tests/reserved_bound.rs`); it survives
 //! panicking jobs, drains at shutdown, and counts in the metrics; bad input
 //! is a `BuildError`; the workers' nice value is raised and the reserved
 //! threads' is not.

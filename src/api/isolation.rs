@@ -22,7 +22,12 @@ impl Builder {
     /// stays until shutdown, and resizing never starts or retires one. A
     /// push at a reserved level wakes a sleeping reserved thread first,
     /// else an idle worker; the priority rule holds for reserved threads
-    /// and workers alike.
+    /// and workers alike. One exception to "only its levels": what a job
+    /// running on a reserved thread waits for (a handle's job, its scope's
+    /// jobs, the other half of its `join`) that no other thread has started,
+    /// the reserved thread runs itself, whatever its level, as a worker
+    /// does (priority inheritance: the urgent job would otherwise wait
+    /// behind less urgent work).
     ///
     /// Reserved threads get the worker indexes after those of the workers
     /// started at build time (for [`thread_name`](Builder::thread_name) and
@@ -55,10 +60,10 @@ impl Builder {
         self
     }
 
-    /// The nice value, `0..=MAX_NICE` (19), each worker adds to its own
-    /// when its thread starts, lowering its OS scheduling priority; reserved
-    /// threads keep the process's. 0 leaves the workers at the process's
-    /// priority. Default: [`DEFAULT_WORKER_NICE`](crate::DEFAULT_WORKER_NICE)
+    /// How much higher than the building thread's the workers' nice value
+    /// is, `0..=MAX_NICE` (19): a lower OS scheduling priority; reserved
+    /// threads keep the building thread's. 0 leaves the workers at the
+    /// priority they start with. Default: [`DEFAULT_WORKER_NICE`](crate::DEFAULT_WORKER_NICE)
     /// (10) for a pool with reserved threads, 0 otherwise; the
     /// measurements behind that choice are in `docs/benchmarks.md`
     /// ("Latency isolation"): without it the threads outside the pool
@@ -69,7 +74,9 @@ impl Builder {
     /// so it is set once per worker thread, when it starts, not per job:
     /// a worker runs every level at the lowered priority (its jobs of
     /// level 0 too, which is why reserved threads exist). The value is
-    /// the thread's nice at start plus `n`, capped at 19.
+    /// the building thread's plus `n`, capped at 19, for every worker,
+    /// also one started later from another worker's thread (a thread
+    /// inherits its creator's nice value, and keeps it if it is higher).
     ///
     /// Linux only (`setpriority` on the thread, through `rustix`); on other
     /// systems it does nothing. A refusal by the OS (a seccomp filter, a

@@ -102,7 +102,7 @@ impl Registry {
             timer: Timer::new(),
             capacity: Capacity::new(&config.capacities),
             metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
-            reserved: ReservedState::default(),
+            reserved: ReservedState::new(),
             panics: AtomicUsize::new(0),
             config,
         });

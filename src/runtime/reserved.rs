@@ -13,6 +13,12 @@
 //! only when the pool is drained, like every worker, and the drain check
 //! counts its loop (`sleep.rs`, "Every worker asleep").
 //!
+//! A job on a reserved thread that waits for other jobs of the pool
+//! (`help.rs`) claims and runs what it waits for, whatever its level, as
+//! on a worker: the exception to "only its levels", which the builder's
+//! docs state; what it helps with meanwhile stays within
+//! `min(its level, the bound)`.
+//!
 //! Jobs a job on a reserved thread spawns go to that thread's own deques,
 //! as on any worker. It takes those of its levels itself; those of the
 //! other levels are stolen by the workers, which see its deques as a
@@ -47,8 +53,14 @@
 //!
 //! [`lower_priority`] runs first thing on a regular worker's own thread
 //! (never on a caller's thread, as `worker::run_here` borrows one). Linux
-//! keeps the nice value per thread and lets an unprivileged thread raise
-//! it but not lower it back, so it is set once, at the thread's start.
+//! keeps the nice value per thread, a new thread inherits its creator's,
+//! and an unprivileged thread may raise it but not lower it back. So the
+//! target is absolute: the nice value of the thread that built the pool
+//! (read by [`ReservedState::new`]) plus `worker_nice`. A worker started
+//! from another worker (the pool growing while a job spawns) inherited
+//! the target and is left alone, instead of adding `worker_nice` a second
+//! time. Reserved threads start at build time on the building thread and
+//! keep its nice value.
 
 use std::cell::Cell;
 
@@ -128,9 +140,10 @@ impl RoleBackoff {
 }
 
 /// The run-time figures of reserved threads and worker priorities, for
-/// the metrics.
-#[derive(Default)]
+/// the metrics, and the base the priorities are set from.
 pub(crate) struct ReservedState {
+    /// The nice value of the thread that built the pool, if read (Linux).
+    base_nice: Option<i32>,
     /// Reserved threads whose loop is running or about to.
     running: AtomicUsize,
     /// Worker threads whose nice value the OS refused to raise.
@@ -138,6 +151,12 @@ pub(crate) struct ReservedState {
 }
 
 impl ReservedState {
+    /// Reads the calling thread's nice value: call it on the thread that
+    /// builds the pool (see the module docs).
+    pub(crate) fn new() -> ReservedState {
+        ReservedState { base_nice: current_nice(), running: AtomicUsize::new(0), nice_refused: AtomicU64::new(0) }
+    }
+
     /// A reserved thread is being started (`true`) or has left its loop or
     /// failed to start (`false`).
     pub(crate) fn count(&self, running: bool) {
@@ -183,36 +202,45 @@ pub(crate) fn start_all(registry: &crate::sync::Arc<Registry>) -> Result<(), (us
     Ok(())
 }
 
-/// Raises the calling worker thread's nice value by the pool's
-/// `worker_nice`, if any; counts and logs a refusal (see the module docs).
+/// Raises the calling worker thread's nice value to the pool's base plus
+/// `worker_nice` (see the module docs); counts and logs a refusal.
 pub(crate) fn lower_priority(registry: &Registry, index: usize) {
     let by = registry.config.isolation.worker_nice;
-    if by == 0 {
+    let (Some(base), Some(now)) = (registry.reserved.base_nice, current_nice()) else { return };
+    let target = (base + by).min(crate::isolation::MAX_NICE);
+    if by == 0 || target <= now {
+        // Asked for nothing, or there already: a worker started from
+        // another worker inherited the target.
         return;
     }
-    if let Err(error) = raise_nice(by) {
+    if let Err(error) = set_nice(target) {
         registry.reserved.nice_refused.fetch_add(1, Ordering::Relaxed);
-        crate::hooks::log_event!(warn, "worker {index}: the OS refused to raise its nice value by {by}: {error}");
+        crate::hooks::log_event!(warn, "worker {index}: the OS refused to set its nice value to {target}: {error}");
         #[cfg(not(feature = "log"))]
         let _ = (index, error);
     }
 }
 
-/// Adds `by` to the calling thread's nice value, capped at `MAX_NICE`.
+/// The calling thread's nice value; `None` where it is not read.
 #[cfg(all(target_os = "linux", not(loom)))]
-fn raise_nice(by: i32) -> std::io::Result<()> {
-    use rustix::process::{getpriority_process, setpriority_process};
+fn current_nice() -> Option<i32> {
     // `None`: the calling thread (Linux keeps the nice value per thread).
-    let now = getpriority_process(None)?;
-    let target = (now + by).min(crate::isolation::MAX_NICE);
-    if target > now {
-        setpriority_process(None, target)?;
-    }
-    Ok(())
+    rustix::process::getpriority_process(None).ok()
 }
 
-/// Not Linux (or a loom model): a documented no-op.
+/// Sets the calling thread's nice value.
+#[cfg(all(target_os = "linux", not(loom)))]
+fn set_nice(nice: i32) -> std::io::Result<()> {
+    Ok(rustix::process::setpriority_process(None, nice)?)
+}
+
+/// Not Linux (or a loom model): nothing is read, so nothing is set.
 #[cfg(not(all(target_os = "linux", not(loom))))]
-fn raise_nice(_by: i32) -> std::io::Result<()> {
+fn current_nice() -> Option<i32> {
+    None
+}
+
+#[cfg(not(all(target_os = "linux", not(loom))))]
+fn set_nice(_nice: i32) -> std::io::Result<()> {
     Ok(())
 }
