@@ -22,6 +22,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::task::Context;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{BOUND, Latch, OnDrop, drop_counter, drop_reporter, recv, watchdog};
@@ -370,7 +371,12 @@ fn shutdown_timeout_reports_drained_only_once_every_thread_is_joined() {
         };
         // Nothing was ever queued and both workers are asleep: drained at
         // once. Both stop hooks wait for the test, so neither worker thread
-        // can have exited.
+        // can have exited. (`wait_idle` counts the loops that have begun: a
+        // worker still starting up would be awake at the shutdown, as seen
+        // twice in 120 runs beside the other tests; so wait for both idle.)
+        while pool.metrics().workers.idle < 2 {
+            thread::sleep(Duration::from_millis(1));
+        }
         pool.wait_idle();
         let report = pool.shutdown_timeout(Duration::ZERO);
         let stopped_then = stopped.load(Ordering::SeqCst);
