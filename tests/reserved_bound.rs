@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
-use common::{BOUND, Latch, recv, recv_n, recv_unless_asleep, watchdog};
+use common::{BOUND, hold_at, recv, recv_unless_asleep, watchdog};
 use priopool::{Pool, Priority, Spawner};
 
 const PREFIX: &str = "b15b-";
@@ -19,24 +19,6 @@ const PREFIX: &str = "b15b-";
 /// The name of the calling thread.
 fn me() -> String {
     thread::current().name().unwrap_or("?").to_owned()
-}
-
-/// Holds `n` workers of `pool` in LOW jobs (a reserved thread never takes
-/// LOW with the default bound) until the latch opens.
-fn hold_low(pool: &Pool, n: usize) -> Latch {
-    let release = Latch::new();
-    let (tx, rx) = mpsc::channel();
-    for _ in 0..n {
-        let (release, tx) = (release.clone(), tx.clone());
-        pool.spawn(Priority::LOW, move || {
-            tx.send(me()).unwrap();
-            release.wait();
-        })
-        .unwrap();
-    }
-    let names = recv_n(&rx, n, "LOW holders");
-    assert!(names.iter().all(|n| n != "b15b-1"), "a LOW holder ran on the reserved thread: {names:?}");
-    release
 }
 
 fn pool() -> Pool {
@@ -54,7 +36,7 @@ fn pool() -> Pool {
 fn awaited_low_work(waiting: impl FnOnce(&Spawner, &dyn Fn()) -> String + Send + 'static) -> (String, String) {
     watchdog("awaited LOW work", BOUND, || {
         let pool = pool();
-        let release = hold_low(&pool, 1);
+        let release = hold_at(&pool, 1, Priority::LOW);
         let spawner = pool.spawner();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (tx, rx) = mpsc::channel();

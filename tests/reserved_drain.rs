@@ -11,21 +11,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BOUND, Latch, SETTLE, named, recv, recv_n, watchdog};
-use priopool::{Metrics, Pool, Priority, Spawner};
-
-/// Every level's figures add up, nothing queued, nothing running.
-fn assert_exact(m: &Metrics, what: &str) {
-    for (level, l) in m.levels.iter().enumerate() {
-        assert_eq!(l.backlog, 0, "{what}: level {level}: {l:?}");
-        assert_eq!(
-            l.submitted,
-            l.completed + l.panicked + l.cancelled + l.expired + l.promoted + l.rejected,
-            "{what}: level {level}: {l:?}"
-        );
-        assert_eq!(l.started, l.completed + l.panicked, "{what}: level {level}: {l:?}");
-    }
-}
+use common::{BOUND, Latch, SETTLE, assert_at_rest, hold_at, named, recv, recv_n, watchdog};
+use priopool::{Pool, Priority, Spawner};
 
 /// Waits until no thread named `prefix*` is left.
 fn wait_gone(prefix: &str, what: &str) {
@@ -87,7 +74,7 @@ fn every_shutdown_with_reserved_threads_in_every_phase() {
             if round % 4 != 1 {
                 assert_eq!(ran.load(Ordering::Relaxed), jobs, "round {round}");
             }
-            assert_exact(&spawner.metrics(), &format!("round {round}"));
+            assert_at_rest(&spawner.metrics(), &format!("round {round}"));
             wait_gone("b15d-a", &format!("round {round}"));
         }
     });
@@ -154,7 +141,7 @@ fn dropped_from_a_job_or_a_hook_on_a_reserved_thread() {
             assert!(slot.lock().unwrap().is_none(), "round {round}: the pool was not dropped on the reserved thread");
             wait_gone("b15d-b", &format!("round {round}"));
             assert_eq!(ran.load(Ordering::Relaxed), 8, "round {round}");
-            assert_exact(&spawner.metrics(), &format!("round {round}"));
+            assert_at_rest(&spawner.metrics(), &format!("round {round}"));
         }
     });
 }
@@ -206,7 +193,7 @@ fn abort_while_a_reserved_thread_waits_on_a_handle() {
             } else {
                 assert!(pool.shutdown_timeout(BOUND).drained(), "round {round}");
             }
-            assert_exact(&spawner.metrics(), &format!("round {round}"));
+            assert_at_rest(&spawner.metrics(), &format!("round {round}"));
             wait_gone("b15d-c", &format!("round {round}"));
         }
     });
@@ -224,15 +211,7 @@ fn shutdown_now_with_low_children_on_the_reserved_deque() {
             let pool =
                 Pool::builder().workers(1).reserved_threads(1).thread_name(|i| format!("b15d-e{i}")).build().unwrap();
             let spawner = pool.spawner();
-            let release = Latch::new();
-            let (tx, rx) = mpsc::channel();
-            let r = release.clone();
-            pool.spawn(Priority::LOW, move || {
-                tx.send(()).unwrap();
-                r.wait();
-            })
-            .unwrap();
-            recv(&rx, "holder");
+            let release = hold_at(&pool, 1, Priority::LOW);
             let ran = Arc::new(AtomicUsize::new(0));
             let (s2, ran2) = (pool.spawner(), Arc::clone(&ran));
             let (dtx, drx) = mpsc::channel();
@@ -256,7 +235,7 @@ fn shutdown_now_with_low_children_on_the_reserved_deque() {
             });
             let cancelled = pool.shutdown_now();
             assert_eq!(ran.load(Ordering::Relaxed) + cancelled.at(Priority::LOW), 10, "round {round}");
-            assert_exact(&spawner.metrics(), &format!("round {round}"));
+            assert_at_rest(&spawner.metrics(), &format!("round {round}"));
             wait_gone("b15d-e", &format!("round {round}"));
         }
     });
@@ -293,7 +272,7 @@ fn shutdown_timeout_that_times_out_with_a_stuck_reserved_thread() {
             assert!(report.timed_out(), "round {round}");
             release.open();
             wait_gone("b15d-f", &format!("round {round}"));
-            assert_exact(&spawner.metrics(), &format!("round {round}"));
+            assert_at_rest(&spawner.metrics(), &format!("round {round}"));
         }
     });
 }

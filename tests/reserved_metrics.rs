@@ -9,21 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{intentional_panic, quiet_intentional_panics, watchdog};
+use common::{assert_at_rest, intentional_panic, quiet_intentional_panics, watchdog};
 use priopool::{Metrics, Pool, Priority};
 
 fn assert_exact(m: &Metrics, ran: usize, what: &str) {
-    let mut started = 0;
-    for (level, l) in m.levels.iter().enumerate() {
-        assert_eq!(l.backlog, 0, "{what}: level {level}: {l:?}");
-        assert_eq!(
-            l.submitted,
-            l.completed + l.panicked + l.cancelled + l.expired + l.promoted + l.rejected,
-            "{what}: level {level}: {l:?}"
-        );
-        assert_eq!(l.started, l.completed + l.panicked, "{what}: level {level}: {l:?}");
-        started += l.started;
-    }
+    assert_at_rest(m, what);
+    let started: u64 = m.levels.iter().map(|l| l.started).sum();
     assert_eq!(started as usize, ran, "{what}: jobs whose closure began: {m:?}");
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use common::{Latch, quiet_panics, recv, watchdog};
+use common::{Latch, hold_at, quiet_panics, recv, watchdog};
 use priopool::{Pool, Priority, PromoteOutcome};
 
 fn me() -> String {
@@ -35,15 +35,7 @@ fn panicking_hooks_on_a_reserved_thread_do_not_stop_it() {
             })
             .build()
             .unwrap();
-        let release = Latch::new();
-        let (tx, rx) = mpsc::channel();
-        let r = release.clone();
-        pool.spawn(Priority::LOW, move || {
-            tx.send(()).unwrap();
-            r.wait();
-        })
-        .unwrap();
-        recv(&rx, "holder");
+        let release = hold_at(&pool, 1, Priority::LOW);
         for i in 0..100 {
             let (tx, rx) = mpsc::channel();
             pool.spawn(Priority::HIGH, move || tx.send(me()).unwrap()).unwrap();

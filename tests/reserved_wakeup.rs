@@ -13,26 +13,10 @@ use std::sync::{Arc, Barrier, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use common::{BOUND, Latch, recv, recv_n, watchdog};
+use common::{BOUND, hold_at, recv, watchdog};
 use priopool::{Pool, Priority, PromoteOutcome};
 
 const ROUNDS: usize = 2_000;
-
-/// Holds `n` workers in LOW jobs until the latch opens.
-fn hold_low(pool: &Pool, n: usize) -> Latch {
-    let release = Latch::new();
-    let (tx, rx) = mpsc::channel();
-    for _ in 0..n {
-        let (release, tx) = (release.clone(), tx.clone());
-        pool.spawn(Priority::LOW, move || {
-            tx.send(()).unwrap();
-            release.wait();
-        })
-        .unwrap();
-    }
-    recv_n(&rx, n, "LOW holders");
-    release
-}
 
 fn pause(round: usize) {
     // 0 .. ~20k spin hints: from "still spinning" to "asleep".
@@ -48,7 +32,7 @@ fn pause(round: usize) {
 fn a_promoted_job_wakes_a_reserved_thread() {
     watchdog("promote wakes reserved", Duration::from_secs(120), || {
         let pool = Pool::builder().workers(2).reserved_threads(1).build().unwrap();
-        let release = hold_low(&pool, 2);
+        let release = hold_at(&pool, 2, Priority::LOW);
         for round in 0..ROUNDS {
             let (tx, rx) = mpsc::channel();
             let h = pool.submit(Priority::LOW, move || tx.send(()).unwrap()).unwrap();
@@ -74,7 +58,7 @@ fn bursts_from_two_threads_at_two_reserved_levels_all_start() {
             .reserved_levels(Priority::level(1))
             .build()
             .unwrap();
-        let release = hold_low(&pool, 2);
+        let release = hold_at(&pool, 2, Priority::LOW);
         let spawner = pool.spawner();
         let done = Arc::new(AtomicUsize::new(0));
         let barrier = Arc::new(Barrier::new(2));
@@ -120,7 +104,7 @@ fn children_of_a_job_on_the_reserved_thread_run() {
     watchdog("children", Duration::from_secs(120), || {
         let pool = Pool::builder().workers(1).reserved_threads(1).build().unwrap();
         for round in 0..ROUNDS / 2 {
-            let release = hold_low(&pool, 1);
+            let release = hold_at(&pool, 1, Priority::LOW);
             let (tx, rx) = mpsc::channel();
             let spawner = pool.spawner();
             let tx2 = tx.clone();

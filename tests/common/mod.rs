@@ -39,7 +39,7 @@ use std::sync::{Arc, Barrier, Condvar, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use priopool::{Pool, Priority, Spawner};
+use priopool::{Metrics, Pool, Priority, Spawner};
 
 // The bounds. Each is far above what a healthy pool needs: it only turns a
 // hang into a failure with a message, and no assertion depends on it.
@@ -78,13 +78,12 @@ pub const BOUND: Duration = Duration::from_secs(30);
 /// than [`BOUND`], so that the test's watchdog fails it first.
 pub const LONG_BOUND: Duration = Duration::from_secs(60);
 
-/// Runs `body` on its own thread and returns its result, or fails the test
-/// with a message naming `what` if `body` has not finished after `bound`.
-///
-/// A panic in `body` (a failed assertion) is passed on unchanged. On a
-/// timeout the stuck thread is left behind: the test fails at once instead
-/// of hanging the whole test binary.
-pub fn watchdog<T: Send + 'static>(what: &str, bound: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+/// Starts `body` on a thread named after `what`; the receiver hears when
+/// it has returned (or is disconnected if it panicked).
+fn start_body<T: Send + 'static>(
+    what: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> (thread::JoinHandle<T>, mpsc::Receiver<()>) {
     let (done_tx, done_rx) = mpsc::channel();
     let thread = thread::Builder::new()
         .name(format!("test body: {what}"))
@@ -95,6 +94,17 @@ pub fn watchdog<T: Send + 'static>(what: &str, bound: Duration, body: impl FnOnc
             value
         })
         .expect("the OS refused to start a test thread");
+    (thread, done_rx)
+}
+
+/// Runs `body` on its own thread and returns its result, or fails the test
+/// with a message naming `what` if `body` has not finished after `bound`.
+///
+/// A panic in `body` (a failed assertion) is passed on unchanged. On a
+/// timeout the stuck thread is left behind: the test fails at once instead
+/// of hanging the whole test binary.
+pub fn watchdog<T: Send + 'static>(what: &str, bound: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (thread, done_rx) = start_body(what, body);
     match done_rx.recv_timeout(bound) {
         // Disconnected: `body` panicked before sending; join passes the panic on.
         Ok(()) | Err(RecvTimeoutError::Disconnected) => match thread.join() {
@@ -116,34 +126,8 @@ pub fn stall_watchdog<T: Send + 'static>(
     progress: impl Fn() -> usize,
     body: impl FnOnce() -> T + Send + 'static,
 ) -> T {
-    let (done_tx, done_rx) = mpsc::channel();
-    let thread = thread::Builder::new()
-        .name(format!("test body: {what}"))
-        .spawn(move || {
-            let value = body();
-            let _ = done_tx.send(());
-            value
-        })
-        .expect("the OS refused to start a test thread");
-    let mut last = (progress(), Instant::now());
-    loop {
-        match done_rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => {}
-        }
-        let now = progress();
-        if now != last.0 {
-            last = (now, Instant::now());
-        }
-        assert!(
-            last.1.elapsed() < STALL,
-            "watchdog: `{what}` made no progress for {STALL:?} (stuck at {now}): a deadlock, a lost wake-up or a lost job"
-        );
-    }
-    match thread.join() {
-        Ok(value) => value,
-        Err(payload) => panic::resume_unwind(payload),
-    }
+    let (thread, done_rx) = start_body(what, body);
+    watch_progress(what, thread, &done_rx, progress, None)
 }
 
 /// A counter the body of a [`soak_watchdog`] raises as it makes progress.
@@ -164,34 +148,41 @@ impl Progress {
 /// within [`LONG_BOUND`], or if `progress` does not move for [`STALL`].
 pub fn soak_watchdog<T: Send + 'static>(what: &str, body: impl FnOnce(Progress) -> T + Send + 'static) -> T {
     let progress = Progress::default();
-    let (done_tx, done_rx) = mpsc::channel();
     let body_progress = progress.clone();
-    let worker = thread::Builder::new()
-        .name(format!("watched: {what}"))
-        .spawn(move || {
-            let value = body(body_progress);
-            let _ = done_tx.send(());
-            value
-        })
-        .expect("the OS refused to start a test thread");
+    let (thread, done_rx) = start_body(what, move || body(body_progress));
+    watch_progress(what, thread, &done_rx, || progress.get(), Some(LONG_BOUND))
+}
+
+/// Waits for a body started by [`start_body`]: fails the test if
+/// `progress`, read every 250 ms, stays the same for [`STALL`], or if the
+/// body runs past `overall`; passes on the body's panic.
+fn watch_progress<T>(
+    what: &str,
+    thread: thread::JoinHandle<T>,
+    done_rx: &mpsc::Receiver<()>,
+    progress: impl Fn() -> usize,
+    overall: Option<Duration>,
+) -> T {
     let start = Instant::now();
-    let mut last = (progress.get(), Instant::now());
+    let mut last = (progress(), Instant::now());
     loop {
         match done_rx.recv_timeout(Duration::from_millis(250)) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }
-        let now = progress.get();
+        let now = progress();
         if now != last.0 {
             last = (now, Instant::now());
         }
         assert!(
             last.1.elapsed() < STALL,
-            "{what}: no progress for {STALL:?} (stuck at step {now}): hung (a lost wake-up or a stuck shutdown?)"
+            "watchdog: `{what}` made no progress for {STALL:?} (stuck at {now}): a deadlock, a lost wake-up or a lost job"
         );
-        assert!(start.elapsed() < LONG_BOUND, "{what}: not finished after {LONG_BOUND:?} (at step {now}): hung");
+        if let Some(bound) = overall {
+            assert!(start.elapsed() < bound, "watchdog: `{what}` not finished after {bound:?} (at {now}): hung");
+        }
     }
-    match worker.join() {
+    match thread.join() {
         Ok(value) => value,
         Err(payload) => panic::resume_unwind(payload),
     }
@@ -284,6 +275,39 @@ impl Gate {
     /// Lets the gate jobs finish.
     pub fn release(self) {
         // Drop does it.
+    }
+}
+
+/// Holds `n` threads of `pool` in jobs of `priority` until the latch
+/// opens; returns once every one has started. Unlike [`Gate`], opening is
+/// left to the caller (and not done on a panic).
+pub fn hold_at(pool: &Pool, n: usize, priority: Priority) -> Latch {
+    let release = Latch::new();
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..n {
+        let (release, tx) = (release.clone(), tx.clone());
+        pool.spawn(priority, move || {
+            tx.send(()).unwrap();
+            release.wait();
+        })
+        .unwrap();
+    }
+    recv_n(&rx, n, "holders");
+    release
+}
+
+/// Every level's figures of a pool at rest add up: nothing queued,
+/// every submitted job ended one way, every started one completed or
+/// panicked.
+pub fn assert_at_rest(m: &Metrics, what: &str) {
+    for (level, l) in m.levels.iter().enumerate() {
+        assert_eq!(l.backlog, 0, "{what}: level {level}: {l:?}");
+        assert_eq!(
+            l.submitted,
+            l.completed + l.panicked + l.cancelled + l.expired + l.promoted + l.rejected,
+            "{what}: level {level}: {l:?}"
+        );
+        assert_eq!(l.started, l.completed + l.panicked, "{what}: level {level}: {l:?}");
     }
 }
 
