@@ -36,14 +36,7 @@ fn hold(pool: &Pool) -> Latch {
 
 /// At rest every level's figures add up, promoted entries included.
 fn assert_exact(m: &Metrics) {
-    for (level, l) in m.levels.iter().enumerate() {
-        assert_eq!(l.backlog, 0, "level {level}");
-        assert_eq!(
-            l.submitted,
-            l.completed + l.panicked + l.cancelled + l.expired + l.promoted + l.rejected,
-            "level {level}: {l:?}"
-        );
-    }
+    common::assert_at_rest(m, "at rest");
 }
 
 #[test]

@@ -77,14 +77,7 @@ fn promoting_a_job_off_a_held_workers_deque_runs_it_on_the_reserved_thread() {
             h.join().unwrap();
             assert!(pool.wait_idle_timeout(Duration::from_secs(30)));
             let m = pool.metrics();
-            for (level, l) in m.levels.iter().enumerate() {
-                assert_eq!(l.backlog, 0, "round {round} level {level}: {l:?}");
-                assert_eq!(
-                    l.submitted,
-                    l.completed + l.panicked + l.cancelled + l.expired + l.promoted + l.rejected,
-                    "round {round} level {level}: {l:?}"
-                );
-            }
+            common::assert_at_rest(&m, &format!("round {round}"));
             assert_eq!((m.levels[0].started, m.levels[1].started, m.levels[1].promoted), (1, 1, 1), "round {round}");
             assert_eq!(pool.queued(Priority::LOW), Some(0), "round {round}: the dead entry");
             pool.shutdown();
