@@ -102,7 +102,7 @@ impl Registry {
             timer: Timer::new(),
             capacity: Capacity::new(&config.capacities),
             metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
-            reserved: ReservedState::new(),
+            reserved: ReservedState::new(config.isolation.worker_nice),
             panics: AtomicUsize::new(0),
             config,
         });

@@ -151,10 +151,12 @@ pub(crate) struct ReservedState {
 }
 
 impl ReservedState {
-    /// Reads the calling thread's nice value: call it on the thread that
-    /// builds the pool (see the module docs).
-    pub(crate) fn new() -> ReservedState {
-        ReservedState { base_nice: current_nice(), running: AtomicUsize::new(0), nice_refused: AtomicU64::new(0) }
+    /// Reads the calling thread's nice value if the workers are to run
+    /// above it (`worker_nice` > 0): call it on the thread that builds the
+    /// pool (see the module docs).
+    pub(crate) fn new(worker_nice: i32) -> ReservedState {
+        let base_nice = if worker_nice > 0 { current_nice() } else { None };
+        ReservedState { base_nice, running: AtomicUsize::new(0), nice_refused: AtomicU64::new(0) }
     }
 
     /// A reserved thread is being started (`true`) or has left its loop or
@@ -222,25 +224,26 @@ pub(crate) fn lower_priority(registry: &Registry, index: usize) {
 }
 
 /// The calling thread's nice value; `None` where it is not read.
-#[cfg(all(target_os = "linux", not(loom)))]
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
 fn current_nice() -> Option<i32> {
     // `None`: the calling thread (Linux keeps the nice value per thread).
     rustix::process::getpriority_process(None).ok()
 }
 
 /// Sets the calling thread's nice value.
-#[cfg(all(target_os = "linux", not(loom)))]
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
 fn set_nice(nice: i32) -> std::io::Result<()> {
     Ok(rustix::process::setpriority_process(None, nice)?)
 }
 
-/// Not Linux (or a loom model): nothing is read, so nothing is set.
-#[cfg(not(all(target_os = "linux", not(loom))))]
+/// Not Linux (or a loom model, or miri): nothing is read, so nothing is
+/// set.
+#[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
 fn current_nice() -> Option<i32> {
     None
 }
 
-#[cfg(not(all(target_os = "linux", not(loom))))]
+#[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
 fn set_nice(_nice: i32) -> std::io::Result<()> {
     Ok(())
 }
