@@ -141,17 +141,20 @@ struct Done<'a, RB> {
     joiner: &'a Unparker,
 }
 
-impl<RB> Done<'_, RB> {
-    /// Hands `b`'s outcome to the joiner and wakes it. The frame may be gone
-    /// once the slot is full, so the unparker is cloned before.
-    fn set(&self, outcome: thread::Result<RB>) {
-        if self.popped.load(Ordering::Relaxed) {
-            self.slot.put(outcome);
-        } else {
-            let joiner = self.joiner.clone();
-            self.slot.put(outcome);
-            joiner.unpark();
-        }
+/// Hands `b`'s outcome to the joiner and wakes it. The joiner's frame, and
+/// `Done` in it, may be gone once the slot is full, so the unparker is
+/// cloned before. It takes `Done`'s parts, not `&Done`: a reference
+/// argument stays protected until the call returns, and freeing the frame
+/// under a live protector of its plain (non-`Cell`) bytes, such as the
+/// `joiner` field, is undefined behaviour (Miri with Tree Borrows caught
+/// it). The parts it gets are all atomics and cells, or live elsewhere.
+fn set_done<RB>(slot: &Slot<thread::Result<RB>>, popped: &AtomicBool, joiner: &Unparker, outcome: thread::Result<RB>) {
+    if popped.load(Ordering::Relaxed) {
+        slot.put(outcome);
+    } else {
+        let joiner = joiner.clone();
+        slot.put(outcome);
+        joiner.unpark();
     }
 }
 
@@ -174,7 +177,7 @@ where
             }
             Err(Box::new(HALF_CANCELLED) as Payload)
         };
-        done.set(outcome);
+        set_done(&done.slot, &done.popped, done.joiner, outcome);
     });
     // From here the frame waits for the half to run or be dropped before
     // it ends, also when `a` panics: `erase.rs`'s invariant.

@@ -130,41 +130,63 @@ impl Drop for PartRef {
 
 /// A place for one value, filled once by the thread that runs a job and
 /// emptied once by the thread that waits for it.
-pub(crate) struct Slot<T> {
-    value: UnsafeCell<Option<T>>,
+///
+/// Every byte of it, padding included, is inside one `UnsafeCell`. The
+/// filler's `&Slot` (an argument, protected until its call returns) may
+/// outlive the slot: the waiter may free its frame as soon as it sees the
+/// slot full. Under the aliasing model Miri checks, freeing memory under a
+/// live protector is undefined behaviour except for bytes inside an
+/// `UnsafeCell`; with the value and the flag as two fields, the padding
+/// between them was such a byte (Miri with Tree Borrows caught it,
+/// `tests/miri_forkjoin.rs`).
+pub(crate) struct Slot<T>(UnsafeCell<SlotCells<T>>);
+
+struct SlotCells<T> {
+    value: Option<T>,
     full: AtomicBool,
 }
 
 // SAFETY: the value is written by one thread before `full` is stored with
 // `Release`, and read by one thread only after it loaded `full == true`
 // with `Acquire` (see `put` and `take`): the two accesses never overlap and
-// the write happens before the read. Moving the value between threads
-// needs `T: Send`.
+// the write happens before the read. `full` is only ever reached through
+// shared references, as an atomic. Moving the value between threads needs
+// `T: Send`.
 unsafe impl<T: Send> Sync for Slot<T> {}
 
 impl<T> Slot<T> {
     pub(crate) fn new() -> Slot<T> {
-        Slot { value: UnsafeCell::new(None), full: AtomicBool::new(false) }
+        Slot(UnsafeCell::new(SlotCells { value: None, full: AtomicBool::new(false) }))
+    }
+
+    /// The flag, shared by both threads.
+    #[inline]
+    fn full(&self) -> &AtomicBool {
+        // SAFETY: the cell is never reached mutably as a whole: `put` and
+        // `take` write and read `value` through the raw pointer's field
+        // place only, so a shared reference to the other field, `full`,
+        // aliases no mutable one.
+        unsafe { &(*self.0.get()).full }
     }
 
     /// Whether the value is there (`Acquire`: its write is visible).
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
-        self.full.load(Ordering::Acquire)
+        self.full().load(Ordering::Acquire)
     }
 
     /// Stores the value. Call once per slot, from the one thread that runs
     /// (or drops) the job the slot belongs to. After this returns the slot
     /// may be gone: the waiter may have taken the value and left.
-    ///
     #[inline]
     pub(crate) fn put(&self, value: T) {
-        debug_assert!(!self.full.load(Ordering::Relaxed), "a fork-join slot filled twice");
+        debug_assert!(!self.full().load(Ordering::Relaxed), "a fork-join slot filled twice");
         // SAFETY: no other thread reads the value before `full` is set
         // below, and no other thread writes it: the job is run or dropped
-        // once, and only that run or drop calls `put`.
-        unsafe { *self.value.get() = Some(value) };
-        self.full.store(true, Ordering::Release);
+        // once, and only that run or drop calls `put`. The write goes
+        // through the field's place, creating no reference to the cell.
+        unsafe { (*self.0.get()).value = Some(value) };
+        self.full().store(true, Ordering::Release);
     }
 
     /// Takes the value; `None` if it is not there yet (`full` not seen).
@@ -176,8 +198,9 @@ impl<T> Slot<T> {
         // SAFETY: `full` was loaded `true` with `Acquire`, so the one write
         // happened before this read and no write follows it (`put` is
         // called once); only the waiter, the one thread holding the slot
-        // after the job filled it, calls this, once.
-        unsafe { (*self.value.get()).take() }
+        // after the job filled it, calls this, once. The read goes through
+        // the field's place, as in `put`.
+        unsafe { (*self.0.get()).value.take() }
     }
 }
 
