@@ -98,8 +98,8 @@ pub(crate) struct Local {
     /// The level of the job running on this worker (the innermost one, if
     /// a waiting job runs another); `None` between jobs.
     level: Cell<Option<usize>>,
-    /// A worker or a reserved thread: how a waiting job on it backs off
-    /// (`help.rs`).
+    /// A worker or a reserved thread (`reserved.rs`); a waiting job on it
+    /// backs off by it (`help.rs`).
     pub(crate) role: Role,
 }
 
@@ -216,8 +216,6 @@ enum Exit {
 struct WorkerThread {
     registry: Arc<Registry>,
     index: usize,
-    /// A worker, or a reserved thread (`reserved.rs`).
-    role: Role,
     local: Rc<Local>,
     /// Counted in the pool's `searching` figure (`limits.rs`).
     searching: bool,
@@ -254,7 +252,7 @@ impl WorkerThread {
             level: Cell::new(None),
             role,
         };
-        WorkerThread { registry, index, role, local: Rc::new(local), searching, aging }
+        WorkerThread { registry, index, local: Rc::new(local), searching, aging }
     }
 
     /// The loop; `own_thread`: the worker was started by [`start`], on a
@@ -263,11 +261,11 @@ impl WorkerThread {
     fn run(mut self, own_thread: bool) {
         if own_thread {
             OWNER.with(|owner| owner.set(Some(self.registry.id)));
-            if self.role == Role::Regular {
+            if self.local.role == Role::Regular {
                 reserved::lower_priority(&self.registry, self.index);
             }
         }
-        let (class, regular) = (self.role.class(), self.role == Role::Regular);
+        let (class, regular) = (self.local.role.class(), self.local.role == Role::Regular);
         // The thread start and stop hooks run outside the window in which
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of `lifecycle.rs` valid.
@@ -282,8 +280,8 @@ impl WorkerThread {
         let outer_loop = LOOP.with(|running| running.replace(Some(self.registry.id)));
         let registry = Arc::clone(&self.registry);
         registry.sleep.enter_loop(class);
-        let idle = RoleBackoff::new(self.role);
-        let contention = RoleBackoff::new(self.role);
+        let idle = RoleBackoff::new(self.local.role);
+        let contention = RoleBackoff::new(self.local.role);
         let exit = loop {
             // Before every pick, so that a surplus worker never takes a job.
             if regular && registry.limits.is_surplus() && registry.limits.retire_surplus() {
@@ -351,7 +349,7 @@ impl WorkerThread {
     /// Counts this worker as searching, if the pool could grow (only then
     /// does the figure matter).
     fn start_searching(&mut self) {
-        if !self.searching && self.role == Role::Regular && self.registry.limits.may_grow() {
+        if !self.searching && self.local.role == Role::Regular && self.registry.limits.may_grow() {
             self.registry.limits.enter_searching();
             self.searching = true;
         }
