@@ -249,27 +249,7 @@ impl Gate {
 
     /// As [`Gate::hold`], through a spawner.
     pub fn hold_via(spawner: &Spawner, n: usize) -> Gate {
-        let latch = Latch::new();
-        let (started_tx, started_rx) = mpsc::channel();
-        for _ in 0..n {
-            let latch = latch.clone();
-            let started_tx = started_tx.clone();
-            spawner
-                .spawn(Priority::HIGH, move || {
-                    let _ = started_tx.send(());
-                    latch.wait();
-                })
-                .expect("a gate job was refused");
-        }
-        for i in 0..n {
-            if started_rx.recv_timeout(START_BOUND).is_err() {
-                latch.open();
-                panic!(
-                    "only {i} of {n} gate jobs started within {START_BOUND:?}: a worker is missing or slept through a job"
-                );
-            }
-        }
-        Gate { latch }
+        Gate { latch: start_holders(spawner, n, Priority::HIGH) }
     }
 
     /// Lets the gate jobs finish.
@@ -282,18 +262,34 @@ impl Gate {
 /// opens; returns once every one has started. Unlike [`Gate`], opening is
 /// left to the caller (and not done on a panic).
 pub fn hold_at(pool: &Pool, n: usize, priority: Priority) -> Latch {
-    let release = Latch::new();
-    let (tx, rx) = mpsc::channel();
+    start_holders(&pool.spawner(), n, priority)
+}
+
+/// Spawns `n` jobs of `priority` that wait for the returned latch, and
+/// returns once every one has started (opening the latch and failing the
+/// test if they do not within [`START_BOUND`]).
+fn start_holders(spawner: &Spawner, n: usize, priority: Priority) -> Latch {
+    let latch = Latch::new();
+    let (started_tx, started_rx) = mpsc::channel();
     for _ in 0..n {
-        let (release, tx) = (release.clone(), tx.clone());
-        pool.spawn(priority, move || {
-            tx.send(()).unwrap();
-            release.wait();
-        })
-        .unwrap();
+        let latch = latch.clone();
+        let started_tx = started_tx.clone();
+        spawner
+            .spawn(priority, move || {
+                let _ = started_tx.send(());
+                latch.wait();
+            })
+            .expect("a holding job was refused");
     }
-    recv_n(&rx, n, "holders");
-    release
+    for i in 0..n {
+        if started_rx.recv_timeout(START_BOUND).is_err() {
+            latch.open();
+            panic!(
+                "only {i} of {n} holding jobs started within {START_BOUND:?}: a worker is missing or slept through a job"
+            );
+        }
+    }
+    latch
 }
 
 /// Every level's figures of a pool at rest add up: nothing queued,
