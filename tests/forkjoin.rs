@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::{BOUND, Latch, intentional_panic, is_intentional, quiet_intentional_panics, watchdog};
+use common::{BOUND, Latch, fib, intentional_panic, is_intentional, quiet_intentional_panics, watchdog};
 use priopool::{Pool, Priority, Scope};
 
 /// Divides the sizes of the larger tests (valgrind runs them slowly).
@@ -267,14 +267,6 @@ fn join_sorts_in_place_and_borrows() {
             .unwrap();
         assert_eq!(sorted, expected_w);
     });
-}
-
-fn fib(n: u64) -> u64 {
-    if n < 2 {
-        return n;
-    }
-    let (a, b) = priopool::join(|| fib(n - 1), || fib(n - 2));
-    a + b
 }
 
 #[test]

@@ -10,17 +10,12 @@
 //!     cargo +nightly miri test -p priopool-tests --test miri_forkjoin
 //! ```
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use common::fib;
 use priopool::{Pool, Priority};
-
-fn fib(n: u64) -> u64 {
-    if n < 2 {
-        return n;
-    }
-    let (a, b) = priopool::join(|| fib(n - 1), || fib(n - 2));
-    a + b
-}
 
 #[test]
 fn join_hands_both_values_back_across_stacks() {

@@ -188,6 +188,16 @@ fn watch_progress<T>(
     }
 }
 
+/// The `n`th Fibonacci number, computed with a `priopool::join` at every
+/// step: a tree of forks for the fork-join tests.
+pub fn fib(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = priopool::join(|| fib(n - 1), || fib(n - 2));
+    a + b
+}
+
 /// A one-way gate: threads wait until it is opened; once open it stays
 /// open. Clones share the gate.
 #[derive(Clone, Default)]
