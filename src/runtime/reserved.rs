@@ -207,12 +207,13 @@ pub(crate) fn start_all(registry: &crate::sync::Arc<Registry>) -> Result<(), (us
 /// Raises the calling worker thread's nice value to the pool's base plus
 /// `worker_nice` (see the module docs); counts and logs a refusal.
 pub(crate) fn lower_priority(registry: &Registry, index: usize) {
-    let by = registry.config.isolation.worker_nice;
-    let (Some(base), Some(now)) = (registry.reserved.base_nice, current_nice()) else { return };
-    let target = (base + by).min(crate::isolation::MAX_NICE);
-    if by == 0 || target <= now {
-        // Asked for nothing, or there already: a worker started from
-        // another worker inherited the target.
+    // No base: the pool asked for no nice value (or none is read here).
+    let Some(base) = registry.reserved.base_nice else { return };
+    let Some(now) = current_nice() else { return };
+    let target = (base + registry.config.isolation.worker_nice).min(crate::isolation::MAX_NICE);
+    if target <= now {
+        // There already: a worker started from another worker inherited
+        // the target.
         return;
     }
     if let Err(error) = set_nice(target) {
