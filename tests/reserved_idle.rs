@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{SETTLE, Tally, named, soak_watchdog};
+use common::{SETTLE, Tally, named, named_all, soak_watchdog};
 use priopool::{Pool, Priority};
 
 const SAMPLES: usize = 50;
@@ -37,20 +37,10 @@ fn wait_until_all_asleep(prefix: &str, count: Option<usize>, what: &str) {
     let start = Instant::now();
     let mut streak = 0;
     loop {
-        let mut threads = named(prefix);
-        if let Some(count) = count {
-            // `/proc/self/task` read while other threads exit (another
-            // test's pool retiring workers) may skip entries: read again.
-            for _ in 0..100 {
-                if threads.len() == count {
-                    break;
-                }
-                eprintln!("re-read /proc/self/task: {} of {count} {prefix}* threads seen", threads.len());
-                thread::sleep(Duration::from_millis(1));
-                threads = named(prefix);
-            }
-            assert_eq!(threads.len(), count, "{what}: {threads:?}");
-        }
+        let threads = match count {
+            Some(count) => named_all(prefix, count),
+            None => named(prefix),
+        };
         if threads.iter().all(|t| t.state == 'S') {
             streak += 1;
             if streak == SAMPLES {

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::{named, watchdog};
+use common::{named_all, watchdog};
 use priopool::{Pool, Priority};
 
 /// The nice value of thread `tid` of this process (`/proc`, field 19).
@@ -66,7 +66,7 @@ fn every_worker_of_a_dynamic_pool_gets_the_same_nice() {
             rx.recv_timeout(Duration::from_secs(30)).expect("four workers at once");
         }
         let nices: Vec<(String, i64)> =
-            named("b15n-").into_iter().map(|t| (t.name.clone(), nice_of(t.tid as i32))).collect();
+            named_all("b15n-", 5).into_iter().map(|t| (t.name.clone(), nice_of(t.tid as i32))).collect();
         pool.shutdown();
         nices
     });
@@ -104,8 +104,8 @@ fn a_pool_built_inside_a_nice_worker_counts_from_the_building_thread() {
                 }
                 rx.recv().unwrap();
                 rx.recv().unwrap();
-                let r = named("b15m-1").first().map(|t| nice_of(t.tid as i32)).unwrap();
-                let w = named("b15m-0").first().map(|t| nice_of(t.tid as i32)).unwrap();
+                let r = nice_of(named_all("b15m-1", 1)[0].tid as i32);
+                let w = nice_of(named_all("b15m-0", 1)[0].tid as i32);
                 inner.shutdown();
                 (r, w)
             })

@@ -526,6 +526,22 @@ pub fn named(prefix: &str) -> Vec<Task> {
     tasks().into_iter().filter(|t| t.name.starts_with(prefix)).collect()
 }
 
+/// The threads named `prefix*`, read until there are `count` of them:
+/// `/proc/self/task` read while other threads exit (another test's pool
+/// retiring workers) may skip entries. Fails the test after [`SETTLE`].
+#[cfg(target_os = "linux")]
+pub fn named_all(prefix: &str, count: usize) -> Vec<Task> {
+    let since = Instant::now();
+    loop {
+        let threads = named(prefix);
+        if threads.len() == count {
+            return threads;
+        }
+        assert!(since.elapsed() < SETTLE, "{count} threads named {prefix}* expected: {threads:?}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Receives a message on `rx`, unless the thread named `name` (set with
 /// `thread::Builder::name`, at most 15 bytes) is first seen asleep in the
 /// kernel: then `None`, and the thread is taken to wait for something the
