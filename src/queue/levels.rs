@@ -15,7 +15,7 @@
 //!
 //! Two cheap hints keep a worker from trying `1 + workers` steals on an
 //! empty level. An injector is skipped when [`Injector::is_empty`] says so
-//! (two loads). A peer's deque is skipped when its *occupied* flag is clear
+//! (see "Trying an injector" below). A peer's deque is skipped when its *occupied* flag is clear
 //! (`queue/local.rs`): set by its owner before a push, cleared by its owner
 //! when its own pop finds the deque empty, so a clear flag is never wrong
 //! about a job whose push happened before the read. A hint may read high (a
@@ -52,6 +52,22 @@
 //! needs no second look: it was put there before this walk began. Putting a
 //! job back keeps the order one worker runs a level in: its own deque comes
 //! first anyway, and jobs of the level pushed later are behind it.
+//!
+//! # Trying an injector
+//!
+//! [`Injector::is_empty`] reads the queue's head and its tail, the line
+//! every push writes; [`Injector::steal`] reads the tail only when the
+//! head's block is the queue's last, so stealers of a long queue leave
+//! the pushers' line alone. A test of `is_empty` before each steal made
+//! every take of a busy level pull that line from the pusher's core, and
+//! the pusher then waited for it back on its next push (`perf annotate`:
+//! nine tenths of a push's cycles). But a steal from an empty injector
+//! costs a `SeqCst` fence, where `is_empty` costs two loads of lines
+//! nobody writes. So each worker remembers, per level, whether its last
+//! try of the injector found a job (or lost a race for one): if so it
+//! steals at once, else it tests `is_empty` first. Either way the worker
+//! reads the injector itself, so the choice changes the cost of a try,
+//! never its answer.
 //!
 //! # What a stalled pusher can delay
 //!
@@ -283,23 +299,31 @@ impl<T: Queued> Levels<T> {
             return Take::Job(job, Source::Local);
         }
         let injector = &self.injectors[level];
-        if !injector.is_empty() {
-            match first_success(|| injector.steal()) {
+        // See the module docs, "Trying an injector".
+        if local.injector_busy(level) || !injector.is_empty() {
+            let outcome = first_success(|| injector.steal());
+            local.set_injector_busy(level, !matches!(outcome, Steal::Empty));
+            match outcome {
                 Steal::Success(job) => return Take::Job(job, Source::Injector),
                 Steal::Retry => retry = true,
                 Steal::Empty => {}
             }
         }
         let n = peers.len();
-        for i in 0..n {
-            let peer = peers[(start + i) % n].as_ref();
-            if !peer.may_hold(level) {
-                continue;
-            }
-            match first_success(|| peer.steal(level)) {
-                Steal::Success(job) => return Take::Job(job, Source::Peer),
-                Steal::Retry => retry = true,
-                Steal::Empty => {}
+        if n > 0 {
+            // From `start % n` round to `start % n - 1`, with no division
+            // per peer.
+            let first = start % n;
+            for peer in peers[first..].iter().chain(&peers[..first]) {
+                let peer = peer.as_ref();
+                if !peer.may_hold(level) {
+                    continue;
+                }
+                match first_success(|| peer.steal(level)) {
+                    Steal::Success(job) => return Take::Job(job, Source::Peer),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
             }
         }
         if retry { Take::Retry } else { Take::Empty }

@@ -51,6 +51,9 @@ pub(crate) struct LocalQueues<T: Queued> {
     /// The owner's copy of `shared.occupied` (it is their only writer), so
     /// that a push to a deque already flagged writes nothing shared.
     flagged: Box<[Cell<bool>]>,
+    /// Per level, whether the owner's last try of the level's injector
+    /// found a job there (`queue/levels.rs`, "Trying an injector").
+    injector_busy: Box<[Cell<bool>]>,
     shared: Arc<SharedQueues<T>>,
 }
 
@@ -76,7 +79,7 @@ impl<T: Queued> LocalQueues<T> {
             forked: flags(),
         });
         let cells = || (0..levels).map(|_| Cell::new(false)).collect();
-        LocalQueues { deques, flagged: cells(), forks, fork_flagged: cells(), shared }
+        LocalQueues { deques, flagged: cells(), forks, fork_flagged: cells(), injector_busy: cells(), shared }
     }
 
     /// The half the peers reach.
@@ -93,6 +96,19 @@ impl<T: Queued> LocalQueues<T> {
             self.shared.occupied[level].store(true, Ordering::Relaxed);
         }
         self.deques[level].push(job);
+    }
+
+    /// Whether the owner's last try of `level`'s injector found a job
+    /// there, or lost a race for one.
+    #[inline]
+    pub(crate) fn injector_busy(&self, level: usize) -> bool {
+        self.injector_busy[level].get()
+    }
+
+    /// Records what the owner's try of `level`'s injector found.
+    #[inline]
+    pub(crate) fn set_injector_busy(&self, level: usize, busy: bool) {
+        self.injector_busy[level].set(busy);
     }
 
     /// Pushes a fork half onto the fork deque for `level`, flagging it
