@@ -36,13 +36,18 @@
 //!   `submit` + `join`; the others reply on a one-shot channel). Median
 //!   round trip.
 //!
-//! A, B and F run under criterion (flat sampling, 10 samples); C, D, E and R
-//! run once per peer after it. Every pool gets the same number of workers:
-//! the number of CPUs, except in F. The summary table prints each figure
-//! with its ratio to the best peer of the same run.
+//! A, B and F start every pool, then run them in turn, one run each per
+//! round, for 9 rounds after an untimed warm-up round, and report each
+//! pool's median (the spread goes to stderr). This machine is shared and
+//! its speed changes from one second to the next by up to 2×: run one pool
+//! after the other and a pool is measured in a fast spell and its peer in
+//! a slow one; interleaved, every pool sees the same spells. C, D, E and R
+//! run once per peer after them. Every pool gets the same number of
+//! workers: the number of CPUs, except in F. The summary table prints each
+//! figure with its ratio to the best peer of the same run.
 //!
-//! Without `--bench` (e.g. `cargo test --benches`) criterion runs each
-//! benchmark once and this file uses the quick sizes and writes no PNG.
+//! Without `--bench` (e.g. `cargo test --benches`) every scenario runs once,
+//! at the quick sizes, and this file writes no PNG.
 
 mod peers;
 mod support;
@@ -54,8 +59,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use hdrhistogram::Histogram;
 
 use peers::{Level, NAMES, Peer, Spawn, Visit, visit_all};
@@ -81,8 +84,8 @@ struct Sizes {
     d_window: Duration,
     e_jobs: usize,
     r_trips: usize,
-    warm_up: Duration,
-    measure: Duration,
+    /// Timed rounds of A, B and F, after one untimed warm-up round.
+    rounds: usize,
 }
 
 impl Sizes {
@@ -99,8 +102,7 @@ impl Sizes {
                 d_window: Duration::from_millis(200),
                 e_jobs: 50_000,
                 r_trips: 2_000,
-                warm_up: Duration::from_millis(50),
-                measure: Duration::from_millis(100),
+                rounds: 3,
             }
         } else {
             Sizes {
@@ -114,8 +116,7 @@ impl Sizes {
                 d_window: Duration::from_secs(1),
                 e_jobs: 1_000_000,
                 r_trips: 20_000,
-                warm_up: Duration::from_millis(300),
-                measure: Duration::from_secs(1),
+                rounds: 9,
             }
         }
     }
@@ -202,34 +203,76 @@ impl Bulk {
     }
 }
 
-/// One criterion group: every peer on one bulk scenario and worker count.
-struct BulkGroup<'g, 'c> {
-    group: &'g mut BenchmarkGroup<'c, WallTime>,
-    bulk: Bulk,
-    workers: usize,
-    /// Per peer: the duration of every run criterion asked for.
-    runs: Vec<(&'static str, Vec<Duration>)>,
+/// A pool started for one bulk cell and run once per round.
+trait Live {
+    fn name(&self) -> &'static str;
+    fn run(&self, bulk: Bulk) -> Duration;
+    fn shutdown(self: Box<Self>);
 }
 
-impl Visit for BulkGroup<'_, '_> {
-    fn visit<P: Peer>(&mut self) {
-        let pool = P::start(self.workers);
-        let bulk = self.bulk;
-        let mut runs = Vec::new();
-        self.group.bench_function(P::NAME, |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let d = bulk.run(&pool);
-                    runs.push(d);
-                    total += d;
-                }
-                total
-            })
-        });
-        pool.shutdown();
-        self.runs.push((P::NAME, runs));
+struct Started<P: Peer>(P);
+
+impl<P: Peer> Live for Started<P> {
+    fn name(&self) -> &'static str {
+        P::NAME
     }
+
+    fn run(&self, bulk: Bulk) -> Duration {
+        bulk.run(&self.0)
+    }
+
+    fn shutdown(self: Box<Self>) {
+        self.0.shutdown();
+    }
+}
+
+/// Starts every peer with the same number of workers.
+struct StartAll {
+    workers: usize,
+    pools: Vec<Box<dyn Live>>,
+}
+
+impl Visit for StartAll {
+    fn visit<P: Peer>(&mut self) {
+        self.pools.push(Box::new(Started(P::start(self.workers))));
+    }
+}
+
+/// Runs `bulk` on every peer, interleaved: all pools are started, then
+/// each round runs each pool once, the round's first pool moving on by one
+/// each round, so that a slow or fast spell of this shared machine falls on
+/// every pool alike. One untimed round first (when `warm_up`) starts the
+/// threads and touches the memory. Returns every peer's timed runs.
+fn interleaved(bulk: Bulk, workers: usize, rounds: usize, warm_up: bool) -> Vec<(&'static str, Vec<Duration>)> {
+    let mut all = StartAll { workers, pools: Vec::new() };
+    visit_all(&mut all);
+    let pools = all.pools;
+    let n = pools.len();
+    let mut runs = vec![Vec::with_capacity(rounds); n];
+    for round in usize::from(!warm_up)..=rounds {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let took = pools[i].run(bulk);
+            if round > 0 {
+                runs[i].push(took);
+            }
+        }
+    }
+    let names: Vec<&'static str> = pools.iter().map(|p| p.name()).collect();
+    for pool in pools {
+        pool.shutdown();
+    }
+    names.into_iter().zip(runs).collect()
+}
+
+/// A row of the paired table: the figure without its unit.
+fn paired_label(label: &str) -> String {
+    label.trim_end_matches(", Mjobs/s").to_string()
+}
+
+fn median_f64(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 fn median(mut v: Vec<Duration>) -> Option<Duration> {
@@ -255,8 +298,11 @@ fn label_f(bulk: Bulk, workers: usize) -> String {
     format!("F  {which} with {workers} worker{}, Mjobs/s", if workers == 1 { "" } else { "s" })
 }
 
-/// A, B and F under criterion; medians go into the report.
-fn bulk_scenarios(c: &mut Criterion, s: &Sizes, workers: usize, only: &str, report: &mut Report) {
+/// A, B and F, interleaved (see [`interleaved`]); medians go into the
+/// report, and each cell's spread to stderr as it ends.
+/// `paired` gets, per cell and peer, the median over rounds of priopool's
+/// rate divided by the peer's in the same round.
+fn bulk_scenarios(s: &Sizes, workers: usize, only: &str, test_mode: bool, report: &mut Report, paired: &mut Report) {
     let mut counts = vec![1, 2, 4, 8, workers];
     counts.sort_unstable();
     counts.dedup();
@@ -266,6 +312,8 @@ fn bulk_scenarios(c: &mut Criterion, s: &Sizes, workers: usize, only: &str, repo
         ('B', Bulk::B(s.b_depth, false), s.b_jobs()),
         ('B', Bulk::B(s.b_depth, true), s.b_jobs()),
     ];
+    // `cargo test --benches`: one round, no warm-up.
+    let rounds = if test_mode { 1 } else { s.rounds };
     for (letter, bulk, jobs) in bulks {
         let boxed = matches!(bulk, Bulk::A(_, true) | Bulk::B(_, true));
         for &w in &counts {
@@ -276,20 +324,33 @@ fn bulk_scenarios(c: &mut Criterion, s: &Sizes, workers: usize, only: &str, repo
                 continue;
             }
             let suffix = if boxed { "-boxed" } else { "" };
-            let mut group = c.benchmark_group(format!("{letter}{suffix}/{w}w"));
-            group
-                .sample_size(10)
-                .sampling_mode(SamplingMode::Flat)
-                .warm_up_time(s.warm_up)
-                .measurement_time(s.measure)
-                .throughput(Throughput::Elements(jobs as u64));
-            let mut g = BulkGroup { group: &mut group, bulk, workers: w, runs: Vec::new() };
-            visit_all(&mut g);
-            let runs = std::mem::take(&mut g.runs);
-            group.finish();
+            eprint!("{letter}{suffix}/{w}w, {rounds} rounds:");
+            let runs = interleaved(bulk, w, rounds, !test_mode);
+            let ours = runs.iter().find(|(name, _)| *name == NAMES[0]).map(|(_, times)| times.clone());
             for (name, times) in runs {
+                let label = if main_row {
+                    if letter == 'A' { label_a(s, boxed) } else { label_b(s, boxed) }
+                } else {
+                    label_f(bulk, w)
+                };
+                if let Some(ours) = &ours {
+                    let ratios: Vec<f64> = times
+                        .iter()
+                        .zip(ours)
+                        .map(|(theirs, ours)| theirs.as_secs_f64() / ours.as_secs_f64())
+                        .collect();
+                    if let Some(r) = median_f64(ratios) {
+                        paired.set(&paired_label(&label), Better::Neither, name, r);
+                        if f_row && main_row {
+                            paired.set(&paired_label(&label_f(bulk, w)), Better::Neither, name, r);
+                        }
+                    }
+                }
+                let rate = |d: Duration| jobs as f64 / d.as_secs_f64() / 1e6;
+                let (Some(&fastest), Some(&slowest)) = (times.iter().min(), times.iter().max()) else { continue };
                 let Some(m) = median(times) else { continue };
-                let mjobs = jobs as f64 / m.as_secs_f64() / 1e6;
+                let mjobs = rate(m);
+                eprint!("  {name} {mjobs:.2} ({:.2}-{:.2})", rate(slowest), rate(fastest));
                 if main_row {
                     let label = if letter == 'A' { label_a(s, boxed) } else { label_b(s, boxed) };
                     report.set(&label, Better::Higher, name, mjobs);
@@ -298,6 +359,7 @@ fn bulk_scenarios(c: &mut Criterion, s: &Sizes, workers: usize, only: &str, repo
                     report.set(&label_f(bulk, w), Better::Higher, name, mjobs);
                 }
             }
+            eprintln!();
         }
     }
 }
@@ -620,7 +682,7 @@ fn main() {
     }
     let args: Vec<String> = env::args().collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
-    // Same rule as criterion: without --bench (cargo test) it is a smoke test.
+    // Without --bench (cargo test) it is a smoke test.
     let test_mode = !has("--bench") || has("--test");
     let quick = test_mode || env::var("PRIOPOOL_BENCH_QUICK").is_ok_and(|v| v == "1");
     let only = env::var("PRIOPOOL_BENCH_SCENARIOS").unwrap_or_else(|_| "ABCDEFR".into()).to_uppercase();
@@ -641,17 +703,14 @@ fn main() {
         mark = now;
     };
 
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(s.warm_up)
-        .measurement_time(s.measure)
-        .without_plots()
-        .configure_from_args();
-    bulk_scenarios(&mut c, &s, workers, &only, &mut report);
-    c.final_summary();
     if has("--list") {
         return;
     }
+    let mut paired = Report::new(&NAMES);
+    for label in [label_a(&s, false), label_a(&s, true), label_b(&s, false), label_b(&s, true)] {
+        paired.declare(&paired_label(&label), Better::Neither);
+    }
+    bulk_scenarios(&s, workers, &only, test_mode, &mut report, &mut paired);
     if only.contains(['A', 'B', 'F']) {
         note_load("A/B/F", &mut loads);
     }
@@ -697,6 +756,15 @@ fn main() {
     println!("cell = value (×ratio to the best peer in this row; ×1.00 = best, ×2.00 = half as good)");
     println!();
     print!("{}", report.markdown());
+    paired.prune();
+    if only.contains(['A', 'B', 'F']) {
+        println!();
+        println!(
+            "A, B, F paired: priopool's rate over each peer's in the same round, median of the rounds (>1: priopool faster)"
+        );
+        println!();
+        print!("{}", paired.markdown());
+    }
     println!();
     println!(
         "C: {} low jobs of {} µs, then {} high jobs {} ms apart. D: after a {}-job A burst.",

@@ -67,7 +67,7 @@ pub trait Spawn: Clone + Send + Sync + 'static {
 }
 
 /// A running pool under test.
-pub trait Peer: Sized {
+pub trait Peer: Sized + 'static {
     /// Row label in the report.
     const NAME: &'static str;
     /// The handle jobs carry.
