@@ -43,43 +43,65 @@ pub(crate) trait Queued: Sized {
 
 /// A worker's own deques, one per level, and its copy of their flags.
 pub(crate) struct LocalQueues<T: Queued> {
-    deques: Box<[Worker<T>]>,
-    /// The fork halves, one LIFO deque per level.
-    forks: Box<[Worker<T::Fork>]>,
-    /// The owner's copy of `shared.forked`.
-    fork_flagged: Box<[Cell<bool>]>,
-    /// The owner's copy of `shared.occupied` (it is their only writer), so
-    /// that a push to a deque already flagged writes nothing shared.
-    flagged: Box<[Cell<bool>]>,
-    /// Per level, whether the owner's last try of the level's injector
-    /// found a job there (`queue/levels.rs`, "Trying an injector").
-    injector_busy: Box<[Cell<bool>]>,
+    levels: Box<[LocalLevel<T>]>,
     shared: Arc<SharedQueues<T>>,
+}
+
+/// One level of a worker's own queues: each piece a pick of that level
+/// needs, side by side.
+struct LocalLevel<T: Queued> {
+    deque: Worker<T>,
+    /// The fork halves: a LIFO deque.
+    forks: Worker<T::Fork>,
+    /// The owner's copy of the shared `occupied` flag (it is its only
+    /// writer), so that a push to a deque already flagged writes nothing
+    /// shared.
+    flagged: Cell<bool>,
+    /// The owner's copy of the shared `forked` flag.
+    fork_flagged: Cell<bool>,
+    /// Whether the owner's last try of the level's injector found a job
+    /// there (`queue/levels.rs`, "Trying an injector").
+    injector_busy: Cell<bool>,
 }
 
 /// What peers reach of a worker's deques: a stealer and an occupied flag
 /// per level.
 pub(crate) struct SharedQueues<T: Queued> {
-    stealers: Box<[Stealer<T>]>,
-    occupied: Box<[CachePadded<AtomicBool>]>,
-    fork_stealers: Box<[Stealer<T::Fork>]>,
-    forked: Box<[CachePadded<AtomicBool>]>,
+    levels: Box<[SharedLevel<T>]>,
+}
+
+/// One level of what peers reach.
+struct SharedLevel<T: Queued> {
+    stealer: Stealer<T>,
+    fork_stealer: Stealer<T::Fork>,
+    occupied: CachePadded<AtomicBool>,
+    forked: CachePadded<AtomicBool>,
 }
 
 impl<T: Queued> LocalQueues<T> {
     /// Empty FIFO deques, one per level.
     pub(crate) fn new(levels: usize) -> LocalQueues<T> {
-        let deques: Box<[Worker<T>]> = (0..levels).map(|_| Worker::new_fifo()).collect();
-        let forks: Box<[Worker<T::Fork>]> = (0..levels).map(|_| Worker::new_lifo()).collect();
-        let flags = || (0..levels).map(|_| CachePadded::new(AtomicBool::new(false))).collect();
+        let own: Box<[LocalLevel<T>]> = (0..levels)
+            .map(|_| LocalLevel {
+                deque: Worker::new_fifo(),
+                forks: Worker::new_lifo(),
+                flagged: Cell::new(false),
+                fork_flagged: Cell::new(false),
+                injector_busy: Cell::new(false),
+            })
+            .collect();
         let shared = Arc::new(SharedQueues {
-            stealers: deques.iter().map(Worker::stealer).collect(),
-            occupied: flags(),
-            fork_stealers: forks.iter().map(Worker::stealer).collect(),
-            forked: flags(),
+            levels: own
+                .iter()
+                .map(|level| SharedLevel {
+                    stealer: level.deque.stealer(),
+                    fork_stealer: level.forks.stealer(),
+                    occupied: CachePadded::new(AtomicBool::new(false)),
+                    forked: CachePadded::new(AtomicBool::new(false)),
+                })
+                .collect(),
         });
-        let cells = || (0..levels).map(|_| Cell::new(false)).collect();
-        LocalQueues { deques, flagged: cells(), forks, fork_flagged: cells(), injector_busy: cells(), shared }
+        LocalQueues { levels: own, shared }
     }
 
     /// The half the peers reach.
@@ -90,47 +112,54 @@ impl<T: Queued> LocalQueues<T> {
     /// Pushes a job onto the deque for `level`, flagging it first.
     #[inline]
     pub(crate) fn push(&self, level: usize, job: T) {
-        if !self.flagged[level].replace(true) {
+        let own = &self.levels[level];
+        if !own.flagged.replace(true) {
             // Before the push: a reader that can see the job sees the flag
             // (the push's own release, or the pusher's fence; `sleep.rs`).
-            self.shared.occupied[level].store(true, Ordering::Relaxed);
+            self.shared.levels[level].occupied.store(true, Ordering::Relaxed);
         }
-        self.deques[level].push(job);
+        own.deque.push(job);
     }
 
     /// Whether the owner's last try of `level`'s injector found a job
     /// there, or lost a race for one.
     #[inline]
     pub(crate) fn injector_busy(&self, level: usize) -> bool {
-        self.injector_busy[level].get()
+        self.levels[level].injector_busy.get()
     }
 
     /// Records what the owner's try of `level`'s injector found.
     #[inline]
     pub(crate) fn set_injector_busy(&self, level: usize, busy: bool) {
-        self.injector_busy[level].set(busy);
+        self.levels[level].injector_busy.set(busy);
     }
 
     /// Pushes a fork half onto the fork deque for `level`, flagging it
     /// first.
     pub(crate) fn push_fork(&self, level: usize, job: T::Fork) {
-        if !self.fork_flagged[level].replace(true) {
-            self.shared.forked[level].store(true, Ordering::Relaxed);
+        let own = &self.levels[level];
+        if !own.fork_flagged.replace(true) {
+            self.shared.levels[level].forked.store(true, Ordering::Relaxed);
         }
-        self.forks[level].push(job);
+        own.forks.push(job);
     }
 
     /// Pops the newest fork half of `level`, clearing the flag if there is
     /// none (see the module docs for what it returns to a join).
     #[inline]
     pub(crate) fn pop_fork(&self, level: usize) -> Option<T::Fork> {
-        if !self.fork_flagged[level].get() {
+        self.pop_fork_of(&self.levels[level], level)
+    }
+
+    #[inline]
+    fn pop_fork_of(&self, own: &LocalLevel<T>, level: usize) -> Option<T::Fork> {
+        if !own.fork_flagged.get() {
             return None;
         }
-        let job = self.forks[level].pop();
+        let job = own.forks.pop();
         if job.is_none() {
-            self.fork_flagged[level].set(false);
-            self.shared.forked[level].store(false, Ordering::Release);
+            own.fork_flagged.set(false);
+            self.shared.levels[level].forked.store(false, Ordering::Release);
         }
         job
     }
@@ -142,16 +171,17 @@ impl<T: Queued> LocalQueues<T> {
     /// pick tries every level's own deques.
     #[inline]
     pub(crate) fn pop(&self, level: usize) -> Option<T> {
-        if let Some(job) = self.pop_fork(level) {
+        let own = &self.levels[level];
+        if let Some(job) = self.pop_fork_of(own, level) {
             return Some(job.into());
         }
-        if !self.flagged[level].get() {
+        if !own.flagged.get() {
             return None;
         }
-        let job = self.deques[level].pop();
+        let job = own.deque.pop();
         if job.is_none() {
-            self.flagged[level].set(false);
-            self.shared.occupied[level].store(false, Ordering::Release);
+            own.flagged.set(false);
+            self.shared.levels[level].occupied.store(false, Ordering::Release);
         }
         job
     }
@@ -159,18 +189,19 @@ impl<T: Queued> LocalQueues<T> {
     /// How many jobs the deques hold, all levels together (the owner's
     /// view; a snapshot).
     pub(crate) fn len(&self) -> usize {
-        self.deques.iter().map(Worker::len).sum::<usize>() + self.forks.iter().map(Worker::len).sum::<usize>()
+        self.levels.iter().map(|own| own.deque.len() + own.forks.len()).sum()
     }
 
     /// Whether every deque is empty.
     pub(crate) fn is_empty(&self) -> bool {
-        self.deques.iter().all(Worker::is_empty) && self.forks.iter().all(Worker::is_empty)
+        self.levels.iter().all(|own| own.deque.is_empty() && own.forks.is_empty())
     }
 
     /// Whether the deques for `level` are empty (the owner's view).
     #[inline]
     pub(crate) fn is_empty_at(&self, level: usize) -> bool {
-        self.deques[level].is_empty() && self.forks[level].is_empty()
+        let own = &self.levels[level];
+        own.deque.is_empty() && own.forks.is_empty()
     }
 }
 
@@ -178,36 +209,39 @@ impl<T: Queued> SharedQueues<T> {
     /// Whether the deques for `level` may hold a job (the flags).
     #[inline]
     pub(crate) fn may_hold(&self, level: usize) -> bool {
-        self.forked[level].load(Ordering::Acquire) || self.occupied[level].load(Ordering::Acquire)
+        let level = &self.levels[level];
+        level.forked.load(Ordering::Acquire) || level.occupied.load(Ordering::Acquire)
     }
 
     /// Whether the deques for `level` hold a job: the flags, then the deques.
     #[inline]
     pub(crate) fn holds(&self, level: usize) -> bool {
-        (self.forked[level].load(Ordering::Acquire) && !self.fork_stealers[level].is_empty())
-            || (self.occupied[level].load(Ordering::Acquire) && !self.stealers[level].is_empty())
+        let level = &self.levels[level];
+        (level.forked.load(Ordering::Acquire) && !level.fork_stealer.is_empty())
+            || (level.occupied.load(Ordering::Acquire) && !level.stealer.is_empty())
     }
 
     /// How many spawned jobs the deque for `level` holds (a snapshot; fork
     /// halves are not counted, see the module docs).
     pub(crate) fn len(&self, level: usize) -> usize {
-        self.stealers[level].len()
+        self.levels[level].stealer.len()
     }
 
     /// Steals the oldest job of `level`: a fork half first (the largest
     /// piece of a divided job), else a spawned job. `Retry` if either
     /// answered so and neither gave a job.
     pub(crate) fn steal(&self, level: usize) -> Steal<T> {
+        let level = &self.levels[level];
         let mut retry = false;
-        if self.forked[level].load(Ordering::Acquire) {
-            match self.fork_stealers[level].steal() {
+        if level.forked.load(Ordering::Acquire) {
+            match level.fork_stealer.steal() {
                 Steal::Success(job) => return Steal::Success(job.into()),
                 Steal::Retry => retry = true,
                 Steal::Empty => {}
             }
         }
-        if self.occupied[level].load(Ordering::Acquire) {
-            match self.stealers[level].steal() {
+        if level.occupied.load(Ordering::Acquire) {
+            match level.stealer.steal() {
                 Steal::Empty => {}
                 outcome => return outcome,
             }
@@ -218,23 +252,25 @@ impl<T: Queued> SharedQueues<T> {
     /// Steals the oldest spawned job of `level`, never a fork half (a part
     /// of a running job, not a queued one): for `Pool::cancel_queued`.
     pub(crate) fn steal_spawned(&self, level: usize) -> Steal<T> {
-        if !self.occupied[level].load(Ordering::Acquire) {
+        let level = &self.levels[level];
+        if !level.occupied.load(Ordering::Acquire) {
             return Steal::Empty;
         }
-        self.stealers[level].steal()
+        level.stealer.steal()
     }
 
     /// Test oracle: whether the deques for `level` hold a job, read under
     /// the stand-in queue's lock.
     #[cfg(all(test, loom))]
     pub(crate) fn holds_any(&self, level: usize) -> bool {
-        self.stealers[level].holds(|_| true) || self.fork_stealers[level].holds(|_| true)
+        let level = &self.levels[level];
+        level.stealer.holds(|_| true) || level.fork_stealer.holds(|_| true)
     }
 
     /// Whether every deque is empty: nothing is pushed into a departed
     /// worker's deques, so once true it stays true.
     pub(crate) fn is_empty(&self) -> bool {
-        self.stealers.iter().all(Stealer::is_empty) && self.fork_stealers.iter().all(Stealer::is_empty)
+        self.levels.iter().all(|level| level.stealer.is_empty() && level.fork_stealer.is_empty())
     }
 }
 
