@@ -300,6 +300,7 @@ impl Sleep {
     /// `runtime/reserved.rs`) a reserved sleeper first; else a regular
     /// sleeper if there is one, else a waiter whose bound admits `level`.
     /// Says whether it woke one.
+    #[inline]
     pub(crate) fn wake_one_at(&self, level: usize, reserved: bool) -> bool {
         // The waker's fence, one for every list (see the module docs).
         fence(Ordering::SeqCst);
@@ -317,16 +318,21 @@ impl Sleep {
 
     /// The lists in the order of [`Sleep::wake_one_at`]; the caller has
     /// fenced, or need not.
+    #[inline]
     fn wake_at(&self, level: usize, reserved: bool) -> bool {
         (reserved && self.wake_from(Class::Reserved)) || self.wake_regular_or_waiter(level)
     }
 
     /// Takes one sleeper of `class`'s list, if its count says there is one,
     /// and unparks it. The caller has fenced.
+    #[inline]
     fn wake_from(&self, class: Class) -> bool {
-        if self.sleeping(class).load(Ordering::Relaxed) == 0 {
-            return false;
-        }
+        self.sleeping(class).load(Ordering::Relaxed) != 0 && self.take_from(class)
+    }
+
+    /// [`Sleep::wake_from`] past its count: under the lock.
+    #[cold]
+    fn take_from(&self, class: Class) -> bool {
         let woken = {
             let mut sleepers = lock(&self.sleepers);
             let woken = sleepers.list(class).pop();
@@ -347,10 +353,14 @@ impl Sleep {
     /// Takes a regular sleeper if there is one, else the most recent
     /// waiter whose bound admits `level`, and unparks it. The caller has
     /// fenced.
+    #[inline]
     fn wake_regular_or_waiter(&self, level: usize) -> bool {
-        if self.sleeping.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
+        self.sleeping.load(Ordering::Relaxed) != 0 && self.take_regular_or_waiter(level)
+    }
+
+    /// [`Sleep::wake_regular_or_waiter`] past its count: under the lock.
+    #[cold]
+    fn take_regular_or_waiter(&self, level: usize) -> bool {
         let woken = {
             let mut sleepers = lock(&self.sleepers);
             let woken = match sleepers.list.pop() {

@@ -196,6 +196,7 @@ impl Registry {
     /// waiting for room holds up no drain), and checks that intake is open
     /// (or the caller is one of this pool's running jobs; see
     /// `lifecycle.rs`).
+    #[inline]
     fn admit(this: &Arc<Registry>, priority: Priority, when_full: WhenFull) -> Result<Admission, SpawnErrorKind> {
         let levels = this.levels.len();
         let level = priority
@@ -241,20 +242,28 @@ impl Registry {
     /// pop and cancel it (none exits while the job is queued); with none
     /// running, and none to start once the workers were detached, the
     /// spawner sweeps itself, so that the job is cancelled, not stranded.
+    #[inline]
     fn end_spawn(this: &Arc<Registry>, admission: Admission) {
         if let From::Outside(spawning) = admission.from
             && this.lifecycle.end_spawn(spawning)
         {
-            if this.abort.is_aborting() && this.sleep.regular_loops() == 0 {
-                super::abort::sweep(this);
-            }
-            Registry::try_drain(this);
+            Registry::ended_after_close(this);
         }
+    }
+
+    /// [`Registry::end_spawn`] of a spawn that ended after intake closed.
+    #[cold]
+    fn ended_after_close(this: &Arc<Registry>) {
+        if this.abort.is_aborting() && this.sleep.regular_loops() == 0 {
+            super::abort::sweep(this);
+        }
+        Registry::try_drain(this);
     }
 
     /// Queues an admitted job: on the spawning worker's own deque if there
     /// is one, else on the level's injector; then wakes one sleeper, or
     /// grows the pool if there is none (see [`Registry::notify`]).
+    #[inline]
     fn inject(this: &Arc<Registry>, admission: Admission, job: Job) {
         let level = admission.level;
         match &admission.from {
@@ -307,6 +316,7 @@ impl Registry {
     /// (`Sleep::wake_one_at`): a reserved thread first if the level is
     /// reserved (`reserved.rs`), else a worker, else a waiting worker that
     /// may take it. Says whether it woke one.
+    #[inline]
     fn wake_for(&self, level: usize) -> bool {
         self.sleep.wake_one_at(level, reserved::wakes_reserved(self, level))
     }
@@ -436,8 +446,10 @@ impl Registry {
 
     /// Starts one more worker if the rules allow (`limits.rs`): the pool is
     /// below its maximum and `backlog()` exceeds the searching workers.
+    #[inline]
     fn grow_if_backlogged(this: &Arc<Registry>, backlog: impl FnOnce() -> usize) {
-        if this.limits.reserve_if_backlogged(backlog)
+        if this.limits.may_grow()
+            && this.limits.reserve_if_backlogged(backlog)
             && let Err(error) = Registry::start_reserved(this, true)
         {
             // Nobody waits for this start to report an error to: say it here.
