@@ -15,8 +15,9 @@
 //!
 //! Two cheap hints keep a worker from trying `1 + workers` steals on an
 //! empty level. An injector is skipped when [`Injector::is_empty`] says so
-//! (see "Trying an injector" below). A peer's deque is skipped when its *occupied* flag is clear
-//! (`queue/local.rs`): set by its owner before a push, cleared by its owner
+//! (see "Trying an injector" below). A peer's deque is skipped when its
+//! *occupied* flag is clear (`queue/local.rs`): set by its owner before a
+//! push, cleared by its owner
 //! when its own pop finds the deque empty, so a clear flag is never wrong
 //! about a job whose push happened before the read. A hint may read high (a
 //! push under way, a deque whose jobs were stolen): the worker then tries
@@ -62,8 +63,8 @@
 //! every take of a busy level pull that line from the pusher's core, and
 //! the pusher then waited for it back on its next push (`perf annotate`:
 //! nine tenths of a push's cycles). But a steal from an empty injector
-//! costs a `SeqCst` fence, where `is_empty` costs two loads of lines
-//! nobody writes. So each worker remembers, per level, whether its last
+//! costs a `SeqCst` fence, where `is_empty` costs two loads (of lines
+//! nobody writes, on a level nobody pushes to). So each worker remembers, per level, whether its last
 //! try of the injector found a job (or lost a race for one): if so it
 //! steals at once, else it tests `is_empty` first. Either way the worker
 //! reads the injector itself, so the choice changes the cost of a try,
