@@ -94,6 +94,7 @@ impl Lifecycle {
     /// Admits a spawn from outside the pool, or refuses it because intake
     /// is closed (`None`; the caller then runs the drain check, which the
     /// refused spawn may have delayed).
+    #[inline]
     pub(crate) fn begin_spawn(&self) -> Option<Spawning> {
         let stripe = stripe();
         self.spawning[stripe].fetch_add(1, Ordering::AcqRel);
@@ -107,6 +108,7 @@ impl Lifecycle {
     /// Ends an admitted spawn, after its push and its wake-up; returns
     /// whether intake is closed by now (the caller then runs the drain
     /// check).
+    #[inline]
     pub(crate) fn end_spawn(&self, spawning: Spawning) -> bool {
         self.spawning[spawning.0].fetch_sub(1, Ordering::AcqRel);
         self.is_closed()
@@ -119,6 +121,7 @@ impl Lifecycle {
 
     /// Whether intake is closed. `Acquire`: a drain check that reads it set
     /// carries the close on to the spawns it reads (see the module docs).
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
@@ -151,6 +154,7 @@ fn stripe() -> usize {
 }
 
 #[cfg(not(loom))]
+#[inline]
 fn stripe() -> usize {
     use crate::sync::{plain, thread_local};
     static NEXT: plain::AtomicUsize = plain::AtomicUsize::new(0);

@@ -124,11 +124,17 @@ impl Job {
     /// The job, stamped with the time `at` it is queued, if there is one.
     /// Stamping costs an allocation, which is why only pools that measure
     /// queue waits do it.
+    #[inline]
     pub(crate) fn stamped(self, at: Option<Stamp>) -> Job {
         match at {
-            Some(at) => Job(Kind::Other(Box::new(Other::Stamped(self.0, at)))),
+            Some(at) => self.stamp(at),
             None => self,
         }
+    }
+
+    #[cold]
+    fn stamp(self, at: Stamp) -> Job {
+        Job(Kind::Other(Box::new(Other::Stamped(self.0, at))))
     }
 
     /// When the job was queued, if it was [stamped](Job::stamped).

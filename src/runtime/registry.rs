@@ -229,6 +229,7 @@ impl Registry {
     /// Where a spawn on registry `id` from the calling thread comes from,
     /// if from one of its running jobs.
     /// `LOOP` first: one read of a cell, all a spawn from outside pays.
+    #[inline]
     fn inside(id: usize) -> Option<From> {
         if !worker::runs_loop_of(id) {
             return None;

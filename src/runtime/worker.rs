@@ -136,6 +136,7 @@ pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
 
 /// Whether a worker loop of registry `registry_id` runs on the current
 /// thread, its deques reachable or not (see the module docs).
+#[inline]
 pub(crate) fn runs_loop_of(registry_id: usize) -> bool {
     LOOP.with(|running| running.get() == Some(registry_id))
 }
