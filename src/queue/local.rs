@@ -45,6 +45,9 @@ pub(crate) trait Queued: Sized {
 pub(crate) struct LocalQueues<T: Queued> {
     levels: Box<[LocalLevel<T>]>,
     shared: Arc<SharedQueues<T>>,
+    /// The level below 0 whose injector gave the owner's last pick its
+    /// job, if it did (`queue/levels.rs`, "The pick rule").
+    hot: Cell<Option<usize>>,
 }
 
 /// One level of a worker's own queues: each piece a pick of that level
@@ -101,7 +104,7 @@ impl<T: Queued> LocalQueues<T> {
                 })
                 .collect(),
         });
-        LocalQueues { levels: own, shared }
+        LocalQueues { levels: own, shared, hot: Cell::new(None) }
     }
 
     /// The half the peers reach.
@@ -119,6 +122,27 @@ impl<T: Queued> LocalQueues<T> {
             self.shared.levels[level].occupied.store(true, Ordering::Relaxed);
         }
         own.deque.push(job);
+    }
+
+    /// The level below 0 whose injector gave the last pick its job, if
+    /// one did.
+    #[inline]
+    pub(crate) fn hot(&self) -> Option<usize> {
+        self.hot.get()
+    }
+
+    /// Records where the last pick found its job.
+    #[inline]
+    pub(crate) fn set_hot(&self, hot: Option<usize>) {
+        self.hot.set(hot);
+    }
+
+    /// Whether the owner's deques for `level` may hold a job (its copies
+    /// of the flags: exact for the owner).
+    #[inline]
+    pub(crate) fn own_may_hold(&self, level: usize) -> bool {
+        let own = &self.levels[level];
+        own.flagged.get() || own.fork_flagged.get()
     }
 
     /// Whether the owner's last try of `level`'s injector found a job
