@@ -429,6 +429,40 @@ mod tests {
         assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 1, Source::Local)));
         assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 2, Source::Injector)));
     }
+
+    #[test]
+    fn every_start_reaches_every_peer() {
+        // The peer walk begins at `start % n` and wraps round: a job in any
+        // peer's deque is found whatever `start` is, and with a job in
+        // every peer the one at `start % n` is taken; 1 to 4 peers.
+        let levels = Levels::new(1);
+        let thief = LocalQueues::new(1);
+        for n in 1..=4 {
+            let owners: Vec<LocalQueues<u32>> = (0..n).map(|_| LocalQueues::new(1)).collect();
+            let peers: Vec<_> = owners.iter().map(|o| Arc::clone(o.shared())).collect();
+            for start in (0..2 * n).chain([usize::MAX]) {
+                for (k, owner) in owners.iter().enumerate() {
+                    let job = u32::try_from(k).unwrap();
+                    owner.push(0, job);
+                    let found = levels.pick(&thief, &peers, start);
+                    assert!(
+                        matches!(found, Pick::Found(0, j, Source::Peer) if j == job),
+                        "{n} peers, start {start}: the job in peer {k} was not found"
+                    );
+                }
+                for (k, owner) in owners.iter().enumerate() {
+                    owner.push(0, u32::try_from(k).unwrap());
+                }
+                let first = u32::try_from(start % n).unwrap();
+                let found = levels.pick(&thief, &peers, start);
+                assert!(
+                    matches!(found, Pick::Found(0, j, Source::Peer) if j == first),
+                    "{n} peers, start {start}: the walk did not begin at peer {first}"
+                );
+                while let Pick::Found(..) = levels.pick(&thief, &peers, start) {}
+            }
+        }
+    }
 }
 
 #[cfg(all(test, loom))]
