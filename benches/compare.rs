@@ -37,17 +37,20 @@
 //!   round trip.
 //!
 //! A, B and F start every pool, then run them in turn, one run each per
-//! round, for 9 rounds after an untimed warm-up round, and report each
-//! pool's median (the spread goes to stderr). This machine is shared and
-//! its speed changes from one second to the next by up to 2×: run one pool
-//! after the other and a pool is measured in a fast spell and its peer in
-//! a slow one; interleaved, every pool sees the same spells. C, D, E and R
+//! round, for 9 rounds (quick mode: 3) after an untimed warm-up round, and
+//! report each pool's median (the spread goes to stderr). This machine is
+//! shared and its speed changes from one second to the next by up to 2×:
+//! run one pool after the other and a pool is measured in a fast spell and
+//! its peer in a slow one; interleaved, every pool sees the same spells. A
+//! second table gives, per cell and peer, the median over the rounds of
+//! priopool's rate over the peer's in the same round. C, D, E and R
 //! run once per peer after them. Every pool gets the same number of
 //! workers: the number of CPUs, except in F. The summary table prints each
 //! figure with its ratio to the best peer of the same run.
 //!
-//! Without `--bench` (e.g. `cargo test --benches`) every scenario runs once,
-//! at the quick sizes, and this file writes no PNG.
+//! Without `--bench` (e.g. `cargo test --benches`) every scenario runs once
+//! (A, B and F: one round, no warm-up), at the quick sizes, and this file
+//! writes no PNG.
 
 mod peers;
 mod support;
