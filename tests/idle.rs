@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{SETTLE, Tally, intentional_panic, named, quiet_intentional_panics, soak_watchdog};
+use common::{SETTLE, Tally, intentional_panic, named, named_all, quiet_intentional_panics, soak_watchdog};
 use priopool::{Pool, Priority};
 
 const WORKERS: usize = 4;
@@ -125,8 +125,10 @@ fn wait_until_all_asleep(prefix: &str, count: usize, burst: usize) {
     let start = Instant::now();
     let mut streak = 0;
     loop {
-        let workers = named(prefix);
-        assert_eq!(workers.len(), count, "a worker thread died: {workers:?}");
+        // `named_all`: a read of `/proc/self/task` while other threads exit
+        // may skip a live worker's entry; one that died fails it after
+        // `SETTLE`.
+        let workers = named_all(prefix, count);
         if workers.iter().all(|t| t.state == 'S') {
             streak += 1;
             if streak == SAMPLES {
