@@ -243,7 +243,7 @@ impl Visit for StartAll {
 
 /// Runs `bulk` on every peer, interleaved: all pools are started, then
 /// each round runs each pool once, the round's first pool moving on by one
-/// each round, so that a slow or fast spell of this shared machine falls on
+/// each round and every other round in reverse order, so that a slow or fast spell of this shared machine falls on
 /// every pool alike. One untimed round first (when `warm_up`) starts the
 /// threads and touches the memory. Returns every peer's timed runs.
 fn interleaved(bulk: Bulk, workers: usize, rounds: usize, warm_up: bool) -> Vec<(&'static str, Vec<Duration>)> {
@@ -254,7 +254,10 @@ fn interleaved(bulk: Bulk, workers: usize, rounds: usize, warm_up: bool) -> Vec<
     let mut runs = vec![Vec::with_capacity(rounds); n];
     for round in usize::from(!warm_up)..=rounds {
         for k in 0..n {
-            let i = (round + k) % n;
+            // Backwards on odd rounds: no pool always follows the same one
+            // (whatever a pool's workers still do after its run lands on
+            // the next).
+            let i = if round % 2 == 0 { (round + k) % n } else { (round + n - k) % n };
             let took = pools[i].run(bulk);
             if round > 0 {
                 runs[i].push(took);

@@ -63,7 +63,8 @@ struct LocalLevel<T: Queued> {
     /// The owner's copy of the shared `forked` flag.
     fork_flagged: Cell<bool>,
     /// Whether the owner's last try of the level's injector found a job
-    /// there (`queue/levels.rs`, "Trying an injector").
+    /// there, or lost a race for one (`queue/levels.rs`, "Trying an
+    /// injector").
     injector_busy: Cell<bool>,
 }
 
