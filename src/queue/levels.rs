@@ -354,16 +354,20 @@ impl<T: Queued> Levels<T> {
     }
 }
 
-/// Runs `steal` until it stops answering `Retry` a few times in a row.
+/// How many times [`first_success`] tries a steal that answers `Retry`:
+/// once under loom, so that a model can show one lost race.
+const STEAL_TRIES: u32 = if cfg!(loom) { 1 } else { 4 };
+
+/// Runs `steal` until it stops answering `Retry`, at most [`STEAL_TRIES`]
+/// times.
 #[inline]
 fn first_success<T>(mut steal: impl FnMut() -> Steal<T>) -> Steal<T> {
     let mut outcome = steal();
-    for _ in 0..3 {
-        if !matches!(outcome, Steal::Retry) {
-            break;
-        }
+    let mut tries = 1;
+    while tries < STEAL_TRIES && matches!(outcome, Steal::Retry) {
         spin_loop();
         outcome = steal();
+        tries += 1;
     }
     outcome
 }
@@ -518,6 +522,43 @@ mod loom_models {
                 worker.join().unwrap();
             }
         });
+    }
+
+    /// A steal that loses the race for the front job answers `Retry`, which
+    /// means a job is there: the pick reports `Contended`, never `Empty`.
+    /// Two workers each pick once from a level holding two jobs, in its
+    /// injector or in a third worker's deque, so a job is left whatever the
+    /// other does, and neither pick may say `Empty`. (A steal is tried once
+    /// under loom, so one lost race shows; a pick that reads `Retry` as
+    /// empty, at the injector or at a peer, fails.)
+    #[test]
+    fn a_lost_race_is_never_read_as_an_empty_level() {
+        for in_a_deque in [false, true] {
+            loom::model(move || {
+                let levels = Arc::new(Levels::new(2));
+                let owner = LocalQueues::new(2);
+                for job in [1, 2] {
+                    if in_a_deque { owner.push(1, job) } else { levels.inject(1, job) }
+                }
+                let thieves: Vec<LocalQueues<u32>> = (0..2).map(|_| LocalQueues::new(2)).collect();
+                let peers: Arc<Vec<Arc<SharedQueues<u32>>>> =
+                    Arc::new(thieves.iter().chain([&owner]).map(|local| Arc::clone(local.shared())).collect());
+                let workers: Vec<_> = thieves
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, local)| {
+                        let (levels, peers) = (Arc::clone(&levels), Arc::clone(&peers));
+                        thread::spawn(move || {
+                            let pick = levels.pick(&local, &peers, index);
+                            assert!(!matches!(pick, Pick::Empty), "a pick read a lost race as an empty level");
+                        })
+                    })
+                    .collect();
+                for worker in workers {
+                    worker.join().unwrap();
+                }
+            });
+        }
     }
 
     /// The shortcut: a worker whose last job came from level 1's injector
