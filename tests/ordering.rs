@@ -5,6 +5,10 @@
 //!   whether queued from outside or by a job on that worker (into its local
 //!   deques). A batch of low jobs the worker has already taken into its
 //!   deque does not delay a high job that arrives after it.
+//! * One worker, jobs queued from outside that spawn jobs of their own: the
+//!   worker's own deque for a level comes before that level's injector, each
+//!   in submission order (`queue/levels.rs`, "The pick rule"), also when the
+//!   worker's last job came from that injector (the shortcut).
 //! * W workers (1 to 4; 2 levels, and 4): with every worker held by a gate
 //!   job, a batch is queued and the gates released. A job of level `l` may
 //!   start only when at most `W - 1` jobs of more urgent levels have not yet
@@ -30,6 +34,7 @@
 
 mod common;
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -231,6 +236,75 @@ fn bounded_overtaking(workers: usize, levels: usize, batch: Vec<Item>) -> Result
     Ok(())
 }
 
+/// A job queued from outside, and the levels of the jobs it spawns when
+/// it runs (into the worker's own deques).
+#[derive(Clone, Debug)]
+struct Parent {
+    level: usize,
+    children: Vec<usize>,
+}
+
+/// A job's name in the run log: its parent's index, and `None` for the
+/// parent itself or `Some(k)` for its `k`-th child.
+type Ran = (usize, Option<usize>);
+
+/// The expected run order on one worker: each pick walks the levels from 0
+/// and takes the oldest job of the worker's own deque for the level, else of
+/// its injector.
+fn parents_and_children_order(levels: usize, batch: &[Parent]) -> Vec<Ran> {
+    let mut injectors: Vec<VecDeque<Ran>> = vec![VecDeque::new(); levels];
+    let mut own: Vec<VecDeque<Ran>> = vec![VecDeque::new(); levels];
+    for (i, parent) in batch.iter().enumerate() {
+        injectors[parent.level].push_back((i, None));
+    }
+    let mut order = Vec::new();
+    while let Some(job) = (0..levels).find_map(|level| own[level].pop_front().or_else(|| injectors[level].pop_front()))
+    {
+        order.push(job);
+        if let (i, None) = job {
+            for (k, &level) in batch[i].children.iter().enumerate() {
+                own[level].push_back((i, Some(k)));
+            }
+        }
+    }
+    order
+}
+
+/// One worker held by a gate; the parents are queued from the test thread.
+fn one_worker_parents_and_children(levels: usize, batch: Vec<Parent>) -> Result<(), TestCaseError> {
+    let pool = Pool::builder().workers(1).levels(levels).build().expect("build");
+    let spawner = pool.spawner();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let gate = Gate::hold(&pool, 1);
+    for (i, parent) in batch.iter().enumerate() {
+        let (log, children, inner) = (Arc::clone(&log), parent.children.clone(), spawner.clone());
+        let job = move || {
+            log.lock().unwrap().push((i, None));
+            for (k, &level) in children.iter().enumerate() {
+                let log = Arc::clone(&log);
+                inner
+                    .spawn(Priority::level(level), move || log.lock().unwrap().push((i, Some(k))))
+                    .expect("spawn refused");
+            }
+        };
+        spawner.spawn(Priority::level(parent.level), job).expect("spawn refused");
+    }
+    gate.release();
+    pool.shutdown();
+    let ran = log.lock().unwrap().clone();
+    prop_assert_eq!(ran, parents_and_children_order(levels, &batch), "run order differs from the pick rule's");
+    Ok(())
+}
+
+/// 1..24 parents over 2 to 4 levels, with 0..4 children each.
+fn levels_and_parents() -> impl Strategy<Value = (usize, Vec<Parent>)> {
+    (2..=4usize).prop_flat_map(|levels| {
+        let parent = (0..levels, prop::collection::vec(0..levels, 0..4))
+            .prop_map(|(level, children)| Parent { level, children });
+        (Just(levels), prop::collection::vec(parent, 1..24))
+    })
+}
+
 /// A batch of 1..64 jobs over `levels` levels.
 fn batch(levels: usize) -> impl Strategy<Value = Vec<(usize, Via)>> {
     prop::collection::vec((0..levels, via()), 1..64)
@@ -259,6 +333,11 @@ proptest! {
     #[test]
     fn one_worker_runs_local_jobs_in_priority_then_submission_order((levels, batch) in levels_and_batch()) {
         watchdog("one worker, from a job", CASE_BOUND, move || one_worker_from_a_job(levels, batch))?;
+    }
+
+    #[test]
+    fn one_worker_runs_own_deque_then_injector_per_level((levels, batch) in levels_and_parents()) {
+        watchdog("one worker, parents and children", CASE_BOUND, move || one_worker_parents_and_children(levels, batch))?;
     }
 
     #[test]

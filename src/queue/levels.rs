@@ -596,6 +596,50 @@ mod loom_models {
         });
     }
 
+    /// The shortcut against a peer's deques: a running job on another
+    /// worker pushes a HIGH job (a spawn, or a fork half) into that
+    /// worker's own deque for level 0, and then a LOW job into level 1's
+    /// injector; the worker whose last job came from that injector picks
+    /// meanwhile. Nobody else takes jobs, so a pick that returns the LOW
+    /// job must have taken the HIGH one first.
+    #[test]
+    fn the_shortcut_never_passes_a_peers_job_pushed_before_the_one_it_takes() {
+        const EARLY_LOW: u32 = 1;
+        const HIGH: u32 = 2;
+        const LATE_LOW: u32 = 3;
+        for fork in [false, true] {
+            loom::model(move || {
+                let levels = Arc::new(Levels::new(2));
+                let local = LocalQueues::new(2);
+                let peer = LocalQueues::new(2);
+                let peers = vec![Arc::clone(local.shared()), Arc::clone(peer.shared())];
+                levels.inject(1, EARLY_LOW);
+                assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, EARLY_LOW, Source::Injector)));
+                let pusher = {
+                    let levels = Arc::clone(&levels);
+                    thread::spawn(move || {
+                        if fork {
+                            peer.push_fork(0, HIGH);
+                        } else {
+                            peer.push(0, HIGH);
+                        }
+                        levels.inject(1, LATE_LOW);
+                        peer
+                    })
+                };
+                let mut taken = Vec::new();
+                while taken.len() < 2 {
+                    match levels.pick(&local, &peers, 0) {
+                        Pick::Found(_, job, _) => taken.push(job),
+                        Pick::Empty | Pick::Contended => thread::yield_now(),
+                    }
+                }
+                assert_eq!(taken, [HIGH, LATE_LOW], "the late LOW job passed the peer's HIGH one");
+                drop(pusher.join().unwrap());
+            });
+        }
+    }
+
     /// Two spawners push one job each, either of them preempted anywhere in
     /// its push, while a worker picks: the push, the worker's take of that
     /// job and the other spawner's job, in every order. Once a spawn has
