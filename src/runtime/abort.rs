@@ -290,7 +290,8 @@ pub(crate) fn sweep(registry: &Arc<Registry>) {
         }
     }
     // The sweep only puts a job into its scratch deques when a more urgent
-    // one appeared, and then picks from them first: they end empty.
+    // one appeared, and its pick tries them first at their level: the pick
+    // answers `Empty` only once they are empty too.
     debug_assert!(scratch.is_empty());
     // Workers that were asleep may be all that is left: the drain check.
     Registry::try_drain(registry);
