@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Model-checks the pool's protocols with loom: the models in
 # src/loom_tests/, limits::loom_models (src/limits.rs) and
-# queue::levels::loom_models (src/queue/levels.rs), run against
+# queue::levels::loom_models (src/queue/levels/loom_models.rs), run against
 # the real sleep/wake, shutdown, pick-rule and dynamic-pool code built with
 # `--cfg loom` (see src/sync.rs and src/queue/deque.rs).
 #
