@@ -197,6 +197,7 @@ impl Limits {
     }
 
     /// Whether the pool may start more workers right now.
+    #[inline]
     pub(crate) fn may_grow(&self) -> bool {
         let c = Counts::unpack(self.state.load(Ordering::Relaxed));
         c.live < c.max

@@ -127,6 +127,7 @@ thread_local! {
 
 /// The local deques of the current thread if it is a worker of registry
 /// `registry_id`; `None` once `CURRENT` is destroyed (see the module docs).
+#[inline]
 pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
     CURRENT
         .try_with(|current| current.borrow().as_ref().filter(|l| l.registry_id == registry_id).cloned())
