@@ -331,38 +331,36 @@ fn bulk_scenarios(s: &Sizes, workers: usize, only: &str, test_mode: bool, report
             }
             let suffix = if boxed { "-boxed" } else { "" };
             eprint!("{letter}{suffix}/{w}w, {rounds} rounds:");
+            // The rows this cell fills: its main row, its F row, or both.
+            let mut rows = Vec::new();
+            if main_row {
+                rows.push(if letter == 'A' { label_a(s, boxed) } else { label_b(s, boxed) });
+            }
+            if f_row {
+                rows.push(label_f(bulk, w));
+            }
             let runs = interleaved(bulk, w, rounds, !test_mode);
             let ours = runs.iter().find(|(name, _)| *name == NAMES[0]).map(|(_, times)| times.clone());
             for (name, times) in runs {
-                let label = if main_row {
-                    if letter == 'A' { label_a(s, boxed) } else { label_b(s, boxed) }
-                } else {
-                    label_f(bulk, w)
-                };
-                if let Some(ours) = &ours {
-                    let ratios: Vec<f64> = times
-                        .iter()
-                        .zip(ours)
-                        .map(|(theirs, ours)| theirs.as_secs_f64() / ours.as_secs_f64())
-                        .collect();
-                    if let Some(r) = median_f64(ratios) {
-                        paired.set(&paired_label(&label), Better::Neither, name, r);
-                        if f_row && main_row {
-                            paired.set(&paired_label(&label_f(bulk, w)), Better::Neither, name, r);
-                        }
-                    }
-                }
+                let paired_ratio = ours.as_ref().and_then(|ours| {
+                    median_f64(
+                        times
+                            .iter()
+                            .zip(ours)
+                            .map(|(theirs, ours)| theirs.as_secs_f64() / ours.as_secs_f64())
+                            .collect(),
+                    )
+                });
                 let rate = |d: Duration| jobs as f64 / d.as_secs_f64() / 1e6;
                 let (Some(&fastest), Some(&slowest)) = (times.iter().min(), times.iter().max()) else { continue };
                 let Some(m) = median(times) else { continue };
                 let mjobs = rate(m);
                 eprint!("  {name} {mjobs:.2} ({:.2}-{:.2})", rate(slowest), rate(fastest));
-                if main_row {
-                    let label = if letter == 'A' { label_a(s, boxed) } else { label_b(s, boxed) };
-                    report.set(&label, Better::Higher, name, mjobs);
-                }
-                if f_row {
-                    report.set(&label_f(bulk, w), Better::Higher, name, mjobs);
+                for row in &rows {
+                    report.set(row, Better::Higher, name, mjobs);
+                    if let Some(r) = paired_ratio {
+                        paired.set(&paired_label(row), Better::Neither, name, r);
+                    }
                 }
             }
             eprintln!();
