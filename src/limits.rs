@@ -163,6 +163,7 @@ impl Limits {
     }
 
     /// The counts now (a snapshot).
+    #[inline]
     pub(crate) fn counts(&self) -> Counts {
         Counts::unpack(self.state.load(Ordering::SeqCst))
     }
@@ -237,11 +238,17 @@ impl Limits {
     /// Reserves a slot for one more worker if jobs wait and no searching
     /// worker is there to take them; the caller then starts it (counted as
     /// searching) or calls [`Limits::release`].
+    /// A pool at its maximum (every fixed pool, on every push that wakes
+    /// nobody) pays one load, inlined; the rest is out of line.
+    #[inline]
     pub(crate) fn reserve_if_backlogged(&self, backlog: impl FnOnce() -> usize) -> bool {
         let c = self.counts();
-        if c.live >= c.max {
-            return false;
-        }
+        c.live < c.max && self.reserve_below_max(backlog)
+    }
+
+    /// [`Limits::reserve_if_backlogged`] of a pool below its maximum.
+    #[cold]
+    fn reserve_below_max(&self, backlog: impl FnOnce() -> usize) -> bool {
         if backlog() <= self.searching.load(Ordering::SeqCst) {
             return false;
         }

@@ -449,8 +449,7 @@ impl Registry {
     /// below its maximum and `backlog()` exceeds the searching workers.
     #[inline]
     fn grow_if_backlogged(this: &Arc<Registry>, backlog: impl FnOnce() -> usize) {
-        if this.limits.may_grow()
-            && this.limits.reserve_if_backlogged(backlog)
+        if this.limits.reserve_if_backlogged(backlog)
             && let Err(error) = Registry::start_reserved(this, true)
         {
             // Nobody waits for this start to report an error to: say it here.
