@@ -75,11 +75,11 @@
 //! the pusher then waited for it back on its next push (`perf annotate`:
 //! nine tenths of a push's cycles). But a steal from an empty injector
 //! costs a `SeqCst` fence, where `is_empty` costs two loads (of lines
-//! nobody writes, on a level nobody pushes to). So each worker remembers, per level, whether its last
-//! try of the injector found a job (or lost a race for one): if so it
-//! steals at once, else it tests `is_empty` first. Either way the worker
-//! reads the injector itself, so the choice changes the cost of a try,
-//! never its answer.
+//! nobody writes, on a level nobody pushes to). So each worker remembers,
+//! per level, whether its last try of the injector found a job (or lost a
+//! race for one): if so it steals at once, else it tests `is_empty` first.
+//! Either way the worker reads the injector itself, so the choice changes
+//! the cost of a try, never its answer.
 //!
 //! # What a stalled pusher can delay
 //!
