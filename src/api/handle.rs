@@ -125,7 +125,8 @@ impl<T> JobHandle<T> {
 
     /// Waits until the job has ended and returns its value. From inside a
     /// job of the same pool the worker helps meanwhile instead of blocking
-    /// (see [the type's docs](JobHandle)); elsewhere the thread blocks.
+    /// (see [the type's docs](JobHandle)); elsewhere the thread tries for a few
+    /// microseconds (spinning, then yielding), then blocks.
     ///
     /// # Errors
     ///
@@ -142,7 +143,9 @@ impl<T> JobHandle<T> {
             return self.wait_helping(&local, None).unwrap_or_else(|| unreachable!("no deadline"));
         }
         match std::mem::replace(self.receiving(), Receiving::Taken) {
-            Receiving::Blocking(receiver) => receiver.recv().unwrap_or(Err(JobError::Cancelled)),
+            Receiving::Blocking(receiver) => {
+                spin_recv(&receiver, None).unwrap_or_else(|| receiver.recv().unwrap_or(Err(JobError::Cancelled)))
+            }
             Receiving::Async(mut receiver) => match block_on(&mut receiver, None) {
                 Some(result) => result,
                 None => unreachable!("a wait without a deadline cannot time out"),
@@ -184,11 +187,16 @@ impl<T> JobHandle<T> {
                 Err(oneshot::TryRecvError::Empty) => None,
                 Err(oneshot::TryRecvError::Disconnected) => Some(Err(JobError::Cancelled)),
             },
-            Receiving::Blocking(receiver) => match receiver.recv_timeout(timeout) {
-                Ok(result) => Some(result),
-                Err(oneshot::RecvTimeoutError::Timeout) => None,
-                Err(oneshot::RecvTimeoutError::Disconnected) => Some(Err(JobError::Cancelled)),
-            },
+            Receiving::Blocking(receiver) => {
+                let start = Instant::now();
+                spin_recv(receiver, start.checked_add(timeout)).or_else(|| {
+                    match receiver.recv_timeout(timeout.saturating_sub(start.elapsed())) {
+                        Ok(result) => Some(result),
+                        Err(oneshot::RecvTimeoutError::Timeout) => None,
+                        Err(oneshot::RecvTimeoutError::Disconnected) => Some(Err(JobError::Cancelled)),
+                    }
+                })
+            }
             // No representable deadline (`None`) waits without bound.
             Receiving::Async(receiver) => block_on(receiver, Instant::now().checked_add(timeout)),
             Receiving::Taken => panic!("JobHandle::join_timeout after the handle's future returned Ready"),
@@ -440,6 +448,23 @@ impl Wake for Unparker {
 
 /// Blocks the current thread on `receiver` until it is ready or `deadline`
 /// passes (`None` if it did; a missing deadline waits without bound).
+/// Tries `receiver` while spinning, then yielding, for a few microseconds
+/// (crossbeam's `Backoff::snooze` until it is completed) and never past
+/// `deadline`, as std's and crossbeam's channels do before they park: a
+/// job that ends meanwhile is received with no park and no futex wake-up.
+/// `None`: nothing came; park.
+fn spin_recv<R>(receiver: &oneshot::Receiver<JobResult<R>>, deadline: Option<Instant>) -> Option<JobResult<R>> {
+    let backoff = crossbeam_utils::Backoff::new();
+    while !backoff.is_completed() && deadline.is_none_or(|at| Instant::now() < at) {
+        match receiver.try_recv() {
+            Ok(result) => return Some(result),
+            Err(oneshot::TryRecvError::Disconnected) => return Some(Err(JobError::Cancelled)),
+            Err(oneshot::TryRecvError::Empty) => backoff.snooze(),
+        }
+    }
+    None
+}
+
 fn block_on<R>(receiver: &mut oneshot::AsyncReceiver<JobResult<R>>, deadline: Option<Instant>) -> Option<JobResult<R>> {
     let waker = Waker::from(Arc::new(Unparker(thread::current())));
     let mut cx = Context::from_waker(&waker);
@@ -514,5 +539,22 @@ impl<T> Error for JoinTimeoutError<T> {
             JoinTimeoutError::TimedOut(_) => None,
             JoinTimeoutError::Job(error) => Some(error),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spin_recv_takes_a_sent_result_reads_a_dropped_sender_as_cancelled_and_stops_at_its_deadline() {
+        let (sender, receiver) = oneshot::channel::<JobResult<u32>>();
+        assert!(spin_recv(&receiver, Some(Instant::now())).is_none(), "a past deadline: no try is waited for");
+        assert!(spin_recv(&receiver, None).is_none(), "nothing sent: it gives up, to park");
+        sender.send(Ok(7)).expect("the receiver is alive");
+        assert!(matches!(spin_recv(&receiver, None), Some(Ok(7))));
+        let (sender, receiver) = oneshot::channel::<JobResult<u32>>();
+        drop(sender);
+        assert!(matches!(spin_recv(&receiver, None), Some(Err(JobError::Cancelled))));
     }
 }
