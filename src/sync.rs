@@ -138,6 +138,28 @@ pub(crate) fn wait_until<S>(
     }
 }
 
+/// Tries `ready` while backing off (`Backoff::snooze`: spinning, then
+/// yielding, a few microseconds in all), never past `deadline`; says
+/// whether it held. What std's and crossbeam's channels do before they
+/// park: a wait whose end comes meanwhile costs no park and no wake-up.
+/// Under loom it gives up at once: the park loop after it checks `ready`
+/// first anyway, and every try more multiplies a model's interleavings.
+pub(crate) fn spin_until(deadline: Option<std::time::Instant>, mut ready: impl FnMut() -> bool) -> bool {
+    if cfg!(loom) {
+        return false;
+    }
+    let backoff = Backoff::new();
+    loop {
+        if ready() {
+            return true;
+        }
+        if backoff.is_completed() || deadline.is_some_and(has_passed) {
+            return false;
+        }
+        backoff.snooze();
+    }
+}
+
 /// Parks on `parker` until it is unparked or `deadline` passes (a worker's
 /// keep-alive, see `limits.rs`). It may also return early; callers check
 /// the deadline with [`has_passed`]. Under loom, where time does not pass,

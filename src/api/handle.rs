@@ -21,7 +21,7 @@ use crate::runtime::registry::Registry;
 use crate::runtime::worker::Local;
 use crate::sync::plain::thread::{self, Thread};
 use crate::sync::plain::{Arc, Mutex, PoisonError, lock};
-use crate::sync::wait_until;
+use crate::sync::{spin_until, wait_until};
 
 /// The result of a job given to [`Pool::submit`](crate::Pool::submit) or
 /// [`JobBuilder::submit`](crate::JobBuilder::submit): collect it by
@@ -448,21 +448,19 @@ impl Wake for Unparker {
 
 /// Blocks the current thread on `receiver` until it is ready or `deadline`
 /// passes (`None` if it did; a missing deadline waits without bound).
-/// Tries `receiver` while spinning, then yielding, for a few microseconds
-/// (crossbeam's `Backoff::snooze` until it is completed) and never past
-/// `deadline`, as std's and crossbeam's channels do before they park: a
-/// job that ends meanwhile is received with no park and no futex wake-up.
-/// `None`: nothing came; park.
+/// Tries `receiver` for a few microseconds before the caller parks
+/// (`sync::spin_until`), never past `deadline`. `None`: nothing came.
 fn spin_recv<R>(receiver: &oneshot::Receiver<JobResult<R>>, deadline: Option<Instant>) -> Option<JobResult<R>> {
-    let backoff = crossbeam_utils::Backoff::new();
-    while !backoff.is_completed() && deadline.is_none_or(|at| Instant::now() < at) {
-        match receiver.try_recv() {
-            Ok(result) => return Some(result),
-            Err(oneshot::TryRecvError::Disconnected) => return Some(Err(JobError::Cancelled)),
-            Err(oneshot::TryRecvError::Empty) => backoff.snooze(),
-        }
-    }
-    None
+    let mut received = None;
+    spin_until(deadline, || {
+        received = match receiver.try_recv() {
+            Ok(result) => Some(result),
+            Err(oneshot::TryRecvError::Disconnected) => Some(Err(JobError::Cancelled)),
+            Err(oneshot::TryRecvError::Empty) => None,
+        };
+        received.is_some()
+    });
+    received
 }
 
 fn block_on<R>(receiver: &mut oneshot::AsyncReceiver<JobResult<R>>, deadline: Option<Instant>) -> Option<JobResult<R>> {
@@ -549,7 +547,7 @@ mod tests {
     #[test]
     fn spin_recv_takes_a_sent_result_reads_a_dropped_sender_as_cancelled_and_stops_at_its_deadline() {
         let (sender, receiver) = oneshot::channel::<JobResult<u32>>();
-        assert!(spin_recv(&receiver, Some(Instant::now())).is_none(), "a past deadline: no try is waited for");
+        assert!(spin_recv(&receiver, Some(Instant::now())).is_none(), "a past deadline: one try");
         assert!(spin_recv(&receiver, None).is_none(), "nothing sent: it gives up, to park");
         sender.send(Ok(7)).expect("the receiver is alive");
         assert!(matches!(spin_recv(&receiver, None), Some(Ok(7))));

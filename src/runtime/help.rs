@@ -60,8 +60,8 @@ use super::worker::{self, Local};
 use crate::job::task::TaskCell;
 use crate::job::{Job, NEVER_RAN};
 use crate::queue::levels::{Pick, Source};
-use crate::sync::Parker;
 use crate::sync::plain::Arc;
+use crate::sync::{Parker, spin_until};
 
 /// How a waiting job reaches its worker: `Some` if the calling thread is a
 /// worker of pool `registry_id`, running a job.
@@ -149,9 +149,13 @@ pub(crate) fn claim_task(local: &Local, task: &Arc<dyn TaskCell>) -> bool {
     false
 }
 
-/// Blocks the calling thread, which helps no pool, until `done` holds;
-/// `parker` is the one whose unparker the thread ending the wait calls.
+/// Blocks the calling thread, which helps no pool, until `done` holds,
+/// after a few microseconds of trying (`sync::spin_until`); `parker` is
+/// the one whose unparker the thread ending the wait calls.
 pub(crate) fn block_until(parker: &Parker, done: impl Fn() -> bool) {
+    if spin_until(None, &done) {
+        return;
+    }
     while !done() {
         parker.park();
     }
