@@ -446,8 +446,6 @@ impl Wake for Unparker {
     }
 }
 
-/// Blocks the current thread on `receiver` until it is ready or `deadline`
-/// passes (`None` if it did; a missing deadline waits without bound).
 /// Tries `receiver` for a few microseconds before the caller parks
 /// (`sync::spin_until`), never past `deadline`. `None`: nothing came.
 fn spin_recv<R>(receiver: &oneshot::Receiver<JobResult<R>>, deadline: Option<Instant>) -> Option<JobResult<R>> {
@@ -463,6 +461,8 @@ fn spin_recv<R>(receiver: &oneshot::Receiver<JobResult<R>>, deadline: Option<Ins
     received
 }
 
+/// Blocks the current thread on `receiver` until it is ready or `deadline`
+/// passes (`None` if it did; a missing deadline waits without bound).
 fn block_on<R>(receiver: &mut oneshot::AsyncReceiver<JobResult<R>>, deadline: Option<Instant>) -> Option<JobResult<R>> {
     let waker = Waker::from(Arc::new(Unparker(thread::current())));
     let mut cx = Context::from_waker(&waker);
