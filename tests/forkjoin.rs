@@ -15,6 +15,8 @@
 //! * Panics: in either half of a join, in scoped jobs, in nested scopes and
 //!   in `scope`'s own closure; each is resumed after every job finished,
 //!   which the tests see through counters read right after the panic.
+//! * A scope from outside whose jobs outlast the owner's spin before it
+//!   parks still returns only after every one ended (an exact count).
 //!
 //! `.ci/run` runs this binary under valgrind's memcheck too (the erased
 //! lifetimes of `src/job/erase.rs`); `PRIOPOOL_FORKJOIN_SCALE` shrinks
@@ -375,6 +377,51 @@ fn scope_runs_every_job_once_and_borrows() {
             .join()
             .unwrap();
             assert_eq!(count.load(Ordering::Relaxed), 2 * ((1 << 7) - 1));
+        }
+    });
+}
+
+/// A scope entered from outside the pool whose jobs outlast the owner's
+/// few microseconds of trying (`sync::spin_until` in
+/// `help::block_until`) must still wait, parked, until every job ended:
+/// the jobs wait on a latch opened well after the owner reached its wait.
+/// Seen failing with `spin_until` answering `true` once its backoff
+/// completes (`finished` read fewer than 8), and with
+/// `block_until` returning after its spin whatever it found.
+#[test]
+fn a_scope_from_outside_waits_for_jobs_that_outlast_its_spin() {
+    const JOBS: usize = 8;
+    watchdog("scope outlasting the spin", BOUND, || {
+        let pool = pool(2);
+        for _ in 0..3 {
+            let finished = AtomicUsize::new(0);
+            let latch = Latch::new();
+            let opener = {
+                let latch = latch.clone();
+                // A delay, not a timing assertion: it only makes the jobs
+                // end long after the spin gave up.
+                thread::spawn(move || {
+                    thread::sleep(Duration::from_millis(20));
+                    latch.open();
+                })
+            };
+            pool.scope(|s| {
+                for _ in 0..JOBS {
+                    let (finished, latch) = (&finished, &latch);
+                    s.spawn(Priority::LOW, move |_| {
+                        latch.wait();
+                        finished.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .unwrap();
+                }
+            });
+            let seen = finished.load(Ordering::SeqCst);
+            // Let any job a broken wait left behind end before its borrows go.
+            opener.join().unwrap();
+            while finished.load(Ordering::SeqCst) < JOBS {
+                thread::yield_now();
+            }
+            assert_eq!(seen, JOBS, "the scope returned before every job ended");
         }
     });
 }
