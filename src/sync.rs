@@ -303,3 +303,33 @@ mod model {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// `spin_until` answers what `ready` said, stops at the first `true`,
+    /// gives up after a bounded number of tries, and tries once even when
+    /// its deadline has passed (a join whose job ended must not time out).
+    #[test]
+    fn spin_until_answers_ready_stops_at_it_and_tries_once_past_its_deadline() {
+        let mut tries = 0;
+        assert!(spin_until(None, || {
+            tries += 1;
+            tries == 3
+        }));
+        assert_eq!(tries, 3, "no try after ready held");
+        let mut tries = 0;
+        assert!(!spin_until(None, || {
+            tries += 1;
+            false
+        }));
+        assert!(tries > 1 && tries < 1_000, "a few tries, then give up: {tries}");
+        let mut tries = 0;
+        assert!(spin_until(Some(std::time::Instant::now()), || {
+            tries += 1;
+            true
+        }));
+        assert_eq!(tries, 1);
+    }
+}
