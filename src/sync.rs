@@ -140,8 +140,9 @@ pub(crate) fn wait_until<S>(
 
 /// Tries `ready` while backing off (`Backoff::snooze`: spinning, then
 /// yielding, a few microseconds in all), never past `deadline`; says
-/// whether it held. What std's and crossbeam's channels do before they
-/// park: a wait whose end comes meanwhile costs no park and no wake-up.
+/// whether it held. crossbeam's channels do the same before they park
+/// (std's spin more briefly): a wait whose end comes meanwhile costs no
+/// park and no wake-up.
 /// Under loom it gives up at once: the park loop after it checks `ready`
 /// first anyway, and every try more multiplies a model's interleavings.
 pub(crate) fn spin_until(deadline: Option<std::time::Instant>, mut ready: impl FnMut() -> bool) -> bool {
