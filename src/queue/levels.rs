@@ -68,12 +68,10 @@
 //! The shortcut is not taken while a more urgent injector holds a job
 //! (two loads per injector, lines that only pushes to those levels write):
 //! a HIGH job from outside that waits when a worker ends its LOW job then
-//! starts without a LOW steal, a push back and a walk first. That steal
-//! pulls a line the other workers take turns on: in C (a LOW flood, HIGH
-//! jobs 1 ms apart, 2 workers) the median HIGH start over its oracle fell
-//! from 0.48–0.50 µs to 0.24–0.28 µs in three runs each (the two-channel
-//! pool: 0.17–0.63), for 14 more instructions per job from outside. Jobs
-//! more urgent in peers' deques are left to the second look.
+//! starts without a LOW steal first, which pulls a line the other workers
+//! take turns on, nor a push back and a walk (the figures:
+//! `docs/benchmarks.md`, "What moved C"). More urgent jobs in peers' deques
+//! are left to the second look.
 //!
 //! # Trying an injector
 //!
