@@ -460,6 +460,57 @@ mod tests {
     }
 
     #[test]
+    fn the_shortcut_waits_for_every_more_urgent_injector() {
+        // Three levels, the last job from level 2's injector: a job in
+        // level 0's or level 1's injector each stops the shortcut, so
+        // level 2's next job is neither taken nor put back. (Fails on a
+        // check that skips a more urgent level, or on no check.)
+        for more in 0..2 {
+            let levels = Levels::new(3);
+            let (local, peers) = worker(3);
+            levels.inject(2, 1);
+            levels.inject(2, 2);
+            assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(2, 1, Source::Injector)));
+            assert_eq!(local.hot(), Some(2), "the next pick may take the shortcut");
+            levels.inject(more, 3);
+            let found = levels.pick(&local, &peers, 0);
+            assert!(matches!(found, Pick::Found(l, 3, Source::Injector) if l == more), "level {more}: not its job");
+            assert!(local.is_empty() && levels.queued(2, &peers) == 1, "level {more}: the shortcut took a job");
+            assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(2, 2, Source::Injector)));
+        }
+    }
+
+    #[test]
+    fn the_shortcut_leaves_a_more_urgent_job_in_a_peer_deque_to_the_second_look() {
+        // The last job from level 2's injector; a more urgent job then waits
+        // in a peer's deque (spawned or a fork half), the more urgent
+        // injectors are empty. The shortcut is taken, and its second look
+        // puts level 2's job back into the own deque: it comes next, from
+        // there. (Fails without the second look, the more urgent job
+        // starting second; and on a check that also looks at level 2's
+        // injector or beyond, the shortcut never being taken.)
+        for (more, fork) in [(0, false), (1, false), (0, true), (1, true)] {
+            let levels = Levels::new(3);
+            let (local, peer) = (LocalQueues::new(3), LocalQueues::new(3));
+            let peers = [Arc::clone(local.shared()), Arc::clone(peer.shared())];
+            levels.inject(2, 1);
+            levels.inject(2, 2);
+            assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(2, 1, Source::Injector)));
+            if fork {
+                peer.push_fork(more, 3)
+            } else {
+                peer.push(more, 3)
+            }
+            let found = levels.pick(&local, &peers, 0);
+            let case = format!("level {more}, fork {fork}");
+            assert!(matches!(found, Pick::Found(l, 3, Source::Peer) if l == more), "{case}: the peer's job waits");
+            let found = levels.pick(&local, &peers, 0);
+            assert!(matches!(found, Pick::Found(2, 2, Source::Local)), "{case}: the shortcut was not taken");
+            assert!(matches!(levels.pick(&local, &peers, 0), Pick::Empty));
+        }
+    }
+
+    #[test]
     fn every_start_reaches_every_peer() {
         // The peer walk begins at `start % n` and wraps round: a job in any
         // peer's deque is found whatever `start` is, and with a job in
