@@ -170,6 +170,42 @@ fn queued_low_jobs_do_not_delay_a_later_high_job() {
     });
 }
 
+/// One worker: a low job from outside spawns a high one, which spawns a
+/// low one when it runs. That low job waits in the worker's own deque, so
+/// it runs before the low job still in the injector (the pick rule), even
+/// though the worker's last low job came from that injector (the shortcut
+/// is not taken while a more urgent job waits in the worker's own deque).
+#[test]
+fn a_grandchild_in_the_own_deque_runs_before_the_injector() {
+    watchdog("grandchild", CASE_BOUND, || {
+        let pool = Pool::builder().workers(1).levels(2).build().expect("build");
+        let spawner = pool.spawner();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let gate = Gate::hold(&pool, 1);
+        let record = |log: &Arc<Mutex<Vec<&'static str>>>, name| {
+            let log = Arc::clone(log);
+            move || log.lock().unwrap().push(name)
+        };
+        let (parent_log, inner) = (Arc::clone(&log), spawner.clone());
+        spawner
+            .spawn(Priority::LOW, move || {
+                parent_log.lock().unwrap().push("parent");
+                let (child_log, inner2) = (Arc::clone(&parent_log), inner.clone());
+                inner
+                    .spawn(Priority::HIGH, move || {
+                        child_log.lock().unwrap().push("child");
+                        inner2.spawn(Priority::LOW, record(&child_log, "grandchild")).expect("spawn refused");
+                    })
+                    .expect("spawn refused");
+            })
+            .expect("spawn refused");
+        spawner.spawn(Priority::LOW, record(&log, "next")).expect("spawn refused");
+        gate.release();
+        pool.shutdown();
+        assert_eq!(*log.lock().unwrap(), ["parent", "child", "grandchild", "next"]);
+    });
+}
+
 /// One job of a W-worker batch: its level and how long it busy-works once
 /// started (iterations of a trivial loop; only varies the interleavings).
 #[derive(Clone, Copy)]

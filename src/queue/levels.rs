@@ -70,8 +70,12 @@
 //! a HIGH job from outside that waits when a worker ends its LOW job then
 //! starts without a LOW steal first, which pulls a line the other workers
 //! take turns on, nor a push back and a walk (the figures:
-//! `docs/benchmarks.md`, "What moved C"). More urgent jobs in peers' deques
-//! are left to the second look.
+//! `docs/benchmarks.md`, "What moved C"). Nor is it while the worker's
+//! own deque for a more urgent level may hold a job (its own flags, exact
+//! for it: no shared line), as when its last job spawned a more urgent one:
+//! a level's job put back would then run before one that job spawns at the
+//! level later, where the walk runs the own deque's first. More urgent jobs
+//! in peers' deques are left to the second look.
 //!
 //! # Trying an injector
 //!
@@ -264,7 +268,7 @@ impl<T: Queued> Levels<T> {
         // The shortcut (see the module docs): the injector that gave the
         // last job first, unless a more urgent injector holds a job; the
         // second look deciding.
-        if let Some(level) = local.hot().filter(|&hot| hot <= upto && !local.own_may_hold(hot))
+        if let Some(level) = local.hot().filter(|&hot| hot <= upto && !local.own_may_hold_upto(hot))
             && self.injectors[..level].iter().all(Injector::is_empty)
             && let Steal::Success(job) = self.injectors[level].steal()
         {
@@ -508,6 +512,26 @@ mod tests {
             assert!(matches!(found, Pick::Found(2, 2, Source::Local)), "{case}: the shortcut was not taken");
             assert!(matches!(levels.pick(&local, &peers, 0), Pick::Empty));
         }
+    }
+
+    #[test]
+    fn the_shortcut_is_not_taken_while_a_more_urgent_own_deque_holds_a_job() {
+        // One worker: its last job, from level 1's injector, spawned a
+        // level-0 job, which spawns a level-1 job when it runs. The pick
+        // rule runs that one (own deque) before level 1's injector; a
+        // shortcut taken meanwhile would have put the injector's job into
+        // the own deque ahead of it.
+        let levels = Levels::new(2);
+        let (local, peers) = worker(2);
+        levels.inject(1, 1);
+        levels.inject(1, 2);
+        assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 1, Source::Injector)));
+        local.push(0, 3);
+        assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(0, 3, Source::Local)));
+        assert!(local.is_empty() && levels.queued(1, &peers) == 1, "the shortcut took a job");
+        local.push(1, 4);
+        assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 4, Source::Local)));
+        assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 2, Source::Injector)));
     }
 
     #[test]

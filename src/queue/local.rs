@@ -138,12 +138,11 @@ impl<T: Queued> LocalQueues<T> {
         self.hot.set(hot);
     }
 
-    /// Whether the owner's deques for `level` may hold a job (its copies
-    /// of the flags: exact for the owner).
+    /// Whether the owner's deques for `level` or a more urgent level may
+    /// hold a job (its copies of the flags: exact for the owner).
     #[inline]
-    pub(crate) fn own_may_hold(&self, level: usize) -> bool {
-        let own = &self.levels[level];
-        own.flagged.get() || own.fork_flagged.get()
+    pub(crate) fn own_may_hold_upto(&self, level: usize) -> bool {
+        self.levels[..=level].iter().any(|own| own.flagged.get() || own.fork_flagged.get())
     }
 
     /// Whether the owner's last try of `level`'s injector found a job
