@@ -70,12 +70,13 @@
 //! a HIGH job from outside that waits when a worker ends its LOW job then
 //! starts without a LOW steal first, which pulls a line the other workers
 //! take turns on, nor a push back and a walk (the figures:
-//! `docs/benchmarks.md`, "What moved C"). Nor is it while the worker's
-//! own deque for a more urgent level may hold a job (its own flags, exact
-//! for it: no shared line), as when its last job spawned a more urgent one:
-//! a level's job put back would then run before one that job spawns at the
-//! level later, where the walk runs the own deque's first. More urgent jobs
-//! in peers' deques are left to the second look.
+//! `docs/benchmarks.md`, "What moved C"). Nor is it once the worker has
+//! pushed a job into its own deque for a more urgent level, as when its
+//! last job spawned a more urgent one: that push forgets the shortcut's
+//! level (`queue/local.rs`), else a job of the level put back would run
+//! before one that the more urgent job spawns at the level later, where
+//! the walk runs the own deque's first. More urgent jobs in peers' deques
+//! are left to the second look.
 //!
 //! # Trying an injector
 //!
@@ -268,7 +269,7 @@ impl<T: Queued> Levels<T> {
         // The shortcut (see the module docs): the injector that gave the
         // last job first, unless a more urgent injector holds a job; the
         // second look deciding.
-        if let Some(level) = local.hot().filter(|&hot| hot <= upto && !local.own_may_hold_upto(hot))
+        if let Some(level) = local.hot().filter(|&hot| hot <= upto && !local.own_may_hold(hot))
             && self.injectors[..level].iter().all(Injector::is_empty)
             && let Steal::Success(job) = self.injectors[level].steal()
         {

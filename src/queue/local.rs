@@ -121,6 +121,7 @@ impl<T: Queued> LocalQueues<T> {
             // Before the push: a reader that can see the job sees the flag
             // (the push's own release, or the pusher's fence; `sleep.rs`).
             self.shared.levels[level].occupied.store(true, Ordering::Relaxed);
+            self.cool(level);
         }
         own.deque.push(job);
     }
@@ -138,11 +139,24 @@ impl<T: Queued> LocalQueues<T> {
         self.hot.set(hot);
     }
 
-    /// Whether the owner's deques for `level` or a more urgent level may
-    /// hold a job (its copies of the flags: exact for the owner).
+    /// Whether the owner's deques for `level` may hold a job (its copies
+    /// of the flags: exact for the owner).
     #[inline]
-    pub(crate) fn own_may_hold_upto(&self, level: usize) -> bool {
-        self.levels[..=level].iter().any(|own| own.flagged.get() || own.fork_flagged.get())
+    pub(crate) fn own_may_hold(&self, level: usize) -> bool {
+        let own = &self.levels[level];
+        own.flagged.get() || own.fork_flagged.get()
+    }
+
+    /// Forgets the shortcut's level if `level` is more urgent: called when
+    /// a deque of the owner's at `level` gets its first job. The walk that
+    /// recorded that level found every more urgent own deque empty, so
+    /// until one gets a job again the shortcut passes over none of them
+    /// (`queue/levels.rs`, "The pick rule").
+    #[inline]
+    fn cool(&self, level: usize) {
+        if self.hot.get().is_some_and(|hot| level < hot) {
+            self.hot.set(None);
+        }
     }
 
     /// Whether the owner's last try of `level`'s injector found a job
@@ -164,6 +178,7 @@ impl<T: Queued> LocalQueues<T> {
         let own = &self.levels[level];
         if !own.fork_flagged.replace(true) {
             self.shared.levels[level].forked.store(true, Ordering::Relaxed);
+            self.cool(level);
         }
         own.forks.push(job);
     }
