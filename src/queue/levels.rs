@@ -399,6 +399,22 @@ mod tests {
         (local, peers)
     }
 
+    /// `n` levels whose last one's injector held jobs 1 and 2, and `local`
+    /// having just taken job 1 from it: its next pick may take the
+    /// shortcut.
+    fn hot_on_the_last_level<P: AsRef<SharedQueues<u32>>>(
+        n: usize,
+        local: &LocalQueues<u32>,
+        peers: &[P],
+    ) -> Levels<u32> {
+        let levels = Levels::new(n);
+        levels.inject(n - 1, 1);
+        levels.inject(n - 1, 2);
+        assert!(matches!(levels.pick(local, peers, 0), Pick::Found(l, 1, Source::Injector) if l == n - 1));
+        assert_eq!(local.hot(), Some(n - 1), "the next pick may take the shortcut");
+        levels
+    }
+
     #[test]
     fn picks_the_most_urgent_level_first_and_fifo_within_a_level() {
         let levels = Levels::new(3);
@@ -451,12 +467,8 @@ mod tests {
 
     #[test]
     fn the_shortcut_is_not_taken_while_a_more_urgent_injector_holds_a_job() {
-        let levels = Levels::new(2);
         let (local, peers) = worker(2);
-        levels.inject(1, 1);
-        levels.inject(1, 2);
-        assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 1, Source::Injector)));
-        assert_eq!(local.hot(), Some(1), "the next pick may take the shortcut");
+        let levels = hot_on_the_last_level(2, &local, &peers);
         levels.inject(0, 3);
         assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(0, 3, Source::Injector)));
         // Level 1's injector was left alone: no job was taken from it and put back.
@@ -471,12 +483,8 @@ mod tests {
         // level 2's next job is neither taken nor put back. (Fails on a
         // check that skips a more urgent level, or on no check.)
         for more in 0..2 {
-            let levels = Levels::new(3);
             let (local, peers) = worker(3);
-            levels.inject(2, 1);
-            levels.inject(2, 2);
-            assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(2, 1, Source::Injector)));
-            assert_eq!(local.hot(), Some(2), "the next pick may take the shortcut");
+            let levels = hot_on_the_last_level(3, &local, &peers);
             levels.inject(more, 3);
             let found = levels.pick(&local, &peers, 0);
             assert!(matches!(found, Pick::Found(l, 3, Source::Injector) if l == more), "level {more}: not its job");
@@ -495,12 +503,9 @@ mod tests {
         // starting second; and on a check that also looks at level 2's
         // injector or beyond, the shortcut never being taken.)
         for (more, fork) in [(0, false), (1, false), (0, true), (1, true)] {
-            let levels = Levels::new(3);
             let (local, peer) = (LocalQueues::new(3), LocalQueues::new(3));
             let peers = [Arc::clone(local.shared()), Arc::clone(peer.shared())];
-            levels.inject(2, 1);
-            levels.inject(2, 2);
-            assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(2, 1, Source::Injector)));
+            let levels = hot_on_the_last_level(3, &local, &peers);
             if fork {
                 peer.push_fork(more, 3)
             } else {
@@ -522,11 +527,8 @@ mod tests {
         // rule runs that one (own deque) before level 1's injector; a
         // shortcut taken meanwhile would have put the injector's job into
         // the own deque ahead of it.
-        let levels = Levels::new(2);
         let (local, peers) = worker(2);
-        levels.inject(1, 1);
-        levels.inject(1, 2);
-        assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 1, Source::Injector)));
+        let levels = hot_on_the_last_level(2, &local, &peers);
         local.push(0, 3);
         assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(0, 3, Source::Local)));
         assert!(local.is_empty() && levels.queued(1, &peers) == 1, "the shortcut took a job");
