@@ -118,12 +118,21 @@ impl<T: Queued> LocalQueues<T> {
     pub(crate) fn push(&self, level: usize, job: T) {
         let own = &self.levels[level];
         if !own.flagged.replace(true) {
-            // Before the push: a reader that can see the job sees the flag
-            // (the push's own release, or the pusher's fence; `sleep.rs`).
-            self.shared.levels[level].occupied.store(true, Ordering::Relaxed);
-            self.cool(level);
+            self.raised(&self.shared.levels[level].occupied, level);
         }
         own.deque.push(job);
+    }
+
+    /// The owner's copy of a flag of its deque at `level` was just raised,
+    /// before a push into that deque: raises the one peers read (`shared`),
+    /// and forgets the shortcut's level if it is less urgent
+    /// ([`LocalQueues::cool`]).
+    #[inline]
+    fn raised(&self, shared: &AtomicBool, level: usize) {
+        // Before the push: a reader that can see the job sees the flag
+        // (the push's own release, or the pusher's fence; `sleep.rs`).
+        shared.store(true, Ordering::Relaxed);
+        self.cool(level);
     }
 
     /// The level below 0 whose injector gave the last pick its job, if
@@ -177,8 +186,7 @@ impl<T: Queued> LocalQueues<T> {
     pub(crate) fn push_fork(&self, level: usize, job: T::Fork) {
         let own = &self.levels[level];
         if !own.fork_flagged.replace(true) {
-            self.shared.levels[level].forked.store(true, Ordering::Relaxed);
-            self.cool(level);
+            self.raised(&self.shared.levels[level].forked, level);
         }
         own.forks.push(job);
     }
