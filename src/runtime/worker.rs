@@ -477,18 +477,15 @@ impl Local {
             // a worker added since may hold a more urgent job pushed before
             // this one (its publication happens before that push, which
             // happens before this take, so the load below sees it).
-            if let Pick::Found(level, job, source) = pick {
-                if level > 0
-                    && source != Source::Local
-                    && self.refresh_peers()
-                    && self.registry.levels.more_urgent_queued(level, &self.peers.borrow())
-                {
-                    self.queues.push(level, job);
-                    continue;
+            match pick {
+                Pick::Found(level, job, source) if level > 0 && source != Source::Local && self.refresh_peers() => {
+                    match self.registry.levels.second_look(level, job, &self.queues, &self.peers.borrow()) {
+                        Some(job) => return Pick::Found(level, job, source),
+                        None => continue,
+                    }
                 }
-                return Pick::Found(level, job, source);
+                pick => return pick,
             }
-            return pick;
         }
     }
 
