@@ -270,8 +270,6 @@ impl<T> JobHandle<T> {
         task::cancel(&*self.task)
     }
 
-    /// A [`CancelHandle`] for this job, to cancel it from another thread or
-    /// task.
     /// Moves the job, if it has not started, to the level `to` names,
     /// typically a more urgent one (priority inheritance by hand: the
     /// caller's request became urgent, or a job is about to wait for this
