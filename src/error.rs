@@ -100,7 +100,8 @@ impl fmt::Display for BuildError {
             ),
             BuildErrorKind::CapacityOfUnknownLevel { level, levels } => write!(
                 f,
-                "capacity is given for priority level {level}, but the pool has levels 0..{levels}: raise levels(k) or fix the level"
+                "capacity is given for priority level {level}, but the pool is built with levels({levels}), which are 0 to {}: raise levels(k) or fix the level",
+                levels - 1
             ),
             BuildErrorKind::Isolation(cause) => fmt::Display::fmt(cause, f),
         }
@@ -266,7 +267,7 @@ impl fmt::Display for SpawnErrorKind {
         match *self {
             SpawnErrorKind::Shutdown => f.write_str("the pool is shutting down and accepts no new jobs"),
             SpawnErrorKind::UnknownLevel { level, levels } => {
-                write!(f, "priority level {level} does not exist: this pool has levels 0..{levels}")
+                write!(f, "priority level {level} does not exist: this pool was built with levels({levels}), which are 0 to {}", levels - 1)
             }
             SpawnErrorKind::TimerUnavailable => f.write_str(
                 "the OS refused to start the pool's deadline timer thread: retry, or submit the job without a deadline",

@@ -179,7 +179,7 @@ fn a_bad_capacity_is_a_build_error() {
     let zero = Pool::builder().capacity(Priority::LOW, 0).build().unwrap_err();
     assert!(zero.to_string().contains("at least 1"), "{zero}");
     let unknown = Pool::builder().levels(2).capacity(Priority::level(2), 4).build().unwrap_err();
-    assert!(unknown.to_string().contains("levels 0..2"), "{unknown}");
+    assert!(unknown.to_string().contains("levels(2), which are 0 to 1"), "{unknown}");
 }
 
 /// Many producers push through a small bounded level: every job runs
