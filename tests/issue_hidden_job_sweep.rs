@@ -298,9 +298,9 @@ fn shutdown_now_cancels_every_job_submitted_before_it() {
 }
 
 /// The control: one producer cannot hide a job from the count (see the
-/// module docs); passes on main too.
+/// module docs); passes on the buggy f83de0a too.
 #[test]
-#[ignore = "control for the oracle: passes on main too"]
+#[ignore = "control for the oracle: passes on the buggy f83de0a too"]
 fn one_producer_control() {
     rounds(Call::TimeoutZero, 1);
     rounds(Call::Now, 1);
