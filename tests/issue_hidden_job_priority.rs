@@ -343,7 +343,8 @@ fn no_low_job_starts_while_a_returned_high_spawn_waits() {
     check(true);
 }
 
-/// The control: one HIGH spawner (see the module docs); passes on the buggy f83de0a too.
+/// The control: one HIGH spawner (see the module docs); passes on the
+/// buggy f83de0a too.
 #[test]
 #[ignore = "control for the oracle: passes on the buggy f83de0a too"]
 fn one_high_spawner_control() {
