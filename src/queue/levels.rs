@@ -480,29 +480,19 @@ mod tests {
 
     #[test]
     fn the_shortcut_is_not_taken_while_a_more_urgent_injector_holds_a_job() {
-        let (local, peers) = worker(2);
-        let levels = hot_on_the_last_level(2, &local, &peers);
-        levels.inject(0, 3);
-        assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(0, 3, Source::Injector)));
-        // Level 1's injector was left alone: no job was taken from it and put back.
-        assert!(local.is_empty() && levels.queued(1, &peers) == 1);
-        assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 2, Source::Injector)));
-    }
-
-    #[test]
-    fn the_shortcut_waits_for_every_more_urgent_injector() {
-        // Three levels, the last job from level 2's injector: a job in
-        // level 0's or level 1's injector each stops the shortcut, so
-        // level 2's next job is neither taken nor put back. (Fails on a
-        // check that skips a more urgent level, or on no check.)
-        for more in 0..2 {
-            let (local, peers) = worker(3);
-            let levels = hot_on_the_last_level(3, &local, &peers);
+        // The last job from the last level's injector: a job in any more
+        // urgent injector stops the shortcut, so the last level's next job
+        // is neither taken nor put back. (Fails on no check, or on a check
+        // that skips a more urgent level.)
+        for (n, more) in [(2, 0), (3, 0), (3, 1)] {
+            let (local, peers) = worker(n);
+            let levels = hot_on_the_last_level(n, &local, &peers);
             levels.inject(more, 3);
+            let case = format!("{n} levels, level {more}");
             let found = levels.pick(&local, &peers, 0);
-            assert!(matches!(found, Pick::Found(l, 3, Source::Injector) if l == more), "level {more}: not its job");
-            assert!(local.is_empty() && levels.queued(2, &peers) == 1, "level {more}: the shortcut took a job");
-            assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(2, 2, Source::Injector)));
+            assert!(matches!(found, Pick::Found(l, 3, Source::Injector) if l == more), "{case}: not its job");
+            assert!(local.is_empty() && levels.queued(n - 1, &peers) == 1, "{case}: the shortcut took a job");
+            assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(l, 2, Source::Injector) if l == n - 1));
         }
     }
 
