@@ -2,13 +2,9 @@
 //! `src/job/erase.rs` and the hand-off of results between stacks for
 //! undefined behaviour (the other tests are too large for it, and their
 //! watchdogs count wall-clock time). Under plain `cargo test` they run in
-//! milliseconds. With Miri (crossbeam-epoch needs Tree Borrows; crossbeam
-//! PR #996):
-//!
-//! ```text
-//! MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-disable-isolation -Zmiri-permissive-provenance -Zmiri-ignore-leaks" \
-//!     cargo +nightly miri test -p priopool-tests --test miri_forkjoin
-//! ```
+//! milliseconds. `.ci/run` runs them under Miri, on a pinned nightly, with
+//! Tree Borrows (crossbeam-epoch needs it; crossbeam PR #996); the command
+//! is there.
 
 mod common;
 
