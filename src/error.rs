@@ -260,6 +260,11 @@ pub enum SpawnErrorKind {
     /// not to wait for room (`try_spawn`, `try_submit`), or the room did not
     /// come within its wait (`spawn_timeout`, `submit_timeout`).
     Full,
+    /// [`priopool::spawn`](crate::spawn) was called on a thread that runs
+    /// no pool's worker, so there is no pool to spawn on: use
+    /// [`Pool::spawn`](crate::Pool::spawn) or a [`Spawner`](crate::Spawner)
+    /// there.
+    NotInPool,
 }
 
 impl fmt::Display for SpawnErrorKind {
@@ -274,6 +279,9 @@ impl fmt::Display for SpawnErrorKind {
             ),
             SpawnErrorKind::Full => f.write_str(
                 "the job's priority level is at its capacity: retry later, or let the spawn wait for room (spawn, submit)",
+            ),
+            SpawnErrorKind::NotInPool => f.write_str(
+                "priopool::spawn was called outside the jobs of a pool, so there is no pool to spawn on: use Pool::spawn or a Spawner",
             ),
         }
     }

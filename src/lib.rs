@@ -6,7 +6,7 @@
 // its own layer or a lower one. The only import cycles are the registry's
 // knot inside runtime/ and Pool <-> Builder in api/ (each API names the other).
 //
-//   L4 api/       Pool, Spawner, Builder, JobBuilder, the handles: check input, call the runtime
+//   L4 api/       Pool, Spawner and spawn, Builder, JobBuilder, the handles: check input, call the runtime
 //      forkjoin/  join and scope
 //   L3 runtime/   the only threads: registry (a job's way in, resizing, shutdown), worker loop,
 //                 worker set, monitoring probe, shutdown_now, deadline timer, reserved threads,
@@ -46,7 +46,7 @@ mod sleep;
 mod sync;
 
 pub use api::{
-    Builder, CancelHandle, JobBuilder, JobGroup, JobHandle, JoinTimeoutError, Pool, PromoteOutcome, Spawner,
+    Builder, CancelHandle, JobBuilder, JobGroup, JobHandle, JoinTimeoutError, Pool, PromoteOutcome, Spawner, spawn,
 };
 pub use capacity::WhenFull;
 pub use config::{DEFAULT_KEEP_ALIVE, DropPolicy, MAX_LEVELS, MAX_WORKERS};

@@ -1,6 +1,6 @@
-//! The public face: [`Pool`] and [`Spawner`], [`Builder`], [`JobBuilder`]
-//! and the handles. Each method checks its input and hands the work to the
-//! runtime below.
+//! The public face: [`Pool`] and [`Spawner`] (and [`spawn`] from a running
+//! job), [`Builder`], [`JobBuilder`] and the handles. Each method checks its
+//! input and hands the work to the runtime below.
 
 mod builder;
 mod group;
@@ -15,4 +15,4 @@ pub use group::JobGroup;
 pub use handle::{CancelHandle, JobHandle, JoinTimeoutError, PromoteOutcome};
 pub use options::JobBuilder;
 pub use pool::Pool;
-pub use spawner::Spawner;
+pub use spawner::{Spawner, spawn};

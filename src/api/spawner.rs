@@ -1,15 +1,17 @@
 //! [`Spawner`]: the cloneable handle that gives jobs to a pool from any
-//! thread, and what [`Pool`](crate::Pool)'s own methods delegate to.
+//! thread, and what [`Pool`](crate::Pool)'s own methods delegate to; and
+//! [`spawn`], the same from a running job with no handle.
 
 use super::handle::JobHandle;
 use super::options::JobBuilder;
 use crate::capacity::WhenFull;
-use crate::error::SpawnError;
+use crate::error::{SpawnError, SpawnErrorKind};
 use crate::forkjoin::{self, Scope};
 use crate::job::Job;
 use crate::metrics::Metrics;
 use crate::queue::Priority;
 use crate::runtime::registry::Registry;
+use crate::runtime::worker;
 use crate::sync::Arc;
 use std::fmt;
 use std::time::Duration;
@@ -205,5 +207,51 @@ impl Spawner {
 impl fmt::Debug for Spawner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Spawner").field("levels", &self.levels()).finish_non_exhaustive()
+    }
+}
+
+/// Queues `job` at `priority` on the pool whose job is running on the
+/// calling thread, as [`Spawner::spawn`] on that pool would, with no handle
+/// to carry: the job goes to the running worker's local deque for its
+/// level, is accepted during the pool's drain, and never waits for room
+/// (see [`Builder::capacity`](crate::Builder::capacity)). This is the
+/// counterpart of `rayon::spawn` and `tokio::spawn`, as
+/// [`priopool::join`](crate::join) is of `rayon::join`; a job that spawns
+/// many jobs saves the clone of a [`Spawner`] per job (a shared reference
+/// count).
+///
+/// ```
+/// use priopool::{Pool, Priority};
+/// use std::sync::mpsc;
+///
+/// let pool = Pool::new()?;
+/// let (tx, rx) = mpsc::channel();
+/// pool.spawn(Priority::LOW, move || {
+///     for part in 0..4 {
+///         let tx = tx.clone();
+///         priopool::spawn(Priority::LOW, move || tx.send(part).unwrap()).unwrap();
+///     }
+/// })?;
+/// let mut parts: Vec<i32> = rx.iter().take(4).collect();
+/// parts.sort();
+/// assert_eq!(parts, [0, 1, 2, 3]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// A [`SpawnError`] holding `job`, unrun, when no pool's worker runs on the
+/// calling thread ([`SpawnErrorKind::NotInPool`]: a plain thread, or a
+/// worker whose thread-local storage is being torn down), or when
+/// `priority` names a level that pool does not have.
+pub fn spawn<F>(priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    match worker::current_worker() {
+        Some(local) => {
+            Registry::spawn(&local.registry, priority.into(), job, WhenFull::Wait, None, |job, _| (Job::new(job), ()))
+        }
+        None => Err(SpawnError::new(job, SpawnErrorKind::NotInPool)),
     }
 }

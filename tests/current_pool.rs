@@ -1,0 +1,120 @@
+//! `priopool::spawn`: from a running job, a spawn on that job's own pool
+//! with no handle. Each job runs exactly once and on the right pool, also
+//! with two pools and during the pool's drain; outside any pool the job
+//! comes back with `SpawnErrorKind::NotInPool`.
+//!
+//! Seen failing: with `spawn` answering `NotInPool` everywhere, every test
+//! but the outside one; with `spawn` refusing once intake has closed (as a
+//! spawn from outside is refused), the drain test.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+
+use common::{BOUND, Tally, recv, watchdog};
+use priopool::{Pool, Priority, SpawnErrorKind};
+
+/// The name prefix of the thread this runs on.
+fn pool_of_thread() -> String {
+    thread::current().name().unwrap_or("").split('-').next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn from_a_job_each_spawned_job_runs_once_on_that_pool() {
+    watchdog("priopool::spawn on two pools", BOUND, || {
+        const JOBS: usize = 1_000;
+        let build = |name: &'static str| {
+            Pool::builder().workers(2).thread_name(move |i| format!("{name}-{i}")).build().expect("the pool builds")
+        };
+        let (a, b) = (build("pa"), build("pb"));
+        for (pool, name) in [(&a, "pa"), (&b, "pb")] {
+            let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..JOBS).map(|_| AtomicUsize::new(0)).collect());
+            let (wrong_tx, wrong_rx) = mpsc::channel();
+            let done = Arc::new(Tally::default());
+            let (r, d) = (Arc::clone(&runs), Arc::clone(&done));
+            pool.spawn(Priority::LOW, move || {
+                for i in 0..JOBS {
+                    let (runs, done, wrong) = (Arc::clone(&r), Arc::clone(&d), wrong_tx.clone());
+                    let priority = if i % 2 == 0 { Priority::HIGH } else { Priority::LOW };
+                    priopool::spawn(priority, move || {
+                        runs[i].fetch_add(1, Ordering::Relaxed);
+                        if pool_of_thread() != name {
+                            wrong.send(pool_of_thread()).expect("the test waits");
+                        }
+                        done.add();
+                    })
+                    .unwrap_or_else(|e| panic!("a spawn from a job of {name} was refused: {e}"));
+                }
+            })
+            .expect("the pool is open");
+            done.wait_for(JOBS);
+            assert!(pool.wait_idle());
+            let counts: Vec<usize> = runs.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+            assert!(counts.iter().all(|&n| n == 1), "{name}: a job ran other than once: {counts:?}");
+            assert_eq!(
+                wrong_rx.try_iter().collect::<Vec<_>>(),
+                Vec::<String>::new(),
+                "{name}: jobs ran on another pool"
+            );
+        }
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn outside_any_pool_the_job_comes_back() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&ran);
+    let refused = priopool::spawn(Priority::HIGH, move || {
+        r.fetch_add(1, Ordering::Relaxed);
+    })
+    .expect_err("no pool runs on the test thread");
+    assert_eq!(refused.kind(), SpawnErrorKind::NotInPool);
+    assert!(refused.to_string().contains("outside the jobs of a pool"), "{refused}");
+    refused.into_inner()();
+    assert_eq!(ran.load(Ordering::Relaxed), 1, "the job came back intact and ran once, on the caller");
+}
+
+#[test]
+fn during_the_drain_a_jobs_spawns_are_accepted_and_run() {
+    watchdog("priopool::spawn during the drain", BOUND, || {
+        let pool = Pool::builder().workers(2).build().expect("the pool builds");
+        let spawner = pool.spawner();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (result_tx, result_rx) = mpsc::channel();
+        let r = Arc::clone(&ran);
+        pool.spawn(Priority::LOW, move || {
+            // Wait until intake has closed: a spawn from outside the pool
+            // (this helper thread) is refused from then on.
+            thread::spawn(move || while spawner.spawn(Priority::LOW, || ()).is_ok() {})
+                .join()
+                .expect("the probe thread");
+            let outcome = priopool::spawn(Priority::HIGH, move || {
+                r.fetch_add(1, Ordering::Relaxed);
+            });
+            result_tx.send(outcome.map_err(|e| e.kind())).expect("the test waits");
+        })
+        .expect("the pool is open");
+        pool.shutdown();
+        assert_eq!(recv(&result_rx, "the draining job's spawn"), Ok(()));
+        assert_eq!(ran.load(Ordering::Relaxed), 1, "shutdown returned before the accepted job ran");
+    });
+}
+
+#[test]
+fn an_unknown_level_is_refused_with_the_job() {
+    watchdog("priopool::spawn at a level the pool lacks", BOUND, || {
+        let pool = Pool::builder().workers(1).levels(2).build().expect("the pool builds");
+        let (tx, rx) = mpsc::channel();
+        pool.spawn(Priority::LOW, move || {
+            let refused = priopool::spawn(Priority::level(5), || ()).expect_err("level 5 does not exist");
+            tx.send(refused.kind()).expect("the test waits");
+        })
+        .expect("the pool is open");
+        assert_eq!(recv(&rx, "the refusal"), SpawnErrorKind::UnknownLevel { level: 5, levels: 2 });
+        pool.shutdown();
+    });
+}
