@@ -4,10 +4,11 @@
 //! The tree is a made-up directory tree (each directory holds a few files
 //! and subdirectories, decided by its path); a job per directory adds its
 //! files' sizes to a shared total and spawns one job per subdirectory.
-//! Jobs spawned from inside the pool go to the spawning worker's own deque,
-//! where idle workers steal them; they never wait for room, even on a level
-//! with a capacity (that would deadlock a pool whose every worker waits),
-//! so only the roots, spawned from `main`, are held back by it.
+//! Jobs spawned from inside the pool (`priopool::spawn`, which needs no
+//! handle there) go to the spawning worker's own deque, where idle workers
+//! steal them; they never wait for room, even on a level with a capacity
+//! (that would deadlock a pool whose every worker waits), so only the
+//! roots, spawned from `main`, are held back by it.
 //!
 //! Run it with `cargo run --release --example fanout`.
 
@@ -16,7 +17,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use priopool::{Pool, Priority, Spawner};
+use priopool::{Pool, Priority};
 
 const DEPTH: u32 = 7;
 
@@ -31,14 +32,14 @@ fn list(path: &str, depth: u32) -> (Vec<u64>, Vec<String>) {
 }
 
 /// The job of one directory: count its files, spawn its subdirectories.
-fn visit(spawner: Spawner, totals: Arc<(AtomicU64, AtomicU64)>, path: String, depth: u32) {
+fn visit(totals: Arc<(AtomicU64, AtomicU64)>, path: String, depth: u32) {
     let (files, dirs) = list(&path, depth);
     totals.0.fetch_add(files.iter().sum(), Ordering::Relaxed);
     totals.1.fetch_add(1, Ordering::Relaxed);
     for dir in dirs {
-        let (inner, totals) = (spawner.clone(), Arc::clone(&totals));
+        let totals = Arc::clone(&totals);
         // From inside the pool: admitted at once, never waits for room.
-        let spawned = spawner.spawn(Priority::LOW, move || visit(inner, totals, dir, depth + 1));
+        let spawned = priopool::spawn(Priority::LOW, move || visit(totals, dir, depth + 1));
         spawned.expect("a running job's spawn is refused only for a level the pool lacks");
     }
 }
@@ -47,9 +48,9 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let pool = Pool::builder().capacity(Priority::LOW, 4).build()?;
     let totals = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     for root in ["/home", "/srv", "/var", "/opt", "/usr", "/etc"] {
-        let (spawner, totals) = (pool.spawner(), Arc::clone(&totals));
+        let totals = Arc::clone(&totals);
         // From outside: waits while 4 roots are queued.
-        pool.spawn(Priority::LOW, move || visit(spawner, totals, root.to_owned(), 1))?;
+        pool.spawn(Priority::LOW, move || visit(totals, root.to_owned(), 1))?;
     }
     pool.wait_idle();
     let (bytes, dirs) = (totals.0.load(Ordering::Relaxed), totals.1.load(Ordering::Relaxed));
