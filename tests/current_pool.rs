@@ -1,14 +1,18 @@
 //! `priopool::spawn`: from a running job, a spawn on that job's own pool
 //! with no handle. Each job runs exactly once and on the right pool, also
-//! with two pools and during the pool's drain; outside any pool the job
-//! comes back with `SpawnErrorKind::NotInPool`.
+//! with two pools, during the pool's drain, and for a job that a pool's
+//! drop runs in a thread-local destructor; outside any pool the job comes
+//! back with `SpawnErrorKind::NotInPool`.
 //!
 //! Seen failing: with `spawn` answering `NotInPool` everywhere, every test
 //! but the outside one; with `spawn` refusing once intake has closed (as a
-//! spawn from outside is refused), the drain test.
+//! spawn from outside is refused), the drain test; on d487951, which found
+//! the pool through the worker's deques alone (`CURRENT`, gone by then),
+//! the thread-local destructor test.
 
 mod common;
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
@@ -116,5 +120,47 @@ fn an_unknown_level_is_refused_with_the_job() {
         .expect("the pool is open");
         assert_eq!(recv(&rx, "the refusal"), SpawnErrorKind::UnknownLevel { level: 5, levels: 2 });
         pool.shutdown();
+    });
+}
+
+thread_local! {
+    static HOLD: RefCell<Option<Pool>> = const { RefCell::new(None) };
+}
+
+/// A job that a pool's drop runs on the dropping thread (`run_here`: the OS
+/// refuses every thread start, `stack_size(1 << 46)`) in a thread-local
+/// destructor, after the pool's own thread-locals are gone, is a running
+/// job of the pool: its spawn is accepted, as a `Spawner`'s is there
+/// (`issue_tls_run_here_spawn.rs`). The refused `priopool::spawn` on the
+/// plain thread after `HOLD` is set up is the first use of the pool's
+/// thread-locals there, so they are destroyed before `HOLD`.
+#[test]
+fn a_job_run_by_a_pool_dropped_in_a_thread_local_destructor_spawns_on_it() {
+    watchdog("priopool::spawn from a job run in a thread-local destructor", BOUND, || {
+        let (result_tx, result_rx) = mpsc::channel();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = Arc::clone(&ran);
+        thread::spawn(move || {
+            let pool =
+                Pool::builder().min_workers(0).max_workers(2).stack_size(1 << 46).build().expect("the pool builds");
+            let spawner = pool.spawner();
+            HOLD.with(|hold| *hold.borrow_mut() = Some(pool));
+            let outside = priopool::spawn(Priority::LOW, || ()).map_err(|e| e.kind());
+            assert_eq!(outside, Err(SpawnErrorKind::NotInPool), "a plain thread runs no pool's job");
+            spawner
+                .spawn(Priority::LOW, move || {
+                    let child = priopool::spawn(Priority::LOW, move || {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    });
+                    result_tx.send(child.map_err(|e| e.kind())).expect("the test waits");
+                })
+                .expect("the pool is open");
+            // The thread ends: `HOLD`'s destructor drops the pool, whose
+            // shutdown runs the job and its child here.
+        })
+        .join()
+        .expect("the thread exits normally");
+        assert_eq!(recv(&result_rx, "the job's spawn"), Ok(()), "a running job of the pool was refused");
+        assert_eq!(ran.load(Ordering::Relaxed), 1, "the child ran once, before the pool's drop returned");
     });
 }
