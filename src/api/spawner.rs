@@ -248,10 +248,10 @@ pub fn spawn<F>(priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<
 where
     F: FnOnce() + Send + 'static,
 {
-    match worker::current_worker() {
-        Some(local) => {
-            Registry::spawn(&local.registry, priority.into(), job, WhenFull::Wait, None, |job, _| (Job::new(job), ()))
+    worker::with_loop_pool(|pool| match pool {
+        Some(registry) => {
+            Registry::spawn(registry, priority.into(), job, WhenFull::Wait, None, |job, _| (Job::new(job), ()))
         }
         None => Err(SpawnError::new(job, SpawnErrorKind::NotInPool)),
-    }
+    })
 }

@@ -49,7 +49,10 @@
 //! to spawn into: `LOOP`, which has no destructor, says that a loop of the
 //! pool runs on the thread, so that such a job's spawn goes to the
 //! injector and is admitted past a closed intake like any job's, and a
-//! shutdown called from it does not wait for itself.
+//! shutdown called from it does not wait for itself. `LOOP_POOL`, over the
+//! same window and with no destructor either (its `Arc` is in a
+//! `ManuallyDrop`, released by the loop on the way out), holds that pool,
+//! for `priopool::spawn`, which has no handle to name it.
 //!
 //! `OWNER` marks a worker thread for its whole life, hooks and thread-local
 //! destructors included, which is longer than `CURRENT`'s window. A
@@ -61,6 +64,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
@@ -115,6 +119,9 @@ thread_local! {
     /// same window as `CURRENT`; it has no destructor, so it stays readable
     /// where `CURRENT` is gone (see the module docs).
     static LOOP: Cell<Option<usize>> = const { Cell::new(None) };
+    /// The pool whose worker loop runs on this thread, over `LOOP`'s
+    /// window; no destructor, as `LOOP` (see the module docs).
+    static LOOP_POOL: RefCell<Option<ManuallyDrop<Arc<Registry>>>> = const { RefCell::new(None) };
 }
 
 // loom's `thread_local!` takes no `const` initialiser.
@@ -123,6 +130,7 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Local>>> = RefCell::new(None);
     static OWNER: Cell<Option<usize>> = Cell::new(None);
     static LOOP: Cell<Option<usize>> = Cell::new(None);
+    static LOOP_POOL: RefCell<Option<ManuallyDrop<Arc<Registry>>>> = RefCell::new(None);
 }
 
 /// The local deques of the current thread if it is a worker of registry
@@ -140,6 +148,20 @@ pub(crate) fn current_local(registry_id: usize) -> Option<Rc<Local>> {
 #[inline]
 pub(crate) fn runs_loop_of(registry_id: usize) -> bool {
     LOOP.with(|running| running.get() == Some(registry_id))
+}
+
+/// Runs `f` with the pool whose worker loop runs on the current thread, if
+/// any, its deques reachable or not (see the module docs). No borrow of a
+/// thread-local is held while `f` runs: a spawn may run user code (a
+/// growing pool's thread name function) that drops a pool, whose shutdown
+/// may run a loop here (`run_here`). The pool is cloned only where
+/// `CURRENT` is gone.
+pub(crate) fn with_loop_pool<R>(f: impl FnOnce(Option<&Arc<Registry>>) -> R) -> R {
+    if let Some(local) = current_worker() {
+        return f(Some(&local.registry));
+    }
+    let pool = LOOP_POOL.with(|pool| pool.borrow().as_deref().cloned());
+    f(pool.as_ref())
 }
 
 /// The worker running on the current thread, of whichever pool, if any.
@@ -280,6 +302,7 @@ impl WorkerThread {
         // marks its jobs as the pool's (see the module docs).
         let outer = CURRENT.try_with(|current| current.replace(Some(Rc::clone(&self.local)))).ok().flatten();
         let outer_loop = LOOP.with(|running| running.replace(Some(self.registry.id)));
+        let outer_pool = LOOP_POOL.with(|pool| pool.replace(Some(ManuallyDrop::new(Arc::clone(&self.registry)))));
         let registry = Arc::clone(&self.registry);
         registry.sleep.enter_loop(class);
         let idle = RoleBackoff::new(self.local.role);
@@ -332,6 +355,8 @@ impl WorkerThread {
         };
         let _ = CURRENT.try_with(|current| *current.borrow_mut() = outer);
         LOOP.with(|running| running.set(outer_loop));
+        let own_pool = LOOP_POOL.with(|pool| pool.replace(outer_pool));
+        drop(own_pool.map(ManuallyDrop::into_inner));
         self.stop_searching(false);
         // A retiring worker may hold jobs that its last job spawned; a
         // drained pool has none. They stay stealable (see `workers.rs`).
