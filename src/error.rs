@@ -261,7 +261,8 @@ pub enum SpawnErrorKind {
     /// come within its wait (`spawn_timeout`, `submit_timeout`).
     Full,
     /// [`priopool::spawn`](crate::spawn) was called on a thread that runs
-    /// no pool's worker, so there is no pool to spawn on: use
+    /// no pool's job (a worker thread's hooks `on_thread_start` and
+    /// `on_thread_stop` run none), so there is no pool to spawn on: use
     /// [`Pool::spawn`](crate::Pool::spawn) or a [`Spawner`](crate::Spawner)
     /// there.
     NotInPool,

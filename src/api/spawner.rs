@@ -213,9 +213,12 @@ impl fmt::Debug for Spawner {
 /// Queues `job` at `priority` on the pool whose job is running on the
 /// calling thread, as [`Spawner::spawn`] on that pool would, with no handle
 /// to carry: the job goes to the running worker's local deque for its
-/// level, is accepted during the pool's drain, and never waits for room
-/// (see [`Builder::capacity`](crate::Builder::capacity)). This is the
-/// counterpart of `rayon::spawn` and `tokio::spawn`, as
+/// level, is accepted during the pool's drain (once
+/// [`Pool::shutdown_now`](crate::Pool::shutdown_now) has begun: accepted,
+/// then cancelled), and never waits for room (see
+/// [`Builder::capacity`](crate::Builder::capacity)). The job hooks and the
+/// panic handler, called on the worker around its job, count as the job.
+/// This is the counterpart of `rayon::spawn` and `tokio::spawn`, as
 /// [`priopool::join`](crate::join) is of `rayon::join`; a job that spawns
 /// many jobs saves the clone of a [`Spawner`] per job (a shared reference
 /// count).
@@ -240,10 +243,13 @@ impl fmt::Debug for Spawner {
 ///
 /// # Errors
 ///
-/// A [`SpawnError`] holding `job`, unrun, when no pool's worker runs on the
+/// A [`SpawnError`] holding `job`, unrun, when no pool's job runs on the
 /// calling thread ([`SpawnErrorKind::NotInPool`]: a plain thread, or a
-/// worker whose thread-local storage is being torn down), or when
-/// `priority` names a level that pool does not have.
+/// worker thread outside its jobs, in its
+/// [`on_thread_start`](crate::Builder::on_thread_start) or
+/// [`on_thread_stop`](crate::Builder::on_thread_stop) hook or its
+/// thread-local destructors), or when `priority` names a level that pool
+/// does not have.
 pub fn spawn<F>(priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
 where
     F: FnOnce() + Send + 'static,
