@@ -212,16 +212,16 @@ impl fmt::Debug for Spawner {
 
 /// Queues `job` at `priority` on the pool whose job is running on the
 /// calling thread, as [`Spawner::spawn`] on that pool would, with no handle
-/// to carry: the job goes to the running worker's local deque for its
-/// level, is accepted during the pool's drain (once
-/// [`Pool::shutdown_now`](crate::Pool::shutdown_now) has begun: accepted,
-/// then cancelled), and never waits for room (see
-/// [`Builder::capacity`](crate::Builder::capacity)). The job hooks and the
-/// panic handler, called on the worker around its job, count as the job.
-/// This is the counterpart of `rayon::spawn` and `tokio::spawn`, as
-/// [`priopool::join`](crate::join) is of `rayon::join`; a job that spawns
-/// many jobs saves the clone of a [`Spawner`] per job (a shared reference
-/// count).
+/// to carry: the counterpart of `rayon::spawn` and `tokio::spawn`, as
+/// [`priopool::join`](crate::join) is of `rayon::join`. A job that spawns
+/// many jobs saves a [`Spawner`] clone (a shared reference count) per job.
+///
+/// As any spawn from a running job, the job goes to the worker's local
+/// deque for its level, never waits for room (see
+/// [`Builder::capacity`](crate::Builder::capacity)), and is accepted during
+/// the pool's drain (once [`Pool::shutdown_now`](crate::Pool::shutdown_now)
+/// has begun: accepted, then cancelled). The job hooks and the panic
+/// handler, called on the worker around its job, count as the job.
 ///
 /// ```
 /// use priopool::{Pool, Priority};
