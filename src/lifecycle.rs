@@ -132,6 +132,15 @@ impl Lifecycle {
         self.spawning.iter().any(|stripe| stripe.fetch_add(0, Ordering::AcqRel) != 0)
     }
 
+    /// How many spawns from outside are under way (a snapshot, by the same
+    /// read-modify-writes as [`Lifecycle::spawns_under_way`]; a spawn being
+    /// refused is counted for a moment too). Each one that was admitted
+    /// pushes its job after this read, or had pushed it before: what a
+    /// `TimedOut` report adds for jobs queued after its sweep (`abort.rs`).
+    pub(crate) fn count_under_way(&self) -> usize {
+        self.spawning.iter().map(|stripe| stripe.fetch_add(0, Ordering::AcqRel)).sum()
+    }
+
     /// Records the drain (under the sleepers' lock; see the module docs).
     pub(crate) fn set_drained(&self) {
         self.state.fetch_or(DRAINED, Ordering::Release);

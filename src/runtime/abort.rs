@@ -151,6 +151,8 @@ pub enum ShutdownReport {
         /// returned: one per worker not asleep (it may be running a job,
         /// about to run or discard one it took, or still looking for one),
         /// plus any job queued after the sweep (spawned by a running job),
+        /// plus one per spawn from outside under way (admitted before
+        /// intake closed, so its job may be queued after the sweep),
         /// plus one if the deadline timer was expiring a job (dropping its
         /// closure); a snapshot taken before `cancelled` was read.
         /// 0 means every accepted job had ended: run, or counted in
@@ -349,12 +351,17 @@ pub(crate) fn shutdown_timeout(registry: &Arc<Registry>, timeout: Duration) -> S
         };
     }
     abort_and_sweep(registry);
+    // A spawn from outside admitted before the close may push its job after
+    // the sweep; read before the backlog, so that a spawn that ended
+    // since has its job in the queues read next (the stripes' acquire),
+    // or taken by a worker counted in `engaged`.
+    let under_way = registry.lifecycle.count_under_way();
     // A worker that took a job, even one it will discard because the pool
     // aborts, is not asleep until after its next pick. Read before the
     // counts: a job a worker cancelled before it fell asleep is counted.
     let queued: usize = registry.metrics().levels.iter().map(|l| l.backlog as usize).sum();
     // A job the deadline timer is expiring has not ended either.
-    let still_running = registry.sleep.engaged() + queued + registry.timer.expiring();
+    let still_running = under_way + registry.sleep.engaged() + queued + registry.timer.expiring();
     let cancelled = registry.abort.counts();
     if still_running == 0 && registry.abort.wait_drained(Some(Instant::now())) {
         // Nothing runs any more: join what exits in time.
