@@ -188,8 +188,9 @@ impl Pool {
     ///
     /// Once every job has finished: resumes `op`'s panic if it panicked,
     /// else the first panic of a job of the scope (the others are
-    /// dropped). A scoped job cancelled by [`Pool::shutdown_now`] before
-    /// it started counts as a panic saying so.
+    /// dropped). A scoped job cancelled before it started, by
+    /// [`Pool::shutdown_now`] (or a shutdown that cancels the backlog) or by
+    /// [`Pool::cancel_queued`], counts as a panic saying so.
     ///
     /// ```
     /// use priopool::{Pool, Priority};
@@ -214,8 +215,8 @@ impl Pool {
     }
 
     /// Runs `a` and `b`, potentially in parallel, on this pool; see
-    /// [`Spawner::join`]. Never fails: if the pool refuses `b` (shutting
-    /// down, or `priority` names no level), both run on the calling thread.
+    /// [`Spawner::join`]. If the pool refuses `b` (shutting down, or
+    /// `priority` names no level), both run on the calling thread.
     pub fn join<A, B, RA, RB>(&self, priority: impl Into<Priority>, a: A, b: B) -> (RA, RB)
     where
         A: FnOnce() -> RA,
@@ -332,6 +333,12 @@ impl Pool {
     /// a cancelled closure's destructor is caught and counted in
     /// [`Metrics::drop_panics`](crate::Metrics::drop_panics). A level the
     /// pool does not have has nothing to cancel: 0.
+    ///
+    /// The queued jobs of a [`Pool::scope`] at this level are cancelled
+    /// too, and so is the second closure of a [`Pool::join`] called from
+    /// outside the pool, which waits as a scoped job: that scope or join
+    /// then panics once its other jobs have finished, with a message saying
+    /// a job was cancelled.
     pub fn cancel_queued(&self, priority: impl Into<Priority>) -> usize {
         let registry = &self.spawner.registry;
         priority.into().resolve(registry.levels.len()).map_or(0, |level| abort::cancel_level(registry, level))

@@ -168,7 +168,11 @@ impl Spawner {
     /// # Panics
     ///
     /// As [`priopool::join`](crate::join): after both finished, resumes the
-    /// panic of `a`, else of `b`.
+    /// panic of `a`, else of `b`. From outside the pool, `b` waits as a
+    /// scoped job: cancelled before it started (by
+    /// [`Pool::cancel_queued`](crate::Pool::cancel_queued), or a shutdown
+    /// that cancels the backlog), it is a panic, as in
+    /// [`Pool::scope`](crate::Pool::scope).
     pub fn join<A, B, RA, RB>(&self, priority: impl Into<Priority>, a: A, b: B) -> (RA, RB)
     where
         A: FnOnce() -> RA,

@@ -43,8 +43,10 @@
 //!
 //! The first panic of a job is kept and later ones dropped; `scope`
 //! resumes the closure's own panic if it panicked, else the kept one, once
-//! every job has finished. A job cancelled by `shutdown_now` before it
-//! started counts as a panic with [`JOB_CANCELLED`] as its message.
+//! every job has finished. A job cancelled before it started (by
+//! `shutdown_now` or a shutdown that cancels the backlog, or by
+//! `Pool::cancel_queued`, which takes scoped jobs off their queue as any
+//! other) counts as a panic with [`JOB_CANCELLED`] as its message.
 
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
@@ -61,9 +63,8 @@ use crate::runtime::worker::Local;
 use crate::sync::plain::{self, Mutex, lock};
 use crate::sync::{Arc, AtomicUsize, Ordering, Parker, Unparker};
 
-/// The panic message of a scoped job that `shutdown_now` cancelled before it
-/// started.
-pub(crate) const JOB_CANCELLED: &str = "priopool::Scope: a job was cancelled by shutdown_now before it ran";
+/// The panic message of a scoped job cancelled before it started.
+pub(crate) const JOB_CANCELLED: &str = "priopool::Scope: a job was cancelled before it ran (by cancel_queued, or by shutdown_now or a shutdown that cancels the backlog)";
 
 /// A set of jobs that may borrow from the stack of the caller of
 /// [`Pool::scope`](crate::Pool::scope): the scope ends only when every job
@@ -189,7 +190,7 @@ impl<F> Drop for Scoped<'_, F> {
 }
 
 /// The queue entry of a claimable job: runs the job unless its owner
-/// claimed it first. Dropped unrun (cancelled by `shutdown_now`), it drops
+/// claimed it first. Dropped unrun (cancelled: see [`JOB_CANCELLED`]), it drops
 /// the job unrun too, so the cancellation is the same as for any job.
 struct ClaimableEntry(plain::Arc<Cell>);
 
