@@ -33,9 +33,12 @@
 //! (`runtime/help.rs`). Jobs spawned at levels less urgent than the owner's
 //! job are also kept in the scope (`claimable`), so that the owner can
 //! claim one that has not started and run it inline (a spawn of one unparks
-//! the owner, which may be parked waiting); the queue entry that
-//! a claimed job leaves behind runs as an empty job when popped (counted
-//! as a job; it gets the job hooks, the claimed run does not). Jobs at the
+//! the owner, which may be parked waiting). A claimed job is counted and
+//! hooked as a job of its level when the owner runs it, as a handle's job
+//! claimed by its waiter is; the queue entry it leaves behind (`Job::claimable`)
+//! is found empty and discarded as run ahead (`metrics/counters.rs`)
+//! wherever it is taken off: by a worker, `cancel_queued` or the
+//! `shutdown_now` sweep, none of which counts it again. Jobs at the
 //! owner's level or more urgent are found by its pick. Elsewhere the owner
 //! blocks.
 //!
@@ -53,9 +56,9 @@ use std::panic::{self, AssertUnwindSafe};
 
 use crate::capacity::WhenFull;
 use crate::error::SpawnError;
-use crate::job::erase::{Borrowing, Erased, UnwindGuard, erase};
+use crate::job::erase::{Borrowing, UnwindGuard, erase};
 use crate::job::task::Payload;
-use crate::job::{Job, drop_payload};
+use crate::job::{ClaimCell, Job, drop_payload};
 use crate::queue::Priority;
 use crate::runtime::help;
 use crate::runtime::registry::Registry;
@@ -91,13 +94,10 @@ pub(crate) struct ScopeState {
     owner_level: Option<usize>,
     /// Jobs less urgent than the owner, for the owner to claim: level and
     /// cell (emptied by whoever runs the job).
-    claimable: Mutex<Vec<(usize, plain::Arc<Cell>)>>,
+    claimable: Mutex<Vec<(usize, plain::Arc<ClaimCell>)>>,
     /// The first panic of a job.
     panic: Mutex<Option<Payload>>,
 }
-
-/// A claimable job: whoever takes the closure out runs it.
-type Cell = Mutex<Option<Erased>>;
 
 impl ScopeState {
     /// A scope's state with its closure's unit counted.
@@ -152,7 +152,7 @@ impl ScopeState {
             let Some((level, cell)) = next else { return false };
             let job = lock(&cell).take();
             if let Some(job) = job {
-                help::run_claimed(local, level, job);
+                help::run_claimed(local, level, Job::new(job));
                 return true;
             }
         }
@@ -189,27 +189,6 @@ impl<F> Drop for Scoped<'_, F> {
     }
 }
 
-/// The queue entry of a claimable job: runs the job unless its owner
-/// claimed it first. Dropped unrun (cancelled: see [`JOB_CANCELLED`]), it drops
-/// the job unrun too, so the cancellation is the same as for any job.
-struct ClaimableEntry(plain::Arc<Cell>);
-
-impl ClaimableEntry {
-    fn run(self) {
-        let job = lock(&self.0).take();
-        if let Some(job) = job {
-            job();
-        }
-    }
-}
-
-impl Drop for ClaimableEntry {
-    fn drop(&mut self) {
-        let job = lock(&self.0).take();
-        drop(job);
-    }
-}
-
 impl<'scope> Scope<'scope> {
     /// Queues `job` at `priority` as part of this scope. It may borrow
     /// anything that outlives the scope, and gets the scope to spawn more.
@@ -241,8 +220,7 @@ impl<'scope> Scope<'scope> {
                     lock(&self.state.claimable).push((level, plain::Arc::clone(&cell)));
                     // The owner may be parked, waiting: it can claim this.
                     self.state.owner.unpark();
-                    let entry = ClaimableEntry(cell);
-                    Job::new(move || entry.run())
+                    Job::claimable(cell)
                 }
                 _ => Job::new(erased),
             };

@@ -12,14 +12,14 @@ use std::num::NonZeroU64;
 use std::panic::{self, AssertUnwindSafe};
 
 pub use self::context::JobContext;
-use self::erase::PartRef;
+use self::erase::{Erased, PartRef};
 use self::state::Unrun;
 use self::task::{Abandoned, Discarded, Outcome, Payload, TaskCell};
 use crate::queue::local::Queued;
 use crate::sync::Ordering;
 use crossbeam_utils::CachePadded;
 
-use crate::sync::plain::{Arc, AtomicU64};
+use crate::sync::plain::{Arc, AtomicU64, Mutex, lock};
 
 /// When a job was queued: nanoseconds since the pool's epoch, plus one (so
 /// that it is never zero and `Option<Stamp>` costs no extra word). Stamped
@@ -64,6 +64,42 @@ enum Other {
     Stamped(Kind, Stamp),
     /// A fork half of a `join` taken off its worker's fork deque.
     Fork(PartRef),
+    /// The entry of a scoped job its scope's owner may claim.
+    Claimable(Claimable),
+}
+
+/// The cell of a scoped job that its scope's owner may claim and run
+/// inline while it waits (`forkjoin/scope.rs`): whoever takes the closure
+/// out runs it, or drops it unrun.
+pub(crate) type ClaimCell = Mutex<Option<Erased>>;
+
+/// The queue entry of a [`ClaimCell`]. A worker's claim moves the closure
+/// into `taken`; an entry found empty was claimed by the owner, which
+/// counted the job as run ahead of its entry (`runtime/help.rs`), so it is
+/// discarded as such wherever it is taken off: by a worker, the sweep or
+/// `cancel_queued` (`metrics/counters.rs`, "Jobs run ahead of their entry").
+pub(crate) struct Claimable {
+    cell: Arc<ClaimCell>,
+    taken: Option<Erased>,
+}
+
+impl Claimable {
+    fn claim(&mut self) -> Result<(), Discarded> {
+        self.taken = lock(&self.cell).take();
+        match self.taken {
+            Some(_) => Ok(()),
+            None => Err(Discarded { ahead: true, panic: None }),
+        }
+    }
+}
+
+impl Drop for Claimable {
+    /// A scoped job borrows from its scope's stack: an entry dropped
+    /// without running or cancelling its job drops the job too, so that
+    /// the scope's count is completed (`forkjoin/scope.rs`).
+    fn drop(&mut self) {
+        drop(lock(&self.cell).take());
+    }
 }
 
 /// What [`Job::cancel`] did.
@@ -93,6 +129,11 @@ impl Job {
         Job(Kind::Closure(Box::new(f.expect("just wrapped"))))
     }
 
+    /// The queue entry of a scoped job its scope's owner may claim.
+    pub(crate) fn claimable(cell: Arc<ClaimCell>) -> Job {
+        Job(Kind::Other(Box::new(Other::Claimable(Claimable { cell, taken: None }))))
+    }
+
     /// The queue entry of a task cell.
     pub(crate) fn task(task: Arc<dyn TaskCell>) -> Job {
         Job::task_at(task, 0)
@@ -110,7 +151,7 @@ impl Job {
         match &self.0 {
             Kind::Other(other) => match &**other {
                 Other::Task(task, _) => Some(task),
-                Other::Stamped(..) | Other::Fork(_) => None,
+                Other::Stamped(..) | Other::Fork(_) | Other::Claimable(_) => None,
             },
             Kind::Closure(_) => None,
         }
@@ -142,7 +183,7 @@ impl Job {
         match &self.0 {
             Kind::Other(other) => match **other {
                 Other::Stamped(_, at) => Some(at),
-                Other::Task(..) | Other::Fork(_) => None,
+                Other::Task(..) | Other::Fork(_) | Other::Claimable(_) => None,
             },
             Kind::Closure(_) => None,
         }
@@ -150,25 +191,27 @@ impl Job {
 
     /// Claims a popped job for running, before it is counted as started: a
     /// closure always can be; a task cannot if it was cancelled or has
-    /// expired (see [`TaskCell::claim`]), and is then discarded, unrun.
+    /// expired (see [`TaskCell::claim`]), nor a claimable scoped job its
+    /// owner took first ([`Claimable`]), and is then discarded, unrun.
     /// Only the worker that popped the entry calls this, once.
     #[inline]
-    pub(crate) fn claim(&self) -> Result<(), Discarded> {
+    pub(crate) fn claim(&mut self) -> Result<(), Discarded> {
         // A plain spawned job (the hot path) pays one branch here.
         if let Kind::Closure(_) = self.0 {
             return Ok(());
         }
-        Job::claim_kind(&self.0)
+        Job::claim_kind(&mut self.0)
     }
 
     #[inline(never)]
-    fn claim_kind(kind: &Kind) -> Result<(), Discarded> {
+    fn claim_kind(kind: &mut Kind) -> Result<(), Discarded> {
         match kind {
             Kind::Closure(_) => Ok(()),
-            Kind::Other(other) => match &**other {
+            Kind::Other(other) => match &mut **other {
                 Other::Task(task, epoch) => task.claim(*epoch),
                 Other::Stamped(kind, _) => Job::claim_kind(kind),
                 Other::Fork(_) => Ok(()),
+                Other::Claimable(entry) => entry.claim(),
             },
         }
     }
@@ -218,6 +261,14 @@ impl Job {
                 }
                 Other::Stamped(kind, _) => Job::run_kind(kind, tally, ended),
                 Other::Fork(part) => Job::run_kind(Kind::Closure(Box::new(move || part.run())), tally, ended),
+                Other::Claimable(mut entry) => match entry.taken.take() {
+                    Some(job) => Job::run_kind(Kind::Closure(job), tally, ended),
+                    None => {
+                        debug_assert!(false, "a claimable entry ran unclaimed");
+                        ended(false);
+                        Outcome::Completed
+                    }
+                },
             },
         }
     }
@@ -243,6 +294,11 @@ impl Job {
                 },
                 Other::Stamped(kind, _) => Job::cancel_kind(kind, level, tally),
                 Other::Fork(part) => Job::cancel_kind(Kind::Closure(Box::new(move || part.run())), level, tally),
+                Other::Claimable(mut entry) => match entry.taken.take().or_else(|| lock(&entry.cell).take()) {
+                    Some(job) => Job::cancel_kind(Kind::Closure(job), level, tally),
+                    // Its owner ran it, counted ahead of this entry.
+                    None => Cancelled::Before { ahead: true },
+                },
             },
         }
     }
@@ -254,9 +310,9 @@ impl Job {
                 Other::Task(task, _) => task.name(),
                 Other::Stamped(Kind::Other(inner), _) => match &**inner {
                     Other::Task(task, _) => task.name(),
-                    Other::Stamped(..) | Other::Fork(_) => None,
+                    Other::Stamped(..) | Other::Fork(_) | Other::Claimable(_) => None,
                 },
-                Other::Stamped(Kind::Closure(_), _) | Other::Fork(_) => None,
+                Other::Stamped(Kind::Closure(_), _) | Other::Fork(_) | Other::Claimable(_) => None,
             },
             Kind::Closure(_) => None,
         }

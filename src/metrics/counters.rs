@@ -51,7 +51,8 @@
 //!
 //! # Jobs run ahead of their entry
 //!
-//! A worker that waits on a job's handle may claim the job and run it
+//! A worker that waits on a job's handle, or in a scope, may claim the job
+//! (a scoped job less urgent than its own, `forkjoin/scope.rs`) and run it
 //! inline (`runtime/help.rs`); the job is counted `started` then, while its
 //! live entry stays queued until some thread pops and discards it (a dead
 //! entry left by an earlier promotion is reaped as usual). The claim

@@ -43,11 +43,12 @@
 //! The wait parks only after its re-check, with the same fence as an idle
 //! worker, so a job pushed meanwhile at a level it may take is either seen
 //! or wakes a sleeper that may take it (`sleep.rs`). The end of what it
-//! waits for unparks it directly. Jobs helped, and a handle's job claimed,
-//! are counted, hooked and guarded as in the worker loop, nested inside the
-//! waiting job (which keeps its own `after_job` details, `probe.rs`); a
-//! claimed scope job is counted when its entry is popped (`scope.rs`), and
-//! a join's half popped back is no job of its own (`queue/local.rs`).
+//! waits for unparks it directly. Jobs helped, and a handle's or a scope's
+//! job claimed, are counted, hooked and guarded as in the worker loop,
+//! nested inside the waiting job (which keeps its own `after_job` details,
+//! `probe.rs`), a claimed job's entry counted as run ahead
+//! ([`run_claimed`]); a join's half popped back is no job of its own
+//! (`queue/local.rs`).
 //!
 //! A thread that is not one of the pool's workers (or a worker of another
 //! pool) does not help: it blocks ([`block_until`]).
@@ -107,11 +108,14 @@ pub(crate) fn wait_until(
     }
 }
 
-/// Runs `claimed`, a part of what a waiting job waits for that it took
-/// itself, as a job nested in the waiting one on worker `local`, at
-/// `level`: the part's own level while it runs.
-pub(crate) fn run_claimed<R>(local: &Local, level: usize, claimed: impl FnOnce() -> R) -> R {
-    local.probe.nested(|| local.with_level(level, claimed))
+/// Runs `job`, a part of what a waiting job waits for that it claimed
+/// itself (a handle's job, a scoped job), on worker `local` as a job of
+/// `level` nested in the waiting one, counted and hooked; its queue entry,
+/// left behind, is counted as run ahead (`metrics/counters.rs`) before the
+/// job is counted started.
+pub(crate) fn run_claimed(local: &Local, level: usize, job: Job) {
+    local.registry.metrics.ran_ahead(level);
+    local.probe.nested(|| local.run_claimed(level, Source::Local, job));
 }
 
 /// Claims `task`, the job of a handle a job waits on, if it has not
@@ -129,11 +133,10 @@ pub(crate) fn run_claimed<R>(local: &Local, level: usize, claimed: impl FnOnce()
 pub(crate) fn claim_task(local: &Local, task: &Arc<dyn TaskCell>) -> bool {
     while task.state().is_queued() {
         let (level, epoch) = task.state().live_entry();
-        let job = Job::task_at(Arc::clone(task), epoch);
+        let mut job = Job::task_at(Arc::clone(task), epoch);
         match job.claim() {
             Ok(()) => {
-                local.registry.metrics.ran_ahead(level);
-                local.probe.nested(|| local.run_claimed(level, Source::Local, job));
+                run_claimed(local, level, job);
                 return true;
             }
             // It expired now, another thread took it first, or a promotion

@@ -424,7 +424,7 @@ impl Local {
     /// or has expired (`job/task.rs`). Only a job whose closure begins is counted
     /// as started and gets the job hooks.
     #[inline]
-    pub(crate) fn execute(&self, level: usize, source: Source, job: Job) {
+    pub(crate) fn execute(&self, level: usize, source: Source, mut job: Job) {
         let registry = &*self.registry;
         // Off its queue: a bounded level has room again (`capacity.rs`);
         // a fork half took none.
@@ -544,18 +544,6 @@ impl Local {
     /// The level of the job running on this worker, if one runs.
     pub(crate) fn level(&self) -> Option<usize> {
         self.level.get()
-    }
-
-    /// Runs `run` as (part of) a job of `level` on this worker.
-    pub(crate) fn with_level<R>(&self, level: usize, run: impl FnOnce() -> R) -> R {
-        struct Restore<'a>(&'a Cell<Option<usize>>, Option<usize>);
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                self.0.set(self.1);
-            }
-        }
-        let _restore = Restore(&self.level, self.level.replace(Some(level)));
-        run()
     }
 
     /// Counts a popped job that will not run and finishes it. Off the hot
