@@ -40,6 +40,31 @@ fn scope_jobs_borrow_the_callers_stack() {
     assert!(slots.iter().enumerate().all(|(i, &v)| v == i * i));
 }
 
+/// Scoped jobs less urgent than the job that opened the scope are
+/// claimable: its worker runs them inline while it waits, or the other
+/// worker runs them from the queue; either way they borrow the job's
+/// stack, and the entry a claim leaves behind is discarded later.
+#[test]
+fn claimable_scope_jobs_borrow_the_owners_stack() {
+    let pool = Pool::builder().workers(2).build().unwrap();
+    let spawner = pool.spawner();
+    let sum = pool
+        .submit(Priority::HIGH, move || {
+            let mut slots = [0usize; 6];
+            spawner.scope(|s| {
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    s.spawn(Priority::LOW, move |_| *slot = i + 1).unwrap();
+                }
+            });
+            slots.iter().sum::<usize>()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(sum, 21);
+    assert!(pool.wait_idle());
+}
+
 /// The second half is stolen by the other worker while the first waits for
 /// it to start, so the thief hands the value back to a frame that may
 /// return as soon as it sees it (the case Miri caught in `join.rs`).
