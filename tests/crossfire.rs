@@ -18,7 +18,8 @@
 //!   figures add up (`submitted = completed + panicked + cancelled +
 //!   expired + promoted + rejected`), and in total `completed` = jobs run,
 //!   `cancelled + expired` = accepted jobs dropped unrun, `rejected` =
-//!   refused spawns, `promoted` = promotions that moved a job;
+//!   refused spawns, `promoted` = promotions that moved a job, and the job
+//!   hooks ran once per job started (`before_job`) and ended (`after_job`);
 //! * every slot of a bounded level came back exactly once: with every
 //!   thread held, `try_spawn` takes exactly the capacity, then is refused;
 //! * after the shutdown: the `CancelledJobs` of `shutdown_now` is exactly
@@ -157,8 +158,18 @@ impl Plan {
         }
     }
 
-    fn build(&self) -> Pool {
-        let mut builder = Pool::builder().levels(LEVELS).on_drop(self.on_drop).wait_metrics(self.wait_metrics);
+    fn build(&self, hooks: &Hooks) -> Pool {
+        let (before, after) = (Arc::clone(&hooks.before), Arc::clone(&hooks.after));
+        let mut builder = Pool::builder()
+            .before_job(move |_| {
+                before.fetch_add(1, Ordering::SeqCst);
+            })
+            .after_job(move |_, _, _| {
+                after.fetch_add(1, Ordering::SeqCst);
+            })
+            .levels(LEVELS)
+            .on_drop(self.on_drop)
+            .wait_metrics(self.wait_metrics);
         if let Some(k) = self.max_passes {
             builder = builder.max_passes(k);
         }
@@ -186,6 +197,13 @@ impl Plan {
 }
 
 type Handles = Arc<Mutex<Vec<(usize, JobHandle<()>)>>>;
+
+/// How many times the job hooks ran.
+#[derive(Default)]
+struct Hooks {
+    before: Arc<AtomicUsize>,
+    after: Arc<AtomicUsize>,
+}
 
 /// The body of a job: runs its ticket, sometimes spawns a child with
 /// `priopool::spawn`, sometimes submits one, promotes it and joins it.
@@ -369,7 +387,7 @@ fn assert_resolved(ledger: &Ledger, what: &str) {
     }
 }
 
-fn main_phase(pool: &Pool, plan: &Plan, ledger: &Arc<Ledger>) {
+fn main_phase(pool: &Pool, plan: &Plan, ledger: &Arc<Ledger>, hooks: &Hooks) {
     let handles: Handles = Arc::default();
     let group = Arc::new(Mutex::new(JobGroup::new()));
     let done = AtomicBool::new(false);
@@ -410,6 +428,8 @@ fn main_phase(pool: &Pool, plan: &Plan, ledger: &Arc<Ledger>) {
     assert_eq!(sum(|l| l.rejected), refused, "rejected: {metrics:?}");
     assert_eq!(sum(|l| l.promoted), ledger.moved.load(Ordering::SeqCst), "promoted: {metrics:?}");
     assert_eq!(sum(|l| l.submitted), used + ledger.moved.load(Ordering::SeqCst), "submitted: {metrics:?}");
+    assert_eq!(hooks.before.load(Ordering::SeqCst), sum(|l| l.started), "before_job calls: {metrics:?}");
+    assert_eq!(hooks.after.load(Ordering::SeqCst), runs, "after_job calls: {metrics:?}");
 
     eprintln!(
         "  {used} jobs: {runs} ran, {} cancelled, {} expired, {refused} refused, {} promoted, {} waits for room",
@@ -525,8 +545,9 @@ fn features_meet_and_every_job_is_accounted_for() {
                 let plan = Plan::draw(seed);
                 eprintln!("round {plan:?}");
                 let ledger = Ledger::new();
-                let pool = plan.build();
-                main_phase(&pool, &plan, &ledger);
+                let hooks = Hooks::default();
+                let pool = plan.build(&hooks);
+                main_phase(&pool, &plan, &ledger, &hooks);
                 final_phase(pool, &plan, &ledger);
             }
         },
