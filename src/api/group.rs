@@ -58,8 +58,11 @@ impl JobGroup {
     /// is asked to stop through its [`JobContext`](crate::JobContext).
     /// Jobs added later are cancelled as they are queued. Returns how many
     /// of the group's jobs were found cancelled and will never run: those
-    /// this call cancelled, and those cancelled through their handles
-    /// before (not those that expired).
+    /// this call cancelled, and those cancelled before it by anyone (their
+    /// handles, [`Pool::cancel_queued`](crate::Pool::cancel_queued), a
+    /// shutdown that cancels the backlog), as
+    /// [`CancelOutcome::Prevented`](crate::CancelOutcome::Prevented) says;
+    /// not those that expired. So the counts of two cancels may overlap.
     ///
     /// A panic in a cancelled closure's destructor is caught and counted in
     /// [`Metrics::drop_panics`](crate::Metrics::drop_panics), unlike
