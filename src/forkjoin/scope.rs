@@ -150,9 +150,7 @@ impl ScopeState {
                 most_urgent.map(|at| claimable.swap_remove(at))
             };
             let Some((level, cell)) = next else { return false };
-            let job = lock(&cell).take();
-            if let Some(job) = job {
-                help::run_claimed(local, level, Job::new(job));
+            if help::claim_and_run(local, level, || lock(&cell).take().map(Job::new)) {
                 return true;
             }
         }

@@ -55,16 +55,19 @@
 //! (a scoped job less urgent than its own, `forkjoin/scope.rs`) and run it
 //! inline (`runtime/help.rs`); the job is counted `started` then, while its
 //! live entry stays queued until some thread pops and discards it (a dead
-//! entry left by an earlier promotion is reaped as usual). The claim
-//! counts `ahead`, at the live entry's level, before the job is counted
-//! started, and whoever takes that entry counts `ahead_gone` (not `reaped`: no fate was counted) after
-//! taking it. A snapshot reads, after `started`, the fates and `reaped`,
+//! entry left by an earlier promotion is reaped as usual). The claimer
+//! counts `ahead`, at the live entry's level, before it claims (and takes
+//! it back if the claim is lost), so before the job is counted started and
+//! before anyone can find the entry claimed; whoever takes that entry
+//! counts `ahead_gone` (not `reaped`: no fate was counted) after taking
+//! it. A snapshot reads, after `started`, the fates and `reaped`,
 //! `ahead_gone`, then `ahead`, then the entries, and leaves `ahead −
 //! ahead_gone` of them out of `entries`: every entry counted gone was
 //! claimed before (so `ahead_gone <= ahead` as read) and is out of the
 //! queues read after it, and every claim whose `started` the snapshot saw
 //! is in `ahead`. So no job is in both `started` and `entries`; a claim or
-//! a pop between the reads only makes the sum lag.
+//! a pop between the reads, or a lost claim not yet taken back, only makes
+//! the sum lag.
 //!
 //! Workers come and go: each worker's counters are on the roster while it
 //! runs and are folded into the `retired` totals when it exits, under the
@@ -399,10 +402,16 @@ impl MetricsCore {
         swept.reaped.fetch_add(1, Ordering::Release);
     }
 
-    /// Counts a job of `level` that a waiting worker claimed to run inline,
-    /// before it counts the job started; its entry is still queued.
+    /// Counts a job of `level` that a waiting worker is about to claim to
+    /// run inline: before the claim (see the module docs); its entry is
+    /// still queued.
     pub(crate) fn ran_ahead(&self, level: usize) {
         self.swept[level].ahead.fetch_add(1, Ordering::Release);
+    }
+
+    /// Takes back a [`MetricsCore::ran_ahead`] whose claim was lost.
+    pub(crate) fn claim_lost(&self, level: usize) {
+        self.swept[level].ahead.fetch_sub(1, Ordering::Release);
     }
 
     /// Counts the dead entry of such a job taken off its queue (by a worker

@@ -47,7 +47,7 @@
 //! job claimed, are counted, hooked and guarded as in the worker loop,
 //! nested inside the waiting job (which keeps its own `after_job` details,
 //! `probe.rs`), a claimed job's entry counted as run ahead
-//! ([`run_claimed`]); a join's half popped back is no job of its own
+//! ([`claim_and_run`]); a join's half popped back is no job of its own
 //! (`queue/local.rs`).
 //!
 //! A thread that is not one of the pool's workers (or a worker of another
@@ -108,14 +108,22 @@ pub(crate) fn wait_until(
     }
 }
 
-/// Runs `job`, a part of what a waiting job waits for that it claimed
-/// itself (a handle's job, a scoped job), on worker `local` as a job of
-/// `level` nested in the waiting one, counted and hooked; its queue entry,
-/// left behind, is counted as run ahead (`metrics/counters.rs`) before the
-/// job is counted started.
-pub(crate) fn run_claimed(local: &Local, level: usize, job: Job) {
-    local.registry.metrics.ran_ahead(level);
+/// Claims with `claim` a part of what a waiting job waits for (a handle's
+/// job, a scoped job) and runs it on worker `local` as a job of `level`
+/// nested in the waiting one, counted and hooked; says whether the claim
+/// won. Its queue entry, left behind, is counted as run ahead
+/// (`metrics/counters.rs`) before the claim, so before anyone can find the
+/// entry empty and count it gone, and the count is taken back if the claim
+/// is lost.
+pub(crate) fn claim_and_run(local: &Local, level: usize, claim: impl FnOnce() -> Option<Job>) -> bool {
+    let metrics = &local.registry.metrics;
+    metrics.ran_ahead(level);
+    let Some(job) = claim() else {
+        metrics.claim_lost(level);
+        return false;
+    };
     local.probe.nested(|| local.run_claimed(level, Source::Local, job));
+    true
 }
 
 /// Claims `task`, the job of a handle a job waits on, if it has not
@@ -134,11 +142,8 @@ pub(crate) fn claim_task(local: &Local, task: &Arc<dyn TaskCell>) -> bool {
     while task.state().is_queued() {
         let (level, epoch) = task.state().live_entry();
         let mut job = Job::task_at(Arc::clone(task), epoch);
-        match job.claim() {
-            Ok(()) => {
-                run_claimed(local, level, job);
-                return true;
-            }
+        let claimed = claim_and_run(local, level, || match job.claim() {
+            Ok(()) => Some(job),
             // It expired now, another thread took it first, or a promotion
             // moved it on (then the loop tries again); a dead entry is
             // counted where it leaves its queue.
@@ -146,7 +151,11 @@ pub(crate) fn claim_task(local: &Local, task: &Arc<dyn TaskCell>) -> bool {
                 if let Some(payload) = discarded.panic {
                     local.registry.metrics.tally.caught(NEVER_RAN, payload);
                 }
+                None
             }
+        });
+        if claimed {
+            return true;
         }
     }
     false
