@@ -1,9 +1,10 @@
 //! Exact metrics at join: once a handle says its job ended (`join`,
 //! `join_timeout`, `is_finished`, the future's `Ready`, `cancel` answering
 //! `Prevented`), a snapshot counts the job in `completed`, `panicked`,
-//! `cancelled` or `expired`; and `Pool::wait_idle` returns only at rest.
+//! `cancelled` or `expired`; `Pool::wait_idle` returns only at rest; and
+//! claims a waiting job lost to a worker leave the backlog exact.
 //!
-//! Each test takes 10,000 snapshots right after a handle reported its job's
+//! Each join test takes 10,000 snapshots right after a handle reported its job's
 //! end and checks the exact count in every one. Before the fix (the worker
 //! counted a job after sending its result; a cancellation was counted when
 //! a worker later took its dead entry off the queue), 7,998 of 10,000
