@@ -191,3 +191,30 @@ fn lost_claims_leave_the_backlog_exact() {
         pool.shutdown();
     });
 }
+
+/// `Pool::queued` is the figure of `LevelMetrics::backlog`: a job its
+/// waiter claimed and ran inline is out of both, though its entry is still
+/// queued (here on the only worker's deque, busy with the waiter).
+#[test]
+fn queued_and_the_backlog_agree_on_a_claimed_job() {
+    watchdog("queued beside a claimed entry", BOUND, || {
+        let pool = Pool::builder().workers(1).build().unwrap();
+        let spawner = pool.spawner();
+        let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+        let resume = Latch::new();
+        let wait = resume.clone();
+        let waiter = pool
+            .submit(Priority::HIGH, move || {
+                spawner.submit(Priority::LOW, || ()).unwrap().join().unwrap();
+                ran_tx.send(()).unwrap();
+                wait.wait();
+            })
+            .unwrap();
+        common::recv(&ran_rx, "the claimed child's end");
+        let (queued, backlog) = (pool.queued(Priority::LOW), pool.metrics().levels[1].backlog);
+        resume.open();
+        waiter.join().unwrap();
+        assert_eq!((queued, backlog), (Some(0), 0), "(queued, metrics backlog) beside a claimed job's entry");
+        pool.shutdown();
+    });
+}

@@ -460,7 +460,7 @@ impl MetricsCore {
     }
 
     /// The backlog of `level` alone, as a snapshot reports it: the queue
-    /// entries (`entries()`) less the dead ones.
+    /// entries (`entries()`) less those of jobs run ahead and the dead ones.
     pub(crate) fn backlog(&self, level: usize, entries: impl FnOnce() -> usize) -> usize {
         let roster = lock(&self.roster);
         let fates = self.tally.fates(level);
@@ -469,7 +469,17 @@ impl MetricsCore {
                 sum + w.levels[level].reaped.load(Ordering::Acquire)
             }) + self.swept[level].reaped.load(Ordering::Acquire);
         let dead = fates.sum().saturating_sub(reaped);
-        usize::try_from((entries() as u64).saturating_sub(dead)).unwrap_or(usize::MAX)
+        usize::try_from(self.live_entries(level, entries).saturating_sub(dead)).unwrap_or(usize::MAX)
+    }
+
+    /// The entries `queued` reads at `level`, less those of jobs run ahead
+    /// of them: `ahead_gone`, then `ahead`, then the entries (module docs,
+    /// "Jobs run ahead of their entry").
+    fn live_entries(&self, level: usize, queued: impl FnOnce() -> usize) -> u64 {
+        let swept = &self.swept[level];
+        let gone = swept.ahead_gone.load(Ordering::Acquire);
+        let ahead = swept.ahead.load(Ordering::Acquire);
+        (queued() as u64).saturating_sub(ahead.saturating_sub(gone))
     }
 
     /// Reads every figure; see the module docs for the order and why.
@@ -496,11 +506,7 @@ impl MetricsCore {
                 let fates = self.tally.fates(level);
                 let Fates { cancelled, expired, promoted } = fates;
                 let reaped = sum(level, retired.reaped, |l| &l.reaped) + swept.reaped.load(Ordering::Acquire);
-                // Gone before claimed, both before the entries (module docs).
-                let gone = swept.ahead_gone.load(Ordering::Acquire);
-                let ahead = swept.ahead.load(Ordering::Acquire);
-                let run_ahead = ahead.saturating_sub(gone);
-                let entries = (queued(level) as u64).saturating_sub(run_ahead);
+                let entries = self.live_entries(level, || queued(level));
                 let rejected = self.rejected[level].load(Ordering::Acquire);
                 let dead = fates.sum().saturating_sub(reaped);
                 let backlog = entries.saturating_sub(dead);
