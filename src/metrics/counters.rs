@@ -13,7 +13,7 @@
 //! | rejected                     | the refused spawner (rare)  | one cache-padded atomic per level          |
 //! | submitted                    | nobody: derived on read     | `started + reaped + entries + rejected`, see below |
 //! | queue-wait histogram         | the worker running the job  | its own histograms, behind its own mutex   |
-//! | oldest-wait marks            | spawner (rare) and worker   | `rose_at` per level; per-worker last taken |
+//! | oldest-wait marks            | spawner (rare) and worker; the sweep, a claimer, a taker of an entry run ahead (rare) | `rose_at` per level; per-worker last taken; shared last taken per level |
 //!
 //! A worker's counters have one writer, so a count is bumped with a plain
 //! load and store, no read-modify-write; readers sum over the workers (as
@@ -128,7 +128,9 @@
 //! empty (the level's backlog may have been non-zero elsewhere: the mark is
 //! then later than the level's true rise, and the bound only looser),
 //! and *last taken*, when a job was last taken off the level's queues (to
-//! start, or to be discarded). The snapshot reports
+//! start, or to be discarded), or left the backlog ahead of its entry (a
+//! claim that won, "Jobs run ahead of their entry"; the entry's removal
+//! later is a take too, as a discard). The snapshot reports
 //!
 //! ```text
 //! oldest_wait = 0                                         if backlog == 0
@@ -137,8 +139,11 @@
 //!
 //! the time the level has gone with jobs queued and none taken: a lower
 //! bound on the oldest queued job's wait (by induction over pushes, that
-//! job was stamped before the later mark; this is why a discard records the
-//! mark too), exact while the level starves outright, and small while it is
+//! job was stamped before the later mark: it found its queue empty, or an
+//! entry ahead of it that has since been taken off, or claimed; this is
+//! why a discard and a claim that won record the mark too; while a dead
+//! entry ahead of it is still queued, the bound is on that entry's wait),
+//! exact while the level starves outright, and small while it is
 //! served, so no false starvation alarm under a steady load. The last taken
 //! is recorded a few nanoseconds after the pick, so a sample in that window
 //! may overstate the figure once.
@@ -311,13 +316,14 @@ impl LevelCounters {
 
 /// Per level, the entries of cancelled and expired jobs taken off a queue
 /// by a thread that is not a worker: the calling thread of a `shutdown_now`
-/// sweep. Rare, so shared atomics with read-modify-writes do.
+/// sweep; and the jobs run ahead of their entry (any thread). Rare, so
+/// shared atomics with read-modify-writes do.
 #[derive(Default)]
 struct Discards {
     reaped: AtomicU64,
-    /// As `LevelCounters::last_taken`.
+    /// As `LevelCounters::last_taken`, for those takes and claims.
     last_taken: AtomicU64,
-    /// Jobs a worker waiting on their handle claimed and ran inline
+    /// Jobs a worker waiting on their handle, or in their scope, claimed and ran inline
     /// (`runtime/help.rs`), counted `started` by it while their dead entry
     /// may still be queued; and those dead entries taken off their queue
     /// since. See "Jobs run ahead of their entry" in the module docs.
@@ -395,11 +401,16 @@ impl MetricsCore {
     /// promoted away) that a thread other than a worker (the `shutdown_now`
     /// sweep) took off its queue.
     pub(crate) fn reaped(&self, level: usize) {
-        let swept = &self.swept[level];
+        self.took(level);
+        self.swept[level].reaped.fetch_add(1, Ordering::Release);
+    }
+
+    /// Records that a job of `level` left its backlog now, off the
+    /// workers' own counters (wait metrics only: the `oldest_wait` mark).
+    fn took(&self, level: usize) {
         if self.wait_metrics {
-            swept.last_taken.fetch_max(self.now().raw(), Ordering::Relaxed);
+            self.swept[level].last_taken.fetch_max(self.now().raw(), Ordering::Relaxed);
         }
-        swept.reaped.fetch_add(1, Ordering::Release);
     }
 
     /// Counts a job of `level` that a waiting worker is about to claim to
@@ -414,9 +425,17 @@ impl MetricsCore {
         self.swept[level].ahead.fetch_sub(1, Ordering::Release);
     }
 
-    /// Counts the dead entry of such a job taken off its queue (by a worker
-    /// or the sweep): counted nowhere else, since the job was.
+    /// Records a [`MetricsCore::ran_ahead`] whose claim won: the job left
+    /// the backlog now, a take for `oldest_wait` (module docs).
+    pub(crate) fn claim_won(&self, level: usize) {
+        self.took(level);
+    }
+
+    /// Counts the dead entry of such a job taken off its queue (by a worker,
+    /// the sweep or `cancel_queued`): counted nowhere else, since the job
+    /// was; a take for `oldest_wait` all the same.
     pub(crate) fn ahead_gone(&self, level: usize) {
+        self.took(level);
         self.swept[level].ahead_gone.fetch_add(1, Ordering::Release);
     }
 

@@ -114,7 +114,7 @@ pub(crate) fn wait_until(
 /// won. Its queue entry, left behind, is counted as run ahead
 /// (`metrics/counters.rs`) before the claim, so before anyone can find the
 /// entry empty and count it gone, and the count is taken back if the claim
-/// is lost.
+/// is lost; a claim that won is a take of the level for `oldest_wait`.
 pub(crate) fn claim_and_run(local: &Local, level: usize, claim: impl FnOnce() -> Option<Job>) -> bool {
     let metrics = &local.registry.metrics;
     metrics.ran_ahead(level);
@@ -122,6 +122,7 @@ pub(crate) fn claim_and_run(local: &Local, level: usize, claim: impl FnOnce() ->
         metrics.claim_lost(level);
         return false;
     };
+    metrics.claim_won(level);
     local.probe.nested(|| local.run_claimed(level, Source::Local, job));
     true
 }

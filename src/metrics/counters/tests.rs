@@ -56,3 +56,30 @@ fn oldest_wait_is_zero_without_backlog_and_grows_with_it() {
     core.stamp_queued(0, || false);
     assert_eq!(core.rose_at[0].load(Ordering::Relaxed), stamp.raw());
 }
+
+/// The entry of a job run ahead of it (`runtime/help.rs`) taken off its
+/// queue is a take: a job queued behind that entry after the claim is
+/// then the oldest, and the figure is no older than it.
+#[test]
+fn an_entry_run_ahead_taken_off_is_a_take() {
+    let core = MetricsCore::new(1, true);
+    let entries = std::cell::Cell::new(0);
+    let queues = |_| entries.get();
+    // A job found the level empty; its waiter claimed it.
+    core.stamp_queued(0, || true);
+    entries.set(1);
+    core.ran_ahead(0);
+    core.claim_won(0);
+    std::thread::sleep(Duration::from_millis(20));
+    // A job queued behind the claimed one's entry, which is then taken off.
+    let before = Instant::now();
+    core.stamp_queued(0, || false);
+    entries.set(2);
+    core.ahead_gone(0);
+    entries.set(1);
+    let low = core.snapshot(queues, ThreadCounts::default()).levels[0].clone();
+    let waited_at_most = before.elapsed();
+    assert_eq!(low.backlog, 1);
+    let oldest = low.oldest_wait.unwrap();
+    assert!(oldest <= waited_at_most, "{oldest:?} > {waited_at_most:?}");
+}
