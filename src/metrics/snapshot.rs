@@ -148,7 +148,8 @@ pub struct LevelMetrics {
     /// starts nothing at all; `None` unless the pool was built with
     /// [`wait_metrics(true)`](crate::Builder::wait_metrics). Precisely: the
     /// time since the later of the last spawn that found the queue it
-    /// pushed to empty and the last job taken off the level's queues.
+    /// pushed to empty and the last job taken off the level's queues (or
+    /// run inline by a job waiting for it, ahead of its queue entry).
     pub oldest_wait: Option<Duration>,
 }
 
@@ -167,7 +168,11 @@ impl LevelMetrics {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct WaitTimes {
-    /// How many waits were measured (one per started job).
+    /// How many waits were measured: one per started job, but for jobs
+    /// that started without being taken off a queue, whose wait is not
+    /// known: a job run inline by a job waiting for it (its handle's
+    /// `join`, its scope; see the [crate docs](crate#jobs-that-wait-for-jobs))
+    /// and the second closure of a `join` that another worker took.
     pub count: u64,
     /// The median wait, µs.
     pub p50_us: u64,
