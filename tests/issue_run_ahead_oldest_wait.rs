@@ -2,7 +2,7 @@
 //! job still queued at its level. A job its waiter claimed and ran inline
 //! (a handle's job, a scope's less urgent job) leaves the backlog when it
 //! is claimed, as if taken off its queue, though its entry stays queued
-//! (`metrics/counters.rs`, "Jobs run ahead of their entry"). The claim
+//! (`metrics/counters/ahead.rs`). The claim
 //! recorded no "last taken" mark, so a job queued behind it was reported
 //! as old as the claimed one: found by the break22 attack (the figure read
 //! about `GAP` more than the only queued job had waited).

@@ -35,10 +35,11 @@
 //! claim one that has not started and run it inline (a spawn of one unparks
 //! the owner, which may be parked waiting). A claimed job is counted and
 //! hooked as a job of its level when the owner runs it, as a handle's job
-//! claimed by its waiter is; the queue entry it leaves behind (`Job::claimable`)
-//! is found empty and discarded as run ahead (`metrics/counters.rs`)
-//! wherever it is taken off: by a worker, `cancel_queued` or the
-//! `shutdown_now` sweep, none of which counts it again. Jobs at the
+//! claimed by its waiter is; the queue entry it leaves behind
+//! (`Job::claimable`) is found empty and discarded as run ahead
+//! (`metrics/counters/ahead.rs`) wherever it is taken off: by a worker,
+//! `cancel_queued` or the `shutdown_now` sweep, none of which counts it
+//! again. Jobs at the
 //! owner's level or more urgent are found by its pick. Elsewhere the owner
 //! blocks.
 //!

@@ -77,7 +77,7 @@ pub(crate) type ClaimCell = Mutex<Option<Erased>>;
 /// into `taken`; an entry found empty was claimed by the owner, which
 /// counted the job as run ahead of its entry (`runtime/help.rs`), so it is
 /// discarded as such wherever it is taken off: by a worker, the sweep or
-/// `cancel_queued` (`metrics/counters.rs`, "Jobs run ahead of their entry").
+/// `cancel_queued` (`metrics/counters/ahead.rs`).
 pub(crate) struct Claimable {
     cell: Arc<ClaimCell>,
     taken: Option<Erased>,

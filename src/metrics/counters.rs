@@ -51,23 +51,9 @@
 //!
 //! # Jobs run ahead of their entry
 //!
-//! A worker that waits on a job's handle, or in a scope, may claim the job
-//! (a scoped job less urgent than its own, `forkjoin/scope.rs`) and run it
-//! inline (`runtime/help.rs`); the job is counted `started` then, while its
-//! live entry stays queued until some thread pops and discards it (a dead
-//! entry left by an earlier promotion is reaped as usual). The claimer
-//! counts `ahead`, at the live entry's level, before it claims (and takes
-//! it back if the claim is lost), so before the job is counted started and
-//! before anyone can find the entry claimed; whoever takes that entry
-//! counts `ahead_gone` (not `reaped`: no fate was counted) after taking
-//! it. A snapshot reads, after `started`, the fates and `reaped`,
-//! `ahead_gone`, then `ahead`, then the entries, and leaves `ahead −
-//! ahead_gone` of them out of `entries`: every entry counted gone was
-//! claimed before (so `ahead_gone <= ahead` as read) and is out of the
-//! queues read after it, and every claim whose `started` the snapshot saw
-//! is in `ahead`. So no job is in both `started` and `entries`; a claim or
-//! a pop between the reads, or a lost claim not yet taken back, only makes
-//! the sum lag.
+//! A job its waiter claims and runs inline leaves its entry queued: how
+//! that is counted, and why a snapshot then counts the job once, is in
+//! `counters/ahead.rs`.
 //!
 //! Workers come and go: each worker's counters are on the roster while it
 //! runs and are folded into the `retired` totals when it exits, under the
@@ -129,8 +115,8 @@
 //! then later than the level's true rise, and the bound only looser),
 //! and *last taken*, when a job was last taken off the level's queues (to
 //! start, or to be discarded), or left the backlog ahead of its entry (a
-//! claim that won, "Jobs run ahead of their entry"; the entry's removal
-//! later is a take too, as a discard). The snapshot reports
+//! claim that won, `counters/ahead.rs`; the entry's removal later is a
+//! take too, as a discard). The snapshot reports
 //!
 //! ```text
 //! oldest_wait = 0                                         if backlog == 0
@@ -323,10 +309,10 @@ struct Discards {
     reaped: AtomicU64,
     /// As `LevelCounters::last_taken`, for those takes and claims.
     last_taken: AtomicU64,
-    /// Jobs a worker waiting on their handle, or in their scope, claimed and ran inline
-    /// (`runtime/help.rs`), counted `started` by it while their dead entry
-    /// may still be queued; and those dead entries taken off their queue
-    /// since. See "Jobs run ahead of their entry" in the module docs.
+    /// Jobs a worker waiting on their handle, or in their scope, claimed
+    /// and ran inline (`runtime/help.rs`), counted `started` by it while
+    /// their dead entry may still be queued; and those dead entries taken
+    /// off their queue since. See `counters/ahead.rs`.
     ahead: AtomicU64,
     ahead_gone: AtomicU64,
 }
@@ -413,32 +399,6 @@ impl MetricsCore {
         }
     }
 
-    /// Counts a job of `level` that a waiting worker is about to claim to
-    /// run inline: before the claim (see the module docs); its entry is
-    /// still queued.
-    pub(crate) fn ran_ahead(&self, level: usize) {
-        self.swept[level].ahead.fetch_add(1, Ordering::Release);
-    }
-
-    /// Takes back a [`MetricsCore::ran_ahead`] whose claim was lost.
-    pub(crate) fn claim_lost(&self, level: usize) {
-        self.swept[level].ahead.fetch_sub(1, Ordering::Release);
-    }
-
-    /// Records a [`MetricsCore::ran_ahead`] whose claim won: the job left
-    /// the backlog now, a take for `oldest_wait` (module docs).
-    pub(crate) fn claim_won(&self, level: usize) {
-        self.took(level);
-    }
-
-    /// Counts the dead entry of such a job taken off its queue (by a worker,
-    /// the sweep or `cancel_queued`): counted nowhere else, since the job
-    /// was; a take for `oldest_wait` all the same.
-    pub(crate) fn ahead_gone(&self, level: usize) {
-        self.took(level);
-        self.swept[level].ahead_gone.fetch_add(1, Ordering::Release);
-    }
-
     pub(crate) fn hook_panicked(&self) {
         self.hook_panics.fetch_add(1, Ordering::Relaxed);
     }
@@ -489,16 +449,6 @@ impl MetricsCore {
             }) + self.swept[level].reaped.load(Ordering::Acquire);
         let dead = fates.sum().saturating_sub(reaped);
         usize::try_from(self.live_entries(level, entries).saturating_sub(dead)).unwrap_or(usize::MAX)
-    }
-
-    /// The entries `queued` reads at `level`, less those of jobs run ahead
-    /// of them: `ahead_gone`, then `ahead`, then the entries (module docs,
-    /// "Jobs run ahead of their entry").
-    fn live_entries(&self, level: usize, queued: impl FnOnce() -> usize) -> u64 {
-        let swept = &self.swept[level];
-        let gone = swept.ahead_gone.load(Ordering::Acquire);
-        let ahead = swept.ahead.load(Ordering::Acquire);
-        (queued() as u64).saturating_sub(ahead.saturating_sub(gone))
     }
 
     /// Reads every figure; see the module docs for the order and why.
@@ -608,5 +558,6 @@ impl MetricsCore {
     }
 }
 
+mod ahead;
 #[cfg(all(test, not(loom)))]
 mod tests;
