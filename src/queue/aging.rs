@@ -15,6 +15,13 @@
 //! level has nothing any more, the count resets and the pick walks the
 //! levels as usual.
 //!
+//! Only a job whose closure begins is a start. A dead entry (its job
+//! promoted to another level, cancelled, or expired: `job/state.rs`) that
+//! a pick takes starts nothing, so the counts go back to what they were
+//! before that pick: else a due level's dead entry would pass for its
+//! turn, and the live job behind it would wait `k` more passes for each
+//! dead entry ahead of it (`tests/aging_dead_entries.rs`).
+//!
 //! # The bound
 //!
 //! While a level holds a job, one worker starts at most `k + L − 2` jobs
@@ -37,12 +44,15 @@ use std::cell::Cell;
 pub(crate) struct Aging {
     max_passes: u32,
     passes: Box<[Cell<u32>]>,
+    /// The counts before the last [`Aging::started`], for [`Aging::undo`].
+    before: Box<[Cell<u32>]>,
 }
 
 impl Aging {
     /// Counts for `levels` levels, bounded by `max_passes` (at least 1).
     pub(crate) fn new(levels: usize, max_passes: u32) -> Aging {
-        Aging { max_passes, passes: (0..levels).map(|_| Cell::new(0)).collect() }
+        let zeros = || (0..levels).map(|_| Cell::new(0)).collect();
+        Aging { max_passes, passes: zeros(), before: zeros() }
     }
 
     /// The level this worker should try first on its next pick: the most
@@ -60,9 +70,21 @@ impl Aging {
     /// that `holds` a job counts one more pass, the others and `taken`
     /// start again from zero.
     pub(crate) fn started(&self, taken: usize, holds: impl Fn(usize) -> bool) {
+        for (before, passes) in self.before.iter().zip(&self.passes) {
+            before.set(passes.get());
+        }
         self.passes[taken].set(0);
         for (level, passes) in self.passes.iter().enumerate().skip(taken + 1) {
             passes.set(if holds(level) { passes.get() + 1 } else { 0 });
+        }
+    }
+
+    /// The job the last [`Aging::started`] counted never started (a dead
+    /// entry: its job promoted away, cancelled or expired): the counts go
+    /// back to what they were before it.
+    pub(crate) fn undo(&self) {
+        for (before, passes) in self.before.iter().zip(&self.passes) {
+            passes.set(before.get());
         }
     }
 }
@@ -86,5 +108,19 @@ mod tests {
         assert_eq!(aging.due(), Some(2));
         aging.found_empty(2);
         assert_eq!(aging.due(), None);
+    }
+
+    #[test]
+    fn a_start_undone_leaves_the_counts_as_they_were() {
+        let aging = Aging::new(3, 2);
+        aging.started(0, |_| true);
+        aging.started(0, |_| true);
+        assert_eq!(aging.due(), Some(1));
+        // A dead entry of level 1: not its turn.
+        aging.started(1, |_| true);
+        aging.undo();
+        assert_eq!(aging.due(), Some(1));
+        aging.started(1, |_| true);
+        assert_eq!(aging.due(), Some(2));
     }
 }

@@ -315,7 +315,12 @@ impl WorkerThread {
             match self.pick() {
                 Pick::Found(level, job, source) => {
                     self.stop_searching(true);
-                    self.local.execute(level, source, job);
+                    if !self.local.execute(level, source, job)
+                        && let Some(aging) = &self.aging
+                    {
+                        // A dead entry started nothing (`queue/aging.rs`).
+                        aging.undo();
+                    }
                     idle.reset();
                     contention.reset();
                 }
@@ -422,9 +427,9 @@ impl Local {
     /// Runs a popped job, or discards it unrun: while `shutdown_now` aborts
     /// the pool (`abort.rs`), or when its claim fails because it was cancelled
     /// or has expired (`job/task.rs`). Only a job whose closure begins is counted
-    /// as started and gets the job hooks.
+    /// as started and gets the job hooks; says whether it began.
     #[inline]
-    pub(crate) fn execute(&self, level: usize, source: Source, mut job: Job) {
+    pub(crate) fn execute(&self, level: usize, source: Source, mut job: Job) -> bool {
         let registry = &*self.registry;
         // Off its queue: a bounded level has room again (`capacity.rs`);
         // a fork half took none.
@@ -435,11 +440,15 @@ impl Local {
             registry.abort.cancel(level, job, &registry.metrics.tally)
         } else {
             match job.claim() {
-                Ok(()) => return self.run_claimed(level, source, job),
+                Ok(()) => {
+                    self.run_claimed(level, source, job);
+                    return true;
+                }
                 Err(discarded) => discarded,
             }
         };
         self.discard(level, source, discarded);
+        false
     }
 
     /// Runs a job of `level` that this worker [claimed](Job::claim), counted
