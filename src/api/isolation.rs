@@ -102,7 +102,11 @@ impl Builder {
     /// jobs wait, on purpose; the priority rule of [`Pool`](crate::Pool)
     /// then holds except for those picks. The bound is per worker and per
     /// level (FIFO within the level decides which of its jobs goes), and
-    /// reserved threads always pick strictly. The rule and its source
+    /// counts only the jobs the worker's loop starts: the jobs a waiting job
+    /// helps with (`JobHandle::join`, `join`, `scope`) run inside it, are not
+    /// counted, and may be more, since a waiting job never takes a job less
+    /// urgent than itself (`src/runtime/help.rs`). Reserved threads always
+    /// pick strictly. The rule and its source
     /// (tokio's global-queue interval, made per level) are in
     /// `src/queue/aging.rs`; `tests/aging.rs` checks the bound.
     ///

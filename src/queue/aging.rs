@@ -30,7 +30,9 @@
 //! levels more urgent than it (at most `L − 2` of them) may each be served
 //! once first. With two levels the bound is `k`. It is a bound per worker
 //! and per level, not per job: FIFO within a level still decides which of
-//! its jobs goes. `tests/aging.rs` checks it with a property test.
+//! its jobs goes. It counts the worker loop's starts only: a job that waits
+//! (`runtime/help.rs`) helps with jobs no less urgent than itself, however
+//! many, with no count. `tests/aging.rs` checks it with a property test.
 //!
 //! This is tokio's global-queue interval (its workers take from the
 //! shared queue every 61st tick however full their local queue is) made
