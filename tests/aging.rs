@@ -12,10 +12,9 @@
 
 mod common;
 
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use common::{CASE_BOUND, Latch, Tally, recv, watchdog};
+use common::{CASE_BOUND, Tally, watchdog};
 use priopool::{Pool, Priority, Spawner};
 use proptest::prelude::*;
 
@@ -57,15 +56,7 @@ fn spawn(spawner: &Spawner, log: &Log, done: &Arc<Tally>, level: usize, chain: u
 fn bounded_passes(levels: usize, k: u32, batch: Vec<Item>) -> Result<(), TestCaseError> {
     let pool = Pool::builder().workers(1).levels(levels).max_passes(k).build().expect("the pool builds");
     let (log, done): (Log, _) = (Arc::default(), Arc::new(Tally::default()));
-    let gate = Latch::new();
-    let (started_tx, started_rx) = mpsc::channel();
-    let held = gate.clone();
-    pool.spawn(Priority::HIGH, move || {
-        started_tx.send(()).unwrap();
-        held.wait();
-    })
-    .expect("the pool is open");
-    recv(&started_rx, "the gate job");
+    let gate = common::hold_at(&pool, 1, Priority::HIGH);
     let spawner = pool.spawner();
     let mut jobs = 0;
     for item in &batch {

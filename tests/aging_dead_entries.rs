@@ -14,9 +14,9 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 
-use common::{BOUND, Latch, recv, watchdog};
+use common::{BOUND, watchdog};
 use priopool::{CancelOutcome, Pool, Priority, PromoteOutcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,15 +32,7 @@ enum Started {
 fn high_starts_before_b(k: u32, dead: usize, promote: bool) -> usize {
     let pool = Pool::builder().workers(1).levels(2).max_passes(k).build().expect("the pool builds");
     let log = Arc::new(Mutex::new(Vec::new()));
-    let gate = Latch::new();
-    let (started_tx, started_rx) = mpsc::channel();
-    let held = gate.clone();
-    pool.spawn(Priority::HIGH, move || {
-        started_tx.send(()).unwrap();
-        held.wait();
-    })
-    .expect("the pool is open");
-    recv(&started_rx, "the gate job");
+    let gate = common::hold_at(&pool, 1, Priority::HIGH);
     let record = |what: Started| {
         let log = Arc::clone(&log);
         move || log.lock().unwrap().push(what)
