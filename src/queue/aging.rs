@@ -32,7 +32,11 @@
 //! and per level, not per job: FIFO within a level still decides which of
 //! its jobs goes. It counts the worker loop's starts only: a job that waits
 //! (`runtime/help.rs`) helps with jobs no less urgent than itself, however
-//! many, with no count. `tests/aging.rs` checks it with a property test.
+//! many, with no count. A pick that loses a race for the due level's job
+//! to another thread walks the levels as usual and may start a more urgent
+//! job first: one pass more, while some other thread takes a job of that
+//! level (no model or test covers that race). `tests/aging.rs` checks the
+//! bound with a property test.
 //!
 //! This is tokio's global-queue interval (its workers take from the
 //! shared queue every 61st tick however full their local queue is) made

@@ -398,7 +398,9 @@ impl WorkerThread {
             match self.local.pick_level(level) {
                 found @ Pick::Found(..) => pick = Some(found),
                 Pick::Empty => aging.found_empty(level),
-                // A job is there: the walk below finds it or backs off.
+                // Another thread won a race at the due level: the walk
+                // below may start a more urgent job first, one pass more
+                // (`queue/aging.rs`, "The bound").
                 Pick::Contended => {}
             }
         }
