@@ -341,6 +341,10 @@ pub(crate) const NEVER_RAN: &str = "the closure of a job that never ran";
 /// dropped without it.
 pub(crate) const UNTAKEN: &str = "the result of a job nobody took";
 
+/// What [`JobTally`] is told panicked when completing a job's handle woke
+/// the waker of whoever awaits it (an executor's code, run by the pool).
+pub(crate) const WAKER: &str = "the waker of a job's awaited handle";
+
 /// The counts a job's fate writes from wherever that fate is decided, off
 /// the workers: the fates of jobs that left their level without running
 /// there, per level, and the panics of destructors the pool runs for a job

@@ -29,7 +29,7 @@ use super::context::JobContext;
 use super::state::{
     CANCEL_REQUESTED, CANCELLED, CANCELLING, CancelOutcome, EXPIRING, QUEUED, RUNNING, TaskState, Unrun,
 };
-use super::{JobTally, UNTAKEN};
+use super::{JobTally, UNTAKEN, WAKER};
 use crate::error::{JobError, PanicPayload};
 use crate::sync::plain::{Arc, Mutex, lock};
 
@@ -196,25 +196,17 @@ where
         // Counted before the state and the handle can tell.
         ended(outcome.is_err());
         state.set_done();
-        // A dropped handle only means nobody wants the result: it comes
-        // back from `send` and is dropped here, outside the job's run.
-        let unwanted = |result: JobResult<T>| tally.drop_caught(UNTAKEN, move || drop(result));
-        let send = |sender: oneshot::Sender<JobResult<T>>, result| {
-            if let Err(unsent) = sender.send(result) {
-                unwanted(unsent.into_inner());
-            }
-        };
         match (outcome, result) {
             (Ok(value), Some(sender)) => {
-                send(sender, Ok(value));
+                complete(tally, sender, Ok(value));
                 Outcome::Completed
             }
             (Ok(value), None) => {
-                unwanted(Ok(value));
+                tally.drop_caught(UNTAKEN, move || drop(value));
                 Outcome::Completed
             }
             (Err(payload), Some(sender)) => {
-                send(sender, Err(JobError::Panicked(PanicPayload::new(payload))));
+                complete(tally, sender, Err(JobError::Panicked(PanicPayload::new(payload))));
                 Outcome::Panicked(None)
             }
             (Err(payload), None) => Outcome::Panicked(Some(payload)),
@@ -251,7 +243,7 @@ where
         let panic = panic::catch_unwind(AssertUnwindSafe(move || drop(job))).err();
         state.dropped(how);
         if let Some(sender) = result {
-            let _ = sender.send(Err(how.error()));
+            complete(&self.meta.tally, sender, Err(how.error()));
         }
         Abandoned::Dropped(panic)
     }
@@ -261,6 +253,23 @@ where
         // Counted as it is decided, at the level the move found the job at.
         self.meta.tally.promoted(from);
         Some(epoch)
+    }
+}
+
+/// Completes a job's handle with `result`, on whichever thread decided the
+/// job's end (a worker, a canceller, the timer, the sweep). Sending wakes
+/// the waker of a handle being awaited: an executor's code, which may
+/// panic; that panic, and one from dropping a result nobody takes (the
+/// handle is gone), is caught and reported to `tally`, never let loose in
+/// the pool's threads or mistaken for the job's own. The result is in the
+/// channel before the waker runs, so it is delivered either way.
+fn complete<T>(tally: &JobTally, sender: oneshot::Sender<JobResult<T>>, result: JobResult<T>) {
+    match panic::catch_unwind(AssertUnwindSafe(move || sender.send(result))) {
+        Ok(Ok(())) => {}
+        // A dropped handle only means nobody wants the result: it comes
+        // back from `send` and is dropped here, outside the job's run.
+        Ok(Err(unsent)) => tally.drop_caught(UNTAKEN, move || drop(unsent.into_inner())),
+        Err(payload) => tally.caught(WAKER, payload),
     }
 }
 

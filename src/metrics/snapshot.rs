@@ -65,8 +65,11 @@ pub struct Metrics {
     /// expired, or swept by [`Pool::shutdown_now`](crate::Pool::shutdown_now)),
     /// or the result of a job that nobody took (its
     /// [`JobHandle`](crate::JobHandle) was dropped without it, before or
-    /// after the job ended). They are not job panics: the job never ran, or
-    /// it returned, and is counted as cancelled, expired or completed; so
+    /// after the job ended); also the panics of the waker of an awaited
+    /// [`JobHandle`](crate::JobHandle), which the pool wakes when the job
+    /// ends (its result delivered regardless). They are not job panics:
+    /// the job never ran, or it returned, and is counted as cancelled,
+    /// expired or completed; so
     /// they are not in [`LevelMetrics::panicked`] or
     /// [`Pool::panic_count`](crate::Pool::panic_count) and do not reach the
     /// panic handler. Each was caught where it happened (the worker, the
