@@ -14,6 +14,7 @@ use crate::runtime::registry::Registry;
 use crate::runtime::worker;
 use crate::sync::Arc;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
 /// A cloneable, `Send + Sync` handle for giving jobs to a [`Pool`](crate::Pool) from
@@ -186,14 +187,24 @@ impl Spawner {
         }
         let mut rb = None;
         let slot = &mut rb;
-        let ra = self.scope(|s| {
-            let half = move |_: &Scope<'_>| *slot = Some(b());
-            if let Err(refused) = s.spawn(priority, half) {
-                refused.into_inner()(s);
+        let ra = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.scope(|s| {
+                let half = move |_: &Scope<'_>| *slot = Some(b());
+                if let Err(refused) = s.spawn(priority, half) {
+                    refused.into_inner()(s);
+                }
+                a()
+            })
+        }));
+        match ra {
+            Ok(ra) => (ra, rb.unwrap_or_else(|| unreachable!("the scope ran b"))),
+            // `b`'s value is dropped before the unwind, where its
+            // destructor's panic would abort the process.
+            Err(payload) => {
+                forkjoin::join::drop_unwanted(Ok(rb));
+                panic::resume_unwind(payload)
             }
-            a()
-        });
-        (ra, rb.unwrap_or_else(|| unreachable!("the scope ran b")))
+        }
     }
 
     /// The number of priority levels of the pool.

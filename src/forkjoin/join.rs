@@ -114,20 +114,33 @@ where
     finish(ra, rb)
 }
 
-/// Both values, or the first panic (the other payload is dropped).
+/// Both values, or the first panic. The other side's value or payload is
+/// dropped before the panic is resumed, under `catch_unwind`: dropped
+/// during the unwind, a destructor's panic would abort the process.
 fn finish<RA, RB>(ra: thread::Result<RA>, rb: thread::Result<RB>) -> (RA, RB) {
     match (ra, rb) {
         (Ok(ra), Ok(rb)) => (ra, rb),
         (Err(payload), rb) => {
-            if let Err(other) = rb {
-                drop_payload(other);
-            }
+            drop_unwanted(rb);
             panic::resume_unwind(payload)
         }
         (Ok(ra), Err(payload)) => {
-            drop(ra);
+            drop_unwanted(Ok(ra));
             panic::resume_unwind(payload)
         }
+    }
+}
+
+/// Drops a value or payload that a panic makes unwanted, catching (and
+/// dropping with `drop_payload`) a panic of its destructor.
+pub(crate) fn drop_unwanted<R>(outcome: thread::Result<R>) {
+    match outcome {
+        Ok(value) => {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
+                drop_payload(payload);
+            }
+        }
+        Err(payload) => drop_payload(payload),
     }
 }
 

@@ -273,7 +273,14 @@ where
             }
             panic::resume_unwind(payload)
         }
-        Ok(_) if job_panic.is_some() => panic::resume_unwind(job_panic.expect("just checked")),
-        Ok(value) => value,
+        Ok(value) => match job_panic {
+            Some(payload) => {
+                // Dropped before the unwind, where its destructor's panic
+                // would abort the process.
+                super::join::drop_unwanted(Ok(value));
+                panic::resume_unwind(payload)
+            }
+            None => value,
+        },
     }
 }
