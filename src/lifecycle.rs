@@ -126,17 +126,17 @@ impl Lifecycle {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
 
-    /// Whether any spawn from outside is under way: a read-modify-write of
-    /// every stripe (see the module docs).
+    /// Whether any spawn from outside is under way (see the module docs).
     pub(crate) fn spawns_under_way(&self) -> bool {
-        self.spawning.iter().any(|stripe| stripe.fetch_add(0, Ordering::AcqRel) != 0)
+        self.count_under_way() != 0
     }
 
-    /// How many spawns from outside are under way (a snapshot, by the same
-    /// read-modify-writes as [`Lifecycle::spawns_under_way`]; a spawn being
-    /// refused is counted for a moment too). Each one that was admitted
-    /// pushes its job after this read, or had pushed it before: what a
-    /// `TimedOut` report adds for jobs queued after its sweep (`abort.rs`).
+    /// How many spawns from outside are under way: a read-modify-write of
+    /// every stripe (see the module docs), a snapshot in which a spawn
+    /// being refused is counted for a moment too. Each one that was
+    /// admitted pushes its job after this read, or had pushed it before:
+    /// what a `TimedOut` report adds for jobs queued after its sweep
+    /// (`abort.rs`).
     pub(crate) fn count_under_way(&self) -> usize {
         self.spawning.iter().map(|stripe| stripe.fetch_add(0, Ordering::AcqRel)).sum()
     }
