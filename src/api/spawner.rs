@@ -196,15 +196,9 @@ impl Spawner {
                 a()
             })
         }));
-        match ra {
-            Ok(ra) => (ra, rb.unwrap_or_else(|| unreachable!("the scope ran b"))),
-            // `b`'s value is dropped before the unwind, where its
-            // destructor's panic would abort the process.
-            Err(payload) => {
-                forkjoin::join::drop_unwanted(Ok(rb));
-                panic::resume_unwind(payload)
-            }
-        }
+        // On a panic, `b`'s value is dropped before the unwind, as a fork's.
+        let (ra, rb) = forkjoin::join::finish(ra, Ok(rb));
+        (ra, rb.unwrap_or_else(|| unreachable!("the scope ran b")))
     }
 
     /// The number of priority levels of the pool.

@@ -117,7 +117,7 @@ where
 /// Both values, or the first panic. The other side's value or payload is
 /// dropped before the panic is resumed, under `catch_unwind`: dropped
 /// during the unwind, a destructor's panic would abort the process.
-fn finish<RA, RB>(ra: thread::Result<RA>, rb: thread::Result<RB>) -> (RA, RB) {
+pub(crate) fn finish<RA, RB>(ra: thread::Result<RA>, rb: thread::Result<RB>) -> (RA, RB) {
     match (ra, rb) {
         (Ok(ra), Ok(rb)) => (ra, rb),
         (Err(payload), rb) => {
