@@ -1,14 +1,16 @@
 //! The priority rule, seen from outside the pool.
 //!
 //! * One worker: jobs queued while the worker is held by a gate job run in
-//!   priority order, and in submission order within a level (one producer),
-//!   whether queued from outside or by a job on that worker (into its local
-//!   deques). A batch of low jobs the worker has already taken into its
-//!   deque does not delay a high job that arrives after it.
+//!   priority order; within a level, in submission order when queued from
+//!   outside (one producer), by the own deque's rule when queued by a job
+//!   on that worker (newest first, every 32nd take the oldest:
+//!   `queue/local.rs`, "Order within a level"). A chain of newer jobs does
+//!   not starve an older one. A batch of low jobs the worker has already
+//!   taken into its deque does not delay a high job that arrives after it.
 //! * One worker, jobs queued from outside that spawn jobs of their own: the
-//!   worker's own deque for a level comes before that level's injector, each
-//!   in submission order (`queue/levels.rs`, "The pick rule"), also when the
-//!   worker's last job came from that injector (the shortcut).
+//!   worker's own deque for a level comes before that level's injector
+//!   (`queue/levels.rs`, "The pick rule"), also when the worker's last job
+//!   came from that injector (the shortcut).
 //! * W workers (1 to 4; 2 levels, and 4): with every worker held by a gate
 //!   job, a batch is queued and the gates released. A job of level `l` may
 //!   start only when at most `W - 1` jobs of more urgent levels have not yet
@@ -25,7 +27,8 @@
 //!
 //! Known to catch a pick that scans the levels least urgent first (every
 //! test), one that pops a local deque before scanning the levels (the
-//! stolen-batch test), and LIFO local deques (the local-jobs test). A pick
+//! stolen-batch test), and own deques taken only oldest first or only newest
+//! first (the local-jobs test; the chain test catches the second too). A pick
 //! that falls through past a counted job still in flight is too narrow a
 //! window to hit from outside; a unit test in `src/queue/levels.rs` covers it.
 //!
@@ -75,6 +78,44 @@ fn priority_order(batch: &[(usize, Via)]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by_key(|&i| batch[i].0); // stable: submission order within a level
     order
+}
+
+/// How often a worker takes the oldest job of its own deque for a level
+/// instead of the newest: `OLDEST_EVERY` in `src/queue/local.rs`.
+const OLDEST_EVERY: usize = 32;
+
+/// A model of one worker's own deque for a level (`queue/local.rs`, "Order
+/// within a level"): newest first, but every `OLDEST_EVERY`-th job taken
+/// is the oldest.
+struct OwnDeque<J> {
+    jobs: VecDeque<J>,
+    taken: usize,
+}
+
+impl<J> OwnDeque<J> {
+    fn new() -> Self {
+        OwnDeque { jobs: VecDeque::new(), taken: 0 }
+    }
+
+    fn push(&mut self, job: J) {
+        self.jobs.push_back(job);
+    }
+
+    fn pop(&mut self) -> Option<J> {
+        let job = if self.taken + 1 == OLDEST_EVERY { self.jobs.pop_front() } else { self.jobs.pop_back() }?;
+        self.taken = (self.taken + 1) % OLDEST_EVERY;
+        Some(job)
+    }
+}
+
+/// The expected run order on one worker of a batch queued by a job on
+/// that worker: by level, then by the own deque's rule ([`OwnDeque`]).
+fn own_deque_order(levels: usize, batch: &[(usize, Via)]) -> Vec<usize> {
+    let mut own: Vec<OwnDeque<usize>> = (0..levels).map(|_| OwnDeque::new()).collect();
+    for (i, &(level, _)) in batch.iter().enumerate() {
+        own[level].push(i);
+    }
+    own.iter_mut().flat_map(|deque| std::iter::from_fn(|| deque.pop())).collect()
 }
 
 /// One worker held by a gate; the batch is queued from the test thread.
@@ -127,7 +168,7 @@ fn one_worker_from_a_job(levels: usize, batch: Vec<(usize, Via)>) -> Result<(), 
         prop_assert!(handle.join().is_ok(), "a submitted job failed");
     }
     let ran = log.lock().unwrap().clone();
-    prop_assert_eq!(ran, priority_order(&batch), "run order (job indices) differs from priority order");
+    prop_assert_eq!(ran, own_deque_order(levels, &batch), "run order (job indices) differs from the own deque's");
     Ok(())
 }
 
@@ -203,6 +244,41 @@ fn a_grandchild_in_the_own_deque_runs_before_the_injector() {
         gate.release();
         pool.shutdown();
         assert_eq!(*log.lock().unwrap(), ["parent", "child", "grandchild", "next"]);
+    });
+}
+
+/// One worker: a job queues one job, then starts a chain of jobs, each
+/// spawning the next, all at one level. Newest first alone would run the
+/// whole chain first; the oldest-first take runs the first job by the
+/// `OLDEST_EVERY`-th job taken off the deque (the bound in
+/// `queue/local.rs`, "Order within a level", with no job queued before it).
+#[test]
+fn a_chain_of_newer_jobs_does_not_starve_an_older_one() {
+    watchdog("chain", CASE_BOUND, || {
+        const LINKS: usize = 4 * OLDEST_EVERY;
+        fn link(spawner: priopool::Spawner, log: Arc<Mutex<Vec<usize>>>, i: usize) {
+            log.lock().unwrap().push(i);
+            if i + 1 < LINKS {
+                let next = spawner.clone();
+                spawner.spawn(Priority::LOW, move || link(next, log, i + 1)).expect("spawn refused");
+            }
+        }
+        let pool = Pool::builder().workers(1).levels(2).build().expect("build");
+        let (spawner, log) = (pool.spawner(), Arc::new(Mutex::new(Vec::new())));
+        let (inner, first_log) = (spawner.clone(), Arc::clone(&log));
+        spawner
+            .spawn(Priority::LOW, move || {
+                let older = Arc::clone(&first_log);
+                inner.spawn(Priority::LOW, move || older.lock().unwrap().push(usize::MAX)).expect("spawn refused");
+                let next = inner.clone();
+                inner.spawn(Priority::LOW, move || link(next, first_log, 0)).expect("spawn refused");
+            })
+            .expect("spawn refused");
+        pool.shutdown();
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), LINKS + 1);
+        let at = log.iter().position(|&i| i == usize::MAX).expect("the older job ran");
+        assert!(at < OLDEST_EVERY, "the older job was the {}th job taken off the deque: {log:?}", at + 1);
     });
 }
 
@@ -285,21 +361,20 @@ struct Parent {
 type Ran = (usize, Option<usize>);
 
 /// The expected run order on one worker: each pick walks the levels from 0
-/// and takes the oldest job of the worker's own deque for the level, else of
-/// its injector.
+/// and takes a job of the worker's own deque for the level ([`OwnDeque`]),
+/// else the oldest of its injector.
 fn parents_and_children_order(levels: usize, batch: &[Parent]) -> Vec<Ran> {
     let mut injectors: Vec<VecDeque<Ran>> = vec![VecDeque::new(); levels];
-    let mut own: Vec<VecDeque<Ran>> = vec![VecDeque::new(); levels];
+    let mut own: Vec<OwnDeque<Ran>> = (0..levels).map(|_| OwnDeque::new()).collect();
     for (i, parent) in batch.iter().enumerate() {
         injectors[parent.level].push_back((i, None));
     }
     let mut order = Vec::new();
-    while let Some(job) = (0..levels).find_map(|level| own[level].pop_front().or_else(|| injectors[level].pop_front()))
-    {
+    while let Some(job) = (0..levels).find_map(|level| own[level].pop().or_else(|| injectors[level].pop_front())) {
         order.push(job);
         if let (i, None) = job {
             for (k, &level) in batch[i].children.iter().enumerate() {
-                own[level].push_back((i, Some(k)));
+                own[level].push((i, Some(k)));
             }
         }
     }
@@ -367,7 +442,7 @@ proptest! {
     }
 
     #[test]
-    fn one_worker_runs_local_jobs_in_priority_then_submission_order((levels, batch) in levels_and_batch()) {
+    fn one_worker_runs_local_jobs_in_priority_then_own_deque_order((levels, batch) in levels_and_batch()) {
         watchdog("one worker, from a job", CASE_BOUND, move || one_worker_from_a_job(levels, batch))?;
     }
 

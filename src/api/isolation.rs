@@ -101,7 +101,7 @@ impl Builder {
     /// With a bound, a worker may start a job of a level while more urgent
     /// jobs wait, on purpose; the priority rule of [`Pool`](crate::Pool)
     /// then holds except for those picks. The bound is per worker and per
-    /// level (FIFO within the level decides which of its jobs goes), and
+    /// level (the order within the level decides which of its jobs goes), and
     /// counts only the jobs the worker's loop starts: the jobs a waiting job
     /// helps with (`JobHandle::join`, `join`, `scope`) run inside it, are not
     /// counted, and may be more, since a waiting job never takes a job less

@@ -29,8 +29,8 @@
 //! being the number of levels: `k` passes make the level due, and the due
 //! levels more urgent than it (at most `L − 2` of them) may each be served
 //! once first. With two levels the bound is `k`. It is a bound per worker
-//! and per level, not per job: FIFO within a level still decides which of
-//! its jobs goes. It counts the worker loop's starts only: a job that waits
+//! and per level, not per job: the order within a level (`queue/local.rs`)
+//! still decides which of its jobs goes. It counts the worker loop's starts only: a job that waits
 //! (`runtime/help.rs`) helps with jobs no less urgent than itself, however
 //! many, with no count. A pick that loses a race for the due level's job
 //! to another thread walks the levels as usual and may start a more urgent

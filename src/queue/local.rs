@@ -13,7 +13,30 @@
 //! none at all: no counter that every worker updates, which would bounce
 //! between cores on every job of a fan-out.
 //!
-//! Beside each level's FIFO deque of spawned jobs there is a LIFO deque of
+//! # Order within a level
+//!
+//! The owner takes its newest spawned job first, as rayon's workers and
+//! Java's `ForkJoinPool` (its default, not `asyncMode`) do: a job spawned
+//! by a job runs next on the same worker, while its data is in cache, and
+//! a tree of jobs is walked mostly depth first, so far fewer of its jobs
+//! wait at once than breadth first (half its leaves). Peers steal the
+//! oldest.
+//!
+//! Newest first alone lets a stream of newer jobs starve an older one: a
+//! job that spawns its successor at its level would keep its worker off
+//! every job queued before it there, while no peer is free to steal them.
+//! So every [`OLDEST_EVERY`]-th job the owner takes off a level's deque is
+//! its oldest, taken from the stealers' end (tokio caps its LIFO slot the
+//! same way, `MAX_LIFO_POLLS_PER_TICK`). A job with `i` jobs queued before
+//! it on its worker's deque for its level is thus taken within
+//! `(i + 1) × OLDEST_EVERY` of that worker's takes from that deque, or
+//! stolen sooner. The levels are unchanged by this: each take is still the
+//! pick rule's (`queue/levels.rs`), and jobs from outside go to the
+//! injectors, which are FIFO.
+//!
+//! # Fork halves
+//!
+//! Beside each level's deque of spawned jobs there is a LIFO deque of
 //! *fork halves*, the second closure of a `join` (`forkjoin/join.rs`), with
 //! its own flag under the same rule. The owner pops its newest half back
 //! ([`LocalQueues::pop_fork`]); peers steal the oldest, as from the other
@@ -34,6 +57,12 @@ use crossbeam_utils::CachePadded;
 
 use super::deque::{Steal, Stealer, Worker};
 use crate::sync::{Arc, AtomicBool, Ordering};
+
+/// How often the owner takes its oldest spawned job instead of its newest:
+/// every `OLDEST_EVERY`-th job it takes off a level's deque of spawned jobs
+/// (see the module docs, "Order within a level"). 2 under loom, so that a
+/// model reaches the oldest-first take in a few steps.
+pub(crate) const OLDEST_EVERY: u32 = if cfg!(loom) { 2 } else { 32 };
 
 /// What a worker's deques hold: jobs `T`, and fork halves `T::Fork`, which
 /// become jobs when the pick rule takes them.
@@ -66,6 +95,9 @@ struct LocalLevel<T: Queued> {
     /// there, or lost a race for one (`queue/levels.rs`, "Trying an
     /// injector").
     injector_busy: Cell<bool>,
+    /// How many spawned jobs the owner took off this deque since its last
+    /// oldest-first take ([`OLDEST_EVERY`]).
+    taken: Cell<u32>,
 }
 
 /// What peers reach of a worker's deques: a stealer and an occupied flag
@@ -83,15 +115,16 @@ struct SharedLevel<T: Queued> {
 }
 
 impl<T: Queued> LocalQueues<T> {
-    /// Empty FIFO deques, one per level.
+    /// Empty deques, one per level.
     pub(crate) fn new(levels: usize) -> LocalQueues<T> {
         let own: Box<[LocalLevel<T>]> = (0..levels)
             .map(|_| LocalLevel {
-                deque: Worker::new_fifo(),
+                deque: Worker::new_lifo(),
                 forks: Worker::new_lifo(),
                 flagged: Cell::new(false),
                 fork_flagged: Cell::new(false),
                 injector_busy: Cell::new(false),
+                taken: Cell::new(0),
             })
             .collect();
         let shared = Arc::new(SharedQueues {
@@ -211,11 +244,12 @@ impl<T: Queued> LocalQueues<T> {
         job
     }
 
-    /// Pops a job of `level`: the newest fork half, else the oldest spawned
-    /// job, clearing a flag whose deque it finds empty. A deque not flagged
-    /// is empty (only the owner pushes), so that case touches nothing: a
-    /// FIFO pop is a read-modify-write even on an empty deque, and every
-    /// pick tries every level's own deques.
+    /// Pops a job of `level`: the newest fork half, else a spawned job
+    /// (the newest, or the oldest on every [`OLDEST_EVERY`]-th take),
+    /// clearing a flag whose deque it finds empty. A deque not flagged is
+    /// empty (only the owner pushes), so that case touches nothing: a pop
+    /// fences even on an empty deque, and every pick tries every level's
+    /// own deques.
     #[inline]
     pub(crate) fn pop(&self, level: usize) -> Option<T> {
         let own = &self.levels[level];
@@ -225,12 +259,27 @@ impl<T: Queued> LocalQueues<T> {
         if !own.flagged.get() {
             return None;
         }
-        let job = own.deque.pop();
-        if job.is_none() {
+        let taken = own.taken.get() + 1;
+        let oldest = if taken == OLDEST_EVERY { self.take_oldest(level) } else { None };
+        let job = oldest.or_else(|| own.deque.pop());
+        if job.is_some() {
+            own.taken.set(taken % OLDEST_EVERY);
+        } else {
             own.flagged.set(false);
             self.shared.levels[level].occupied.store(false, Ordering::Release);
         }
         job
+    }
+
+    /// The oldest spawned job of the owner's deque at `level`, taken from
+    /// the end peers steal from; `None` if the deque is empty or a peer's
+    /// steal raced this one (the caller then pops the newest).
+    #[cold]
+    fn take_oldest(&self, level: usize) -> Option<T> {
+        match self.shared.levels[level].stealer.steal() {
+            Steal::Success(job) => Some(job),
+            Steal::Empty | Steal::Retry => None,
+        }
     }
 
     /// How many jobs the deques hold, all levels together (the owner's

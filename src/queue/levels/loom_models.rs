@@ -200,3 +200,31 @@ fn a_returned_spawn_is_never_hidden_by_a_preempted_one() {
         assert_eq!(taken, A | B, "every job is taken");
     });
 }
+
+/// The owner's oldest-first take (`queue/local.rs`, "Order within a
+/// level"; every 2nd take under loom) steals from the end its peers steal
+/// from. With a peer stealing at the same time, each of the three jobs is
+/// taken once, by one of them: none lost to the race, none taken twice, and
+/// the owner's pops stop only once the deque is empty (a lost race falls
+/// back to the newest job).
+#[test]
+fn an_oldest_first_take_racing_a_steal_takes_each_job_once() {
+    loom::model(|| {
+        let owner = LocalQueues::<u32>::new(1);
+        for job in [1, 2, 3] {
+            owner.push(0, job);
+        }
+        let shared = Arc::clone(owner.shared());
+        let thief = thread::spawn(move || match shared.steal(0) {
+            Steal::Success(job) => vec![job],
+            Steal::Empty | Steal::Retry => Vec::new(),
+        });
+        let mut taken = Vec::new();
+        while let Some(job) = owner.pop(0) {
+            taken.push(job);
+        }
+        taken.extend(thief.join().unwrap());
+        taken.sort_unstable();
+        assert_eq!(taken, [1, 2, 3]);
+    });
+}
