@@ -119,9 +119,12 @@ pub struct LevelMetrics {
     pub full_waits: u64,
     /// Jobs that never started because they were cancelled: through
     /// [`JobHandle::cancel`](crate::JobHandle::cancel) or a
-    /// [`CancelHandle`](crate::CancelHandle) before they started, or by
+    /// [`CancelHandle`](crate::CancelHandle) before they started, by
+    /// [`JobGroup::cancel`](crate::JobGroup::cancel) or
+    /// [`Pool::cancel_queued`](crate::Pool::cancel_queued), or by
     /// [`Pool::shutdown_now`](crate::Pool::shutdown_now) (or a timed-out
-    /// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout)).
+    /// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout), or a drop
+    /// under [`DropPolicy::CancelBacklog`](crate::DropPolicy::CancelBacklog)).
     ///
     /// Counted when the cancellation is decided: before `cancel` answers
     /// [`Prevented`](crate::CancelOutcome::Prevented) and before the job's
