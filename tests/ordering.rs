@@ -3,9 +3,9 @@
 //! * One worker: jobs queued while the worker is held by a gate job run in
 //!   priority order; within a level, in submission order when queued from
 //!   outside (one producer), by the own deque's rule when queued by a job
-//!   on that worker (newest first, every 32nd take the oldest:
-//!   `queue/local.rs`, "Order within a level"). A chain of newer jobs does
-//!   not starve an older one. A batch of low jobs the worker has already
+//!   on that worker (newest first; of every 64 takes, the 32nd the oldest,
+//!   the 64th the injector's: `queue/local.rs`, "Order within a level"). A
+//!   chain of newer jobs starves neither an older one nor one from outside. A batch of low jobs the worker has already
 //!   taken into its deque does not delay a high job that arrives after it.
 //! * One worker, jobs queued from outside that spawn jobs of their own: the
 //!   worker's own deque for a level comes before that level's injector
@@ -85,8 +85,9 @@ fn priority_order(batch: &[(usize, Via)]) -> Vec<usize> {
 const OLDEST_EVERY: usize = 32;
 
 /// A model of one worker's own deque for a level (`queue/local.rs`, "Order
-/// within a level"): newest first, but every `OLDEST_EVERY`-th job taken
-/// is the oldest.
+/// within a level"): newest first, in rounds of `2 × OLDEST_EVERY` takes
+/// whose `OLDEST_EVERY`-th take is the oldest, and whose last is the
+/// injector's turn ([`OwnDeque::injector_turn`]), else the oldest again.
 struct OwnDeque<J> {
     jobs: VecDeque<J>,
     taken: usize,
@@ -102,8 +103,19 @@ impl<J> OwnDeque<J> {
     }
 
     fn pop(&mut self) -> Option<J> {
-        let job = if self.taken + 1 == OLDEST_EVERY { self.jobs.pop_front() } else { self.jobs.pop_back() }?;
-        self.taken = (self.taken + 1) % OLDEST_EVERY;
+        let taken = self.taken + 1;
+        let job = if taken.is_multiple_of(OLDEST_EVERY) { self.jobs.pop_front() } else { self.jobs.pop_back() }?;
+        self.taken = taken % (2 * OLDEST_EVERY);
+        Some(job)
+    }
+
+    /// Takes the level's injector's oldest job on the injector's turn.
+    fn injector_turn<T>(&mut self, injector: &mut VecDeque<T>) -> Option<T> {
+        if self.taken + 1 != 2 * OLDEST_EVERY {
+            return None;
+        }
+        let job = injector.pop_front()?;
+        self.taken = 0;
         Some(job)
     }
 }
@@ -282,6 +294,44 @@ fn a_chain_of_newer_jobs_does_not_starve_an_older_one() {
     });
 }
 
+/// One worker: a job from outside starts a chain of jobs, each spawning
+/// the next at its level, and waits until the test has queued another job
+/// from outside at that level. The worker's own deque comes before the
+/// level's injector, so without the injector's turn that job would wait
+/// for the whole chain; with it, it is the `2 × OLDEST_EVERY`-th job taken
+/// after the chain's first (`queue/local.rs`, "Order within a level").
+#[test]
+fn a_chain_of_jobs_from_a_job_does_not_starve_a_job_from_outside() {
+    watchdog("chain against outside", CASE_BOUND, || {
+        const LINKS: usize = 8 * OLDEST_EVERY;
+        fn link(spawner: priopool::Spawner, log: Arc<Mutex<Vec<usize>>>, i: usize) {
+            log.lock().unwrap().push(i);
+            if i + 1 < LINKS {
+                let next = spawner.clone();
+                spawner.spawn(Priority::LOW, move || link(next, log, i + 1)).expect("spawn refused");
+            }
+        }
+        let pool = Pool::builder().workers(1).levels(2).build().expect("build");
+        let (spawner, log) = (pool.spawner(), Arc::new(Mutex::new(Vec::new())));
+        let (queued_tx, queued_rx) = std::sync::mpsc::channel::<()>();
+        let (inner, chain_log) = (spawner.clone(), Arc::clone(&log));
+        spawner
+            .spawn(Priority::LOW, move || {
+                queued_rx.recv().expect("test gone");
+                link(inner, chain_log, 0);
+            })
+            .expect("spawn refused");
+        let outside = Arc::clone(&log);
+        spawner.spawn(Priority::LOW, move || outside.lock().unwrap().push(usize::MAX)).expect("spawn refused");
+        queued_tx.send(()).expect("the first link is gone");
+        pool.shutdown();
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), LINKS + 1);
+        let at = log.iter().position(|&i| i == usize::MAX).expect("the job from outside ran");
+        assert_eq!(at, 2 * OLDEST_EVERY, "the job from outside ran after link {}: {log:?}", log[at - 1]);
+    });
+}
+
 /// One job of a W-worker batch: its level and how long it busy-works once
 /// started (iterations of a trivial loop; only varies the interleavings).
 #[derive(Clone, Copy)]
@@ -370,7 +420,10 @@ fn parents_and_children_order(levels: usize, batch: &[Parent]) -> Vec<Ran> {
         injectors[parent.level].push_back((i, None));
     }
     let mut order = Vec::new();
-    while let Some(job) = (0..levels).find_map(|level| own[level].pop().or_else(|| injectors[level].pop_front())) {
+    while let Some(job) = (0..levels).find_map(|level| {
+        let injector = &mut injectors[level];
+        own[level].injector_turn(injector).or_else(|| own[level].pop()).or_else(|| injector.pop_front())
+    }) {
         order.push(job);
         if let (i, None) = job {
             for (k, &level) in batch[i].children.iter().enumerate() {

@@ -21,10 +21,12 @@ use crate::runtime::registry::Registry;
 ///
 /// Jobs are queued per priority level and a worker always starts the most
 /// urgent job there is (see the crate docs for the exact rule). Within a
-/// level, one worker starts jobs from outside in submission order, and
-/// jobs spawned by its own jobs newest first, but every 32nd the oldest;
-/// with several workers, each takes the next job it finds (its own deque
-/// first), so the start order across workers is not FIFO.
+/// level, one worker starts the jobs its own jobs spawned first, newest
+/// first, and jobs from outside in submission order; of every 64 jobs it
+/// takes at a level, the 32nd is its oldest spawned job and the 64th the
+/// oldest from outside, so that no job waits for ever. With several
+/// workers, each takes the next job it finds (its own deque first), so the
+/// start order across workers is not FIFO.
 ///
 /// Dropping the pool shuts it down gracefully, like [`Pool::shutdown`]: the
 /// dropping thread **blocks** until every accepted job has run (unlike

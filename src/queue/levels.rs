@@ -33,7 +33,9 @@
 //! 3. the other workers' [`Stealer`]s for that level
 //!
 //! (the loop crossbeam-deque's crate docs teach, once per level, with
-//! single-job steals as rayon does). It moves on to a less urgent level only
+//! single-job steals as rayon does), except that one take in every round
+//! of the own deque's turns tries the injector first (`queue/local.rs`,
+//! "Order within a level"). It moves on to a less urgent level only
 //! when every source of the level answered empty. A source that answered
 //! [`Steal::Retry`] (another thread won the race for its front job) means a
 //! job is there: the pick reports [`Pick::Contended`] and the worker picks
@@ -50,9 +52,9 @@
 //! job pushed before the taken one is visible to that second look (the take
 //! synchronises with the push), so a job starts only when no more urgent job
 //! pushed before it waits in a queue. A job from the worker's own deque
-//! needs no second look: it was put there before this walk began. Putting a
-//! job back keeps the order one worker runs a level in: its own deque comes
-//! first anyway, and jobs of the level pushed later are behind it.
+//! needs no second look: it was put there before this walk began. A job put
+//! back waits in the worker's own deque, which comes first at its level, under
+//! that deque's rule.
 //!
 //! A worker whose last job came from the injector of a level below 0
 //! tries that injector first on its next pick, before the walk, when its
@@ -360,10 +362,18 @@ impl<T: Queued> Levels<T> {
         start: usize,
     ) -> Take<T> {
         let mut retry = false;
+        let injector = &self.injectors[level];
+        // The injector's turn (`queue/local.rs`, "Order within a level").
+        if local.injector_turn(level)
+            && !injector.is_empty()
+            && let Steal::Success(job) = first_success(|| injector.steal())
+        {
+            local.took_on_injector_turn(level);
+            return Take::Job(job, Source::Injector);
+        }
         if let Some(job) = local.pop(level) {
             return Take::Job(job, Source::Local);
         }
-        let injector = &self.injectors[level];
         // See the module docs, "Trying an injector".
         if local.injector_busy(level) || !injector.is_empty() {
             let outcome = first_success(|| injector.steal());

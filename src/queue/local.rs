@@ -22,17 +22,27 @@
 //! wait at once than breadth first (half its leaves). Peers steal the
 //! oldest.
 //!
-//! Newest first alone lets a stream of newer jobs starve an older one: a
-//! job that spawns its successor at its level would keep its worker off
-//! every job queued before it there, while no peer is free to steal them.
-//! So every [`OLDEST_EVERY`]-th job the owner takes off a level's deque is
-//! its oldest, taken from the stealers' end (tokio caps its LIFO slot the
-//! same way, `MAX_LIFO_POLLS_PER_TICK`). A job with `i` jobs queued before
-//! it on its worker's deque for its level is thus taken within
-//! `(i + 1) × OLDEST_EVERY` of that worker's takes from that deque, or
-//! stolen sooner. The levels are unchanged by this: each take is still the
-//! pick rule's (`queue/levels.rs`), and jobs from outside go to the
-//! injectors, which are FIFO.
+//! Newest first alone lets a stream of newer jobs starve older ones: a job
+//! that spawns its successor at its level would keep its worker off every
+//! job queued before it in that deque, and, since the own deque comes
+//! before the level's injector (`queue/levels.rs`, "The pick rule"), off
+//! every job from outside at that level, while no peer is free to take
+//! them. So the owner's takes at a level go in rounds of
+//! `2 × OLDEST_EVERY` ([`OLDEST_EVERY`] is 32): the `OLDEST_EVERY`-th take
+//! of a round is the deque's oldest job, taken from the stealers' end, and
+//! the last is the level's injector's oldest, or if it has none the
+//! deque's oldest again (tokio caps its LIFO slot, and checks its global
+//! queue every 61 ticks, for the same reasons). A round counts the
+//! worker's takes of its own spawned jobs at the level, and the injector's
+//! turn; fork halves do not count. So a job with `i` jobs queued before it
+//! in its worker's deque is taken within `(i + 1) × 2 × OLDEST_EVERY` of
+//! that worker's counted takes at its level, or stolen sooner; and a job
+//! in a level's injector with `i` jobs ahead of it waits for at most
+//! `(i + 1) × 2 × OLDEST_EVERY` counted takes at its level by any one
+//! worker (a worker with no spawned job there takes from the injector
+//! anyway). The levels are unchanged by this: each take is still
+//! the pick rule's, never one of a less urgent level while a more urgent
+//! job waits.
 //!
 //! # Fork halves
 //!
@@ -95,8 +105,8 @@ struct LocalLevel<T: Queued> {
     /// there, or lost a race for one (`queue/levels.rs`, "Trying an
     /// injector").
     injector_busy: Cell<bool>,
-    /// How many spawned jobs the owner took off this deque since its last
-    /// oldest-first take ([`OLDEST_EVERY`]).
+    /// How many spawned jobs the owner took at this level in the current
+    /// round of `2 × OLDEST_EVERY` takes (see the module docs).
     taken: Cell<u32>,
 }
 
@@ -260,15 +270,30 @@ impl<T: Queued> LocalQueues<T> {
             return None;
         }
         let taken = own.taken.get() + 1;
-        let oldest = if taken == OLDEST_EVERY { self.take_oldest(level) } else { None };
+        // The oldest's turn, or the injector's that found it empty.
+        let oldest = if taken.is_multiple_of(OLDEST_EVERY) { self.take_oldest(level) } else { None };
         let job = oldest.or_else(|| own.deque.pop());
         if job.is_some() {
-            own.taken.set(taken % OLDEST_EVERY);
+            own.taken.set(taken % (2 * OLDEST_EVERY));
         } else {
             own.flagged.set(false);
             self.shared.levels[level].occupied.store(false, Ordering::Release);
         }
         job
+    }
+
+    /// Whether the owner's next take at `level` is the injector's turn
+    /// (see the module docs): its last take there was the
+    /// `2 × OLDEST_EVERY − 1`th of the round.
+    #[inline]
+    pub(crate) fn injector_turn(&self, level: usize) -> bool {
+        self.levels[level].taken.get() + 1 == 2 * OLDEST_EVERY
+    }
+
+    /// Ends the round of takes at `level`: the injector's turn gave a job.
+    #[cold]
+    pub(crate) fn took_on_injector_turn(&self, level: usize) {
+        self.levels[level].taken.set(0);
     }
 
     /// The oldest spawned job of the owner's deque at `level`, taken from
