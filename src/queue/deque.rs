@@ -3,9 +3,10 @@
 //! These are crossbeam-deque's lock-free queues: [`Injector`] is the
 //! multi-producer FIFO that external threads push into, [`Worker`] is a
 //! worker's own Chase-Lev deque (Chase and Lev, "Dynamic Circular
-//! Work-Stealing Deque", SPAA 2005; in its FIFO flavour for spawned jobs,
-//! its LIFO flavour for the halves `join` forks, `forkjoin/`) and
-//! [`Stealer`] is the handle other workers steal from it with. Keeping the
+//! Work-Stealing Deque", SPAA 2005), in its LIFO flavour for spawned jobs
+//! and for the halves `join` forks (`queue/local.rs`, `forkjoin/`), and
+//! [`Stealer`] is the handle other workers (and the owner's oldest-first
+//! take) steal from it with. Keeping the
 //! import in one module gives a model checker a single seam to replace them.
 //!
 //! crossbeam-deque is not loom-aware, so under `cfg(loom)` this module is a
@@ -50,12 +51,10 @@ mod model {
         queue: Queue<T>,
     }
 
-    /// A worker's own FIFO queue; other workers reach it through a
-    /// [`Stealer`].
+    /// A worker's own queue, in crossbeam's LIFO flavour (the owner pops
+    /// the newest job); other workers reach it through a [`Stealer`].
     pub(crate) struct Worker<T> {
         queue: Arc<Queue<T>>,
-        /// The owner pops the newest job (crossbeam's LIFO flavour).
-        lifo: bool,
     }
 
     /// Steals from a [`Worker`].
@@ -111,11 +110,11 @@ mod model {
             Steal::Success(job)
         }
 
-        /// The owner's pop: never `Retry`, but it moves `version`, so a
-        /// steal racing it may have to retry.
-        fn pop(&self, lifo: bool) -> Option<T> {
+        /// The owner's pop of the newest job: never `Retry`, but it moves
+        /// `version`, so a steal racing it may have to retry.
+        fn pop(&self) -> Option<T> {
             let mut jobs = lock(&self.jobs);
-            let job = if lifo { jobs.pop_back()? } else { jobs.pop_front()? };
+            let job = jobs.pop_back()?;
             self.version.fetch_add(1, Ordering::Relaxed);
             self.len.fetch_sub(1, Ordering::Release);
             Some(job)
@@ -169,23 +168,19 @@ mod model {
     }
 
     impl<T> Worker<T> {
-        pub(crate) fn new_fifo() -> Worker<T> {
-            Worker { queue: Arc::new(Queue::new()), lifo: false }
-        }
-
         pub(crate) fn new_lifo() -> Worker<T> {
-            Worker { queue: Arc::new(Queue::new()), lifo: true }
+            Worker { queue: Arc::new(Queue::new()) }
         }
 
         pub(crate) fn push(&self, job: T) {
             self.queue.push(job);
         }
 
-        /// The owner pops from the front (FIFO flavour) or the back (LIFO
-        /// flavour), as crossbeam's; it never meets `Retry`. Steals always
-        /// take the front, the oldest job.
+        /// The owner pops from the back, the newest job, as crossbeam's
+        /// LIFO flavour; it never meets `Retry`. Steals always take the
+        /// front, the oldest job.
         pub(crate) fn pop(&self) -> Option<T> {
-            self.queue.pop(self.lifo)
+            self.queue.pop()
         }
 
         pub(crate) fn stealer(&self) -> Stealer<T> {
