@@ -27,8 +27,10 @@
 //!
 //! Known to catch a pick that scans the levels least urgent first (every
 //! test), one that pops a local deque before scanning the levels (the
-//! stolen-batch test), and own deques taken only oldest first or only newest
-//! first (the local-jobs test; the chain test catches the second too). A pick
+//! stolen-batch test), own deques taken only oldest first or only newest
+//! first (the local-jobs test; the chain test catches the second too), and
+//! a shortcut taken while a more urgent own deque holds a job (the
+//! grandchild test, with `LocalQueues::cool` disabled). A pick
 //! that falls through past a counted job still in flight is too narrow a
 //! window to hit from outside; a unit test in `src/queue/levels.rs` covers it.
 //!
@@ -228,6 +230,12 @@ fn queued_low_jobs_do_not_delay_a_later_high_job() {
 /// it runs before the low job still in the injector (the pick rule), even
 /// though the worker's last low job came from that injector (the shortcut
 /// is not taken while a more urgent job waits in the worker's own deque).
+///
+/// A shortcut taken anyway would put the injector's job back into the own
+/// deque before the grandchild is spawned; newest first would still run the
+/// grandchild first, so the worker's next take off its low deque is made
+/// the oldest-first one: a first job from outside queues `OLDEST_EVERY -
+/// 1` empty low jobs there, taken before the parent starts.
 #[test]
 fn a_grandchild_in_the_own_deque_runs_before_the_injector() {
     watchdog("grandchild", CASE_BOUND, || {
@@ -239,6 +247,14 @@ fn a_grandchild_in_the_own_deque_runs_before_the_injector() {
             let log = Arc::clone(log);
             move || log.lock().unwrap().push(name)
         };
+        let warm = spawner.clone();
+        spawner
+            .spawn(Priority::LOW, move || {
+                for _ in 1..OLDEST_EVERY {
+                    warm.spawn(Priority::LOW, || {}).expect("spawn refused");
+                }
+            })
+            .expect("spawn refused");
         let (parent_log, inner) = (Arc::clone(&log), spawner.clone());
         spawner
             .spawn(Priority::LOW, move || {

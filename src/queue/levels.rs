@@ -52,9 +52,13 @@
 //! job pushed before the taken one is visible to that second look (the take
 //! synchronises with the push), so a job starts only when no more urgent job
 //! pushed before it waits in a queue. A job from the worker's own deque
-//! needs no second look: it was put there before this walk began. A job put
-//! back waits in the worker's own deque, which comes first at its level, under
-//! that deque's rule.
+//! needs no second look: it was put there before this walk began. Putting a
+//! job back keeps the order in which one worker takes a level's jobs from
+//! outside: the take reached a shared source because the own deque for the
+//! level was empty (the job is then alone there) or on the injector's turn
+//! (`queue/local.rs`; the job is then the newest there), so it is the next
+//! of its level the worker takes, and the own deque comes before the
+//! injector, where the jobs pushed after it wait.
 //!
 //! A worker whose last job came from the injector of a level below 0
 //! tries that injector first on its next pick, before the walk, when its
@@ -75,10 +79,12 @@
 //! `docs/benchmarks.md`, "What moved C"). Nor is it once the worker has
 //! pushed a job into its own deque for a more urgent level, as when its
 //! last job spawned a more urgent one: that push forgets the shortcut's
-//! level (`queue/local.rs`), else a job of the level put back would run
-//! before one that the more urgent job spawns at the level later, where
-//! the walk runs the own deque's first. More urgent jobs in peers' deques
-//! are left to the second look.
+//! level (`queue/local.rs`), else a job of the level put back would wait
+//! in the own deque, older than one that the more urgent job spawns at the
+//! level later, and the own deque's oldest-first take (`queue/local.rs`,
+//! "Order within a level") could run it first, where the walk runs the own
+//! deque's job first. More urgent jobs in peers' deques are left to the
+//! second look.
 //!
 //! # Trying an injector
 //!
@@ -552,7 +558,8 @@ mod tests {
         // level-0 job, which spawns a level-1 job when it runs. The pick
         // rule runs that one (own deque) before level 1's injector; a
         // shortcut taken meanwhile would have put the injector's job into
-        // the own deque ahead of it.
+        // the own deque before it, where an oldest-first take would run it
+        // first.
         let (local, peers) = worker(2);
         let levels = hot_on_the_last_level(2, &local, &peers);
         local.push(0, 3);
