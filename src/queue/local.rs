@@ -40,9 +40,11 @@
 //! in a level's injector with `i` jobs ahead of it waits for at most
 //! `(i + 1) × 2 × OLDEST_EVERY` counted takes at its level by any one
 //! worker (a worker with no spawned job there takes from the injector
-//! anyway). The levels are unchanged by this: each take is still
-//! the pick rule's, never one of a less urgent level while a more urgent
-//! job waits.
+//! anyway). An oldest-first take that loses the race for the oldest job to
+//! a peer's steal (`Steal::Retry`) takes the newest instead: the bound
+//! holds all the same, as that peer took the job's oldest predecessor (or
+//! the job). The levels are unchanged by this: each take is still the pick
+//! rule's, never one of a less urgent level while a more urgent job waits.
 //!
 //! # Fork halves
 //!
