@@ -117,8 +117,8 @@ pub struct JobInfo {
 pub enum JobOutcome {
     /// The job returned.
     Completed,
-    /// The job panicked (its payload went to the panic handler or to its
-    /// [`JobHandle`](crate::JobHandle), as usual).
+    /// The job panicked (its payload went to the panic handler, or to its
+    /// [`JobHandle`](crate::JobHandle), scope or `join`, as usual).
     Panicked,
 }
 

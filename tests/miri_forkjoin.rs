@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::fib;
+use common::{fib, intentional_panic, is_intentional, quiet_panics};
 use priopool::{Pool, Priority};
 
 #[test]
@@ -98,4 +98,37 @@ fn a_stolen_half_hands_its_value_back() {
             .unwrap();
         assert_eq!(got, (1, 2));
     }
+}
+
+/// As above, but the stolen half panics: the thief hands the panic back,
+/// then unwinds out of the half's closure (`KeptPanic`, `join.rs`) while
+/// the joiner may already have returned and freed the frame.
+#[test]
+fn a_stolen_half_that_panics_hands_its_panic_back() {
+    quiet_panics(is_intentional);
+    let pool = Pool::builder().workers(2).build().unwrap();
+    for _ in 0..20 {
+        let joined = pool
+            .submit(Priority::LOW, || {
+                let started = AtomicBool::new(false);
+                priopool::join(
+                    || {
+                        for _ in 0..10_000 {
+                            if started.load(Ordering::Acquire) {
+                                break;
+                            }
+                            std::thread::yield_now();
+                        }
+                    },
+                    || {
+                        started.store(true, Ordering::Release);
+                        intentional_panic();
+                    },
+                )
+            })
+            .unwrap()
+            .join();
+        assert!(joined.is_err(), "the join resumed the half's panic in its job");
+    }
+    assert!(pool.wait_idle());
 }

@@ -152,7 +152,9 @@ impl Builder {
 
     /// Called on the worker thread with the payload of every panic of a job
     /// given to [`Pool::spawn`] (a job given to [`Pool::submit`] reports its
-    /// panic through its [`JobHandle`](crate::JobHandle) instead). A panic
+    /// panic through its [`JobHandle`](crate::JobHandle) instead, and a
+    /// scoped job or a `join` half to its scope or `join`, which resumes
+    /// it). A panic
     /// in the handler itself is caught and ignored. Default: print the
     /// message to stderr. Either way the panic is counted in
     /// [`Pool::panic_count`]. A destructor that panics outside a job's run

@@ -347,8 +347,9 @@ impl Pool {
         priority.into().resolve(registry.levels.len()).map_or(0, |level| abort::cancel_level(registry, level))
     }
 
-    /// How many jobs have panicked since the pool started (spawned and
-    /// submitted alike): jobs whose closure panicked while it ran, the sum
+    /// How many jobs have panicked since the pool started (spawned,
+    /// submitted and scoped alike, and `join` halves that ran as jobs of
+    /// their own): jobs whose closure panicked while it ran, the sum
     /// of [`LevelMetrics::panicked`](crate::LevelMetrics::panicked) over the
     /// levels once the pool is at rest. A destructor that panics outside a
     /// job's run (the closure of a job that never ran, a result nobody

@@ -34,7 +34,7 @@ use std::thread;
 
 use crate::job::drop_payload;
 use crate::job::erase::{Slot, StackPart, UnwindGuard};
-use crate::job::task::Payload;
+use crate::job::task::{KeptPanic, Payload};
 use crate::runtime::help;
 use crate::runtime::registry::Registry;
 use crate::runtime::worker::{self, Local};
@@ -180,8 +180,13 @@ where
 {
     let done = Done { slot: Slot::new(), popped: AtomicBool::new(false), joiner: local.parker.unparker() };
     // The half, on this stack: run (`true`), or dropped unrun by
-    // `shutdown_now` (`false`), it fills the slot as its last act.
+    // `shutdown_now` (`false`), it fills the slot as its last act on this
+    // frame. Run as a job (a peer stole it) and panicking, it then unwinds
+    // with `KeptPanic`, touching nothing here, so that the run counts it as
+    // panicked; its payload goes to this join.
     let half = StackPart::new(|run: bool| {
+        // Only this thread stores `popped`, before it runs the half itself.
+        let as_job = !done.popped.load(Ordering::Relaxed);
         let outcome = if run {
             panic::catch_unwind(AssertUnwindSafe(b))
         } else {
@@ -190,7 +195,11 @@ where
             }
             Err(Box::new(HALF_CANCELLED) as Payload)
         };
+        let kept = run && as_job && outcome.is_err();
         set_done(&done.slot, &done.popped, done.joiner, outcome);
+        if kept {
+            panic::resume_unwind(Box::new(KeptPanic));
+        }
     });
     // From here the frame waits for the half to run or be dropped before
     // it ends, also when `a` panics: `erase.rs`'s invariant.

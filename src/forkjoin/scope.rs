@@ -58,7 +58,7 @@ use std::panic::{self, AssertUnwindSafe};
 use crate::capacity::WhenFull;
 use crate::error::SpawnError;
 use crate::job::erase::{Borrowing, UnwindGuard, erase};
-use crate::job::task::Payload;
+use crate::job::task::{KeptPanic, Payload};
 use crate::job::{ClaimCell, Job, drop_payload};
 use crate::queue::Priority;
 use crate::runtime::help;
@@ -166,13 +166,23 @@ struct Scoped<'scope, F> {
 }
 
 impl<'scope, F: FnOnce(&Scope<'scope>)> Scoped<'scope, F> {
+    /// Runs the job, always as a job of the pool (`Job::run`): a panic
+    /// goes to the scope, which resumes it, and the job then unwinds with
+    /// [`KeptPanic`], so that the run counts it as panicked.
     fn run(mut self) {
         let Some(job) = self.job.take() else { return };
         let scope = &self.scope;
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || job(scope))) {
-            self.scope.state.panicked(payload);
-        }
+        let panicked = match panic::catch_unwind(AssertUnwindSafe(move || job(scope))) {
+            Ok(()) => false,
+            Err(payload) => {
+                self.scope.state.panicked(payload);
+                true
+            }
+        };
         self.scope.state.complete();
+        if panicked {
+            panic::resume_unwind(Box::new(KeptPanic));
+        }
     }
 }
 

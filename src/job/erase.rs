@@ -23,9 +23,11 @@
 //! For a [`StackPart`], "the job has run or been dropped" means its one
 //! [`PartRef`] was run or dropped: either calls the part's closure once
 //! (with `true`, or with `false` for "cancelled unrun"), and the closure's
-//! last act is the release store that ends the wait. No reference to the
-//! part is held while the closure runs, so none dangles once it has ended
-//! the wait (the approach of rayon-core's `JobRef`).
+//! last act on the part is the release store that ends the wait (a half
+//! that panicked as a job of its own then unwinds with a payload of its
+//! own, touching nothing of the part: `KeptPanic` in `job/task.rs`). No
+//! reference to the part is held while the closure runs, so none dangles
+//! once it has ended the wait (the approach of rayon-core's `JobRef`).
 
 #![allow(unsafe_code)]
 
@@ -88,7 +90,7 @@ impl<F: FnOnce(bool) + Send> StackPart<F> {
     unsafe fn call(part: NonNull<()>, run: bool) {
         let part = part.cast::<StackPart<F>>().as_ptr();
         // SAFETY: the part is alive (the waiter does not end its frame
-        // before the closure's last act) and its `job` is touched by nobody
+        // before the closure's last act on it) and its `job` is touched by nobody
         // else: the owner stops touching it once it made the entry, and the
         // entry is consumed by its one call. No reference outlives this
         // statement, so none dangles once the closure ends the wait.

@@ -14,7 +14,7 @@ use std::panic::{self, AssertUnwindSafe};
 pub use self::context::JobContext;
 use self::erase::{Erased, PartRef};
 use self::state::Unrun;
-use self::task::{Abandoned, Discarded, Outcome, Payload, TaskCell};
+use self::task::{Abandoned, Discarded, KeptPanic, Outcome, Payload, TaskCell};
 use crate::queue::local::Queued;
 use crate::sync::Ordering;
 use crossbeam_utils::CachePadded;
@@ -235,6 +235,7 @@ impl Job {
             Kind::Closure(f) => {
                 let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
                     Ok(()) => Outcome::Completed,
+                    Err(payload) if payload.is::<KeptPanic>() => Outcome::Panicked(None),
                     Err(payload) => Outcome::Panicked(Some(payload)),
                 };
                 ended(matches!(outcome, Outcome::Panicked(_)));

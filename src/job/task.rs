@@ -45,9 +45,17 @@ pub(crate) enum Outcome {
     Completed,
     /// It panicked. The payload is here if nobody else has it yet (a
     /// spawned job); `None` if it was already handed to a
-    /// [`JobHandle`](crate::JobHandle).
+    /// [`JobHandle`](crate::JobHandle), a scope or a `join` ([`KeptPanic`]).
     Panicked(Option<Payload>),
 }
+
+/// What a job unwinds with after handing its panic to the one that waits
+/// for it, a scope (`forkjoin/scope.rs`) or the `join` whose half a peer
+/// stole (`forkjoin/join.rs`), which resumes it: the run counts the job as
+/// panicked, as a task whose panic went to its handle, with no payload for
+/// the panic handler. (Their closures cannot return that to the run: they
+/// are plain closures to it.)
+pub(crate) struct KeptPanic;
 
 /// A popped job that will not run: how it ended, and the panic of its
 /// closure's destructor if that panicked when the job was dropped now.
