@@ -389,8 +389,13 @@ impl Registry {
     }
 
     /// Closes intake: the first step of every shutdown (`lifecycle.rs`).
+    /// Logs the shutdown's start once, whichever shutdown closes first: a
+    /// `Pool` dropped after `shutdown_now` or `shutdown_timeout` shuts
+    /// down again, and must not log a second start after the end.
     pub(crate) fn close_intake(this: &Arc<Registry>) {
-        this.lifecycle.close();
+        if this.lifecycle.close() {
+            log_event!(info, "shutdown begun: intake closed");
+        }
         // Producers waiting for room see the close and are refused.
         this.capacity.wake_all();
         Registry::try_drain(this);
@@ -425,7 +430,6 @@ impl Registry {
     /// joins every worker thread ever started (retired ones included) and
     /// the deadline timer.
     pub(crate) fn shutdown(this: &Arc<Registry>) {
-        log_event!(info, "shutdown begun: intake closed, draining the accepted jobs");
         Registry::close_intake(this);
         if !worker::is_own_thread(this.id) {
             this.workers.join_all(|| this.lifecycle.is_drained(), || Registry::restart(this));
