@@ -24,9 +24,12 @@
 //! deadlocks). So a spawn from one of the pool's running jobs that would
 //! wait (`spawn`, `submit`, the timed variants) takes a slot *over* the
 //! capacity instead: it is admitted, and `used` may exceed the capacity by
-//! the number of such spawns, until their entries are taken. `try_spawn`
-//! and `try_submit`, which never wait, refuse it with
-//! `SpawnErrorKind::Full` there as anywhere.
+//! the number of such spawns, until their entries are taken. The same
+//! holds for a spawn from anywhere else on one of the pool's worker
+//! threads (`worker::is_own_thread`: its `on_thread_start` hook, say, or
+//! a logger called there), which holds its worker just as well, though it
+//! is otherwise a spawn from outside. `try_spawn` and `try_submit`, which
+//! never wait, refuse it with `SpawnErrorKind::Full` there as anywhere.
 //!
 //! # No lost wake-up
 //!
@@ -133,15 +136,15 @@ impl Capacity {
     }
 
     /// Takes a slot at `level` for a spawn; a no-op for an unbounded level.
-    /// `inside`: the spawn comes from one of the pool's running jobs, which
-    /// never waits (see the module docs). `closed`: whether intake has
-    /// closed, checked while waiting.
+    /// `inside`: whether the spawn comes from one of the pool's own threads,
+    /// which never waits (see the module docs); asked only of a full level.
+    /// `closed`: whether intake has closed, checked while waiting.
     #[inline]
     pub(crate) fn take(
         &self,
         level: usize,
         when_full: WhenFull,
-        inside: bool,
+        inside: impl FnOnce() -> bool,
         closed: impl Fn() -> bool,
     ) -> Result<(), NoRoom> {
         match self.bound(level) {
@@ -190,17 +193,25 @@ impl Bound {
         false
     }
 
-    fn take(&self, when_full: WhenFull, inside: bool, closed: impl Fn() -> bool) -> Result<(), NoRoom> {
+    fn take(
+        &self,
+        when_full: WhenFull,
+        inside: impl FnOnce() -> bool,
+        closed: impl Fn() -> bool,
+    ) -> Result<(), NoRoom> {
         if self.try_take() {
+            return Ok(());
+        }
+        if when_full == WhenFull::Refuse {
+            return Err(NoRoom::Full);
+        }
+        if inside() {
+            // Over the capacity: see the module docs.
+            self.used.fetch_add(1, Ordering::SeqCst);
             return Ok(());
         }
         let deadline = match when_full {
             WhenFull::Refuse => return Err(NoRoom::Full),
-            _ if inside => {
-                // Over the capacity: see the module docs.
-                self.used.fetch_add(1, Ordering::SeqCst);
-                return Ok(());
-            }
             WhenFull::Wait => None,
             WhenFull::WaitAtMost(wait) => Some(Instant::now().checked_add(wait)),
         };
@@ -247,22 +258,22 @@ mod tests {
     fn a_bounded_level_refuses_at_its_capacity_and_takes_again_after_a_give_back() {
         let capacity = Capacity::new(&[None, Some(2)]);
         for _ in 0..10 {
-            assert_eq!(capacity.take(0, WhenFull::Refuse, false, || false), Ok(()));
+            assert_eq!(capacity.take(0, WhenFull::Refuse, || false, || false), Ok(()));
         }
-        assert_eq!(capacity.take(1, WhenFull::Refuse, false, || false), Ok(()));
-        assert_eq!(capacity.take(1, WhenFull::Refuse, false, || false), Ok(()));
-        assert_eq!(capacity.take(1, WhenFull::Refuse, false, || false), Err(NoRoom::Full));
+        assert_eq!(capacity.take(1, WhenFull::Refuse, || false, || false), Ok(()));
+        assert_eq!(capacity.take(1, WhenFull::Refuse, || false, || false), Ok(()));
+        assert_eq!(capacity.take(1, WhenFull::Refuse, || false, || false), Err(NoRoom::Full));
         let wait = WhenFull::WaitAtMost(Duration::ZERO);
-        assert_eq!(capacity.take(1, wait, false, || false), Err(NoRoom::Full));
-        assert_eq!(capacity.take(1, WhenFull::Wait, false, || true), Err(NoRoom::Closed));
+        assert_eq!(capacity.take(1, wait, || false, || false), Err(NoRoom::Full));
+        assert_eq!(capacity.take(1, WhenFull::Wait, || false, || true), Err(NoRoom::Closed));
         // From inside the pool: admitted over the capacity, except `Refuse`.
-        assert_eq!(capacity.take(1, WhenFull::Wait, true, || false), Ok(()));
-        assert_eq!(capacity.take(1, WhenFull::Refuse, true, || false), Err(NoRoom::Full));
+        assert_eq!(capacity.take(1, WhenFull::Wait, || true, || false), Ok(()));
+        assert_eq!(capacity.take(1, WhenFull::Refuse, || true, || false), Err(NoRoom::Full));
         // Three slots used of two: one given back leaves the level full.
         capacity.give_back(1);
-        assert_eq!(capacity.take(1, WhenFull::Refuse, false, || false), Err(NoRoom::Full));
+        assert_eq!(capacity.take(1, WhenFull::Refuse, || false, || false), Err(NoRoom::Full));
         capacity.give_back(1);
-        assert_eq!(capacity.take(1, WhenFull::Refuse, false, || false), Ok(()));
+        assert_eq!(capacity.take(1, WhenFull::Refuse, || false, || false), Ok(()));
         assert_eq!(capacity.figures(1), (Some(2), 2));
         assert_eq!(capacity.figures(0), (None, 0));
     }

@@ -1,8 +1,9 @@
 //! Bounded levels (`Builder::capacity`): a full level makes `spawn` wait for
 //! room, `try_spawn` refuse at once and `spawn_timeout` give up, each
 //! handing the job back; a shutdown wakes the waiting producers; spawns
-//! from inside the pool never wait; and no producer sleeps while there is
-//! room (many producers, exact counts).
+//! from inside the pool (its jobs, its workers' thread hooks) never wait;
+//! and no producer sleeps while there is room (many producers, exact
+//! counts).
 //!
 //! The stress test hangs (its watchdog fails it) when the slot given back by
 //! a worker does not notify a waiting producer: seen by deleting the
@@ -11,11 +12,11 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use common::{BOUND, Gate, LONG_BOUND, watchdog};
+use common::{BOUND, Gate, LONG_BOUND, Latch, watchdog};
 use priopool::{Pool, Priority, SpawnErrorKind, Spawner};
 
 /// A pool of `workers` workers whose every worker is held by a HIGH gate
@@ -171,6 +172,41 @@ fn a_job_spawning_into_a_full_level_of_its_own_pool_never_waits() {
         assert!(pool.wait_idle());
         assert_eq!(ran.load(Ordering::SeqCst), 6);
         assert_eq!(pool.metrics().level(Priority::LOW).unwrap().full_waits, 0, "nothing waited");
+    });
+}
+
+/// A one-worker pool whose worker's `on_thread_start` hook spawns into
+/// its full level: the hook holds the only worker, so waiting for room
+/// would wait for ever; the spawn is admitted over the capacity instead, as
+/// a job's. (On 4522357 the hook waited: `wait_idle` hung.)
+#[test]
+fn a_worker_hook_spawning_into_a_full_level_never_waits() {
+    watchdog("hook spawns", BOUND, || {
+        let spawner: Arc<Mutex<Option<Spawner>>> = Arc::default();
+        let (go, ran) = (Latch::new(), Arc::new(AtomicUsize::new(0)));
+        let hook = {
+            let (spawner, go, ran) = (Arc::clone(&spawner), go.clone(), Arc::clone(&ran));
+            move |_| {
+                go.wait();
+                // Taken, so that the pool's own hook holds no handle to it.
+                let spawner = spawner.lock().unwrap().take().unwrap();
+                let ran = Arc::clone(&ran);
+                spawner
+                    .spawn(Priority::LOW, move || {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .unwrap();
+            }
+        };
+        let pool = Pool::builder().workers(1).capacity(Priority::LOW, 1).on_thread_start(hook).build().unwrap();
+        // The only worker is in its hook: this job fills LOW.
+        pool.try_spawn(Priority::LOW, || {}).unwrap();
+        *spawner.lock().unwrap() = Some(pool.spawner());
+        go.open();
+        assert!(pool.wait_idle());
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        let low = pool.metrics().level(Priority::LOW).unwrap().clone();
+        assert_eq!((low.submitted, low.completed, low.rejected, low.full_waits), (2, 2, 0, 0));
     });
 }
 

@@ -189,7 +189,9 @@ impl Builder {
     ///
     /// **Spawns from inside the pool's own jobs never wait for room**: a job
     /// that waited for a worker to make room could wait for ever, since it
-    /// holds a worker itself (in a one-worker pool, at once). Their `spawn`,
+    /// holds a worker itself (in a one-worker pool, at once). Nor do spawns
+    /// from the pool's worker threads outside their jobs (a thread hook, a
+    /// logger called there), which hold their worker as well. Their `spawn`,
     /// `submit` and timed variants are admitted *over* the capacity instead,
     /// so the backlog may exceed `n` by the jobs spawned that way;
     /// `try_spawn` and `try_submit` refuse them when the level is full, as
@@ -304,7 +306,8 @@ impl Builder {
     /// Calls `hook(index)` on each worker thread when it starts, before it
     /// runs any job; `index` is the worker's index (as given to
     /// [`thread_name`](Builder::thread_name)). A job spawned from the hook
-    /// is treated as one from outside the pool. A panic in the hook is
+    /// is treated as one from outside the pool, except that it never waits
+    /// for room at a full level (see [`Builder::capacity`]). A panic in the hook is
     /// caught and counted (see [`Metrics::hook_panics`](crate::Metrics::hook_panics));
     /// the worker starts anyway.
     pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Builder {

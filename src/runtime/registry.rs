@@ -177,7 +177,7 @@ impl Registry {
         };
         let admission = Admission { level, from };
         // Cannot fail: a slot taken as from inside never waits or refuses.
-        let _ = this.capacity.take(level, WhenFull::Wait, true, || false);
+        let _ = this.capacity.take(level, WhenFull::Wait, || true, || false);
         match task.promote(level) {
             Some(epoch) => {
                 Registry::inject(this, admission, Job::task_at(plain::Arc::clone(task), epoch));
@@ -203,7 +203,10 @@ impl Registry {
             .resolve(levels)
             .ok_or(SpawnErrorKind::UnknownLevel { level: priority.asked().unwrap_or(levels), levels })?;
         let inside = Registry::inside(this.id);
-        if let Err(no_room) = this.capacity.take(level, when_full, inside.is_some(), || this.lifecycle.is_closed()) {
+        // A spawn from a worker thread outside its jobs (a thread hook) never
+        // waits for room either: the thread holds its worker (`capacity.rs`).
+        let own_thread = || inside.is_some() || worker::is_own_thread(this.id);
+        if let Err(no_room) = this.capacity.take(level, when_full, own_thread, || this.lifecycle.is_closed()) {
             this.metrics.rejected(level);
             return Err(match no_room {
                 NoRoom::Full => SpawnErrorKind::Full,
