@@ -71,8 +71,10 @@ pub enum WhenFull {
     /// down): the default, and what `spawn` and `submit` do.
     #[default]
     Wait,
-    /// Return at once with [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full),
-    /// handing the job back: what `try_spawn` and `try_submit` do.
+    /// Return at once with [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)
+    /// (or [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown)
+    /// once the pool shuts down), handing the job back: what `try_spawn` and
+    /// `try_submit` do.
     Refuse,
     /// Wait for room at most this long, then return with
     /// [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full): what
@@ -138,7 +140,8 @@ impl Capacity {
     /// Takes a slot at `level` for a spawn; a no-op for an unbounded level.
     /// `inside`: whether the spawn comes from one of the pool's own threads,
     /// which never waits (see the module docs); asked only of a full level.
-    /// `closed`: whether intake has closed, checked while waiting.
+    /// `closed`: whether intake has closed to this spawn, checked before a
+    /// refusal and while waiting.
     #[inline]
     pub(crate) fn take(
         &self,
@@ -203,7 +206,8 @@ impl Bound {
             return Ok(());
         }
         if when_full == WhenFull::Refuse {
-            return Err(NoRoom::Full);
+            // A closed pool says so: the level may never have room again.
+            return Err(if closed() { NoRoom::Closed } else { NoRoom::Full });
         }
         if inside() {
             // Over the capacity: see the module docs.
@@ -266,6 +270,7 @@ mod tests {
         let wait = WhenFull::WaitAtMost(Duration::ZERO);
         assert_eq!(capacity.take(1, wait, || false, || false), Err(NoRoom::Full));
         assert_eq!(capacity.take(1, WhenFull::Wait, || false, || true), Err(NoRoom::Closed));
+        assert_eq!(capacity.take(1, WhenFull::Refuse, || false, || true), Err(NoRoom::Closed));
         // From inside the pool: admitted over the capacity, except `Refuse`.
         assert_eq!(capacity.take(1, WhenFull::Wait, || true, || false), Ok(()));
         assert_eq!(capacity.take(1, WhenFull::Refuse, || true, || false), Err(NoRoom::Full));

@@ -135,6 +135,40 @@ fn a_shutdown_wakes_the_waiting_producers() {
     });
 }
 
+/// A level still full when the pool closes (its worker held, a shutdown
+/// waiting for the drain): `try_spawn` from outside is refused as shut
+/// down, as `spawn` and `spawn_timeout` are, not as full (a producer that
+/// retries on `Full` would retry against a closed pool). On cb027fc it
+/// said `Full`.
+#[test]
+fn a_full_level_of_a_closed_pool_refuses_as_shut_down() {
+    watchdog("full and closed", BOUND, || {
+        let (pool, gate) = held(1, 1);
+        let spawner = pool.spawner();
+        spawner.spawn(Priority::LOW, || {}).unwrap();
+        let closer = thread::spawn(move || pool.shutdown());
+        // HIGH is unbounded: its refusal says intake closed.
+        let mut accepted = 0;
+        while spawner.spawn(Priority::HIGH, || {}).is_ok() {
+            accepted += 1;
+            thread::yield_now();
+        }
+        let kinds = [
+            spawner.try_spawn(Priority::LOW, || {}).unwrap_err().kind(),
+            spawner.try_submit(Priority::LOW, || {}).unwrap_err().kind(),
+            spawner.spawn_timeout(Priority::LOW, Duration::ZERO, || {}).unwrap_err().kind(),
+            spawner.spawn(Priority::LOW, || {}).unwrap_err().kind(),
+        ];
+        assert_eq!(kinds, [SpawnErrorKind::Shutdown; 4]);
+        gate.release();
+        closer.join().unwrap();
+        let low = spawner.metrics().level(Priority::LOW).unwrap().clone();
+        assert_eq!((low.submitted, low.completed, low.rejected), (5, 1, 4));
+        let high = spawner.metrics().level(Priority::HIGH).unwrap().clone();
+        assert_eq!((high.completed, high.rejected), (accepted + 1, 1), "the gate job and those accepted");
+    });
+}
+
 /// A one-worker pool whose only job spawns into its own full level: the
 /// spawns are admitted over the capacity (waiting would hold the only
 /// worker for ever), `try_spawn` is refused, and everything runs.

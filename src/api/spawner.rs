@@ -58,7 +58,9 @@ impl Spawner {
     /// # Errors
     ///
     /// As [`Spawner::spawn`], and [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)
-    /// with `job` handed back when the level is at its capacity.
+    /// with `job` handed back when the level is at its capacity (once the
+    /// pool shuts down, [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown)
+    /// instead, as for any spawn from outside it).
     pub fn try_spawn<F>(&self, priority: impl Into<Priority>, job: F) -> Result<(), SpawnError<F>>
     where
         F: FnOnce() + Send + 'static,

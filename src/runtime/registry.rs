@@ -206,7 +206,9 @@ impl Registry {
         // A spawn from a worker thread outside its jobs (a thread hook) never
         // waits for room either: the thread holds its worker (`capacity.rs`).
         let own_thread = || inside.is_some() || worker::is_own_thread(this.id);
-        if let Err(no_room) = this.capacity.take(level, when_full, own_thread, || this.lifecycle.is_closed()) {
+        // A running job's spawn is admitted past a closed intake (`lifecycle.rs`).
+        let closed = || inside.is_none() && this.lifecycle.is_closed();
+        if let Err(no_room) = this.capacity.take(level, when_full, own_thread, closed) {
             this.metrics.rejected(level);
             return Err(match no_room {
                 NoRoom::Full => SpawnErrorKind::Full,
