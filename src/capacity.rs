@@ -205,17 +205,14 @@ impl Bound {
         if self.try_take() {
             return Ok(());
         }
-        if when_full == WhenFull::Refuse {
-            // A closed pool says so: the level may never have room again.
-            return Err(if closed() { NoRoom::Closed } else { NoRoom::Full });
-        }
-        if inside() {
-            // Over the capacity: see the module docs.
-            self.used.fetch_add(1, Ordering::SeqCst);
-            return Ok(());
-        }
         let deadline = match when_full {
-            WhenFull::Refuse => return Err(NoRoom::Full),
+            // A closed pool says so: the level may never have room again.
+            WhenFull::Refuse => return Err(if closed() { NoRoom::Closed } else { NoRoom::Full }),
+            _ if inside() => {
+                // Over the capacity: see the module docs.
+                self.used.fetch_add(1, Ordering::SeqCst);
+                return Ok(());
+            }
             WhenFull::Wait => None,
             WhenFull::WaitAtMost(wait) => Some(Instant::now().checked_add(wait)),
         };
