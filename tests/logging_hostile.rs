@@ -1,7 +1,7 @@
 //! The `log` feature with a hostile logger (feature `log`; one logger per
 //! test binary, so one test running its cases in turn): each shutdown is
-//! logged begun once and before it is done, whichever way the pool shuts
-//! down; a logger that panics on every record kills no worker and
+//! logged begun once and done once, in that order, whichever way the pool
+//! shuts down and whether or not a worker is left to exit; a logger that panics on every record kills no worker and
 //! miscounts nothing; a logger that spawns onto the pool, into a full
 //! bounded level, from a worker's panic report, neither waits nor loses a
 //! job. Run with `cargo test -p priopool-tests --features log`.
@@ -10,6 +10,7 @@ mod common;
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use common::{BOUND, Gate, MARKER as DELIBERATE, prove_alive, quiet_intentional_panics, watchdog};
 use priopool::{Pool, Priority, Spawner};
@@ -95,6 +96,17 @@ fn shutdowns_are_logged_begun_once() {
         let done = records.iter().position(|m| m.contains("shutdown done"));
         assert!(begun < done, "{way}: {records:#?}");
     }
+    // A pool whose every worker retired idle before the shutdown.
+    let records = logged(|| {
+        let pool = Pool::builder().min_workers(0).max_workers(1).keep_alive(Duration::from_millis(1)).build().unwrap();
+        pool.spawn(Priority::LOW, || {}).unwrap();
+        while pool.workers_retired() == 0 {
+            std::thread::yield_now();
+        }
+        pool.shutdown();
+    });
+    assert_eq!(count(&records, "shutdown begun"), 1, "no workers: {records:#?}");
+    assert_eq!(count(&records, "shutdown done"), 1, "no workers: {records:#?}");
 }
 
 /// A logger that panics on every record: job panics, hook panics and

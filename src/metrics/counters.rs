@@ -415,6 +415,12 @@ impl MetricsCore {
         counters
     }
 
+    /// How many workers are on the roster now.
+    #[cfg(feature = "log")]
+    pub(crate) fn workers_on_roster(&self) -> usize {
+        lock(&self.roster).live.len()
+    }
+
     /// Folds an exiting worker's counters into the retired totals and takes
     /// it off the roster; returns how many workers remain.
     pub(crate) fn detach(&self, counters: &Arc<WorkerCounters>) -> usize {

@@ -194,12 +194,12 @@ impl WorkerProbe {
 impl Drop for WorkerProbe {
     /// Takes the worker off the roster, folding its counts into the retired
     /// totals; the last worker of a drained pool logs the end of the
-    /// shutdown.
+    /// shutdown (`Registry::log_shutdown_done`).
     fn drop(&mut self) {
         let registry = &*self.registry;
+        #[cfg_attr(not(feature = "log"), allow(unused_variables))]
         let remaining = registry.metrics.detach(&self.counters);
-        if remaining == 0 && registry.lifecycle.is_drained() {
-            log_event!(info, "shutdown done: every accepted job has run and every worker has exited");
-        }
+        #[cfg(feature = "log")]
+        registry.log_shutdown_done(remaining);
     }
 }

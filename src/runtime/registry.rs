@@ -50,6 +50,9 @@ pub(crate) struct Registry {
     /// Reserved threads running, refused nice values (`reserved.rs`).
     pub(crate) reserved: ReservedState,
     panics: AtomicUsize,
+    /// Whether the end of the shutdown has been logged (`log_shutdown_done`).
+    #[cfg(feature = "log")]
+    done_logged: plain::AtomicBool,
 }
 
 /// A job's ticket between admission and injection: its level and where it
@@ -104,6 +107,8 @@ impl Registry {
             metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
             reserved: ReservedState::new(config.isolation.worker_nice),
             panics: AtomicUsize::new(0),
+            #[cfg(feature = "log")]
+            done_logged: plain::AtomicBool::new(false),
             config,
         });
         let initial = registry.limits.set_limits(registry.config.min_workers, registry.config.max_workers);
@@ -427,6 +432,24 @@ impl Registry {
         if drained {
             this.abort.set_drained();
             this.timer.stop();
+            // A pool whose workers all retired before the drain has no last
+            // worker to log the end.
+            #[cfg(feature = "log")]
+            this.log_shutdown_done(this.metrics.workers_on_roster());
+        }
+    }
+
+    /// Logs the end of the shutdown once the pool is drained and no worker
+    /// is left on the metrics roster (`workers`: how many are, read after
+    /// the caller's change), by whichever of the two changes comes last:
+    /// the last worker's exit (`probe.rs`), or the drain of a pool with no
+    /// worker left. Both read the roster under its lock, and the drain is
+    /// set before its roster read and read after a worker's detach, so at
+    /// least one of them sees both; the flag makes it exactly one.
+    #[cfg(feature = "log")]
+    pub(crate) fn log_shutdown_done(&self, workers: usize) {
+        if workers == 0 && self.lifecycle.is_drained() && !self.done_logged.swap(true, Ordering::AcqRel) {
+            log_event!(info, "shutdown done: every accepted job has ended and every worker has exited");
         }
     }
 
