@@ -78,7 +78,8 @@ fn count(records: &[String], needle: &str) -> usize {
 
 /// Each way of shutting down logs its start once, before its end.
 fn shutdowns_are_logged_begun_once() {
-    let ways: [(&str, fn(Pool)); 4] = [
+    type Shut = fn(Pool);
+    let ways: [(&str, Shut); 4] = [
         ("shutdown", Pool::shutdown),
         ("shutdown_now", |pool| drop(pool.shutdown_now())),
         ("shutdown_timeout", |pool| drop(pool.shutdown_timeout(BOUND))),
