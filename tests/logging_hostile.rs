@@ -136,9 +136,9 @@ fn a_panicking_logger_kills_nothing() {
     LOGGER.mode.store(COLLECT, Ordering::SeqCst);
 }
 
-/// A logger that spawns onto the pool when a worker reports a job's
-/// panic: the spawn comes from the pool's own worker, so it never waits,
-/// even into a full level, and every job it spawns runs.
+/// A logger that spawns onto the pool when a worker starts or reports a
+/// job's panic: the spawn comes from the pool's own worker thread, so it
+/// never waits, even into a full level, and every job it spawns runs.
 fn a_spawning_logger_never_waits() {
     const PANICS: usize = 10;
     let ran = Arc::clone(LOGGER.spawned_ran.get_or_init(Arc::default));
@@ -150,15 +150,22 @@ fn a_spawning_logger_never_waits() {
     }
     *LOGGER.spawner.lock().unwrap() = Some(pool.spawner());
     LOGGER.mode.store(SPAWN, Ordering::SeqCst);
+    // A new worker logs its start outside any job, before it takes one: its
+    // spawn is admitted over the capacity while the only other worker is
+    // held (on 1d6cd1c it waited for room, for ever).
+    pool.set_workers(2).unwrap();
+    while pool.metrics().level(Priority::LOW).unwrap().submitted < 2 {
+        std::thread::yield_now();
+    }
     gate.release();
     assert!(pool.wait_idle());
     LOGGER.mode.store(COLLECT, Ordering::SeqCst);
     *LOGGER.spawner.lock().unwrap() = None;
-    assert_eq!(ran.load(Ordering::SeqCst), PANICS);
+    assert_eq!(ran.load(Ordering::SeqCst), PANICS + 1);
     let low = pool.metrics().level(Priority::LOW).unwrap().clone();
     assert_eq!(
         (low.submitted, low.completed, low.rejected, low.full_waits),
-        (PANICS as u64 + 1, PANICS as u64 + 1, 0, 0)
+        (PANICS as u64 + 2, PANICS as u64 + 2, 0, 0)
     );
     pool.shutdown();
 }
