@@ -114,10 +114,9 @@ impl Lifecycle {
         self.is_closed()
     }
 
-    /// Closes intake (the drain check comes next); says whether this call
-    /// closed it, rather than an earlier one.
-    pub(crate) fn close(&self) -> bool {
-        self.state.fetch_or(CLOSED, Ordering::AcqRel) & CLOSED == 0
+    /// Closes intake (the drain check comes next).
+    pub(crate) fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
     }
 
     /// Whether intake is closed. `Acquire`: a drain check that reads it set

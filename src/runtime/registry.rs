@@ -399,13 +399,16 @@ impl Registry {
     }
 
     /// Closes intake: the first step of every shutdown (`lifecycle.rs`).
-    /// Logs the shutdown's start once, whichever shutdown closes first: a
-    /// `Pool` dropped after `shutdown_now` or `shutdown_timeout` shuts
-    /// down again, and must not log a second start after the end.
+    /// Logs the shutdown's start once, before the close, so before any
+    /// drain can end it: only the first close logs (a `Pool` dropped after
+    /// `shutdown_now` or `shutdown_timeout` closes again), and a pool's
+    /// closes come one after another, from its owner (its shutdown call,
+    /// then its drop).
     pub(crate) fn close_intake(this: &Arc<Registry>) {
-        if this.lifecycle.close() {
-            log_event!(info, "shutdown begun: intake closed");
+        if !this.lifecycle.is_closed() {
+            log_event!(info, "shutdown begun: closing intake");
         }
+        this.lifecycle.close();
         // Producers waiting for room see the close and are refused.
         this.capacity.wake_all();
         Registry::try_drain(this);
