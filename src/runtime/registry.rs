@@ -14,7 +14,6 @@ use super::workers::WorkerSet;
 use crate::capacity::{Capacity, NoRoom, WhenFull};
 use crate::config::{Config, validate_limits};
 use crate::error::{BuildError, BuildErrorKind, ResizeError, ResizeErrorKind, SpawnError, SpawnErrorKind};
-use crate::hooks::log_event;
 use crate::job::erase::PartRef;
 use crate::job::task::{Meta, TaskCell};
 use crate::job::{Job, JobTally, drop_payload};
@@ -405,8 +404,9 @@ impl Registry {
     /// closes come one after another, from its owner (its shutdown call,
     /// then its drop).
     pub(crate) fn close_intake(this: &Arc<Registry>) {
+        #[cfg(feature = "log")]
         if !this.lifecycle.is_closed() {
-            log_event!(info, "shutdown begun: closing intake");
+            crate::hooks::log_event!(info, "shutdown begun: closing intake");
         }
         this.lifecycle.close();
         // Producers waiting for room see the close and are refused.
@@ -452,7 +452,7 @@ impl Registry {
     #[cfg(feature = "log")]
     pub(crate) fn log_shutdown_done(&self, workers: usize) {
         if workers == 0 && self.lifecycle.is_drained() && !self.done_logged.swap(true, Ordering::AcqRel) {
-            log_event!(info, "shutdown done: every accepted job has ended and every worker has exited");
+            crate::hooks::log_event!(info, "shutdown done: every accepted job has ended and every worker has exited");
         }
     }
 
