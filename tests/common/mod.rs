@@ -547,23 +547,46 @@ pub fn named_all(prefix: &str, count: usize) -> Vec<Task> {
 /// kernel: then `None`, and the thread is taken to wait for something the
 /// caller does next. For a call that must block until the caller acts (the
 /// fixed code) but returned at once before the fix: either way the test
-/// proceeds without a sleep. A thread briefly asleep for another reason
-/// only makes the check pass early. Fails the test after [`BOUND`].
+/// proceeds without a sleep. "Asleep" means seen asleep twice, 2 ms apart,
+/// with no voluntary context switch between: one sleep, not a brief block
+/// on a lock (under load, a thread blocked on a contended lock for a moment
+/// made a test release its workers too early). A thread asleep for another
+/// reason for that long only makes the check pass early. Fails the test
+/// after [`BOUND`].
 #[cfg(target_os = "linux")]
 pub fn recv_unless_asleep<T>(rx: &mpsc::Receiver<T>, name: &str) -> Option<T> {
     let since = Instant::now();
+    let report = |rx: &mpsc::Receiver<T>| match rx.try_recv() {
+        Ok(message) => Some(message),
+        Err(mpsc::TryRecvError::Disconnected) => panic!("thread {name} ended without reporting"),
+        Err(mpsc::TryRecvError::Empty) => None,
+    };
     loop {
-        match rx.try_recv() {
-            Ok(message) => return Some(message),
-            Err(mpsc::TryRecvError::Disconnected) => panic!("thread {name} ended without reporting"),
-            Err(mpsc::TryRecvError::Empty) => {}
+        if let Some(message) = report(rx) {
+            return Some(message);
         }
-        if named(name).iter().any(|task| task.name == name && task.state == 'S') {
-            return None;
+        if let Some(task) = named(name).into_iter().find(|task| task.name == name && task.state == 'S') {
+            let switches = voluntary_switches(task.tid);
+            thread::sleep(Duration::from_millis(2));
+            if let Some(message) = report(rx) {
+                return Some(message);
+            }
+            let still = tasks().into_iter().any(|t| t.tid == task.tid && t.state == 'S');
+            if still && switches.is_some() && voluntary_switches(task.tid) == switches {
+                return None;
+            }
         }
         assert!(since.elapsed() < BOUND, "thread {name} neither reported nor blocked within {BOUND:?}");
         thread::yield_now();
     }
+}
+
+/// How many times thread `tid` of this process gave up its CPU to wait
+/// (`voluntary_ctxt_switches` in its `/proc` status), if readable.
+#[cfg(target_os = "linux")]
+fn voluntary_switches(tid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
+    status.lines().find_map(|line| line.strip_prefix("voluntary_ctxt_switches:")).and_then(|n| n.trim().parse().ok())
 }
 
 /// How many threads this process has.
