@@ -1,6 +1,7 @@
 //! The `log` events (feature `log`): worker start and exit at debug, job
 //! panics and destructor panics outside a job at warn with level, name and
-//! message, shutdown begun and done at info.
+//! message (or where the payload went: a job handle, a scope or a `join`),
+//! shutdown begun and done at info.
 //! Run with `cargo test -p priopool-tests --features log`.
 
 mod common;
@@ -50,6 +51,11 @@ fn the_pool_logs_its_lifecycle_and_job_panics() {
     let named = pool.job(Priority::level(2)).name("nightly report");
     let handle = named.submit(|| -> () { std::panic::panic_any(DELIBERATE) }).expect("submit");
     assert!(handle.join().is_err());
+    // A scoped job hands its payload to its scope, which resumes it here.
+    let scoped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.scope(|s| s.spawn(Priority::HIGH, |_| std::panic::panic_any(DELIBERATE)).expect("spawn"))
+    }));
+    assert!(scoped.is_err());
     pool.spawn(Priority::HIGH, || {}).expect("spawn");
     // Expires at once, so its closure is dropped unrun (by the timer or a
     // worker), and its destructor panics.
@@ -66,6 +72,8 @@ fn the_pool_logs_its_lifecycle_and_job_panics() {
     assert_eq!(count(log::Level::Warn, "a job at level 1 panicked on worker"), 1, "{records:#?}");
     assert_eq!(count(log::Level::Warn, DELIBERATE), 2, "the spawned job's and the destructor's: {records:#?}");
     assert_eq!(count(log::Level::Warn, "a job at level 2 named \"nightly report\" panicked"), 1, "{records:#?}");
+    // The submitted job's and the scoped job's: no payload, and where it went.
+    assert_eq!(count(log::Level::Warn, "its JobHandle, scope or join has the payload"), 2, "{records:#?}");
     let drop_panic = "dropping the closure of a job that never ran panicked (not a job panic)";
     assert_eq!(count(log::Level::Warn, drop_panic), 1, "{records:#?}");
     assert_eq!(count(log::Level::Info, "shutdown begun"), 1, "{records:#?}");
@@ -73,5 +81,5 @@ fn the_pool_logs_its_lifecycle_and_job_panics() {
     let begun = records.iter().position(|(_, m)| m.contains("shutdown begun"));
     let done = records.iter().position(|(_, m)| m.contains("shutdown done"));
     assert!(begun < done, "{records:#?}");
-    assert_eq!(records.len(), 2 + 2 + 3 + 2, "nothing else, and nothing per job: {records:#?}");
+    assert_eq!(records.len(), 2 + 2 + 4 + 2, "nothing else, and nothing per job: {records:#?}");
 }

@@ -167,9 +167,10 @@ impl WorkerProbe {
             "a job at level {level}{} panicked on worker {}: {}",
             name.map(|name| format!(" named {name:?}")).unwrap_or_default(),
             self.index,
-            // A submitted job hands its payload to its JobHandle before the
-            // worker sees the outcome.
-            payload.map_or("(a submitted job; its JobHandle has the payload)", crate::job::panic_message)
+            // A submitted job hands its payload to its JobHandle, a scoped
+            // job or a stolen join half to its scope or join (`KeptPanic`),
+            // before the worker sees the outcome.
+            payload.map_or("(its JobHandle, scope or join has the payload)", crate::job::panic_message)
         );
     }
 
