@@ -62,8 +62,8 @@ use crate::sync::plain::{AtomicU64, AtomicUsize, Condvar, Mutex, lock, wait_for}
 /// What a spawn does when its level is full.
 ///
 /// Only levels given a [`Builder::capacity`](crate::Builder::capacity) are
-/// ever full. A spawn from inside one of the pool's own jobs never waits:
-/// see [`Builder::capacity`](crate::Builder::capacity).
+/// ever full. A spawn from one of the pool's own jobs or worker threads
+/// never waits: see [`Builder::capacity`](crate::Builder::capacity).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum WhenFull {

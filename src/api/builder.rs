@@ -175,7 +175,9 @@ impl Builder {
     /// that finds the level full waits for room ([`Pool::spawn`],
     /// [`Pool::submit`]), is refused at once with the job handed back
     /// ([`Pool::try_spawn`], [`Pool::try_submit`], kind
-    /// [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)), or waits at
+    /// [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full), or
+    /// [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown) once the
+    /// pool shuts down), or waits at
     /// most a given time ([`Pool::spawn_timeout`], [`Pool::submit_timeout`];
     /// [`JobBuilder::when_full`](crate::JobBuilder::when_full) for jobs with
     /// options). A shutdown wakes the waiting spawns, which are then
@@ -317,7 +319,9 @@ impl Builder {
 
     /// Calls `hook(index)` on each worker thread as it exits, after its last
     /// job. At shutdown the pool is drained by then, so a spawn from the
-    /// hook is refused with [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown).
+    /// hook is refused with [`SpawnErrorKind::Shutdown`](crate::SpawnErrorKind::Shutdown);
+    /// from a worker that retires, it is as one from
+    /// [`on_thread_start`](Builder::on_thread_start)'s hook.
     /// A panic in the hook is caught and counted; the thread exits anyway.
     pub fn on_thread_stop(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Builder {
         self.monitoring.on_thread_stop = Some(Arc::new(hook));

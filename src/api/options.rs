@@ -115,7 +115,7 @@ impl<'a> JobBuilder<'a> {
     /// What the spawn does if the job's level is at its
     /// [capacity](crate::Builder::capacity): wait for room (the default),
     /// refuse at once, or wait at most a given time; see [`WhenFull`]. A
-    /// spawn from one of the pool's own jobs never waits.
+    /// spawn from one of the pool's own jobs or worker threads never waits.
     pub fn when_full(mut self, when_full: WhenFull) -> JobBuilder<'a> {
         self.when_full = when_full;
         self

@@ -32,8 +32,8 @@ pub struct Spawner {
 impl Spawner {
     /// Queues `job` at `priority`, to run once on some worker thread. On a
     /// level with a [capacity](crate::Builder::capacity) that is full, waits for
-    /// room first (unless called from one of the pool's own jobs, which
-    /// never waits).
+    /// room first (unless called from one of the pool's own jobs or worker
+    /// threads, which never wait: see [`Builder::capacity`](crate::Builder::capacity)).
     ///
     /// A panic in `job` is caught: the worker survives, the pool's panic
     /// handler (see [`Builder::panic_handler`](crate::Builder::panic_handler)) receives the payload, and
