@@ -52,13 +52,18 @@
 //! job pushed before the taken one is visible to that second look (the take
 //! synchronises with the push), so a job starts only when no more urgent job
 //! pushed before it waits in a queue. A job from the worker's own deque
-//! needs no second look: it was put there before this walk began. Putting a
-//! job back keeps the order in which one worker takes a level's jobs from
-//! outside: the take reached a shared source because the own deque for the
-//! level was empty (the job is then alone there) or on the injector's turn
-//! (`queue/local.rs`; the job is then the newest there), so it is the next
-//! of its level the worker takes, and the own deque comes before the
-//! injector, where the jobs pushed after it wait.
+//! needs no second look: it was put there before this walk began. A job put
+//! back (a more urgent job pushed between the walk and the take, or one in
+//! a peer's deque that the shortcut below did not walk to) stays visible and its wait bounded, but not always ahead of the level's
+//! later jobs from outside. The take reached a shared source because the
+//! own deque for the level was empty or on the injector's turn
+//! (`queue/local.rs`), so the job is the newest there: the next of its
+//! level the worker takes, unless the more urgent jobs that run first push
+//! jobs at its level, which newest first takes before it. It then waits
+//! under the own deque's rule (`queue/local.rs`, "Order within a level":
+//! within `(i + 1) × 2 × OLDEST_EVERY` of the worker's counted takes at its
+//! level, `i` the jobs queued before it there), and a job from outside
+//! pushed after it may be taken first, on an injector's turn meanwhile.
 //!
 //! A worker whose last job came from the injector of a level below 0
 //! tries that injector first on its next pick, before the walk, when its
@@ -505,6 +510,42 @@ mod tests {
         assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(0, 3, _)));
         assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 1, Source::Local)));
         assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 2, Source::Injector)));
+    }
+
+    #[test]
+    fn a_job_put_back_may_be_overtaken_by_a_later_one_from_outside_but_waits_a_bounded_time() {
+        // One worker, 62 takes into its round at level 1, its last job from
+        // level 1's injector (A): the shortcut takes X, and its second look
+        // puts X back for a level-0 job in a peer's deque, which spawns a
+        // chain at level 1 on this worker. The injector's turn then takes Z,
+        // pushed after X; X, the oldest in the own deque, comes on the next
+        // oldest-first take (see the module docs, "The pick rule").
+        let levels = Levels::new(2);
+        let (local, peer) = (LocalQueues::new(2), LocalQueues::new(2));
+        let peers = [Arc::clone(local.shared()), Arc::clone(peer.shared())];
+        let round = 2 * crate::queue::local::OLDEST_EVERY;
+        for job in 0..round - 2 {
+            local.push(1, 1000 + job);
+        }
+        while let Pick::Found(1, _, Source::Local) = levels.pick(&local, &peers, 0) {}
+        for job in [1, 100, 101] {
+            levels.inject(1, job);
+        }
+        assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(1, 1, Source::Injector)));
+        peer.push(0, 200);
+        assert!(matches!(levels.pick(&local, &peers, 0), Pick::Found(0, 200, Source::Peer)));
+        let mut order = Vec::new();
+        let mut next = 300;
+        local.push(1, next);
+        while let Pick::Found(1, job, _) = levels.pick(&local, &peers, 0) {
+            order.push(job);
+            if job >= 300 && next < 300 + round {
+                next += 1;
+                local.push(1, next);
+            }
+        }
+        let at = |job| order.iter().position(|&j| j == job).unwrap();
+        assert_eq!((at(101), at(100)), (1, usize::try_from(round / 2).unwrap() + 1), "{order:?}");
     }
 
     #[test]
