@@ -502,7 +502,12 @@ impl Local {
     }
 
     /// The pick rule over levels `0..=upto` (`queue/levels.rs`), with this
-    /// worker's view of its peers.
+    /// worker's view of its peers. Always inlined: as a call, its `Pick`
+    /// went back through memory, 28 instructions per job (callgrind, one
+    /// worker, from outside and from jobs alike), and from outside a
+    /// throwaway harness with one worker read 17.6–19.3 Mjobs/s inlined
+    /// against 11.0–15.5 (five interleaved pairs).
+    #[inline(always)]
     pub(crate) fn pick_upto(&self, upto: usize) -> Pick<Job> {
         loop {
             self.refresh_peers();
