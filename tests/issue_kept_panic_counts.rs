@@ -39,40 +39,40 @@ fn pool(seen: &Arc<Seen>) -> Pool {
         .expect("build")
 }
 
-/// Checks every count once the pool is idle: `jobs` jobs ran, `panics` of
-/// them panicked, `handled` payloads went to the panic handler.
-fn check(pool: &Pool, seen: &Seen, jobs: usize, panics: usize, handled: usize) {
-    assert!(pool.wait_idle(), "the pool went idle");
-    let low = &pool.metrics().levels[1];
-    assert_eq!(pool.panic_count(), panics, "Pool::panic_count");
-    assert_eq!((low.completed, low.panicked), ((jobs - panics) as u64, panics as u64), "LOW: completed, panicked");
-    assert_eq!(seen.panicked.load(Ordering::Relaxed), panics, "after_job: Panicked");
-    assert_eq!(seen.completed.load(Ordering::Relaxed), jobs - panics, "after_job: Completed");
-    assert_eq!(seen.handled.load(Ordering::Relaxed), handled, "panic handler calls");
+/// Runs `body` on a fresh two-worker pool under a watchdog, then checks
+/// every count once the pool is idle: `jobs` jobs ran, `panics` of them
+/// panicked, `handled` payloads went to the panic handler.
+fn case(what: &'static str, jobs: usize, panics: usize, handled: usize, body: impl FnOnce(&Pool) + Send + 'static) {
+    quiet_panics(is_intentional);
+    watchdog(what, CASE_BOUND, move || {
+        let seen = Arc::new(Seen::default());
+        let pool = pool(&seen);
+        body(&pool);
+        assert!(pool.wait_idle(), "the pool went idle");
+        let low = &pool.metrics().levels[1];
+        assert_eq!(pool.panic_count(), panics, "Pool::panic_count");
+        assert_eq!((low.completed, low.panicked), ((jobs - panics) as u64, panics as u64), "LOW: completed, panicked");
+        assert_eq!(seen.panicked.load(Ordering::Relaxed), panics, "after_job: Panicked");
+        assert_eq!(seen.completed.load(Ordering::Relaxed), jobs - panics, "after_job: Completed");
+        assert_eq!(seen.handled.load(Ordering::Relaxed), handled, "panic handler calls");
+    });
 }
 
 #[test]
 fn a_panicking_scoped_job_counts_as_a_panic() {
-    quiet_panics(is_intentional);
-    watchdog("scoped job", CASE_BOUND, || {
-        let seen = Arc::new(Seen::default());
-        let pool = pool(&seen);
+    case("scoped job", 1, 1, 0, |pool| {
         let scope = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             pool.scope(|s| {
                 s.spawn(Priority::LOW, |_| intentional_panic()).expect("spawn");
             })
         }));
         assert!(scope.is_err_and(|payload| is_intentional(&*payload)), "the scope resumes the job's panic");
-        check(&pool, &seen, 1, 1, 0);
     });
 }
 
 #[test]
 fn a_scope_in_a_job_counts_both_panics_and_hands_one_payload() {
-    quiet_panics(is_intentional);
-    watchdog("scope in a job", CASE_BOUND, || {
-        let seen = Arc::new(Seen::default());
-        let pool = pool(&seen);
+    case("scope in a job", 2, 2, 1, |pool| {
         let spawner = pool.spawner();
         pool.spawn(Priority::LOW, move || {
             spawner.scope(|s| {
@@ -80,16 +80,12 @@ fn a_scope_in_a_job_counts_both_panics_and_hands_one_payload() {
             });
         })
         .expect("spawn");
-        check(&pool, &seen, 2, 2, 1);
     });
 }
 
 #[test]
 fn a_panicking_stolen_join_half_counts_as_a_panic() {
-    quiet_panics(is_intentional);
-    watchdog("stolen half", CASE_BOUND, || {
-        let seen = Arc::new(Seen::default());
-        let pool = pool(&seen);
+    case("stolen half", 2, 2, 1, |pool| {
         let spawner = pool.spawner();
         pool.spawn(Priority::LOW, move || {
             let (started_tx, started_rx) = mpsc::channel();
@@ -105,6 +101,5 @@ fn a_panicking_stolen_join_half_counts_as_a_panic() {
             );
         })
         .expect("spawn");
-        check(&pool, &seen, 2, 2, 1);
     });
 }

@@ -65,69 +65,49 @@ fn claimable_scope_jobs_borrow_the_owners_stack() {
     assert!(pool.wait_idle());
 }
 
-/// The second half is stolen by the other worker while the first waits for
-/// it to start, so the thief hands the value back to a frame that may
-/// return as soon as it sees it (the case Miri caught in `join.rs`).
+/// `priopool::join(a, b)` from a job, where `a` waits (bounded) for `b` to
+/// start, so that `b` is mostly stolen by the other worker, and the thief
+/// hands `b`'s outcome back to a frame that may return as soon as it sees
+/// it. If nobody steals `b`, the joiner runs it after `a`, and the test
+/// still ends.
+fn join_with_a_stolen_half<RB: Send>(b: impl FnOnce() -> RB + Send) -> (u32, RB) {
+    let started = AtomicBool::new(false);
+    priopool::join(
+        || {
+            for _ in 0..10_000 {
+                if started.load(Ordering::Acquire) {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            1
+        },
+        || {
+            started.store(true, Ordering::Release);
+            b()
+        },
+    )
+}
+
+/// The stolen half returns a value (the case Miri caught in `join.rs`).
 #[test]
 fn a_stolen_half_hands_its_value_back() {
     let pool = Pool::builder().workers(2).build().unwrap();
     for _ in 0..40 {
-        let got = pool
-            .submit(Priority::LOW, || {
-                let started = AtomicBool::new(false);
-                priopool::join(
-                    || {
-                        // Bounded: if nobody steals the half, the joiner
-                        // runs it after this and the test still ends.
-                        for _ in 0..10_000 {
-                            if started.load(Ordering::Acquire) {
-                                break;
-                            }
-                            std::thread::yield_now();
-                        }
-                        1
-                    },
-                    || {
-                        started.store(true, Ordering::Release);
-                        2
-                    },
-                )
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        let got = pool.submit(Priority::LOW, || join_with_a_stolen_half(|| 2)).unwrap().join().unwrap();
         assert_eq!(got, (1, 2));
     }
 }
 
-/// As above, but the stolen half panics: the thief hands the panic back,
-/// then unwinds out of the half's closure (`KeptPanic`, `join.rs`) while
-/// the joiner may already have returned and freed the frame.
+/// The stolen half panics: the thief hands the panic back, then unwinds
+/// out of the half's closure (`KeptPanic`, `join.rs`) while the joiner may
+/// already have returned and freed the frame.
 #[test]
 fn a_stolen_half_that_panics_hands_its_panic_back() {
     quiet_panics(is_intentional);
     let pool = Pool::builder().workers(2).build().unwrap();
     for _ in 0..20 {
-        let joined = pool
-            .submit(Priority::LOW, || {
-                let started = AtomicBool::new(false);
-                priopool::join(
-                    || {
-                        for _ in 0..10_000 {
-                            if started.load(Ordering::Acquire) {
-                                break;
-                            }
-                            std::thread::yield_now();
-                        }
-                    },
-                    || {
-                        started.store(true, Ordering::Release);
-                        intentional_panic();
-                    },
-                )
-            })
-            .unwrap()
-            .join();
+        let joined = pool.submit(Priority::LOW, || join_with_a_stolen_half(|| intentional_panic())).unwrap().join();
         assert!(joined.is_err(), "the join resumed the half's panic in its job");
     }
     assert!(pool.wait_idle());

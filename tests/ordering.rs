@@ -275,6 +275,16 @@ fn a_grandchild_in_the_own_deque_runs_before_the_injector() {
     });
 }
 
+/// Link `i` of a chain of `links` LOW jobs, each spawned by the one
+/// before: logs `i`, then spawns the next link.
+fn chain_link(spawner: priopool::Spawner, log: Arc<Mutex<Vec<usize>>>, i: usize, links: usize) {
+    log.lock().unwrap().push(i);
+    if i + 1 < links {
+        let next = spawner.clone();
+        spawner.spawn(Priority::LOW, move || chain_link(next, log, i + 1, links)).expect("spawn refused");
+    }
+}
+
 /// One worker: a job queues one job, then starts a chain of jobs, each
 /// spawning the next, all at one level. Newest first alone would run the
 /// whole chain first; the oldest-first take runs the first job by the
@@ -284,13 +294,6 @@ fn a_grandchild_in_the_own_deque_runs_before_the_injector() {
 fn a_chain_of_newer_jobs_does_not_starve_an_older_one() {
     watchdog("chain", CASE_BOUND, || {
         const LINKS: usize = 4 * OLDEST_EVERY;
-        fn link(spawner: priopool::Spawner, log: Arc<Mutex<Vec<usize>>>, i: usize) {
-            log.lock().unwrap().push(i);
-            if i + 1 < LINKS {
-                let next = spawner.clone();
-                spawner.spawn(Priority::LOW, move || link(next, log, i + 1)).expect("spawn refused");
-            }
-        }
         let pool = Pool::builder().workers(1).levels(2).build().expect("build");
         let (spawner, log) = (pool.spawner(), Arc::new(Mutex::new(Vec::new())));
         let (inner, first_log) = (spawner.clone(), Arc::clone(&log));
@@ -299,7 +302,7 @@ fn a_chain_of_newer_jobs_does_not_starve_an_older_one() {
                 let older = Arc::clone(&first_log);
                 inner.spawn(Priority::LOW, move || older.lock().unwrap().push(usize::MAX)).expect("spawn refused");
                 let next = inner.clone();
-                inner.spawn(Priority::LOW, move || link(next, first_log, 0)).expect("spawn refused");
+                inner.spawn(Priority::LOW, move || chain_link(next, first_log, 0, LINKS)).expect("spawn refused");
             })
             .expect("spawn refused");
         pool.shutdown();
@@ -320,13 +323,6 @@ fn a_chain_of_newer_jobs_does_not_starve_an_older_one() {
 fn a_chain_of_jobs_from_a_job_does_not_starve_a_job_from_outside() {
     watchdog("chain against outside", CASE_BOUND, || {
         const LINKS: usize = 8 * OLDEST_EVERY;
-        fn link(spawner: priopool::Spawner, log: Arc<Mutex<Vec<usize>>>, i: usize) {
-            log.lock().unwrap().push(i);
-            if i + 1 < LINKS {
-                let next = spawner.clone();
-                spawner.spawn(Priority::LOW, move || link(next, log, i + 1)).expect("spawn refused");
-            }
-        }
         let pool = Pool::builder().workers(1).levels(2).build().expect("build");
         let (spawner, log) = (pool.spawner(), Arc::new(Mutex::new(Vec::new())));
         let (queued_tx, queued_rx) = std::sync::mpsc::channel::<()>();
@@ -334,7 +330,7 @@ fn a_chain_of_jobs_from_a_job_does_not_starve_a_job_from_outside() {
         spawner
             .spawn(Priority::LOW, move || {
                 queued_rx.recv().expect("test gone");
-                link(inner, chain_log, 0);
+                chain_link(inner, chain_log, 0, LINKS);
             })
             .expect("spawn refused");
         let outside = Arc::clone(&log);
