@@ -32,7 +32,7 @@
 //! a shortcut taken while a more urgent own deque holds a job (the
 //! grandchild test, with `LocalQueues::cool` disabled). A pick
 //! that falls through past a counted job still in flight is too narrow a
-//! window to hit from outside; a unit test in `src/queue/levels.rs` covers it.
+//! window to hit from outside; a unit test in `src/queue/levels/tests.rs` covers it.
 //!
 //! Every case runs under a watchdog, so a lost wake-up fails the test with a
 //! message instead of hanging it.
