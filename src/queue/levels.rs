@@ -54,16 +54,17 @@
 //! pushed before it waits in a queue. A job from the worker's own deque
 //! needs no second look: it was put there before this walk began. A job put
 //! back (a more urgent job pushed between the walk and the take, or one in
-//! a peer's deque that the shortcut below did not walk to) stays visible and its wait bounded, but not always ahead of the level's
-//! later jobs from outside. The take reached a shared source because the
-//! own deque for the level was empty or on the injector's turn
-//! (`queue/local.rs`), so the job is the newest there: the next of its
-//! level the worker takes, unless the more urgent jobs that run first push
-//! jobs at its level, which newest first takes before it. It then waits
-//! under the own deque's rule (`queue/local.rs`, "Order within a level":
-//! within `(i + 1) × 2 × OLDEST_EVERY` of the worker's counted takes at its
-//! level, `i` the jobs queued before it there), and a job from outside
-//! pushed after it may be taken first, on an injector's turn meanwhile.
+//! a peer's deque that the shortcut below did not walk to) stays visible,
+//! its wait bounded, but not always ahead of the level's later jobs from
+//! outside. The take reached a shared source because the own deque for the
+//! level was empty or on the injector's turn (`queue/local.rs`), so the
+//! job is the newest there: the next of its level the worker takes, unless
+//! the more urgent jobs that run first push jobs at its level, which newest
+//! first takes before it. It then waits under the own deque's rule
+//! (`queue/local.rs`, "Order within a level": within
+//! `(i + 1) × 2 × OLDEST_EVERY` of the worker's counted takes at its level,
+//! `i` the jobs queued before it there), and a job from outside pushed
+//! after it may be taken first, on an injector's turn meanwhile.
 //!
 //! A worker whose last job came from the injector of a level below 0
 //! tries that injector first on its next pick, before the walk, when its
