@@ -198,7 +198,7 @@ where
         let kept = run && as_job && outcome.is_err();
         set_done(&done.slot, &done.popped, done.joiner, outcome);
         if kept {
-            panic::resume_unwind(Box::new(KeptPanic));
+            KeptPanic::resume();
         }
     });
     // From here the frame waits for the half to run or be dropped before

@@ -181,7 +181,7 @@ impl<'scope, F: FnOnce(&Scope<'scope>)> Scoped<'scope, F> {
         };
         self.scope.state.complete();
         if panicked {
-            panic::resume_unwind(Box::new(KeptPanic));
+            KeptPanic::resume();
         }
     }
 }

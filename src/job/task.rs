@@ -57,6 +57,13 @@ pub(crate) enum Outcome {
 /// are plain closures to it.)
 pub(crate) struct KeptPanic;
 
+impl KeptPanic {
+    /// Unwinds with this marker: the caller has handed its panic on.
+    pub(crate) fn resume() -> ! {
+        std::panic::resume_unwind(Box::new(KeptPanic))
+    }
+}
+
 /// A popped job that will not run: how it ended, and the panic of its
 /// closure's destructor if that panicked when the job was dropped now.
 pub(crate) struct Discarded {
