@@ -68,7 +68,8 @@ use crate::sync::plain::{AtomicU64, AtomicUsize, Condvar, Mutex, lock, wait_for}
 #[non_exhaustive]
 pub enum WhenFull {
     /// Wait for room, however long it takes (or until the pool shuts
-    /// down): the default, and what `spawn` and `submit` do.
+    /// down, or the job's start deadline passes): the default, and what
+    /// `spawn` and `submit` do.
     #[default]
     Wait,
     /// Return at once with [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full)

@@ -258,7 +258,8 @@ pub enum SpawnErrorKind {
     /// The job's level is at its capacity (see
     /// [`Builder::capacity`](crate::Builder::capacity)) and the spawn was
     /// not to wait for room (`try_spawn`, `try_submit`), or the room did not
-    /// come within its wait (`spawn_timeout`, `submit_timeout`). Once the
+    /// come within its wait (`spawn_timeout`, `submit_timeout`) or before
+    /// the job's start deadline (`JobBuilder::deadline`, `max_wait`). Once the
     /// pool shuts down, a spawn from outside it is refused with
     /// [`SpawnErrorKind::Shutdown`] instead, full level or not.
     Full,

@@ -17,7 +17,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{BOUND, Gate, LONG_BOUND, Latch, watchdog};
-use priopool::{Pool, Priority, SpawnErrorKind, Spawner};
+use priopool::{Pool, Priority, SpawnErrorKind, Spawner, WhenFull};
 
 /// A pool of `workers` workers whose every worker is held by a HIGH gate
 /// job (they have all started when this returns); LOW has the given
@@ -101,6 +101,33 @@ fn spawn_timeout_gives_up_and_hands_the_job_back() {
         let handle = pool.submit_timeout(Priority::LOW, BOUND, || 7).unwrap();
         assert_eq!(handle.join().unwrap(), 7);
         assert_eq!(pool.metrics().level(Priority::LOW).unwrap().full_waits, 2);
+    });
+}
+
+/// A job that must start by a deadline waits for room no longer than
+/// that: past it the job could only expire. (Without the bound the spawn
+/// waits until the gate opens, which is after it, so the watchdog fails.)
+#[test]
+fn a_start_deadline_bounds_the_wait_for_room() {
+    watchdog("a deadline bounds the wait for room", BOUND, || {
+        let (pool, gate) = held(1, 1);
+        pool.spawn(Priority::LOW, || {}).unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let job = |ran: &Arc<AtomicUsize>| {
+            let ran = Arc::clone(ran);
+            move || ran.fetch_add(1, Ordering::SeqCst)
+        };
+        let error = pool.job(Priority::LOW).max_wait(Duration::from_millis(10)).submit(job(&ran)).unwrap_err();
+        assert_eq!(error.kind(), SpawnErrorKind::Full);
+        assert_eq!(error.into_inner()(), 0, "the job comes back unrun");
+        let by_deadline =
+            pool.job(Priority::LOW).deadline(std::time::Instant::now()).when_full(WhenFull::WaitAtMost(BOUND));
+        assert_eq!(by_deadline.submit(job(&ran)).unwrap_err().kind(), SpawnErrorKind::Full);
+        gate.release();
+        assert!(pool.wait_idle());
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "only the job handed back ran");
+        let low = pool.metrics().level(Priority::LOW).unwrap().clone();
+        assert_eq!((low.full_waits, low.rejected, low.expired), (2, 2, 0));
     });
 }
 

@@ -91,6 +91,13 @@ impl<'a> JobBuilder<'a> {
     /// (to bound the run too, have the job watch its
     /// [`JobContext`] and cancel it).
     ///
+    /// On a level at its [capacity](crate::Builder::capacity), the spawn
+    /// waits for room at most until `at` (or less, as
+    /// [`when_full`](JobBuilder::when_full) says): past it, the job could
+    /// only expire, so the spawn returns
+    /// [`SpawnErrorKind::Full`](crate::SpawnErrorKind::Full) with the job
+    /// instead of queueing it.
+    ///
     /// Given more than once, or together with
     /// [`max_wait`](JobBuilder::max_wait), the earliest deadline applies.
     #[doc(alias = "timeout")]
@@ -235,10 +242,11 @@ impl JobBuilder<'_> {
         task: fn(&H) -> &plain::Arc<dyn TaskCell>,
     ) -> Result<H, SpawnError<F>> {
         let deadline = self.effective_deadline();
+        let when_full = bounded_by(self.when_full, deadline);
         let group = self.group.as_ref();
         // Into the group before the job is queued: a group cancelled
         // already cancels it then, before any worker can take it.
-        Registry::spawn(self.registry, self.priority, job, self.when_full, deadline, |job, slot| {
+        Registry::spawn(self.registry, self.priority, job, when_full, deadline, |job, slot| {
             let (entry, handle) = make(job, slot);
             if let Some(group) = group {
                 group.add(task(&handle));
@@ -253,6 +261,19 @@ impl JobBuilder<'_> {
             (Some(at), Some(other)) => Some(at.min(other)),
             (at, other) => at.or(other),
         }
+    }
+}
+
+/// A job with a start deadline waits for room no longer than until that
+/// deadline: past it the job could only expire, so the spawn gives up
+/// then, with `Full`, and hands the job back.
+fn bounded_by(when_full: WhenFull, deadline: Option<Instant>) -> WhenFull {
+    let Some(at) = deadline else { return when_full };
+    let left = at.saturating_duration_since(Instant::now());
+    match when_full {
+        WhenFull::Wait => WhenFull::WaitAtMost(left),
+        WhenFull::WaitAtMost(wait) => WhenFull::WaitAtMost(wait.min(left)),
+        WhenFull::Refuse => WhenFull::Refuse,
     }
 }
 
