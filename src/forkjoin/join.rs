@@ -17,8 +17,8 @@
 //! a deque only this worker pushes to, and a look for a sleeper (one load,
 //! no fence, when none sleeps: `Sleep::hint_at`). The value of `b` comes
 //! back through a [`Slot`] on the joiner's stack. A half popped back runs
-//! as a plain call: it is counted as a job (in `Metrics`) only when a peer
-//! steals it.
+//! as a plain call, not counted as a job in `Metrics` (when one is,
+//! `queue/local.rs`, "Fork halves").
 //!
 //! If `a` or `b` panics, the join still waits for the other half, then
 //! resumes the panic (the first closure's if both panicked). A half

@@ -60,8 +60,10 @@
 //! the pop returns that join's own half or nothing.
 //!
 //! Fork halves are parts of running jobs: they are left out of the backlog
-//! figure ([`SharedQueues::len`]), and count as jobs only if a peer steals
-//! and runs one (the joiner runs its own half as a plain call).
+//! figure ([`SharedQueues::len`]). One counts as a job only if the pick
+//! rule takes it: a peer's steal, or the joiner's own worker while it
+//! helps inside the join's first closure (waiting on a handle, say); a
+//! half its join pops back runs as a plain call.
 
 use std::cell::Cell;
 

@@ -307,7 +307,7 @@ impl Registry {
     /// else does, so it needs no wake-up for its own sake, only for
     /// parallelism: a sleeper is woken if one is seen (`Sleep::hint_at`),
     /// and the pool does not grow for it. Its queue wait is not measured
-    /// (it is not counted as a job unless stolen, `queue/local.rs`).
+    /// (it is counted as a job only when the pick rule takes it, `queue/local.rs`).
     pub(crate) fn push_fork(this: &Arc<Registry>, local: &Local, level: usize, half: PartRef) {
         local.queues.push_fork(level, half);
         this.sleep.hint_at(level, reserved::wakes_reserved(this, level));
