@@ -151,7 +151,13 @@ impl ScopeState {
                 most_urgent.map(|at| claimable.swap_remove(at))
             };
             let Some((level, cell)) = next else { return false };
-            if help::claim_and_run(local, level, || lock(&cell).take().map(Job::new)) {
+            let take = || lock(&cell).take().map(Job::new);
+            let claimed = if local.registry.abort.is_aborting() {
+                help::claim_and_cancel(local, level, take)
+            } else {
+                help::claim_and_run(local, level, take)
+            };
+            if claimed {
                 return true;
             }
         }

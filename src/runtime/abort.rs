@@ -26,9 +26,12 @@
 //! its parent is part of the drain. If its push happens after the
 //! `aborting` store (in practice: the parent spawned it after learning of
 //! the `shutdown_now` call), it is cancelled by the sweep or by the worker
-//! that pops it, whose pop acquires the push and so reads `aborting` set.
-//! A child pushed earlier may run or be cancelled; either way it is counted
-//! exactly once.
+//! that pops it, whose pop acquires the push and so reads `aborting` set,
+//! or by the job waiting for it (its handle's `join`, its scope), which
+//! would otherwise claim it and run it inline: it reads `aborting` before
+//! the claim (`help.rs`), after the push, so it reads it set too. A child
+//! pushed earlier may run or be cancelled; either way it is counted exactly
+//! once.
 //!
 //! Running jobs are not interrupted: Rust cannot stop a thread. A job that
 //! should stop early needs its handle cancelled (see `JobContext`).

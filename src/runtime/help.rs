@@ -12,7 +12,10 @@
 //!    claimed `QUEUED → RUNNING`, a scope job taken out of its cell),
 //!    whatever its level: it is the waiting job's own work, so this is
 //!    priority inheritance, not a pick (a HIGH job waiting for a queued LOW
-//!    job runs it now instead of waiting behind other LOW work).
+//!    job runs it now instead of waiting behind other LOW work). While
+//!    `shutdown_now` aborts the pool, a handle's job or a scope job found
+//!    so is cancelled instead, as a pop would cancel it (`abort.rs`); a
+//!    join's half popped back still runs (`forkjoin/join.rs`).
 //! 3. **Help.** Otherwise take one job by the pick rule over levels `0..=l`
 //!    only (`Levels::pick_upto`) and run it, as the worker loop would; on a
 //!    reserved thread (`reserved.rs`) over `0..=min(l, its bound)`, with no
@@ -127,11 +130,32 @@ pub(crate) fn claim_and_run(local: &Local, level: usize, claim: impl FnOnce() ->
     true
 }
 
+/// As [`claim_and_run`] while `shutdown_now` aborts the pool, for a part
+/// whose claim takes it out of a cell (a scoped job): the part is
+/// cancelled instead of run, as the worker that popped its entry would
+/// cancel it (`abort.rs`), and counted so: cancelled and reaped, its entry
+/// left behind run ahead. (A task cannot be cancelled once claimed:
+/// [`claim_task`] looks before it claims.)
+pub(crate) fn claim_and_cancel(local: &Local, level: usize, claim: impl FnOnce() -> Option<Job>) -> bool {
+    let metrics = &local.registry.metrics;
+    metrics.ran_ahead(level);
+    let Some(job) = claim() else {
+        metrics.claim_lost(level);
+        return false;
+    };
+    metrics.claim_won(level);
+    local.discard(level, Source::Local, local.registry.abort.cancel(level, job, &metrics.tally));
+    true
+}
+
 /// Claims `task`, the job of a handle a job waits on, if it has not
 /// started, and runs it inline on `local`, counted and hooked as a job of
 /// its level (its queue entry is discarded when popped, `job/state.rs`);
 /// says whether it ran it. The claim goes through the job's live entry,
-/// whichever that is: after a promotion, the one at the new level.
+/// whichever that is: after a promotion, the one at the new level. While
+/// `shutdown_now` aborts the pool it cancels the job through that entry
+/// instead, as the worker that popped it would (`abort.rs`), and says
+/// `true` too: the entry, dead, is reaped where it leaves its queue.
 ///
 /// A claim lost while the job is still queued was lost to a promotion
 /// between the read of the live entry and the claim (the epoch moved on),
@@ -143,6 +167,17 @@ pub(crate) fn claim_task(local: &Local, task: &Arc<dyn TaskCell>) -> bool {
     while task.state().is_queued() {
         let (level, epoch) = task.state().live_entry();
         let mut job = Job::task_at(Arc::clone(task), epoch);
+        if local.registry.abort.is_aborting() {
+            // Cancelled now, or gone to another thread or a promotion (then
+            // the loop looks again).
+            if let Some(payload) = local.registry.abort.cancel(level, job, &local.registry.metrics.tally).panic {
+                local.registry.metrics.tally.caught(NEVER_RAN, payload);
+            }
+            if !task.state().is_queued() {
+                return true;
+            }
+            continue;
+        }
         let claimed = claim_and_run(local, level, || match job.claim() {
             Ok(()) => Some(job),
             // It expired now, another thread took it first, or a promotion

@@ -565,7 +565,7 @@ impl Local {
     /// Counts a popped job that will not run and finishes it. Off the hot
     /// path: only cancelled and expired jobs, and jobs popped while aborting.
     #[cold]
-    fn discard(&self, level: usize, source: Source, discarded: Discarded) {
+    pub(super) fn discard(&self, level: usize, source: Source, discarded: Discarded) {
         let registry = &*self.registry;
         if discarded.ahead {
             registry.metrics.ahead_gone(level);
