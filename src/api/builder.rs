@@ -145,6 +145,11 @@ impl Builder {
 
     /// The stack size of each worker thread, in bytes. Default: the
     /// standard library's (2 MiB unless `RUST_MIN_STACK` says otherwise).
+    /// A size below the platform's minimum (`PTHREAD_STACK_MIN` on Linux,
+    /// 16 KiB on x86-64) gets that minimum. The stack holds a job's own
+    /// frames and, while it waits in a `join` or a scope, those of the jobs
+    /// its worker runs meanwhile, nested: a job that overflows it aborts
+    /// the process, as on any thread.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self
