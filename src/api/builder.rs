@@ -192,7 +192,12 @@ impl Builder {
     /// A job holds its slot from its spawn until a worker takes it off the
     /// queue to run it (or to discard it, cancelled or expired); running
     /// jobs hold none. Not the number of jobs in flight, then, but the
-    /// backlog: what a producer may run ahead of the workers.
+    /// queue entries: what a producer may run ahead of the workers. A job
+    /// cancelled, expired or promoted away while queued leaves the
+    /// backlog ([`Pool::queued`]) at once but keeps its slot until a worker
+    /// reaches its dead entry (or [`Pool::cancel_queued`] or a shutdown
+    /// sweeps it), so while every worker is busy a level may be full with
+    /// a backlog below `n`, even 0.
     ///
     /// **Spawns from inside the pool's own jobs never wait for room**: a job
     /// that waited for a worker to make room could wait for ever, since it
