@@ -340,8 +340,11 @@ pub enum JobError {
     /// inspection or [`std::panic::resume_unwind`].
     Panicked(PanicPayload),
     /// The job was dropped without being run, so it never will be: it was
-    /// cancelled (through its handle, or by
-    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now)) before it started.
+    /// cancelled before it started, by any of the ways
+    /// [`LevelMetrics::cancelled`](crate::LevelMetrics::cancelled) lists
+    /// (its handle, its group, [`Pool::cancel_queued`](crate::Pool::cancel_queued),
+    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now) and the shutdowns
+    /// that cancel the backlog).
     Cancelled,
     /// The job's deadline passed before a worker started it, so it never
     /// ran; its closure was dropped when the deadline passed. See

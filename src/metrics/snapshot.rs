@@ -93,7 +93,7 @@ pub struct LevelMetrics {
     /// Jobs offered at this level through `spawn` or `submit` (or a
     /// [`JobBuilder`](crate::JobBuilder)), accepted or not, counted once they
     /// are queued or refused. (A spawn at a level the pool does not have is
-    /// counted nowhere.) A job promoted here from a less urgent level
+    /// counted nowhere.) A job promoted here from another level
     /// ([`JobHandle::promote`](crate::JobHandle::promote)) is offered here
     /// too. Derived on read as `started + cancelled + expired + promoted +
     /// backlog + rejected`, so that spawning writes no extra counter; it may
@@ -137,8 +137,9 @@ pub struct LevelMetrics {
     /// like `cancelled`, when the expiry is decided, before the job's handle
     /// yields [`JobError::Expired`](crate::JobError::Expired).
     pub expired: u64,
-    /// Jobs that left this level for a more urgent one
-    /// ([`JobHandle::promote`](crate::JobHandle::promote)). Counted, like
+    /// Jobs that left this level for another one, usually a more urgent
+    /// one ([`JobHandle::promote`](crate::JobHandle::promote) moves a job to
+    /// any level of the pool). Counted, like
     /// `cancelled`, when the promotion is decided, before `promote`
     /// returns, and the job leaves this level's `backlog` at that moment;
     /// the job itself is counted at its new level from then on (it is in
