@@ -32,7 +32,8 @@
 //! of a round is the deque's oldest job, taken from the stealers' end, and
 //! the last is the level's injector's oldest, or if it has none the
 //! deque's oldest again (tokio caps its LIFO slot, and checks its global
-//! queue every 61 ticks, for the same reasons). A round counts the
+//! queue at an interval, 31 ticks or self-tuned; Go every 61 ticks; for
+//! the same reasons). A round counts the
 //! worker's takes of its own spawned jobs at the level, and the injector's
 //! turn; fork halves do not count. So a job with `i` jobs queued before it
 //! in its worker's deque is taken within `(i + 1) × 2 × OLDEST_EVERY` of
