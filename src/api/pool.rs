@@ -20,13 +20,11 @@ use crate::runtime::registry::Registry;
 /// A priority-aware, work-stealing pool of worker threads.
 ///
 /// Jobs are queued per priority level and a worker always starts the most
-/// urgent job there is (see the crate docs for the exact rule). Within a
-/// level, one worker starts the jobs its own jobs spawned first, newest
-/// first, and jobs from outside in submission order; of every 64 jobs it
-/// takes at a level, the 32nd is its oldest spawned job and the 64th the
-/// oldest from outside, so that no job waits for ever. With several
-/// workers, each takes the next job it finds (its own deque first), so the
-/// start order across workers is not FIFO.
+/// urgent job there is; within a level, a worker starts the jobs its own
+/// jobs spawned first, newest first, then jobs from outside in submission
+/// order, with turns for the oldest so that no job waits for ever. The
+/// exact rule, and why the start order across workers is not FIFO:
+/// [the crate docs](crate#the-priority-rule).
 ///
 /// Dropping the pool shuts it down gracefully, like [`Pool::shutdown`]: the
 /// dropping thread **blocks** until every accepted job has run (unlike
