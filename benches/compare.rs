@@ -1,4 +1,5 @@
-//! priopool against its peers, every scenario in one run, one table.
+//! priopool against its peers, every scenario in one run: one table of
+//! figures, and one of priopool's paired ratios for A, B and F.
 //!
 //! ```text
 //! cargo bench --bench compare                              # full run
