@@ -66,6 +66,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use peers::{Level, NAMES, Peer, Spawn, Visit, visit_all};
+use support::bulk::{Bulk, run_a};
 use support::latch::{CountLatch, Gate};
 use support::plot::{self, Bars};
 use support::procfs;
@@ -135,77 +136,6 @@ fn nanos(d: Duration) -> u64 {
 }
 
 // ---------------------------------------------------------------- A and B
-
-/// Counts A's jobs and B's leaves. Runs are strictly one after another and
-/// each waits for its last count-down, so one static serves them all, and
-/// a job that only counts down captures nothing.
-static BULK: CountLatch = CountLatch::new();
-
-/// A: spawn `jobs` empty jobs from this thread; time until all have run.
-/// `boxed`: each job is a `Box<dyn FnOnce() + Send>` that owns a pointer
-/// (an allocation), handed over with [`Spawn::spawn_boxed`]; otherwise a
-/// closure that captures nothing, handed over generically.
-fn run_a<P: Peer>(pool: &P, jobs: usize, boxed: bool) -> Duration {
-    let h = pool.handle();
-    BULK.reset(jobs);
-    let start = Instant::now();
-    if boxed {
-        let latch: &'static CountLatch = &BULK;
-        for _ in 0..jobs {
-            h.spawn_boxed(Level::Low, Box::new(move || latch.count_down()));
-        }
-    } else {
-        for _ in 0..jobs {
-            h.spawn(Level::Low, || BULK.count_down());
-        }
-    }
-    BULK.wait();
-    start.elapsed()
-}
-
-/// B: one root job; every job above depth 0 spawns two children (`boxed`:
-/// as `Box<dyn FnOnce() + Send>`, with [`Spawn::spawn_boxed`]).
-fn run_b<P: Peer>(pool: &P, depth: u32, boxed: bool) -> Duration {
-    let h = pool.handle();
-    BULK.reset(1 << depth);
-    let start = Instant::now();
-    let root = h.clone();
-    h.spawn(Level::Low, move || tree(root, depth, boxed));
-    BULK.wait();
-    start.elapsed()
-}
-
-fn tree<S: Spawn>(h: S, depth: u32, boxed: bool) {
-    if depth == 0 {
-        BULK.count_down();
-        return;
-    }
-    for _ in 0..2 {
-        let child = h.clone();
-        if boxed {
-            h.spawn_boxed(Level::Low, Box::new(move || tree(child, depth - 1, true)));
-        } else {
-            h.spawn(Level::Low, move || tree(child, depth - 1, false));
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Bulk {
-    /// Jobs, boxed.
-    A(usize, bool),
-    /// Depth, boxed.
-    B(u32, bool),
-}
-
-impl Bulk {
-    fn run<P: Peer>(self, pool: &P) -> Duration {
-        match self {
-            Bulk::A(jobs, boxed) => run_a(pool, jobs, boxed),
-            Bulk::B(depth, boxed) => run_b(pool, depth, boxed),
-        }
-    }
-}
 
 /// A pool started for one bulk cell and run once per round.
 trait Live {
