@@ -9,7 +9,7 @@ use crate::error::LimitsError;
 use crate::hooks::Monitoring;
 use crate::isolation::Isolation;
 use crate::job::panic_message;
-use crate::sync::plain::Arc;
+use crate::sync::plain::{Arc, Mutex, lock};
 
 /// The most priority levels a pool may have.
 pub const MAX_LEVELS: usize = 64;
@@ -33,16 +33,51 @@ pub(crate) struct Config {
     pub(crate) max_workers: usize,
     pub(crate) keep_alive: Duration,
     pub(crate) levels: usize,
-    pub(crate) thread_name: ThreadNameFn,
     pub(crate) stack_size: Option<usize>,
-    pub(crate) panic_handler: PanicHandler,
-    pub(crate) monitoring: Monitoring,
+    /// The user's code; see [`UserCode`].
+    pub(crate) user_code: Mutex<Option<Arc<UserCode>>>,
     /// Per level: its capacity (`capacity.rs`), or `None` for unbounded.
     pub(crate) capacities: Vec<Option<usize>>,
     /// What dropping the `Pool` does with its backlog.
     pub(crate) on_drop: DropPolicy,
     /// Reserved threads and OS priority (`isolation.rs`).
     pub(crate) isolation: Isolation,
+}
+
+/// The user's code a pool calls: its thread name function, panic handler
+/// and hooks.
+///
+/// Such code may hold a [`Spawner`](crate::Spawner) of its own pool (a hook
+/// that spawns follow-ups), which holds the pool's shared state, which
+/// holds the code: a cycle. So the shared state lets go of it once no
+/// thread of the pool can start any more ([`Config::release_user_code`],
+/// called by the shutdown that sealed the worker set), and every worker
+/// thread holds a clone of its own from its start (`WorkerProbe`), so
+/// that a worker left running by a shutdown that gave up on it still calls
+/// the same code until it exits. A pool shut down from one of its own
+/// threads seals nothing, so its cycle stays (see docs/design.md).
+pub(crate) struct UserCode {
+    pub(crate) thread_name: ThreadNameFn,
+    pub(crate) panic_handler: PanicHandler,
+    /// The hooks, and whether to measure queue waits.
+    pub(crate) monitoring: Monitoring,
+}
+
+impl Config {
+    /// The user's code, or `None` once released: then no thread of the
+    /// pool may start.
+    pub(crate) fn user_code(&self) -> Option<Arc<UserCode>> {
+        lock(&self.user_code).clone()
+    }
+
+    /// Lets go of the user's code. Call once no worker may start any more
+    /// (the worker set is sealed). Its destructors (the user's captures)
+    /// run on the calling thread, outside the lock; returns the payload if
+    /// one panicked.
+    pub(crate) fn release_user_code(&self) -> Option<Box<dyn Any + Send>> {
+        let code = lock(&self.user_code).take();
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(code))).err()
+    }
 }
 
 /// Checks worker limits `min..=max`: `max` in `1..=MAX_WORKERS`, `min <= max`.

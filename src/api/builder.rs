@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use super::pool::Pool;
 use crate::config::{
-    Config, DEFAULT_KEEP_ALIVE, DropPolicy, MAX_LEVELS, PanicHandler, ThreadNameFn, print_panic, validate_limits,
+    Config, DEFAULT_KEEP_ALIVE, DropPolicy, MAX_LEVELS, PanicHandler, ThreadNameFn, UserCode, print_panic,
+    validate_limits,
 };
 use crate::error::{BuildError, BuildErrorKind};
 use crate::hooks::{JobInfo, JobOutcome, Monitoring};
 use crate::isolation::IsolationOptions;
 use crate::queue::Priority;
-use crate::sync::plain::Arc;
+use crate::sync::plain::{Arc, Mutex};
 
 /// Configures and starts a [`Pool`].
 ///
@@ -45,6 +46,14 @@ use crate::sync::plain::Arc;
 /// pool.spawn(Priority::HIGH, || println!("runs on one of 1..=8 workers"))?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// The pool drops the code it was given (thread name function, panic
+/// handler, hooks) once a shutdown has joined or detached its threads, so
+/// that code may hold the pool's own [`Spawner`](crate::Spawner) without
+/// keeping the pool's memory alive. A shutdown called from one of the
+/// pool's own threads (the pool dropped in its own job or hook) cannot
+/// wait for that, and does not drop it: there, such a `Spawner` keeps the
+/// pool's memory (not its threads) to the end of the process.
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct Builder {
     workers: Option<usize>,
@@ -289,10 +298,12 @@ impl Builder {
             max_workers,
             keep_alive: self.keep_alive,
             levels: self.levels,
-            thread_name: self.thread_name.unwrap_or_else(|| Arc::new(|i| format!("priopool-{i}"))),
             stack_size: self.stack_size,
-            panic_handler: self.panic_handler.unwrap_or_else(|| Arc::new(print_panic)),
-            monitoring: self.monitoring,
+            user_code: Mutex::new(Some(Arc::new(UserCode {
+                thread_name: self.thread_name.unwrap_or_else(|| Arc::new(|i| format!("priopool-{i}"))),
+                panic_handler: self.panic_handler.unwrap_or_else(|| Arc::new(print_panic)),
+                monitoring: self.monitoring,
+            }))),
             isolation,
         })
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 
 use super::registry::Registry;
+use crate::config::UserCode;
 use crate::hooks::{self, JobInfo, JobOutcome, log_event};
 use crate::job::Job;
 use crate::metrics::{LevelCounters, WorkerCounters};
@@ -22,6 +23,9 @@ pub(crate) struct WorkerProbe {
     counters: Arc<WorkerCounters>,
     /// `counters.levels`, one pointer closer.
     levels: Arc<[CachePadded<LevelCounters>]>,
+    /// The user's code, held from the worker's start to its end (see
+    /// `config::UserCode`).
+    user_code: Arc<UserCode>,
     /// Whether a job needs more than its counters: a queue wait to measure
     /// or a job hook to call. When not, the per-job work is two counter
     /// bumps on a line this worker owns, inlined into the worker loop.
@@ -48,32 +52,40 @@ impl WorkerProbe {
     /// run (which would let another worker believe it was the last); the
     /// worker leaves the roster when the probe is dropped, at the end of its
     /// thread or with the thread's closure if the thread could not start.
-    pub(crate) fn attach(registry: &sync::Arc<Registry>, index: usize) -> WorkerProbe {
-        let monitoring = &registry.config.monitoring;
+    pub(crate) fn attach(registry: &sync::Arc<Registry>, index: usize, user_code: Arc<UserCode>) -> WorkerProbe {
+        let monitoring = &user_code.monitoring;
         let detailed = monitoring.wait_metrics || monitoring.before_job.is_some() || monitoring.after_job.is_some();
         let counters = registry.metrics.attach();
         let levels = counters.levels();
-        WorkerProbe { registry: sync::Arc::clone(registry), index, counters, levels, detailed, detail: Cell::new(None) }
+        WorkerProbe {
+            registry: sync::Arc::clone(registry),
+            index,
+            counters,
+            levels,
+            user_code,
+            detailed,
+            detail: Cell::new(None),
+        }
     }
 
     /// Logs the start and runs the `on_thread_start` hook. Call before the
     /// thread registers as a worker for spawns (`worker::CURRENT`).
-    pub(crate) fn thread_started(&self, registry: &Registry) {
+    pub(crate) fn thread_started(&self) {
         log_event!(
             debug,
             "worker {} started on thread {:?}",
             self.index,
             sync::plain::thread::current().name().unwrap_or("<unnamed>")
         );
-        if let Some(hook) = &registry.config.monitoring.on_thread_start {
+        if let Some(hook) = &self.user_code.monitoring.on_thread_start {
             self.guarded("on_thread_start", || hook(self.index));
         }
     }
 
     /// Runs the `on_thread_stop` hook and logs the worker's exit. Call
     /// after the thread stopped being a worker for spawns.
-    pub(crate) fn thread_stopping(&self, registry: &Registry) {
-        if let Some(hook) = &registry.config.monitoring.on_thread_stop {
+    pub(crate) fn thread_stopping(&self) {
+        if let Some(hook) = &self.user_code.monitoring.on_thread_stop {
             self.guarded("on_thread_stop", || hook(self.index));
         }
         log_event!(debug, "worker {} exited", self.index);
@@ -109,7 +121,7 @@ impl WorkerProbe {
             waited
         });
         let info = JobInfo { level, worker: self.index, queue_wait, name: job.name().cloned() };
-        let monitoring = &registry.config.monitoring;
+        let monitoring = &self.user_code.monitoring;
         if let Some(hook) = &monitoring.before_job {
             self.guarded("before_job", || hook(info.clone()));
         }
@@ -151,9 +163,9 @@ impl WorkerProbe {
     /// the worker counts as busy through its hooks). Called before the
     /// job's handle can learn that it ended (`Job::run`).
     #[inline]
-    pub(crate) fn job_ended(&self, registry: &Registry, running: &Running<'_>, panicked: bool) {
+    pub(crate) fn job_ended(&self, running: &Running<'_>, panicked: bool) {
         if self.detailed {
-            self.end_detail(registry, panicked);
+            self.end_detail(panicked);
         }
         running.counters.finished(panicked);
     }
@@ -175,10 +187,10 @@ impl WorkerProbe {
     }
 
     #[inline(never)]
-    fn end_detail(&self, registry: &Registry, panicked: bool) {
+    fn end_detail(&self, panicked: bool) {
         let Some(detail) = self.detail.take() else { return };
         let run_time = detail.began.map(|began| began.elapsed()).unwrap_or_default();
-        if let Some(hook) = &registry.config.monitoring.after_job {
+        if let Some(hook) = &self.user_code.monitoring.after_job {
             let outcome = if panicked { JobOutcome::Panicked } else { JobOutcome::Completed };
             self.guarded("after_job", || hook(detail.info, outcome, run_time));
         }
@@ -186,6 +198,19 @@ impl WorkerProbe {
 }
 
 impl WorkerProbe {
+    /// Hands the panic of a spawned job (counted already) to the panic
+    /// handler.
+    pub(crate) fn job_panicked(&self, payload: Option<Box<dyn std::any::Any + Send>>) {
+        if let Some(payload) = payload {
+            let handler = &self.user_code.panic_handler;
+            // A panicking handler must not take the worker down with it, nor
+            // may the payload of its panic (see `job::drop_payload`).
+            if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(payload))) {
+                crate::job::drop_payload(again);
+            }
+        }
+    }
+
     /// Runs a call of the user's hook `hook`, catching and counting a panic.
     fn guarded(&self, hook: &str, call: impl FnOnce()) {
         hooks::guarded(hook, || self.registry.metrics.hook_panicked(), call);

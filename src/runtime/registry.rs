@@ -2,8 +2,6 @@
 //! the paths through it: a job's way in (admit, queue, wake or grow), a
 //! job's end, resizing, and shutting down.
 
-use std::any::Any;
-use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::abort::Abort;
@@ -93,6 +91,7 @@ impl Registry {
     /// failure the threads already started are stopped and joined.
     pub(crate) fn start(config: Config) -> Result<Arc<Registry>, BuildError> {
         static NEXT_ID: plain::AtomicUsize = plain::AtomicUsize::new(0);
+        let wait_metrics = config.user_code().is_some_and(|code| code.monitoring.wait_metrics);
         let registry = Arc::new(Registry {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             levels: Levels::new(config.levels),
@@ -103,7 +102,7 @@ impl Registry {
             abort: Abort::new(config.levels),
             timer: Timer::new(),
             capacity: Capacity::new(&config.capacities),
-            metrics: MetricsCore::new(config.levels, config.monitoring.wait_metrics),
+            metrics: MetricsCore::new(config.levels, wait_metrics),
             reserved: ReservedState::new(config.isolation.worker_nice),
             panics: AtomicUsize::new(0),
             #[cfg(feature = "log")]
@@ -331,19 +330,6 @@ impl Registry {
         self.sleep.wake_one_at(level, reserved::wakes_reserved(self, level))
     }
 
-    /// Hands the panic of a spawned job (counted already) to the panic
-    /// handler.
-    pub(crate) fn job_panicked(&self, payload: Option<Box<dyn Any + Send>>) {
-        if let Some(payload) = payload {
-            let handler = &self.config.panic_handler;
-            // A panicking handler must not take the worker down with it, nor
-            // may the payload of its panic (see `job::drop_payload`).
-            if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| handler(payload))) {
-                drop_payload(again);
-            }
-        }
-    }
-
     /// How many jobs have panicked so far.
     pub(crate) fn panics(&self) -> usize {
         self.panics.load(Ordering::Acquire)
@@ -465,6 +451,14 @@ impl Registry {
         if !worker::is_own_thread(this.id) {
             this.workers.join_all(|| this.lifecycle.is_drained(), || Registry::restart(this));
             this.timer.join();
+            // Sealed: no worker starts any more (a detached one keeps its
+            // own clone). Breaks a cycle through a captured `Spawner`
+            // (`config::UserCode`). A destructor of the user's captures
+            // that panics counts as a hook panic.
+            if let Some(payload) = this.config.release_user_code() {
+                this.metrics.hook_panicked();
+                drop_payload(payload);
+            }
         }
     }
 }

@@ -184,11 +184,13 @@ pub(crate) fn is_own_thread(registry_id: usize) -> bool {
 /// worker's slot in the worker count is already reserved. `Ok(false)`: not
 /// started, the pool has shut down.
 pub(crate) fn start(registry: &Arc<Registry>, role: Role, searching: bool) -> io::Result<bool> {
+    // Released only once the worker set is sealed (`config.rs`).
+    let Some(user_code) = registry.config.user_code() else { return Ok(false) };
     let (index, peer, queues) = new_worker(registry);
     // The name function is user code: a panic in it must not unwind into a
     // spawn (the job is already queued) with a slot reserved, and neither
     // may the panic of `thread::Builder::spawn` on a name with a NUL byte.
-    let name = panic::catch_unwind(AssertUnwindSafe(|| (registry.config.thread_name)(index)))
+    let name = panic::catch_unwind(AssertUnwindSafe(|| (user_code.thread_name)(index)))
         .map_err(crate::job::drop_payload)
         .ok()
         .filter(|name| !name.contains('\0'))
@@ -199,7 +201,7 @@ pub(crate) fn start(registry: &Arc<Registry>, role: Role, searching: bool) -> io
     }
     let registry_for_thread = Arc::clone(registry);
     // On the roster before the thread runs (see `WorkerProbe::attach`).
-    let probe = WorkerProbe::attach(registry, index);
+    let probe = WorkerProbe::attach(registry, index, user_code);
     registry.workers.start(peer, move |gone| {
         thread.spawn(move || {
             // First, so that it is destroyed after any thread-local of the
@@ -215,9 +217,11 @@ pub(crate) fn start(registry: &Arc<Registry>, role: Role, searching: bool) -> io
 /// (a pool with a minimum of zero workers whose thread starts the OS
 /// refused).
 pub(crate) fn run_here(registry: &Arc<Registry>) {
+    // Released only once the worker set is sealed, after the drain.
+    let Some(user_code) = registry.config.user_code() else { return };
     let (index, peer, queues) = new_worker(registry);
     registry.workers.add_peer(peer);
-    let probe = WorkerProbe::attach(registry, index);
+    let probe = WorkerProbe::attach(registry, index, user_code);
     WorkerThread::new(Arc::clone(registry), index, Role::Regular, queues, false, probe).run(false);
 }
 
@@ -293,7 +297,7 @@ impl WorkerThread {
         // The thread start and stop hooks run outside the window in which
         // CURRENT is set: a spawn from them is not "from a running job",
         // which keeps the drain proof of `lifecycle.rs` valid.
-        self.local.probe.thread_started(&self.registry);
+        self.local.probe.thread_started();
         // `run_here` may run this loop on a worker of another pool (a job of
         // that pool shutting this one down): restore that pool's deques on
         // the way out, or its running job would pass for an outsider.
@@ -366,7 +370,7 @@ impl WorkerThread {
         // A retiring worker may hold jobs that its last job spawned; a
         // drained pool has none. They stay stealable (see `workers.rs`).
         let empty = self.local.queues.is_empty();
-        self.local.probe.thread_stopping(&registry);
+        self.local.probe.thread_stopping();
         match exit {
             Exit::Retired => Registry::retire_worker(&registry, self.index, own_thread, empty),
             Exit::Drained if !regular => registry.reserved.count(false),
@@ -467,7 +471,7 @@ impl Local {
         // Counted finished before its handle or state can tell that it
         // ended (`Job::run`).
         let outcome = job.run(&registry.metrics.tally, |panicked| {
-            self.probe.job_ended(registry, &running, panicked);
+            self.probe.job_ended(&running, panicked);
             if panicked {
                 registry.count_panic();
             }
@@ -475,7 +479,7 @@ impl Local {
         self.level.set(outer);
         if let Outcome::Panicked(payload) = outcome {
             self.probe.log_panic(level, name.as_deref(), payload.as_deref());
-            registry.job_panicked(payload);
+            self.probe.job_panicked(payload);
         }
     }
 
