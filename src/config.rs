@@ -49,13 +49,13 @@ pub(crate) struct Config {
 ///
 /// Such code may hold a [`Spawner`](crate::Spawner) of its own pool (a hook
 /// that spawns follow-ups), which holds the pool's shared state, which
-/// holds the code: a cycle. So the shared state lets go of it once no
-/// thread of the pool can start any more ([`Config::release_user_code`],
-/// called by the shutdown that sealed the worker set), and every worker
-/// thread holds a clone of its own from its start (`WorkerProbe`), so
-/// that a worker left running by a shutdown that gave up on it still calls
-/// the same code until it exits. A pool shut down from one of its own
-/// threads seals nothing, so its cycle stays (see docs/design.md).
+/// holds the code: a cycle. So the shared state lets go of it at the
+/// drain (`Registry::try_drain`, [`Config::release_user_code`]): intake is
+/// closed and no job is left, so no thread starts any more (a start finds
+/// the code gone and counts as refused by shutdown). Every worker thread
+/// holds a clone of its own from its start (`WorkerProbe`), so that it
+/// calls the same code to its end, `on_thread_stop` included, and so does a
+/// worker left running by a shutdown that gave up on it.
 pub(crate) struct UserCode {
     pub(crate) thread_name: ThreadNameFn,
     pub(crate) panic_handler: PanicHandler,
@@ -71,7 +71,7 @@ impl Config {
     }
 
     /// Lets go of the user's code. Call once no worker may start any more
-    /// (the worker set is sealed). Its destructors (the user's captures)
+    /// (the pool is drained). Its destructors (the user's captures)
     /// run on the calling thread, outside the lock; returns the payload if
     /// one panicked.
     pub(crate) fn release_user_code(&self) -> Option<Box<dyn Any + Send>> {

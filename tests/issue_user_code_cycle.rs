@@ -12,18 +12,20 @@
 //! service that builds and drops pools over days leaked one per cycle.
 //!
 //! Each test gives every piece of user code a capture that reports its
-//! drop, ends the pool one way, and waits (bounded) for the report.
+//! drop, ends the pool one way, and waits (bounded) for the report. The
+//! code goes at the drain, so a destructor that spawns on the pool is
+//! refused as an outsider's spawn, never accepted and then stranded.
 
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{BOUND, Latch, OnDrop, SETTLE, watchdog};
-use priopool::{Builder, Pool, Priority, Spawner};
+use priopool::{Builder, Pool, Priority, SpawnErrorKind, Spawner};
 
 /// How many pieces of user code [`with_user_code`] installs.
 const PIECES: usize = 6;
@@ -34,6 +36,9 @@ const PIECES: usize = 6;
 struct Own {
     spawner: Arc<OnceLock<Spawner>>,
     dropped: Arc<AtomicUsize>,
+    /// What a spawn from the after_job hook's destructor got: refused, as
+    /// from any outsider once the pool has drained.
+    last_spawn: Arc<Mutex<Option<Result<(), SpawnErrorKind>>>>,
 }
 
 impl Own {
@@ -55,6 +60,8 @@ impl Own {
             );
             thread::sleep(Duration::from_millis(1));
         }
+        let last_spawn = *self.last_spawn.lock().expect("lock");
+        assert_eq!(last_spawn, Some(Err(SpawnErrorKind::Shutdown)), "{how}: a spawn from a hook's destructor");
     }
 }
 
@@ -87,8 +94,13 @@ fn with_user_code(builder: Builder, own: &Own) -> Builder {
         let _ = (&cell, &before_guard);
     });
     let (cell, after_guard) = own.capture();
+    let (spawner, last_spawn) = (Arc::clone(&cell), Arc::clone(&own.last_spawn));
+    let spawn_guard = OnDrop(move || {
+        let spawned = spawner.get().map(|s| s.spawn(Priority::HIGH, || {}).map_err(|e| e.kind()));
+        *last_spawn.lock().expect("lock") = spawned;
+    });
     builder.after_job(move |info, _, _| {
-        let _ = &after_guard;
+        let _ = (&after_guard, &spawn_guard);
         if info.level == 0
             && let Some(spawner) = cell.get()
         {
@@ -159,5 +171,29 @@ fn a_pool_whose_hooks_hold_its_spawner_is_freed_after_a_timed_out_shutdown() {
         assert!(matches!(report, priopool::ShutdownReport::TimedOut { .. }), "{report:?}");
         release.open();
         own.wait_all_dropped("shutdown_timeout that timed out");
+    });
+}
+
+/// Dropped by one of its own jobs, the pool cannot wait for its drain or
+/// join its threads; the user code goes once the workers have run the
+/// rest and exited on their own.
+#[test]
+fn a_pool_whose_hooks_hold_its_spawner_is_freed_when_dropped_in_its_own_job() {
+    common::quiet_intentional_panics();
+    watchdog("user code dropped after a drop inside a job", BOUND, || {
+        for dynamic in [false, true] {
+            let own = Own::default();
+            let builder = Pool::builder().levels(2);
+            let builder = if dynamic {
+                builder.min_workers(0).max_workers(2).keep_alive(Duration::from_millis(1))
+            } else {
+                builder.workers(2)
+            };
+            let pool = busy_pool(builder, &own);
+            let spawner = own.spawner.get().expect("set").clone();
+            spawner.spawn(Priority::LOW, move || drop(pool)).expect("spawn");
+            drop(spawner);
+            own.wait_all_dropped(&format!("dropped in its own job, dynamic: {dynamic}"));
+        }
     });
 }

@@ -48,12 +48,9 @@ use crate::sync::plain::{Arc, Mutex};
 /// ```
 ///
 /// The pool drops the code it was given (thread name function, panic
-/// handler, hooks) once a shutdown has joined or detached its threads, so
-/// that code may hold the pool's own [`Spawner`](crate::Spawner) without
-/// keeping the pool's memory alive. A shutdown called from one of the
-/// pool's own threads (the pool dropped in its own job or hook) cannot
-/// wait for that, and does not drop it: there, such a `Spawner` keeps the
-/// pool's memory (not its threads) to the end of the process.
+/// handler, hooks) once a shutdown has drained it and each worker thread
+/// has exited, so that code may hold the pool's own
+/// [`Spawner`](crate::Spawner) without keeping the pool's memory alive.
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct Builder {
     workers: Option<usize>,

@@ -404,12 +404,33 @@ impl Registry {
     /// spawn from outside is under way, no queue holds a job and every
     /// worker is asleep, records the drain and wakes every worker so that
     /// they exit, opens the drained latch, and stops the deadline timer.
-    /// Call it after any change that may complete the drain (`lifecycle.rs`,
-    /// step 3); it is cheap until intake is closed.
+    /// Once drained, outside a loop of this pool, it lets go of the user's
+    /// code (`config::UserCode`). Call it after any change that may
+    /// complete the drain (`lifecycle.rs`, step 3), and on a worker's way
+    /// out; it is cheap until intake is closed.
     pub(crate) fn try_drain(this: &Arc<Registry>) {
-        if !this.lifecycle.is_closed() || this.lifecycle.is_drained() {
+        if !this.lifecycle.is_closed() {
             return;
         }
+        if !this.lifecycle.is_drained() {
+            Registry::drain_check(this);
+        }
+        // Not inside a loop of this pool, where a spawn from the user's
+        // destructors would count as a job's and be admitted after the
+        // drain: that loop's worker lets go on its way out (`worker.rs`).
+        if this.lifecycle.is_drained() && !worker::runs_loop_of(this.id) {
+            // No thread starts any more; each worker keeps its own clone to
+            // its end. A destructor of the user's captures that panics
+            // counts as a hook panic.
+            if let Some(payload) = this.config.release_user_code() {
+                this.metrics.hook_panicked();
+                drop_payload(payload);
+            }
+        }
+    }
+
+    /// The drain check of [`Registry::try_drain`], on a pool not drained yet.
+    fn drain_check(this: &Arc<Registry>) {
         let (_, peers) = this.workers.snapshot();
         let drained = this.sleep.wake_all_if_idle(|| {
             if this.lifecycle.spawns_under_way() || this.levels.any_queued(&peers) {
@@ -451,14 +472,6 @@ impl Registry {
         if !worker::is_own_thread(this.id) {
             this.workers.join_all(|| this.lifecycle.is_drained(), || Registry::restart(this));
             this.timer.join();
-            // Sealed: no worker starts any more (a detached one keeps its
-            // own clone). Breaks a cycle through a captured `Spawner`
-            // (`config::UserCode`). A destructor of the user's captures
-            // that panics counts as a hook panic.
-            if let Some(payload) = this.config.release_user_code() {
-                this.metrics.hook_panicked();
-                drop_payload(payload);
-            }
         }
     }
 }

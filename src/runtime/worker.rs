@@ -184,7 +184,7 @@ pub(crate) fn is_own_thread(registry_id: usize) -> bool {
 /// worker's slot in the worker count is already reserved. `Ok(false)`: not
 /// started, the pool has shut down.
 pub(crate) fn start(registry: &Arc<Registry>, role: Role, searching: bool) -> io::Result<bool> {
-    // Released only once the worker set is sealed (`config.rs`).
+    // Released at the drain (`config::UserCode`): nothing to start for.
     let Some(user_code) = registry.config.user_code() else { return Ok(false) };
     let (index, peer, queues) = new_worker(registry);
     // The name function is user code: a panic in it must not unwind into a
@@ -217,7 +217,7 @@ pub(crate) fn start(registry: &Arc<Registry>, role: Role, searching: bool) -> io
 /// (a pool with a minimum of zero workers whose thread starts the OS
 /// refused).
 pub(crate) fn run_here(registry: &Arc<Registry>) {
-    // Released only once the worker set is sealed, after the drain.
+    // Released at the drain, which this loop runs only before.
     let Some(user_code) = registry.config.user_code() else { return };
     let (index, peer, queues) = new_worker(registry);
     registry.workers.add_peer(peer);
