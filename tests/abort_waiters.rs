@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use common::stall_watchdog;
 use priopool::{
-    CancelHandle, JobError, JobGroup, JobHandle, JoinTimeoutError, Pool, Priority, PromoteOutcome, SpawnErrorKind,
-    Spawner, WhenFull,
+    CancelHandle, JobError, JobGroup, JobHandle, JoinTimeoutError, Pool, Priority, PromoteOutcome, ShutdownReport,
+    SpawnErrorKind, Spawner, WhenFull,
 };
 
 const LEVELS: usize = 3;
@@ -366,7 +366,7 @@ fn produce(spawner: Spawner, ledger: Arc<Ledger>, ops: Arc<AtomicUsize>, seed: u
 }
 
 /// Cancels, cancels groups and levels, resizes, then shuts down.
-fn control(pool: Pool, plan: &Plan, ledger: &Arc<Ledger>, ops: &AtomicUsize) -> Spawner {
+fn control(pool: Pool, plan: &Plan, ledger: &Arc<Ledger>, ops: &AtomicUsize) -> (Spawner, u64, Report) {
     let mut rng = fastrand::Rng::with_seed(plan.seed ^ 0x00c0_ffee);
     let spawner = pool.spawner();
     while ops.load(Ordering::SeqCst) < plan.ops_before {
@@ -396,13 +396,20 @@ fn control(pool: Pool, plan: &Plan, ledger: &Arc<Ledger>, ops: &AtomicUsize) -> 
         }
         thread::sleep(Duration::from_micros(rng.u64(0..100)));
     }
-    match plan.shutdown {
-        Shutdown::Now => drop(pool.shutdown_now()),
+    // Every cancel so far is counted (each counts before it returns); only
+    // the abort cancels from here on, until the post-shutdown cancels below.
+    let before: u64 = pool.metrics().levels.iter().map(|l| l.cancelled).sum();
+    let report = match plan.shutdown {
+        Shutdown::Now => Report::Now(pool.shutdown_now().total()),
         Shutdown::TimeoutZero => {
-            drop(pool.shutdown_timeout(Duration::ZERO));
+            let report = pool.shutdown_timeout(Duration::ZERO);
             ledger.swept.store(true, Ordering::SeqCst);
+            match report {
+                ShutdownReport::TimedOut { cancelled, .. } => Report::AtMost(cancelled.total()),
+                _ => Report::AtMost(0),
+            }
         }
-    }
+    };
     // Cancels racing the abort's claims.
     for _ in 0..rng.usize(0..20) {
         let cancels = ledger.cancels.lock().unwrap();
@@ -415,7 +422,15 @@ fn control(pool: Pool, plan: &Plan, ledger: &Arc<Ledger>, ops: &AtomicUsize) -> 
         }
         thread::yield_now();
     }
-    spawner
+    (spawner, before, report)
+}
+
+/// What the shutdown said it cancelled: exactly (`shutdown_now` returns
+/// once the pool drained: every cancel by the abort is in it) or a part
+/// (`shutdown_timeout` returns after its sweep).
+enum Report {
+    Now(usize),
+    AtMost(usize),
 }
 
 fn round(plan: &Plan) {
@@ -429,7 +444,7 @@ fn round(plan: &Plan) {
             thread::spawn(move || produce(spawner, ledger, ops, seed))
         })
         .collect();
-    let spawner = control(pool, plan, &ledger, &ops);
+    let (spawner, cancelled_before, report) = control(pool, plan, &ledger, &ops);
     for producer in producers {
         producer.join().unwrap();
     }
@@ -473,6 +488,11 @@ fn round(plan: &Plan) {
     assert_eq!(sum(|l| l.rejected), refused, "rejected: {metrics:?}");
     assert_eq!(sum(|l| l.promoted), ledger.moved.load(Ordering::SeqCst), "promoted: {metrics:?}");
     assert_eq!(sum(|l| l.submitted), used + ledger.moved.load(Ordering::SeqCst), "submitted: {metrics:?}");
+    let by_abort = sum(|l| l.cancelled) - cancelled_before as usize;
+    match report {
+        Report::Now(total) => assert_eq!(total, by_abort, "shutdown_now's CancelledJobs: {metrics:?}"),
+        Report::AtMost(total) => assert!(total <= by_abort, "{total} reported cancelled of {by_abort}"),
+    }
     eprintln!(
         "  {used} jobs: {runs} ran, {} cancelled, {} expired, {refused} refused, {} promoted, {forbidden} after the sweep",
         sum(|l| l.cancelled),
