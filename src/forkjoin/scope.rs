@@ -30,8 +30,10 @@
 //! # Waiting
 //!
 //! On one of the pool's workers the owner waits by helping
-//! (`runtime/help.rs`). Jobs spawned at levels less urgent than the owner's
-//! job are also kept in the scope (`claimable`), so that the owner can
+//! (`runtime/help.rs`). Jobs spawned at levels its pick does not take (less
+//! urgent than the owner's job, or beyond a reserved thread's bound when
+//! the owner is a less urgent job that thread claimed) are also kept in the
+//! scope (`claimable`), so that the owner can
 //! claim one that has not started and run it inline (a spawn of one unparks
 //! the owner, which may be parked waiting). A claimed job is counted and
 //! hooked as a job of its level when the owner runs it, as a handle's job
@@ -39,9 +41,8 @@
 //! (`Job::claimable`) is found empty and discarded as run ahead
 //! (`metrics/counters/ahead.rs`) wherever it is taken off: by a worker,
 //! `cancel_queued` or the `shutdown_now` sweep, none of which counts it
-//! again. Jobs at the
-//! owner's level or more urgent are found by its pick. Elsewhere the owner
-//! blocks.
+//! again. Jobs at the levels its pick takes are found by it. Elsewhere the
+//! owner blocks.
 //!
 //! # Panics
 //!
@@ -90,8 +91,9 @@ pub(crate) struct ScopeState {
     pending: AtomicUsize,
     /// Wakes the owner when `pending` reaches zero.
     owner: Unparker,
-    /// The level of the owner's job when the owner is one of the pool's
-    /// workers: jobs less urgent than it are kept in `claimable`.
+    /// The last level the owner's pick takes when the owner is one of the
+    /// pool's workers (its job's level, at most a reserved thread's
+    /// bound): jobs less urgent than it are kept in `claimable`.
     owner_level: Option<usize>,
     /// Jobs less urgent than the owner, for the owner to claim: level and
     /// cell (emptied by whoever runs the job).
@@ -265,7 +267,11 @@ where
     // A thread that does not help parks on a parker of its own.
     let own_parker = helper.is_none().then(Parker::new);
     let (owner, owner_level) = match (&helper, &own_parker) {
-        (Some(local), _) => (local.parker.unparker().clone(), Some(local.level().unwrap_or(0))),
+        // The owner's pick takes levels up to its job's, and a reserved
+        // thread's no further than its bound (`help.rs`): a job beyond is
+        // kept claimable, or a reserved thread that claimed a less urgent
+        // job would wait for a regular worker to steal its scope's jobs.
+        (Some(local), _) => (local.parker.unparker().clone(), Some(local.level().unwrap_or(0).min(local.upto()))),
         (None, Some(parker)) => (parker.unparker().clone(), None),
         (None, None) => unreachable!("a thread that does not help has a parker"),
     };
