@@ -12,6 +12,8 @@
 //! producers from outside spawn with deadlines and every `WhenFull` on
 //! bounded levels until the shutdown refuses them.
 //!
+//! Found a scope on a reserved thread waiting for ever for a job beyond
+//! the thread's bound (tests/issue_reserved_scope_owner.rs; seed 301434).
 //! Known to catch `claim_task` or a scope's `claim_one` running a child
 //! inline while the pool aborts (the fix of d082508 undone: "spawned after
 //! the sweep, ran", within 200 rounds).
@@ -64,7 +66,12 @@ struct Ledger {
     /// Set once `shutdown_timeout(0)` has returned.
     swept: AtomicBool,
     cancels: Mutex<Vec<CancelHandle>>,
-    group: Mutex<JobGroup>,
+    /// The group new jobs may join, and whether they still may (closed
+    /// before the shutdown: a job that joins a group cancelled already is
+    /// cancelled at its spawn, which `CancelledJobs` rightly leaves out).
+    group: Mutex<(JobGroup, bool)>,
+    /// Spawns into a group under way.
+    grouping: AtomicUsize,
 }
 
 impl Ledger {
@@ -78,7 +85,8 @@ impl Ledger {
             moved: AtomicUsize::new(0),
             swept: AtomicBool::new(false),
             cancels: Mutex::new(Vec::new()),
-            group: Mutex::new(JobGroup::new()),
+            group: Mutex::new((JobGroup::new(), true)),
+            grouping: AtomicUsize::new(0),
         })
     }
 
@@ -99,6 +107,36 @@ impl Ledger {
 
     fn resolved(&self) -> bool {
         (0..self.used()).all(|id| self.runs[id].load(Ordering::SeqCst) + self.dropped[id].load(Ordering::SeqCst) >= 1)
+    }
+
+    /// The group to join, if new jobs still may: counted under way until
+    /// [`Ledger::grouped`].
+    fn join_group(&self) -> Option<JobGroup> {
+        let group = self.group.lock().unwrap();
+        group.1.then(|| {
+            self.grouping.fetch_add(1, Ordering::SeqCst);
+            group.0.clone()
+        })
+    }
+
+    fn grouped(&self, group: Option<JobGroup>) {
+        if group.is_some() {
+            self.grouping.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Cancels the group and starts a new one.
+    fn cancel_group(&self) {
+        let mut group = self.group.lock().unwrap();
+        std::mem::take(&mut group.0).cancel();
+    }
+
+    /// No job joins a group from now on, once the spawns under way end.
+    fn close_groups(&self) {
+        self.group.lock().unwrap().1 = false;
+        while self.grouping.load(Ordering::SeqCst) > 0 {
+            thread::yield_now();
+        }
     }
 
     fn refuse(&self, id: usize) {
@@ -224,13 +262,16 @@ fn wait_handle(ledger: &Arc<Ledger>, spawner: &Spawner, depth: u8, rng: &mut fas
         1 => builder = builder.deadline(Instant::now() + Duration::from_micros(rng.u64(0..500))),
         _ => {}
     }
-    if rng.bool() {
-        builder = builder.group(&ledger.group.lock().unwrap().clone());
+    let group = if rng.bool() { ledger.join_group() } else { None };
+    if let Some(group) = &group {
+        builder = builder.group(group);
     }
     if rng.u8(0..4) == 0 {
         builder = builder.when_full(WhenFull::Refuse);
     }
-    let handle = match builder.submit(child) {
+    let submitted = builder.submit(child);
+    ledger.grouped(group);
+    let handle = match submitted {
         Ok(handle) => handle,
         Err(error) => {
             assert_eq!(error.kind(), SpawnErrorKind::Full, "job {id}: refused from inside");
@@ -336,10 +377,13 @@ fn produce(spawner: Spawner, ledger: Arc<Ledger>, ops: Arc<AtomicUsize>, seed: u
             1 => WhenFull::Refuse,
             _ => WhenFull::WaitAtMost(Duration::from_micros(rng.u64(0..300))),
         });
-        if rng.bool() {
-            builder = builder.group(&ledger.group.lock().unwrap().clone());
+        let group = if rng.bool() { ledger.join_group() } else { None };
+        if let Some(group) = &group {
+            builder = builder.group(group);
         }
-        match builder.submit(job) {
+        let submitted = builder.submit(job);
+        ledger.grouped(group);
+        match submitted {
             Ok(handle) => {
                 ledger.cancels.lock().unwrap().push(handle.cancel_handle());
                 handles.push((id, handle));
@@ -377,10 +421,7 @@ fn control(pool: Pool, plan: &Plan, ledger: &Arc<Ledger>, ops: &AtomicUsize) -> 
                     let _ = cancels[rng.usize(0..cancels.len())].cancel();
                 }
             }
-            4 => {
-                let old = std::mem::take(&mut *ledger.group.lock().unwrap());
-                old.cancel();
-            }
+            4 => ledger.cancel_group(),
             5 => {
                 pool.cancel_queued(Priority::level(rng.usize(0..LEVELS)));
             }
@@ -398,6 +439,7 @@ fn control(pool: Pool, plan: &Plan, ledger: &Arc<Ledger>, ops: &AtomicUsize) -> 
     }
     // Every cancel so far is counted (each counts before it returns); only
     // the abort cancels from here on, until the post-shutdown cancels below.
+    ledger.close_groups();
     let before: u64 = pool.metrics().levels.iter().map(|l| l.cancelled).sum();
     let report = match plan.shutdown {
         Shutdown::Now => Report::Now(pool.shutdown_now().total()),
@@ -418,7 +460,7 @@ fn control(pool: Pool, plan: &Plan, ledger: &Arc<Ledger>, ops: &AtomicUsize) -> 
         }
         drop(cancels);
         if rng.bool() {
-            std::mem::take(&mut *ledger.group.lock().unwrap()).cancel();
+            ledger.cancel_group();
         }
         thread::yield_now();
     }
