@@ -40,6 +40,49 @@ fn scope_jobs_borrow_the_callers_stack() {
     assert!(slots.iter().enumerate().all(|(i, &v)| v == i * i));
 }
 
+/// A scoped job that a peer runs, writing to the owner's stack, while the
+/// owner is kept busy in the scope's body: the owner reads what the job
+/// wrote as soon as the scope ends, which may be before the peer's frames
+/// that ran the job have returned. Those frames must not still hold the
+/// job's captures (a `&mut` into the owner's array) as arguments, whose
+/// protection would make the owner's read undefined behaviour (Tree
+/// Borrows). Same for a join half stolen by the peer.
+#[test]
+fn a_job_run_by_a_peer_lets_go_of_its_borrows_before_the_owner_reads() {
+    let pool = Pool::builder().workers(2).build().unwrap();
+    for _ in 0..4 {
+        let mut slots = [0usize; 2];
+        let started = AtomicBool::new(false);
+        pool.scope(|s| {
+            let (first, second) = slots.split_at_mut(1);
+            let started = &started;
+            s.spawn(Priority::HIGH, move |_| {
+                first[0] = 1;
+                started.store(true, Ordering::Release);
+            })
+            .unwrap();
+            // Busy until a peer has the job, so that the owner does not run it.
+            while !started.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            second[0] = 2;
+        });
+        assert_eq!(slots, [1, 2]);
+        let halves = pool
+            .submit(Priority::LOW, || {
+                let mut halves = [0usize; 2];
+                let (left, right) = halves.split_at_mut(1);
+                join_with_a_stolen_half(move || right[0] = 4);
+                left[0] = 3;
+                halves
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(halves, [3, 4]);
+    }
+}
+
 /// Scoped jobs less urgent than the job that opened the scope are
 /// claimable: its worker runs them inline while it waits, or the other
 /// worker runs them from the queue; either way they borrow the job's

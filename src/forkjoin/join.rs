@@ -179,14 +179,26 @@ where
     RB: Send,
 {
     let done = Done { slot: Slot::new(), popped: AtomicBool::new(false), joiner: local.parker.unparker() };
+    // `b` waits in a slot of this frame, not among the half's captures:
+    // the half's closure is called by value, and what it captures by value
+    // stays protected until it returns under the aliasing model Miri
+    // checks (Tree Borrows), past `set_done`, which lets this frame read
+    // what `b` borrowed (`tests/miri_forkjoin.rs` caught it). So the half
+    // captures only references to cells, which nothing forbids this frame
+    // to use (and free) meanwhile, and the joiner's parker, which outlives
+    // it.
+    let waiting = Slot::new();
+    waiting.put(b);
+    let (waiting, slot, popped, joiner) = (&waiting, &done.slot, &done.popped, done.joiner);
     // The half, on this stack: run (`true`), or dropped unrun by
     // `shutdown_now` (`false`), it fills the slot as its last act on this
     // frame. Run as a job (a peer stole it) and panicking, it then unwinds
     // with `KeptPanic`, touching nothing here, so that the run counts it as
     // panicked; its payload goes to this join.
-    let half = StackPart::new(|run: bool| {
+    let half = StackPart::new(move |run: bool| {
+        let b = waiting.take().unwrap_or_else(|| unreachable!("`b` is put before the half can run, which is once"));
         // Only this thread stores `popped`, before it runs the half itself.
-        let as_job = !done.popped.load(Ordering::Relaxed);
+        let as_job = !popped.load(Ordering::Relaxed);
         let outcome = if run {
             panic::catch_unwind(AssertUnwindSafe(b))
         } else {
@@ -196,7 +208,7 @@ where
             Err(Box::new(HALF_CANCELLED) as Payload)
         };
         let kept = run && as_job && outcome.is_err();
-        set_done(&done.slot, &done.popped, done.joiner, outcome);
+        set_done(slot, popped, joiner, outcome);
         if kept {
             KeptPanic::resume();
         }

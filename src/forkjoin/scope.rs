@@ -177,17 +177,25 @@ impl<'scope, F: FnOnce(&Scope<'scope>)> Scoped<'scope, F> {
     /// Runs the job, always as a job of the pool (`Job::run`): a panic
     /// goes to the scope, which resumes it, and the job then unwinds with
     /// [`KeptPanic`], so that the run counts it as panicked.
-    fn run(mut self) {
-        let Some(job) = self.job.take() else { return };
-        let scope = &self.scope;
+    ///
+    /// Boxed, and so is what the queues hold of it (a pointer to it): an
+    /// argument or a closure's captures passed by value hold the job's
+    /// borrows, protected until that call returns under the aliasing model
+    /// Miri checks (Tree Borrows), so `complete`, which lets the owner read
+    /// what the job borrowed, would come while they still are. A box's
+    /// contents are not (`tests/miri_forkjoin.rs` caught it).
+    #[allow(clippy::boxed_local)] // The box is the point (above).
+    fn run(mut this: Box<Self>) {
+        let Some(job) = this.job.take() else { return };
+        let scope = &this.scope;
         let panicked = match panic::catch_unwind(AssertUnwindSafe(move || job(scope))) {
             Ok(()) => false,
             Err(payload) => {
-                self.scope.state.panicked(payload);
+                this.scope.state.panicked(payload);
                 true
             }
         };
-        self.scope.state.complete();
+        this.scope.state.complete();
         if panicked {
             KeptPanic::resume();
         }
@@ -229,8 +237,8 @@ impl<'scope> Scope<'scope> {
         let level = priority.resolve(self.registry.levels.len());
         Registry::spawn(&self.registry, priority, job, WhenFull::Wait, None, |job, _| {
             self.state.add();
-            let scoped = Scoped { job: Some(job), scope: self.duplicate() };
-            let erased = erase(Box::new(move || scoped.run()) as Borrowing<'scope>);
+            let scoped = Box::new(Scoped { job: Some(job), scope: self.duplicate() });
+            let erased = erase(Box::new(move || Scoped::run(scoped)) as Borrowing<'scope>);
             let entry = match (level, self.state.owner_level) {
                 (Some(level), Some(owner)) if level > owner => {
                     let cell = plain::Arc::new(Mutex::new(Some(erased)));

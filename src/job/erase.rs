@@ -13,8 +13,13 @@
 //! `scope`: **the waiting frame does not end, by returning or by unwinding,
 //! until the job has run or been dropped, and the job's last touch of
 //! borrowed data (the closure's captures and the slot) happens before the
-//! release store that ends the wait.** `join` waits for the half's slot to
-//! be [filled](Slot::put) (`join.rs`); `scope` waits for its count of
+//! release store that ends the wait**, from a frame that does not hold
+//! the captures by value: a by-value argument's references (a closure's
+//! captures included) stay protected until its call returns, under the
+//! aliasing model Miri checks, so a wait ended inside such a call lets the
+//! waiter touch data still protected for the job (`join.rs` keeps `b` in a
+//! slot, `scope.rs` runs its jobs through a box). `join` waits for the
+//! half's slot to be [filled](Slot::put) (`join.rs`); `scope` waits for its count of
 //! unfinished jobs to reach zero (`scope.rs`); neither wait can unwind (the
 //! waits catch every panic of the jobs they run, and an unexpected unwind
 //! out of them aborts the process). rayon-core, crossbeam's scoped threads
@@ -130,8 +135,10 @@ impl Drop for PartRef {
     }
 }
 
-/// A place for one value, filled once by the thread that runs a job and
-/// emptied once by the thread that waits for it.
+/// A place for one value, filled once by one thread and emptied once by
+/// one thread, the same or another: the outcome of a `join`'s half on its
+/// way to the joiner, and the half's closure on its way from the joiner to
+/// whoever runs or drops the half (`join.rs`).
 ///
 /// Every byte of it, padding included, is inside one `UnsafeCell`. The
 /// filler's `&Slot` (an argument, protected until its call returns) may
@@ -148,10 +155,10 @@ struct SlotCells<T> {
     full: AtomicBool,
 }
 
-// SAFETY: the value is written by one thread before `full` is stored with
-// `Release`, and read by one thread only after it loaded `full == true`
-// with `Acquire` (see `put` and `take`): the two accesses never overlap and
-// the write happens before the read. `full` is only ever reached through
+// SAFETY: the value is written once, by one thread, before `full` is
+// stored with `Release`, and read once, by one thread, only after it
+// loaded `full == true` with `Acquire` (see `put` and `take`): the two
+// accesses never overlap and the write happens before the read. `full` is only ever reached through
 // shared references, as an atomic. Moving the value between threads needs
 // `T: Send`.
 unsafe impl<T: Send> Sync for Slot<T> {}
@@ -177,31 +184,32 @@ impl<T> Slot<T> {
         self.full().load(Ordering::Acquire)
     }
 
-    /// Stores the value. Call once per slot, from the one thread that runs
-    /// (or drops) the job the slot belongs to. After this returns the slot
-    /// may be gone: the waiter may have taken the value and left.
+    /// Stores the value. Call once per slot. After this returns the slot
+    /// may be gone: the taker may have taken the value and left.
     #[inline]
     pub(crate) fn put(&self, value: T) {
         debug_assert!(!self.full().load(Ordering::Relaxed), "a fork-join slot filled twice");
         // SAFETY: no other thread reads the value before `full` is set
-        // below, and no other thread writes it: the job is run or dropped
-        // once, and only that run or drop calls `put`. The write goes
-        // through the field's place, creating no reference to the cell.
+        // below, and no other thread writes it: `put` is called once per
+        // slot (in `join.rs`: by the joiner before it makes the half's
+        // entry, and by the half's one run or drop). The write goes through
+        // the field's place, creating no reference to the cell.
         unsafe { (*self.0.get()).value = Some(value) };
         self.full().store(true, Ordering::Release);
     }
 
     /// Takes the value; `None` if it is not there yet (`full` not seen).
-    /// Only the waiter calls this.
+    /// Call it from one thread only: the joiner for the outcome, the
+    /// half's run or drop for the closure.
     pub(crate) fn take(&self) -> Option<T> {
         if !self.is_full() {
             return None;
         }
         // SAFETY: `full` was loaded `true` with `Acquire`, so the one write
         // happened before this read and no write follows it (`put` is
-        // called once); only the waiter, the one thread holding the slot
-        // after the job filled it, calls this, once. The read goes through
-        // the field's place, as in `put`.
+        // called once); one thread takes, once (the joiner, or the half's
+        // one run or drop). The read goes through the field's place, as in
+        // `put`.
         unsafe { (*self.0.get()).value.take() }
     }
 }
