@@ -119,15 +119,7 @@ pub(crate) fn wait_until(
 /// entry empty and count it gone, and the count is taken back if the claim
 /// is lost; a claim that won is a take of the level for `oldest_wait`.
 pub(crate) fn claim_and_run(local: &Local, level: usize, claim: impl FnOnce() -> Option<Job>) -> bool {
-    let metrics = &local.registry.metrics;
-    metrics.ran_ahead(level);
-    let Some(job) = claim() else {
-        metrics.claim_lost(level);
-        return false;
-    };
-    metrics.claim_won(level);
-    local.probe.nested(|| local.run_claimed(level, Source::Local, job));
-    true
+    claim_then(local, level, claim, |job| local.probe.nested(|| local.run_claimed(level, Source::Local, job)))
 }
 
 /// As [`claim_and_run`] while `shutdown_now` aborts the pool, for a part
@@ -137,6 +129,15 @@ pub(crate) fn claim_and_run(local: &Local, level: usize, claim: impl FnOnce() ->
 /// left behind run ahead. (A task cannot be cancelled once claimed:
 /// [`claim_task`] looks before it claims.)
 pub(crate) fn claim_and_cancel(local: &Local, level: usize, claim: impl FnOnce() -> Option<Job>) -> bool {
+    claim_then(local, level, claim, |job| {
+        let tally = &local.registry.metrics.tally;
+        local.discard(level, Source::Local, local.registry.abort.cancel(level, job, tally));
+    })
+}
+
+/// The counting both claims share (see [`claim_and_run`]): the entry left
+/// behind counted run ahead before the claim, taken back if it is lost.
+fn claim_then(local: &Local, level: usize, claim: impl FnOnce() -> Option<Job>, then: impl FnOnce(Job)) -> bool {
     let metrics = &local.registry.metrics;
     metrics.ran_ahead(level);
     let Some(job) = claim() else {
@@ -144,7 +145,7 @@ pub(crate) fn claim_and_cancel(local: &Local, level: usize, claim: impl FnOnce()
         return false;
     };
     metrics.claim_won(level);
-    local.discard(level, Source::Local, local.registry.abort.cancel(level, job, &metrics.tally));
+    then(job);
     true
 }
 
