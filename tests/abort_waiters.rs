@@ -43,6 +43,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::stall_watchdog;
+use common::ticket::{self, Fates};
 use priopool::{
     CancelHandle, JobError, JobGroup, JobHandle, JoinTimeoutError, Pool, Priority, PromoteOutcome, ShutdownReport,
     SpawnErrorKind, Spawner, WhenFull,
@@ -98,7 +99,7 @@ impl Ledger {
         if inside && self.swept.load(Ordering::SeqCst) {
             self.forbidden[id].store(true, Ordering::SeqCst);
         }
-        Ticket { id, ledger: Arc::clone(self), ran: false }
+        Ticket::new(id, Arc::clone(self))
     }
 
     fn used(&self) -> usize {
@@ -144,24 +145,15 @@ impl Ledger {
     }
 }
 
-struct Ticket {
-    id: usize,
-    ledger: Arc<Ledger>,
-    ran: bool,
-}
+type Ticket = ticket::Ticket<Ledger>;
 
-impl Ticket {
-    fn run(&mut self) {
-        self.ran = true;
-        self.ledger.runs[self.id].fetch_add(1, Ordering::SeqCst);
+impl Fates for Ledger {
+    fn runs(&self, id: usize) -> &AtomicU8 {
+        &self.runs[id]
     }
-}
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        if !self.ran {
-            self.ledger.dropped[self.id].fetch_add(1, Ordering::SeqCst);
-        }
+    fn dropped(&self, id: usize) -> &AtomicU8 {
+        &self.dropped[id]
     }
 }
 

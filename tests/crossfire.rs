@@ -40,6 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::ticket::{self, Fates};
 use common::{Gate, stall_watchdog};
 use priopool::{
     DropPolicy, JobError, JobGroup, JobHandle, Pool, Priority, PromoteOutcome, ShutdownReport, SpawnErrorKind, Spawner,
@@ -79,7 +80,7 @@ impl Ledger {
     fn ticket(self: &Arc<Ledger>) -> Ticket {
         let id = self.next.fetch_add(1, Ordering::SeqCst);
         assert!(id < IDS, "more jobs than tickets");
-        Ticket { id, ledger: Arc::clone(self), ran: false }
+        Ticket::new(id, Arc::clone(self))
     }
 
     fn used(&self) -> usize {
@@ -91,24 +92,15 @@ impl Ledger {
     }
 }
 
-struct Ticket {
-    id: usize,
-    ledger: Arc<Ledger>,
-    ran: bool,
-}
+type Ticket = ticket::Ticket<Ledger>;
 
-impl Ticket {
-    fn run(&mut self) {
-        self.ran = true;
-        self.ledger.runs[self.id].fetch_add(1, Ordering::SeqCst);
+impl Fates for Ledger {
+    fn runs(&self, id: usize) -> &AtomicU8 {
+        &self.runs[id]
     }
-}
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        if !self.ran {
-            self.ledger.dropped[self.id].fetch_add(1, Ordering::SeqCst);
-        }
+    fn dropped(&self, id: usize) -> &AtomicU8 {
+        &self.dropped[id]
     }
 }
 

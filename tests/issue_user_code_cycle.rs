@@ -137,17 +137,22 @@ fn a_pool_whose_hooks_hold_its_spawner_is_freed_by_shutdown_and_by_drop() {
         ] {
             for dynamic in [false, true] {
                 let own = Own::default();
-                let builder = Pool::builder().levels(2);
-                let builder = if dynamic {
-                    builder.min_workers(0).max_workers(2).keep_alive(Duration::from_millis(1))
-                } else {
-                    builder.workers(2)
-                };
-                end(busy_pool(builder, &own));
+                end(busy_pool(two_workers(dynamic), &own));
                 own.wait_all_dropped(&format!("{how}, dynamic: {dynamic}"));
             }
         }
     });
+}
+
+/// Two levels and two workers, fixed or (`dynamic`) from 0 to 2 with a
+/// 1 ms keep-alive.
+fn two_workers(dynamic: bool) -> Builder {
+    let builder = Pool::builder().levels(2);
+    if dynamic {
+        builder.min_workers(0).max_workers(2).keep_alive(Duration::from_millis(1))
+    } else {
+        builder.workers(2)
+    }
 }
 
 /// A `shutdown_timeout` that gives up leaves a job running on a detached
@@ -183,13 +188,7 @@ fn a_pool_whose_hooks_hold_its_spawner_is_freed_when_dropped_in_its_own_job() {
     watchdog("user code dropped after a drop inside a job", BOUND, || {
         for dynamic in [false, true] {
             let own = Own::default();
-            let builder = Pool::builder().levels(2);
-            let builder = if dynamic {
-                builder.min_workers(0).max_workers(2).keep_alive(Duration::from_millis(1))
-            } else {
-                builder.workers(2)
-            };
-            let pool = busy_pool(builder, &own);
+            let pool = busy_pool(two_workers(dynamic), &own);
             let spawner = own.spawner.get().expect("set").clone();
             spawner.spawn(Priority::LOW, move || drop(pool)).expect("spawn");
             drop(spawner);

@@ -31,6 +31,8 @@
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod ticket;
+
 use std::any::Any;
 use std::panic;
 use std::sync::atomic::{AtomicUsize, Ordering};
