@@ -155,3 +155,30 @@ fn a_stolen_half_that_panics_hands_its_panic_back() {
     }
     assert!(pool.wait_idle());
 }
+
+/// The stolen half returns a borrow of the joiner's stack: the thief
+/// hands it back through the slot, and the joiner writes to the borrowed
+/// place directly as soon as the join returns, while the thief may still
+/// be inside the calls that stored the value. No frame of the thief may
+/// hold that value as a by-value argument when it ends the wait (its
+/// reference would be protected, and the joiner's write undefined
+/// behaviour under Tree Borrows).
+#[test]
+fn a_stolen_half_that_returns_a_borrow_lets_go_of_it_before_the_joiner_writes() {
+    let pool = Pool::builder().workers(2).build().unwrap();
+    for _ in 0..20 {
+        let got = pool
+            .submit(Priority::LOW, || {
+                let mut place = 5u32;
+                let borrow = &mut place;
+                let (_, back) = join_with_a_stolen_half(move || borrow);
+                *back += 1;
+                place *= 10;
+                place
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(got, 60);
+    }
+}

@@ -168,19 +168,21 @@ struct Done<'a, RB> {
     joiner: &'a Unparker,
 }
 
-/// Hands `b`'s outcome to the joiner and wakes it. The joiner's frame, and
-/// `Done` in it, may be gone once the slot is full, so the unparker is
-/// cloned before. It takes `Done`'s parts, not `&Done`: a reference
-/// argument stays protected until the call returns, and freeing the frame
-/// under a live protector of its plain (non-`Cell`) bytes, such as the
-/// `joiner` field, is undefined behaviour (Miri with Tree Borrows caught
-/// it). The parts it gets are all atomics and cells, or live elsewhere.
-fn set_done<RB>(slot: &Slot<thread::Result<RB>>, popped: &AtomicBool, joiner: &Unparker, outcome: thread::Result<RB>) {
+/// Hands `b`'s outcome, [put](Slot::put) in the slot, to the joiner and
+/// wakes it. The joiner's frame, and `Done` in it, may be gone once the
+/// slot is published, so the unparker is cloned before. It takes `Done`'s
+/// parts, not `&Done`, and not the outcome: an argument's references stay
+/// protected until the call returns (Tree Borrows), and the joiner may
+/// touch, or free, what they point to as soon as it sees the slot full:
+/// `Done`'s plain (non-`Cell`) bytes such as the `joiner` field, or what a
+/// returned borrow points to (Miri caught both, `tests/miri_forkjoin.rs`).
+/// The parts it gets are all atomics and cells, or live elsewhere.
+fn set_done<RB>(slot: &Slot<thread::Result<RB>>, popped: &AtomicBool, joiner: &Unparker) {
     if popped.load(Ordering::Relaxed) {
-        slot.put(outcome);
+        slot.publish();
     } else {
         let joiner = joiner.clone();
-        slot.put(outcome);
+        slot.publish();
         joiner.unpark();
     }
 }
@@ -203,6 +205,7 @@ where
     // it.
     let waiting = Slot::new();
     waiting.put(b);
+    waiting.publish();
     let (waiting, slot, popped, joiner) = (&waiting, &done.slot, &done.popped, done.joiner);
     // The half, on this stack: run (`true`), or dropped unrun by
     // `shutdown_now` (`false`), it fills the slot as its last act on this
@@ -222,7 +225,8 @@ where
             Err(Box::new(HALF_CANCELLED) as Payload)
         };
         let kept = run && as_job && outcome.is_err();
-        set_done(slot, popped, joiner, outcome);
+        slot.put(outcome);
+        set_done(slot, popped, joiner);
         if kept {
             KeptPanic::resume();
         }

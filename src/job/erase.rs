@@ -18,7 +18,8 @@
 //! captures included) stay protected until its call returns, under the
 //! aliasing model Miri checks, so a wait ended inside such a call lets the
 //! waiter touch data still protected for the job (`join.rs` keeps `b` in a
-//! slot, `scope.rs` runs its jobs through a box). `join` waits for the
+//! slot and [puts](Slot::put) `b`'s outcome before it publishes it,
+//! `scope.rs` runs its jobs through a box). `join` waits for the
 //! half's slot to be [filled](Slot::put) (`join.rs`); `scope` waits for its count of
 //! unfinished jobs to reach zero (`scope.rs`); neither wait can unwind (the
 //! waits catch every panic of the jobs they run, and an unexpected unwind
@@ -157,7 +158,7 @@ struct SlotCells<T> {
 
 // SAFETY: the value is written once, by one thread, before `full` is
 // stored with `Release`, and read once, by one thread, only after it
-// loaded `full == true` with `Acquire` (see `put` and `take`): the two
+// loaded `full == true` with `Acquire` (see `put`, `publish` and `take`): the two
 // accesses never overlap and the write happens before the read. `full` is only ever reached through
 // shared references, as an atomic. Moving the value between threads needs
 // `T: Send`.
@@ -184,17 +185,33 @@ impl<T> Slot<T> {
         self.full().load(Ordering::Acquire)
     }
 
-    /// Stores the value. Call once per slot. After this returns the slot
-    /// may be gone: the taker may have taken the value and left.
+    /// Stores the value, not yet visible to the taker: [`publish`] makes
+    /// it so. Call once per slot.
+    ///
+    /// Two calls, not one, because `value` is an argument: its references
+    /// stay protected until this returns under the aliasing model Miri
+    /// checks (Tree Borrows), so a `put` that also ended the wait would let
+    /// the taker touch, or free, what the value borrows while they still
+    /// are (`tests/miri_forkjoin.rs` caught it, a half that returns a
+    /// borrow of the joiner's stack).
+    ///
+    /// [`publish`]: Slot::publish
     #[inline]
     pub(crate) fn put(&self, value: T) {
         debug_assert!(!self.full().load(Ordering::Relaxed), "a fork-join slot filled twice");
         // SAFETY: no other thread reads the value before `full` is set
-        // below, and no other thread writes it: `put` is called once per
-        // slot (in `join.rs`: by the joiner before it makes the half's
+        // (`publish`), and no other thread writes it: `put` is called once
+        // per slot (in `join.rs`: by the joiner before it makes the half's
         // entry, and by the half's one run or drop). The write goes through
         // the field's place, creating no reference to the cell.
         unsafe { (*self.0.get()).value = Some(value) };
+    }
+
+    /// Makes the value [`put`](Slot::put) before visible to the taker
+    /// (`Release`). After this returns the slot may be gone: the taker may
+    /// have taken the value and left.
+    #[inline]
+    pub(crate) fn publish(&self) {
         self.full().store(true, Ordering::Release);
     }
 
@@ -207,7 +224,7 @@ impl<T> Slot<T> {
         }
         // SAFETY: `full` was loaded `true` with `Acquire`, so the one write
         // happened before this read and no write follows it (`put` is
-        // called once); one thread takes, once (the joiner, or the half's
+        // called once, before `publish`); one thread takes, once (the joiner, or the half's
         // one run or drop). The read goes through the field's place, as in
         // `put`.
         unsafe { (*self.0.get()).value.take() }
