@@ -182,3 +182,35 @@ fn a_stolen_half_that_returns_a_borrow_lets_go_of_it_before_the_joiner_writes() 
         assert_eq!(got, 60);
     }
 }
+
+/// `Pool::join` from a thread outside the pool: `b` runs as a scoped job,
+/// mostly on a worker while the caller is kept busy in `a`, and returns a
+/// borrow of the caller's stack, which the caller writes to directly as
+/// soon as the join returns.
+#[test]
+fn pool_join_from_outside_hands_a_borrow_back_from_a_worker() {
+    let pool = Pool::builder().workers(2).build().unwrap();
+    for _ in 0..8 {
+        let mut place = 5u32;
+        let borrow = &mut place;
+        let started = AtomicBool::new(false);
+        let (_, back) = pool.join(
+            Priority::HIGH,
+            || {
+                for _ in 0..10_000 {
+                    if started.load(Ordering::Acquire) {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+            },
+            || {
+                started.store(true, Ordering::Release);
+                borrow
+            },
+        );
+        *back += 1;
+        place *= 10;
+        assert_eq!(place, 60);
+    }
+}
