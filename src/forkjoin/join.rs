@@ -213,7 +213,7 @@ where
     // with `KeptPanic`, touching nothing here, so that the run counts it as
     // panicked; its payload goes to this join.
     let half = StackPart::new(move |run: bool| {
-        let b = waiting.take().unwrap_or_else(|| unreachable!("`b` is put before the half can run, which is once"));
+        let b = waiting.take().unwrap_or_else(|| unreachable!("`b` is published before the half runs, once"));
         // Only this thread stores `popped`, before it runs the half itself.
         let as_job = !popped.load(Ordering::Relaxed);
         let outcome = if run {

@@ -19,12 +19,13 @@
 //! aliasing model Miri checks, so a wait ended inside such a call lets the
 //! waiter touch data still protected for the job (`join.rs` keeps `b` in a
 //! slot and [puts](Slot::put) `b`'s outcome before it publishes it,
-//! `scope.rs` runs its jobs through a box). `join` waits for the
-//! half's slot to be [filled](Slot::put) (`join.rs`); `scope` waits for its count of
-//! unfinished jobs to reach zero (`scope.rs`); neither wait can unwind (the
-//! waits catch every panic of the jobs they run, and an unexpected unwind
-//! out of them aborts the process). rayon-core, crossbeam's scoped threads
-//! and `std::thread::scope` rest on the same invariant.
+//! `scope.rs` runs its jobs through a box). `join` waits for the half's
+//! slot to be [published](Slot::publish) (`join.rs`); `scope` waits for
+//! its count of unfinished jobs to reach zero (`scope.rs`); neither wait
+//! can unwind (the waits catch every panic of the jobs they run, and an
+//! unexpected unwind out of them aborts the process). rayon-core,
+//! crossbeam's scoped threads and `std::thread::scope` rest on the same
+//! invariant.
 //!
 //! For a [`StackPart`], "the job has run or been dropped" means its one
 //! [`PartRef`] was run or dropped: either calls the part's closure once
@@ -158,10 +159,10 @@ struct SlotCells<T> {
 
 // SAFETY: the value is written once, by one thread, before `full` is
 // stored with `Release`, and read once, by one thread, only after it
-// loaded `full == true` with `Acquire` (see `put`, `publish` and `take`): the two
-// accesses never overlap and the write happens before the read. `full` is only ever reached through
-// shared references, as an atomic. Moving the value between threads needs
-// `T: Send`.
+// loaded `full == true` with `Acquire` (see `put`, `publish` and `take`):
+// the two accesses never overlap and the write happens before the read.
+// `full` is only ever reached through shared references, as an atomic.
+// Moving the value between threads needs `T: Send`.
 unsafe impl<T: Send> Sync for Slot<T> {}
 
 impl<T> Slot<T> {
@@ -224,9 +225,9 @@ impl<T> Slot<T> {
         }
         // SAFETY: `full` was loaded `true` with `Acquire`, so the one write
         // happened before this read and no write follows it (`put` is
-        // called once, before `publish`); one thread takes, once (the joiner, or the half's
-        // one run or drop). The read goes through the field's place, as in
-        // `put`.
+        // called once, before `publish`); one thread takes, once (the
+        // joiner, or the half's one run or drop). The read goes through the
+        // field's place, as in `put`.
         unsafe { (*self.0.get()).value.take() }
     }
 }
