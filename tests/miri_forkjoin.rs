@@ -108,6 +108,17 @@ fn claimable_scope_jobs_borrow_the_owners_stack() {
     assert!(pool.wait_idle());
 }
 
+/// Yields until `started` is set, a bounded number of times: long enough
+/// for the other worker to steal the half, and the test ends either way.
+fn until_started(started: &AtomicBool) {
+    for _ in 0..10_000 {
+        if started.load(Ordering::Acquire) {
+            break;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// `priopool::join(a, b)` from a job, where `a` waits (bounded) for `b` to
 /// start, so that `b` is mostly stolen by the other worker, and the thief
 /// hands `b`'s outcome back to a frame that may return as soon as it sees
@@ -117,12 +128,7 @@ fn join_with_a_stolen_half<RB: Send>(b: impl FnOnce() -> RB + Send) -> (u32, RB)
     let started = AtomicBool::new(false);
     priopool::join(
         || {
-            for _ in 0..10_000 {
-                if started.load(Ordering::Acquire) {
-                    break;
-                }
-                std::thread::yield_now();
-            }
+            until_started(&started);
             1
         },
         || {
@@ -196,14 +202,7 @@ fn pool_join_from_outside_hands_a_borrow_back_from_a_worker() {
         let started = AtomicBool::new(false);
         let (_, back) = pool.join(
             Priority::HIGH,
-            || {
-                for _ in 0..10_000 {
-                    if started.load(Ordering::Acquire) {
-                        break;
-                    }
-                    std::thread::yield_now();
-                }
-            },
+            || until_started(&started),
             || {
                 started.store(true, Ordering::Release);
                 borrow
